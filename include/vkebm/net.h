@@ -1,0 +1,112 @@
+/* net.h: the conditional energy network E(x | c) (Du, Li, Mordatch 2020, "CubesNet").
+ *
+ * Knows nothing of Langevin dynamics or of which backend runs: it calls the ops of backend.h in
+ * order. Owns one allocation per role (llm.c style): params, grads, spectral-norm state
+ * (u, v, sigma, normalised weights), activations, activation gradients. Tensors are offsets
+ * into those; the model file has the same flat, named layout.
+ *
+ * Architecture (recipe.md §1), for resolution R, base width W, blocks k = 0..n-1:
+ *   h0 = swish(conv3x3_sn(x; 3 -> W))                                  [B, W, R, R]
+ *   block k (cin -> cout = W * mult[k], down[k]):
+ *     a   = swish(conv1_sn(h + c·GB1))                                 GB1: [L, cin]
+ *     b   = conv2_sn(a + c·GB2) * (c·G2 + CB2)                         GB2: [L, cout], G2: [L, cout], CB2: [cout]
+ *     out = swish(avgpool2?(b + bypass(h)))     bypass = conv3x3_sn (cin -> cout) when cin != cout, else h
+ *   e  = head(mean_pool(h_n))  (linear C -> 1 with bias, not spectrally normalised)
+ * Initialisation: conv weights Kaiming-uniform-like (fan_in), GB1 = GB2 = 0, G2 = 0, CB2 = 1,
+ * head w ~ U(-1/sqrt(C), 1/sqrt(C)), bias 0. (recipe.md starts G2 at 1 and CB2 at 0; for a
+ * one-hot label both give a scale of exactly 1 at init, but for a continuous label such as a
+ * position, c·1 can be 0 and would silence the block: G2 = 0, CB2 = 1 is the same function for
+ * one-hot labels and a sane one for raw floats.)
+ */
+#ifndef VKEBM_NET_H
+#define VKEBM_NET_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vkebm/backend.h"
+
+#define EBM_MAX_BLOCKS 8
+#define EBM_MAX_PARAMS 64
+#define EBM_MAX_LABEL 64
+
+typedef struct ebm_net_config {
+  int resolution;            /* input H = W; a multiple of 2^(number of downsampling blocks) */
+  int in_channels;           /* 3 */
+  int base_width;            /* stem output channels */
+  int num_blocks;            /* <= EBM_MAX_BLOCKS */
+  int block_mult[EBM_MAX_BLOCKS]; /* block k outputs base_width * block_mult[k] channels */
+  int block_down[EBM_MAX_BLOCKS]; /* 1: 2x2 average pool at the end of block k */
+  int label_dim;             /* L: length of the label vector c (>= 1) */
+  int spectral_norm;         /* 1: conv weights spectrally normalised (one power iteration) */
+} ebm_net_config;
+
+/* Presets. "paper64": the paper's 64x64 CubesNet (W=64; blocks 1d,2d,2d,2,4d). "default32":
+ * the shipped 32x32 configuration sized for a 2-core CPU. "tiny": tests. */
+int ebm_net_config_preset(ebm_net_config *cfg, const char *name, int label_dim);
+/* Parses "1d,2d,2d,2,4d" into block_mult/block_down; returns 0 or -1. */
+int ebm_net_config_parse_blocks(ebm_net_config *cfg, const char *spec);
+/* Checks sizes and divisibility; 0 or -1 with a reason. */
+int ebm_net_config_validate(const ebm_net_config *cfg, char *err, size_t errlen);
+/* Analytic FLOPs (multiply-add = 2) of one forward pass for one image. */
+double ebm_net_forward_flops(const ebm_net_config *cfg);
+/* Writes e.g. "R=32 W=32 blocks=1d,2d,2d,2 L=2 sn=1". */
+void ebm_net_config_describe(const ebm_net_config *cfg, char *out, size_t len);
+
+typedef enum ebm_param_kind {
+  EBM_PARAM_CONV = 0,  /* [Co, Ci, 3, 3], spectrally normalised when cfg.spectral_norm */
+  EBM_PARAM_LABEL = 1, /* [L, C] label-linear maps GB1, GB2, G2 */
+  EBM_PARAM_VEC = 2,   /* [C] CB2, head weight */
+  EBM_PARAM_SCALAR = 3,/* [1] head bias */
+} ebm_param_kind;
+
+typedef struct ebm_param {
+  char name[48];       /* safetensors name, e.g. "blocks.1.conv2.weight" */
+  ebm_param_kind kind;
+  int ndim;
+  int shape[4];
+  size_t offset;       /* floats into the params (and grads) allocation */
+  size_t numel;
+  int sn_index;        /* index into the spectral-norm state, -1 when not normalised */
+} ebm_param;
+
+typedef struct ebm_net ebm_net; /* opaque */
+
+/* Allocates everything for batches up to max_batch. Parameters start initialised from seed. */
+int ebm_net_create(ebm_net **out, ebm_backend *be, const ebm_net_config *cfg, int max_batch,
+                   uint64_t seed, char *err, size_t errlen);
+void ebm_net_destroy(ebm_net *net);
+
+const ebm_net_config *ebm_net_config_of(const ebm_net *net);
+ebm_backend *ebm_net_backend(const ebm_net *net);
+int ebm_net_max_batch(const ebm_net *net);
+int ebm_net_num_params(const ebm_net *net);
+const ebm_param *ebm_net_param(const ebm_net *net, int i);
+size_t ebm_net_param_count(const ebm_net *net); /* total floats */
+ebm_ref ebm_net_params(ebm_net *net);           /* the flat parameter tensor */
+ebm_ref ebm_net_grads(ebm_net *net);            /* same layout */
+/* Spectral-norm persistent vectors u, concatenated in parameter order ([rows] each). */
+ebm_ref ebm_net_sn_u(ebm_net *net);
+size_t ebm_net_sn_u_count(const ebm_net *net);
+
+/* Host copies in/out of the whole parameter tensor (and u). */
+int ebm_net_set_params(ebm_net *net, const float *params, const float *sn_u);
+int ebm_net_get_params(ebm_net *net, float *params, float *sn_u);
+
+/* Recompute the normalised weights from the parameters: one power iteration per weight.
+ * update_u = 1 advances the persistent vectors (training), 0 keeps them (sampling). Must be
+ * called after the parameters change and before forward. ebm_net_create calls it once. */
+void ebm_net_refresh(ebm_net *net, int update_u);
+
+/* energy[B] = E(x | c).  x: [B, 3, R, R] in [0, 1];  c: [B, L].  B <= max_batch.
+ * Keeps the activations for backward. */
+void ebm_net_forward(ebm_net *net, ebm_ref energy, ebm_ref x, ebm_ref c, int B);
+
+/* Backward from dE[B] (usually all ones, or the composition's weights) through the last
+ * forward. dx [B,3,R,R] (overwritten) and dc [B,L] (overwritten) are optional (EBM_NOREF);
+ * param_grads = 1 accumulates dE/dθ into ebm_net_grads (+=), spectral norm included. */
+void ebm_net_backward(ebm_net *net, ebm_ref dE, ebm_ref dx, ebm_ref dc, int param_grads, int B);
+
+void ebm_net_zero_grads(ebm_net *net);
+
+#endif /* VKEBM_NET_H */

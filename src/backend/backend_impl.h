@@ -1,0 +1,66 @@
+/* backend_impl.h: what a backend implements (private to src/backend).
+ *
+ * backend.c forwards every public ebm_* call of include/vkebm/backend.h to this vtable. A
+ * backend fills one static const ebm_backend_vtable and a create function; buffers are the
+ * backend's own struct behind the opaque ebm_buffer. Argument order and meaning are exactly the
+ * public functions' (see backend.h for shapes and formulas).
+ */
+#ifndef VKEBM_BACKEND_IMPL_H
+#define VKEBM_BACKEND_IMPL_H
+
+#include "vkebm/backend.h"
+
+typedef struct ebm_backend_vtable {
+  const char *name;
+  void (*destroy)(ebm_backend *be);
+  const char *(*device_name)(const ebm_backend *be);
+  const char *(*describe)(const ebm_backend *be);
+  uint64_t (*validation_errors)(const ebm_backend *be);
+
+  ebm_buffer *(*alloc)(ebm_backend *be, size_t nfloats);
+  void (*free)(ebm_backend *be, ebm_buffer *buf);
+  size_t (*buffer_size)(const ebm_buffer *buf);
+  int (*upload)(ebm_backend *be, ebm_ref dst, const float *src, size_t n);
+  int (*download)(ebm_backend *be, float *dst, ebm_ref src, size_t n);
+  int (*sync)(ebm_backend *be);
+
+  void (*fill)(ebm_backend *be, ebm_ref y, float v, size_t n);
+  void (*add)(ebm_backend *be, ebm_ref y, ebm_ref a, ebm_ref b, size_t n);
+  void (*axpy)(ebm_backend *be, ebm_ref y, float alpha, ebm_ref x, size_t n);
+  void (*scale)(ebm_backend *be, ebm_ref y, float alpha, ebm_ref x, size_t n);
+  void (*conv3x3_forward)(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref w, int B, int Ci, int Co, int H, int W);
+  void (*conv3x3_backward_input)(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_ref w, int B, int Ci, int Co, int H, int W);
+  void (*conv3x3_backward_weight)(ebm_backend *be, ebm_ref dw, ebm_ref dy, ebm_ref x, int B, int Ci, int Co, int H, int W);
+  void (*swish_forward)(ebm_backend *be, ebm_ref y, ebm_ref x, size_t n);
+  void (*swish_backward)(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_ref x, size_t n);
+  void (*avgpool2_forward)(ebm_backend *be, ebm_ref y, ebm_ref x, int B, int C, int H, int W);
+  void (*avgpool2_backward)(ebm_backend *be, ebm_ref dx, ebm_ref dy, int B, int C, int H, int W);
+  void (*cond_bias_forward)(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref c, ebm_ref G, int B, int C, int HW, int L);
+  void (*cond_bias_backward)(ebm_backend *be, ebm_ref dG, ebm_ref dc, ebm_ref dy, ebm_ref c, ebm_ref G, int B, int C, int HW, int L);
+  void (*cond_scale_forward)(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref c, ebm_ref G, ebm_ref CB, int B, int C, int HW, int L);
+  void (*cond_scale_backward)(ebm_backend *be, ebm_ref dx, ebm_ref dG, ebm_ref dCB, ebm_ref dc, ebm_ref dy, ebm_ref x, ebm_ref c, ebm_ref G, ebm_ref CB, int B, int C, int HW, int L);
+  void (*head_forward)(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref w, ebm_ref bias, int B, int C, int HW);
+  void (*head_backward)(ebm_backend *be, ebm_ref dx, ebm_ref dw, ebm_ref dbias, ebm_ref de, ebm_ref x, ebm_ref w, int B, int C, int HW);
+  void (*spectral_norm_forward)(ebm_backend *be, ebm_ref w_sn, ebm_ref u, ebm_ref v, ebm_ref sigma, ebm_ref w, int rows, int cols, int update_u);
+  void (*spectral_norm_backward)(ebm_backend *be, ebm_ref dw, ebm_ref dw_sn, ebm_ref w_sn, ebm_ref u, ebm_ref v, ebm_ref sigma, int rows, int cols);
+  void (*sumsq)(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n);
+} ebm_backend_vtable;
+
+/* Every backend struct starts with this header, so backend.c can reach the vtable. */
+struct ebm_backend {
+  const ebm_backend_vtable *vt;
+  ebm_backend_kind kind;
+};
+
+/* Constructors (src/backend/cpu.c, src/backend/vulkan.c). Same contract as ebm_backend_create. */
+int ebm_cpu_backend_create(ebm_backend **out, const ebm_backend_options *opt, char *err, size_t errlen);
+int ebm_vulkan_backend_create(ebm_backend **out, const ebm_backend_options *opt, char *err, size_t errlen);
+/* 1 when a Vulkan device that is a real GPU (not a CPU implementation such as lavapipe) exists. */
+int ebm_vulkan_hardware_gpu_present(void);
+
+/* Every ebm_buffer starts with its size, so ebm_buffer_size works for both backends. */
+struct ebm_buffer {
+  size_t nfloats;
+};
+
+#endif

@@ -1,0 +1,122 @@
+/* main.c: `vkebm COMMAND [options]`. The table of subcommands is src/cli/commands.def. */
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <errno.h>
+#include <math.h>
+
+#include "cli.h"
+
+typedef struct command {
+  const char *name;
+  const char *summary;
+  int (*run)(int argc, char **argv);
+} command;
+
+static const command commands[] = {
+#define CMD(name, summary) {#name, summary, cmd_##name},
+#include "commands.def"
+#undef CMD
+    {0, 0, 0}};
+
+static void print_help(FILE *f) {
+  fprintf(f, "usage: vkebm COMMAND [options]\n\n"
+             "Compositional visual generation and inference with energy-based models on Vulkan.\n\n"
+             "commands:\n");
+  for (size_t i = 0; commands[i].name; i++)
+    fprintf(f, "  %-10s %s\n", commands[i].name, commands[i].summary);
+  fprintf(f, "\n`vkebm COMMAND --help` describes a command's options.\n"
+             "Exit codes: 0 ok, 1 failure, 2 usage error, 77 no Vulkan device, 130 interrupted.\n");
+}
+
+int main(int argc, char **argv) {
+  if (argc < 2) {
+    print_help(stderr);
+    return EXIT_USAGE;
+  }
+  if (!strcmp(argv[1], "--help") || !strcmp(argv[1], "-h") || !strcmp(argv[1], "help")) {
+    print_help(stdout);
+    return EXIT_OK;
+  }
+  if (!strcmp(argv[1], "--version") || !strcmp(argv[1], "-V")) {
+    printf("vkebm %s\n", VKEBM_VERSION);
+    return EXIT_OK;
+  }
+  for (size_t i = 0; commands[i].name; i++)
+    if (!strcmp(argv[1], commands[i].name)) return commands[i].run(argc - 1, argv + 1);
+  fprintf(stderr, "vkebm: unknown command '%s' (try `vkebm --help`)\n", argv[1]);
+  return EXIT_USAGE;
+}
+
+static void vmsg(const char *cmd, const char *fmt, va_list ap) {
+  fprintf(stderr, "vkebm %s: ", cmd);
+  vfprintf(stderr, fmt, ap);
+  fputc('\n', stderr);
+}
+
+int cli_usage(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vmsg(cmd, fmt, ap);
+  va_end(ap);
+  return EXIT_USAGE;
+}
+
+int cli_fail(const char *cmd, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vmsg(cmd, fmt, ap);
+  va_end(ap);
+  return EXIT_FAIL;
+}
+
+int cli_parse_backend(const char *s) {
+  if (!strcmp(s, "auto")) return EBM_BACKEND_AUTO;
+  if (!strcmp(s, "cpu")) return EBM_BACKEND_CPU;
+  if (!strcmp(s, "vulkan")) return EBM_BACKEND_VULKAN;
+  return -1;
+}
+
+int cli_backend_open(const char *cmd, ebm_backend **be, ebm_backend_kind kind, int device_index,
+                     int validation, int quiet) {
+  ebm_backend_options o = {.kind = kind, .device_index = device_index, .validation = validation,
+                           .verbose = !quiet};
+  char err[512];
+  int rc = ebm_backend_create(be, &o, err, sizeof err);
+  if (rc == EBM_ERR_NO_DEVICE) {
+    fprintf(stderr, "vkebm %s: no usable Vulkan device: %s\n", cmd, err);
+    return EXIT_NO_DEVICE;
+  }
+  if (rc != 0) return cli_fail(cmd, "%s", err);
+  return 0;
+}
+
+int cli_backend_close(ebm_backend *be, int rc) {
+  if (!be) return rc;
+  unsigned long long n = (unsigned long long)ebm_backend_validation_errors(be);
+  ebm_backend_destroy(be);
+  if (n) {
+    fprintf(stderr, "vkebm: %llu Vulkan validation message(s); failing\n", n);
+    return rc ? rc : EXIT_FAIL;
+  }
+  return rc;
+}
+
+int cli_parse_int(const char *s, long lo, long hi, long *out) {
+  char *end;
+  errno = 0;
+  long v = strtol(s, &end, 10);
+  if (errno || end == s || *end || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
+
+int cli_parse_float(const char *s, double lo, double hi, double *out) {
+  char *end;
+  errno = 0;
+  double v = strtod(s, &end);
+  if (errno || end == s || *end || !isfinite(v) || v < lo || v > hi) return -1;
+  *out = v;
+  return 0;
+}
