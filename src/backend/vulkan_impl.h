@@ -1,0 +1,39 @@
+/* vulkan_impl.h: private to src/backend: how an op file reaches the Vulkan backend.
+ *
+ * Every Vulkan op is: one or more dispatches of a kernel named in vulkan_kernels.def, whose
+ * bindings are tensors (ebm_ref + length in floats) in binding order, with a push-constant struct
+ * from include/vkebm/push*.h. vkb_run records the dispatch into the backend's command buffer
+ * (with a barrier before it, so dependent dispatches are ordered) and checks the binding count
+ * and push size against the kernel table. Op files (vulkan_ops.c, vulkan_sampler.c, ...) call
+ * only this; they never touch VkBuffer handles.
+ */
+#ifndef VKEBM_VULKAN_IMPL_H
+#define VKEBM_VULKAN_IMPL_H
+
+#include <stdint.h>
+
+#include "backend_impl.h"
+
+typedef struct vkb_arg {
+  ebm_ref ref;
+  size_t n; /* floats bound from ref (>= 1) */
+} vkb_arg;
+
+#define VKB_ARG(r, count) ((vkb_arg){(r), (count)})
+
+/* The kernel table's ids (from vulkan_kernels.def: KERNEL(name, nbindings, push_type)). */
+typedef enum vkb_kernel_id {
+#define KERNEL(name, nbindings, push_type) VKB_K_##name,
+#include "vulkan_kernels.def"
+#undef KERNEL
+  VKB_K_COUNT
+} vkb_kernel_id;
+
+void vkb_run(ebm_backend *be, vkb_kernel_id k, const vkb_arg *args, int nargs, const void *push,
+             uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz);
+
+/* Splits n work items into a 2D grid of groups of `local` items (x up to 65535 groups),
+ * for shaders that compute i = gl_GlobalInvocationID.x + gl_NumWorkGroups.x * local * gid.y. */
+void vkb_grid_1d(size_t n, uint32_t local, uint32_t *gx, uint32_t *gy);
+
+#endif
