@@ -317,7 +317,28 @@ static void test_atomic(const char *dir) {
   free(now);
 }
 
-int main(void) {
+/* The fixed sample tests/st_interop.py checks with numpy: a[i] = (i - 11.5) / 4 for shape
+ * [2, 3, 4], s = [-2.5], w[i] = i * i for shape [3, 5]; added in that (unsorted) order. */
+static int write_sample(const char *path) {
+  float a[24], s = -2.5f, w[15];
+  for (int i = 0; i < 24; i++) a[i] = ((float)i - 11.5f) / 4.0f;
+  for (int i = 0; i < 15; i++) w[i] = (float)(i * i);
+  int64_t ashape[3] = {2, 3, 4}, sshape[1] = {1}, wshape[2] = {3, 5};
+  st_writer *wr = st_writer_new();
+  st_writer_add(wr, "a", ashape, 3, a);
+  st_writer_add(wr, "s", sshape, 1, &s);
+  st_writer_add(wr, "w", wshape, 2, w);
+  st_writer_meta(wr, "format", "vkebm-interop-sample");
+  st_writer_meta(wr, "note", "written by test_safetensors --write-sample");
+  char err[512];
+  int rc = st_writer_save(wr, path, err, sizeof err);
+  st_writer_free(wr);
+  if (rc) fprintf(stderr, "%s\n", err);
+  return rc ? 1 : 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && !strcmp(argv[1], "--write-sample")) return write_sample(argv[2]);
   char dir[] = "/tmp/vkebm_test_st_XXXXXX";
   if (!mkdtemp(dir)) {
     perror("mkdtemp");
