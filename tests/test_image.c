@@ -223,6 +223,51 @@ static void test_grid(void) {
   TU_CHECK(img_make_grid(img, 3, W, H, 0, 2, 0, &gw, &gh) == NULL, "nrow=0 accepted");
 }
 
+/* Mutation smoke test: flipped bytes and truncations of a valid PNG must each decode or fail
+ * with a one-line message (run under ASan to catch memory errors). */
+static void test_mutations(void) {
+  uint8_t rgb[9 * 6 * 3];
+  for (int i = 0; i < (int)sizeof rgb; i++) rgb[i] = (uint8_t)(i * 13);
+  img_text text[] = {{"seed", "7"}};
+  char err[512];
+  const char *path = in_dir("m.png");
+  if (img_write_png_rgb8(path, rgb, 9, 6, text, 1, err, sizeof err)) {
+    TU_CHECK(0, "write: %s", err);
+    return;
+  }
+  unsigned char *good;
+  size_t n;
+  read_bytes(path, &good, &n);
+  unsigned char *b = malloc(n);
+  int accepted = 0, refused = 0;
+  for (uint32_t trial = 0; trial < 400; trial++) {
+    float r[3];
+    tu_fill_uniform(r, 3, 500 + trial, 0, 1);
+    memcpy(b, good, n);
+    size_t len = n, at = (size_t)(r[1] * (float)n) % n;
+    if (r[0] < 0.7f) b[at] = (unsigned char)(r[2] * 256);
+    else len = at;
+    FILE *f = fopen(path, "wb");
+    fwrite(b, 1, len, f);
+    fclose(f);
+    uint8_t *px = NULL;
+    img_text *t = NULL;
+    int w, h, nt;
+    if (img_read_png_rgb8(path, &px, &w, &h, &t, &nt, err, sizeof err) == 0) {
+      accepted++;
+      free(px);
+      img_text_free(t, nt);
+    } else {
+      refused++;
+      TU_CHECK(err[0] && !strchr(err, '\n') && !px, "trial %u: message '%s'", trial, err);
+    }
+  }
+  printf("  mutations: %d decoded (ancillary damage is tolerated), %d refused\n", accepted, refused);
+  TU_CHECK(refused > 100, "only %d of 400 mutations refused", refused);
+  free(b);
+  free(good);
+}
+
 int main(void) {
   if (!mkdtemp(dir)) {
     perror("mkdtemp");
@@ -232,6 +277,7 @@ int main(void) {
   test_color_types();
   test_conversion();
   test_grid();
+  test_mutations();
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);
