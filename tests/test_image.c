@@ -268,7 +268,36 @@ static void test_mutations(void) {
   free(good);
 }
 
-int main(void) {
+/* Grids for tests/cli/torchvision_grid.sh to compare with torchvision's save_image. Pixel value
+ * v(k, c, i) = ((k*97 + c*31 + i*7) % 301) / 200 - 0.2 in float32 (out of range on purpose). */
+static int write_grids(const char *out_dir) {
+  static const struct { const char *name; int n, W, H, nrow, padding; float pad_value; } grids[] = {
+      {"grid_a.png", 5, 6, 4, 3, 2, 0.3f}, {"grid_b.png", 1, 5, 3, 8, 2, 0.0f},
+      {"grid_c.png", 7, 3, 5, 8, 1, 1.0f}, {"grid_d.png", 9, 4, 4, 2, 0, 0.5f}};
+  for (size_t g = 0; g < sizeof grids / sizeof grids[0]; g++) {
+    int n = grids[g].n, W = grids[g].W, H = grids[g].H;
+    float *img = malloc(sizeof(float) * (size_t)(n * 3 * W * H));
+    for (int k = 0; k < n; k++)
+      for (int c = 0; c < 3; c++)
+        for (int i = 0; i < W * H; i++)
+          img[(k * 3 + c) * W * H + i] = (float)((k * 97 + c * 31 + i * 7) % 301) / 200.0f - 0.2f;
+    int gw, gh;
+    uint8_t *rgb = img_make_grid(img, n, W, H, grids[g].nrow, grids[g].padding, grids[g].pad_value, &gw, &gh);
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/%s", out_dir, grids[g].name);
+    int rc = rgb ? img_write_png_rgb8(path, rgb, gw, gh, NULL, 0, err, sizeof err) : -1;
+    free(rgb);
+    free(img);
+    if (rc) {
+      fprintf(stderr, "%s: %s\n", path, rgb ? err : "grid failed");
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && !strcmp(argv[1], "--write-grids")) return write_grids(argv[2]);
   if (!mkdtemp(dir)) {
     perror("mkdtemp");
     return 1;
