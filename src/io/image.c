@@ -1,7 +1,7 @@
 /* image.c: PNG read/write with libpng, float<->byte conversion and torchvision-style grids.
  *
  * Owns the image file rules: we write 8-bit RGB with tEXt (or iTXt for non-ASCII values)
- * chunks and no tIME chunk, encoded into memory and then written atomically, so identical
+ * chunks, a "Software" chunk naming vkebm and its version as the format marker, and no tIME chunk, encoded into memory and then written atomically, so identical
  * inputs give identical bytes. The reader accepts any PNG (palette, gray, alpha, 16-bit,
  * interlaced) and converts it to 8-bit RGB. libpng reports errors by longjmp: every libpng call
  * sits behind a setjmp in the same function, locals that change after it are volatile, and the
@@ -113,9 +113,19 @@ int img_write_png_rgb8(const char *path, const uint8_t *rgb, int W, int H, const
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   /* Fixed settings: the encoded bytes depend only on the inputs and the zlib version. */
   png_set_compression_level(png, 6);
-  if (ntext > 0) {
-    chunks = calloc((size_t)ntext, sizeof *chunks);
+  /* Format marker: a Software chunk naming the writer, unless the caller sets its own. */
+  int has_software = 0;
+  for (int i = 0; i < ntext; i++) has_software |= !strcmp(text[i].key, "Software");
+  int nchunks = ntext + !has_software;
+  {
+    chunks = calloc((size_t)nchunks, sizeof *chunks);
     if (!chunks) png_error(png, "out of memory");
+    if (!has_software) {
+      chunks[ntext].key = (png_charp) "Software";
+      chunks[ntext].text = (png_charp) "vkebm " VKEBM_VERSION;
+      chunks[ntext].text_length = strlen(chunks[ntext].text);
+      chunks[ntext].compression = PNG_TEXT_COMPRESSION_NONE;
+    }
     for (int i = 0; i < ntext; i++) {
       png_textp t = &chunks[i];
       t->key = (png_charp)text[i].key;
@@ -129,7 +139,7 @@ int img_write_png_rgb8(const char *path, const uint8_t *rgb, int W, int H, const
         t->lang_key = (png_charp) "";
       }
     }
-    png_set_text(png, info, chunks, ntext);
+    png_set_text(png, info, chunks, nchunks);
   }
   png_write_info(png, info);
   for (int y = 0; y < H; y++) png_write_row(png, (png_const_bytep)(rgb + (size_t)y * (size_t)W * 3));
