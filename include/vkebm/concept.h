@@ -17,14 +17,13 @@
 #include <stdint.h>
 
 #include "vkebm/backend.h"
+#include "vkebm/model.h" /* ebm_label_kind */
 
 #define EBM_CONCEPT_MAX_LABEL 64
 #define EBM_CONCEPT_MAX_NAMES 32
 
-typedef enum ebm_label_kind { EBM_LABEL_ONEHOT = 0, EBM_LABEL_VECTOR = 1 } ebm_label_kind;
-
 typedef struct ebm_concept_info {
-  char name[48];             /* canonical concept name: "color", "position", ... */
+  char name[64];             /* canonical concept name: "color", "position", ... */
   ebm_label_kind label_kind;
   int label_dim;             /* L */
   int num_label_names;       /* one-hot: the names of the L classes */
@@ -54,6 +53,10 @@ ebm_concept *ebm_concept_create_analytic(ebm_backend *be, const ebm_concept_info
  * rectangle). `scale` multiplies every precision (the energy's inverse temperature). */
 ebm_concept *ebm_concept_create_builtin(ebm_backend *be, const char *name, int resolution,
                                         float scale, int max_rows, char *err, size_t errlen);
+/* A learned model file (model.h) for batches of up to max_batch rows (terms x chains). The
+ * concept name and label space come from the file's metadata; the hash is of the file's bytes. */
+ebm_concept *ebm_concept_load_learned(ebm_backend *be, const char *path, int max_batch, char *err,
+                                      size_t errlen);
 void ebm_concept_destroy(ebm_concept *c);
 
 const ebm_concept_info *ebm_concept_info_of(const ebm_concept *c);
@@ -61,7 +64,8 @@ int ebm_concept_max_rows(const ebm_concept *c);
 /* N = channels * height * width */
 int ebm_concept_image_size(const ebm_concept *c);
 
-/* e[G*R] = E(x[r] | labels[r / R]) for n = G*R stacked rows x[n, N] (device);
+/* e[G*R] = E(x[r] | labels[r / R]) for n = G*R stacked rows x[n, N] (device); G is at most
+ * max_rows (analytic) and G*R at most max_batch (learned);
  * labels: host [G, L]. Keeps what the gradient needs. 0 or -1 with err. */
 int ebm_concept_energy(ebm_concept *c, ebm_ref e, ebm_ref x, const float *labels, int G, int R,
                        char *err, size_t errlen);

@@ -188,9 +188,13 @@ ebm_composition *ebm_composition_create(ebm_backend *be, const expr_node *tree,
   for (int g = 0; g < c->num_groups; g++) {
     group *gr = &c->groups[g];
     size_t rows = (size_t)gr->num_terms * chains;
-    if (gr->num_terms > ebm_concept_max_rows(gr->model)) {
-      set_err(err, -1, "concept '%s' is used %d times; its model holds at most %d labels",
-              ebm_concept_info_of(gr->model)->name, gr->num_terms, ebm_concept_max_rows(gr->model));
+    const ebm_concept_info *gi = ebm_concept_info_of(gr->model);
+    int learned = !strcmp(gi->kind, "learned");
+    long need = learned ? (long)gr->num_terms * chains : gr->num_terms;
+    if (need > ebm_concept_max_rows(gr->model)) {
+      set_err(err, -1, "concept '%s' is used %d times on %d chains; its model was loaded for at "
+              "most %d %s", gi->name, gr->num_terms, chains, ebm_concept_max_rows(gr->model),
+              learned ? "rows" : "labels");
       goto fail;
     }
     if (gr->num_terms > 1 && !(gr->xs = ebm_alloc(be, rows * c->N))) goto oom;

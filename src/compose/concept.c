@@ -10,6 +10,9 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vkebm/model.h"
+#include "vkebm/net.h"
+
 struct ebm_concept {
   ebm_concept_info info;
   ebm_backend *be;
@@ -26,6 +29,10 @@ struct ebm_concept {
   int last_n, last_R;
   float builtin_scale;
   int builtin_kind;
+  /* learned */
+  ebm_net *net;
+  ebm_buffer *labels_dev;   /* [max_rows, L] expanded labels */
+  float *labels_host;
 };
 
 void ebm_hash_hex(const void *data, size_t n, uint64_t *state, char out[17]) {
@@ -75,6 +82,9 @@ ebm_concept *ebm_concept_create_analytic(ebm_backend *be, const ebm_concept_info
 
 void ebm_concept_destroy(ebm_concept *c) {
   if (!c) return;
+  ebm_net_destroy(c->net);
+  ebm_free(c->be, c->labels_dev);
+  free(c->labels_host);
   ebm_free(c->be, c->mu);
   ebm_free(c->be, c->prec);
   free(c->host_mu);
@@ -90,6 +100,25 @@ int ebm_concept_image_size(const ebm_concept *c) { return c->N; }
 int ebm_concept_energy(ebm_concept *c, ebm_ref e, ebm_ref x, const float *labels, int G, int R,
                        char *err, size_t errlen) {
   int L = c->info.label_dim;
+  if (c->net) {
+    int n = G * R;
+    if (G < 1 || R < 1 || (long)G * R > c->max_rows) {
+      snprintf(err, errlen, "model '%s': %d x %d rows (at most %d)", c->info.name, G, R,
+               c->max_rows);
+      return -1;
+    }
+    for (int r = 0; r < n; r++)
+      memcpy(c->labels_host + (size_t)r * L, labels + (size_t)(r / R) * L, sizeof(float) * L);
+    if (ebm_upload(c->be, ebm_ref_of(c->labels_dev), c->labels_host, (size_t)n * L)) {
+      snprintf(err, errlen, "model '%s': label upload failed", c->info.name);
+      return -1;
+    }
+    ebm_net_forward(c->net, e, x, ebm_ref_of(c->labels_dev), n);
+    c->last_x = x;
+    c->last_n = n;
+    c->last_R = R;
+    return 0;
+  }
   if (G < 1 || R < 1 || G > c->max_rows || (long)G * R > (long)1 << 30) {
     snprintf(err, errlen, "concept '%s': %d label groups (at most %d)", c->info.name, G,
              c->max_rows);
@@ -121,9 +150,73 @@ int ebm_concept_grad(ebm_concept *c, ebm_ref dx, ebm_ref dE, char *err, size_t e
     snprintf(err, errlen, "concept '%s': gradient before any energy", c->info.name);
     return -1;
   }
+  if (c->net) {
+    ebm_net_backward(c->net, dE, dx, EBM_NOREF, 0, c->last_n);
+    return 0;
+  }
   ebm_quadratic_energy_backward(c->be, dx, dE, c->last_x, ebm_ref_of(c->mu), ebm_ref_of(c->prec),
                                 c->last_n, c->N, c->last_R);
   return 0;
+}
+
+ebm_concept *ebm_concept_load_learned(ebm_backend *be, const char *path, int max_batch, char *err,
+                                      size_t errlen) {
+  ebm_concept *c = calloc(1, sizeof *c);
+  ebm_model_info mi;
+  if (!c) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  c->be = be;
+  char why[256];
+  if (ebm_model_load(path, be, max_batch, &c->net, &mi, NULL, 0, why, sizeof why)) {
+    snprintf(err, errlen, "%s: %s", path, why);
+    free(c);
+    return NULL;
+  }
+  ebm_net_refresh(c->net, 0);
+  ebm_concept_info *info = &c->info;
+  snprintf(info->name, sizeof info->name, "%s", ebm_concept_canonical_name(mi.concept));
+  snprintf(info->kind, sizeof info->kind, "learned");
+  info->label_kind = mi.label_kind;
+  info->label_dim = mi.config.label_dim;
+  info->channels = mi.config.in_channels;
+  info->height = info->width = mi.config.resolution;
+  if (info->label_dim > EBM_CONCEPT_MAX_LABEL) {
+    snprintf(err, errlen, "%s: label of %d values (at most %d)", path, info->label_dim,
+             EBM_CONCEPT_MAX_LABEL);
+    ebm_concept_destroy(c);
+    return NULL;
+  }
+  if (mi.label_kind == EBM_LABEL_ONEHOT) {
+    info->num_label_names = info->label_dim < EBM_CONCEPT_MAX_NAMES ? info->label_dim : EBM_CONCEPT_MAX_NAMES;
+    for (int i = 0; i < info->num_label_names; i++)
+      snprintf(info->label_names[i], sizeof info->label_names[i], "%s", mi.label_names[i]);
+  }
+  for (int i = 0; i < info->label_dim; i++) {
+    info->label_min[i] = mi.label_min[i];
+    info->label_max[i] = mi.label_max[i];
+  }
+  /* provenance: the hash of the file's bytes */
+  FILE *f = fopen(path, "rb");
+  uint64_t h = 0xcbf29ce484222325ull;
+  if (f) {
+    unsigned char buf[65536];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, f)) > 0) ebm_hash_hex(buf, k, &h, NULL);
+    fclose(f);
+  }
+  ebm_hash_hex("", 0, &h, info->hash);
+  c->max_rows = max_batch;
+  c->N = info->channels * info->height * info->width;
+  c->labels_dev = ebm_alloc(be, (size_t)max_batch * info->label_dim);
+  c->labels_host = malloc(sizeof(float) * (size_t)max_batch * info->label_dim);
+  if (!c->labels_dev || !c->labels_host) {
+    snprintf(err, errlen, "%s: out of memory", path);
+    ebm_concept_destroy(c);
+    return NULL;
+  }
+  return c;
 }
 
 /* ---- the shipped analytic concepts ----------------------------------------------------------
