@@ -2,12 +2,18 @@
 # (no Vulkan device), anything else = fail. Tests named test_vk_* run on the Vulkan device
 # with the validation layer on; every validation message fails them (vkx counts them).
 file(GLOB TEST_SOURCES CONFIGURE_DEPENDS ${CMAKE_SOURCE_DIR}/tests/test_*.c)
+if(NOT VKEBM_VIEW)
+  list(FILTER TEST_SOURCES EXCLUDE REGEX ".*/test_view[^/]*\\.c$") # they need SDL2 (vkebm_view)
+endif()
 add_library(vkebm_testutil STATIC ${CMAKE_SOURCE_DIR}/tests/testutil.c)
 target_link_libraries(vkebm_testutil PUBLIC vkebm_lib)
 foreach(src ${TEST_SOURCES})
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})
   target_link_libraries(${name} PRIVATE vkebm_testutil)
+  if(name MATCHES "^test_view")
+    target_link_libraries(${name} PRIVATE vkebm_view)
+  endif()
   add_test(NAME ${name} COMMAND ${name})
   set(labels "unit")
   set(env "VKEBM_TEST_DATA=${CMAKE_SOURCE_DIR}/tests/data")
