@@ -277,14 +277,16 @@ static float vector_coord(const ebm_concept_info *info, int d, int idx, int per)
   return lo + (hi - lo) * (idx + 0.5f) / per;
 }
 
-/* Point p's coordinates (mixed radix, dimension 0 fastest; dimensions past 256 points stay at
- * the centre). */
+/* Point p's coordinates (mixed radix, dimension 0 fastest; the dimensions past the first 256
+ * points stay at the centre). */
 static void vector_point(const ebm_concept_info *info, int p, int per, float *out) {
+  int span = 1;
   for (int d = 0; d < info->label_dim; d++) {
     int idx = per / 2;
-    if (p > 0 || d == 0) {
+    if (span * per <= 256) {
       idx = p % per;
       p /= per;
+      span *= per;
     }
     out[d] = vector_coord(info, d, idx, per);
   }
