@@ -157,6 +157,7 @@ typedef struct rates {
   double t0, t_start;
   long frames0, new0, steps0;
   long frames, news, steps_start;
+  double work_sum, work_max; /* the loop's own time per frame (events, take, draw, present) */
   view_stats st;
 } rates;
 
@@ -279,8 +280,11 @@ static int run_loop(options *o, ebm_backend *be, view_state *s, view_engine *eng
       else snprintf(s->status, sizeof s->status, "screenshot %.140s", path);
     }
     if (win) SDL_RenderPresent(ren);
+    double work = now_s() - t_frame;
+    rt.work_sum += work;
+    if (work > rt.work_max) rt.work_max = work;
     if (win && frame_budget > 0) {
-      double left = frame_budget - (now_s() - t_frame);
+      double left = frame_budget - work;
       if (left > 0.001) SDL_Delay((Uint32)(left * 1000));
     }
   }
@@ -302,9 +306,11 @@ static int run_loop(options *o, ebm_backend *be, view_state *s, view_engine *eng
     double T = now_s() - rt.t_start;
     printf("frames %ld in %.2f s: %.1f frames/s drawn, %.1f frames/s with new samples, "
            "%.1f chain steps/s (%d chains: %.0f image-steps/s), %ld steps, %dx%d images, "
-           "backend %s\n",
+           "backend %s (%s); UI work per frame: mean %.2f ms, worst %.2f ms; sampler %s\n",
            rt.frames, T, rt.frames / T, rt.news / T, frame.steps / T, B, frame.steps * B / T,
-           frame.steps, W, H, ebm_backend_name(be));
+           frame.steps, W, H, ebm_backend_name(be), ebm_backend_device_name(be),
+           rt.frames ? 1e3 * rt.work_sum / rt.frames : 0.0, 1e3 * rt.work_max,
+           threaded ? "in a worker thread" : "in the UI thread");
   }
   view_frame_free(&frame);
 out_render:

@@ -117,9 +117,19 @@ static void draw_panel(view_renderer *vr, int w, const view_frame *f, const view
   view_expr_text(&s->expr, expr, sizeof expr);
   /* the expression on up to two lines */
   color(r, 255, 255, 255, 255);
-  snprintf(line, sizeof line, "%s", expr);
+  /* break the line at the last space that fits */
+  int brk = (int)strlen(expr);
+  if (brk > cols) {
+    brk = cols;
+    for (int i = cols; i > cols / 2; i--)
+      if (expr[i] == ' ') {
+        brk = i;
+        break;
+      }
+  }
+  snprintf(line, sizeof line, "%.*s", brk, expr);
   text(r, MARGIN, y, line, cols);
-  if ((int)strlen(line) > cols) text(r, MARGIN, y + LINE, line + cols, cols);
+  if (expr[brk]) text(r, MARGIN, y + LINE, expr + brk + (expr[brk] == ' '), cols);
   y += 2 * LINE;
   color(r, 170, 220, 255, 255);
   if (st->headless)

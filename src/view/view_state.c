@@ -23,11 +23,11 @@ const view_binding view_bindings[] = {
     {'x', 'x', VIEW_CYCLE_PREV, "X", "selected term: previous value"},
     {'o', 'o', VIEW_SWITCH_OP, "O", "switch the operator above the term: AND <-> OR"},
     {'n', 'n', VIEW_TOGGLE_NOT, "N", "toggle NOT on the selected term"},
-    {'=', '=', VIEW_STEP_UP, "=", "step size x1.25 (the + key unshifted)"},
+    {'=', '=', VIEW_STEP_UP, "=", "step size x1.25"},
     {'+', '+', VIEW_STEP_UP, "+", "step size x1.25"},
-    {VIEW_KEY_KP_PLUS, VIEW_KEY_KP_PLUS, VIEW_STEP_UP, "keypad +", "step size x1.25"},
+    {VIEW_KEY_KP_PLUS, VIEW_KEY_KP_PLUS, VIEW_STEP_UP, "kp+", "step size x1.25"},
     {'-', '-', VIEW_STEP_DOWN, "-", "step size /1.25"},
-    {VIEW_KEY_KP_MINUS, VIEW_KEY_KP_MINUS, VIEW_STEP_DOWN, "keypad -", "step size /1.25"},
+    {VIEW_KEY_KP_MINUS, VIEW_KEY_KP_MINUS, VIEW_STEP_DOWN, "kp-", "step size /1.25"},
     {']', ']', VIEW_SPF_UP, "]", "steps per frame x2"},
     {'[', '[', VIEW_SPF_DOWN, "[", "steps per frame /2"},
     {VIEW_KEY_SPACE, VIEW_KEY_SPACE, VIEW_PAUSE, "Space", "pause / resume sampling"},
@@ -131,10 +131,28 @@ int view_state_key(view_state *s, int key) {
   return 0;
 }
 
+/* Bindings with the same action and text share one help line ("Tab Right  select the next
+ * term"), in the table's order of first appearance. */
+static int same_row(const view_binding *a, const view_binding *b) {
+  return a->action == b->action && !strcmp(a->help, b->help);
+}
+
 int view_help_line(int i, char *out, size_t len) {
-  if (i < 0 || i >= view_num_bindings) return 0;
-  snprintf(out, len, "%-9s %s", view_bindings[i].keys, view_bindings[i].help);
-  return 1;
+  int row = -1;
+  for (int j = 0; j < view_num_bindings; j++) {
+    int first = 1;
+    for (int k = 0; k < j && first; k++) first = !same_row(&view_bindings[k], &view_bindings[j]);
+    if (!first || ++row != i) continue;
+    char keys[64] = "";
+    for (int k = j; k < view_num_bindings; k++)
+      if (same_row(&view_bindings[k], &view_bindings[j])) {
+        size_t n = strlen(keys);
+        snprintf(keys + n, sizeof keys - n, "%s%s", n ? " " : "", view_bindings[k].keys);
+      }
+    snprintf(out, len, "%-12s %s", keys, view_bindings[j].help);
+    return 1;
+  }
+  return 0;
 }
 
 /* ---- key scripts ------------------------------------------------------------------------ */
