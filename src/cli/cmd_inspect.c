@@ -1,0 +1,166 @@
+/* cmd_inspect.c: `vkebm inspect FILE [--json]`: what is inside a model file.
+ *
+ * Prints the __metadata__ map (sorted by key), one row per tensor (name, dtype, shape, numel and
+ * min/max/mean over its finite values, with a count of NaN/Inf when there are any), and the
+ * totals. The file goes through the strict reader, so a malformed file gets its one-line reason
+ * and exit 1. --json prints the same as one JSON document.
+ */
+#include <getopt.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "cli.h"
+#include "vkebm/safetensors.h"
+
+typedef struct tensor_stats {
+  double min, max, mean;
+  size_t finite, nonfinite;
+} tensor_stats;
+
+static tensor_stats stats_of(const st_tensor *t) {
+  tensor_stats s = {INFINITY, -INFINITY, 0, 0, 0};
+  double sum = 0;
+  for (size_t i = 0; i < t->numel; i++) {
+    double v = t->data[i];
+    if (!isfinite(v)) {
+      s.nonfinite++;
+      continue;
+    }
+    s.finite++;
+    sum += v;
+    if (v < s.min) s.min = v;
+    if (v > s.max) s.max = v;
+  }
+  if (s.finite) s.mean = sum / (double)s.finite;
+  return s;
+}
+
+static void shape_str(const st_tensor *t, char *out, size_t len) {
+  size_t used = (size_t)snprintf(out, len, "[");
+  for (int d = 0; d < t->ndim && used < len; d++)
+    used += (size_t)snprintf(out + used, len - used, "%s%lld", d ? ", " : "", (long long)t->shape[d]);
+  if (used < len) snprintf(out + used, len - used, "]");
+}
+
+/* Metadata and names come from the file: control bytes would break the table. */
+static void print_clean(const char *s) {
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '\n') fputs("\\n", stdout);
+    else if (ch < 32 || ch == 127) putchar('?');
+    else putchar(ch);
+  }
+}
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: vkebm inspect FILE [--json]\n\n"
+             "Shows a model file's metadata and tensors (name, dtype, shape, numel, min/max/mean)\n"
+             "after checking it with the strict safetensors reader.\n\n"
+             "  --json     print one JSON document instead of a table\n"
+             "  -h, --help this text\n");
+}
+
+static int print_json(const char *path, const st_file *f, long long file_bytes) {
+  json_t *root = json_object(), *meta = json_object(), *tensors = json_array();
+  json_object_set_new(root, "file", json_string(path));
+  json_object_set_new(root, "file_bytes", json_integer(file_bytes));
+  for (int i = 0; i < f->nmeta; i++) json_object_set_new(meta, f->meta[i].key, json_string(f->meta[i].value));
+  json_object_set_new(root, "metadata", meta);
+  size_t total = 0;
+  for (int i = 0; i < f->ntensors; i++) {
+    const st_tensor *t = &f->tensors[i];
+    tensor_stats s = stats_of(t);
+    json_t *e = json_object(), *shape = json_array();
+    for (int d = 0; d < t->ndim; d++) json_array_append_new(shape, json_integer(t->shape[d]));
+    json_object_set_new(e, "name", json_string(t->name));
+    json_object_set_new(e, "dtype", json_string(t->dtype));
+    json_object_set_new(e, "shape", shape);
+    json_object_set_new(e, "numel", json_integer((json_int_t)t->numel));
+    json_object_set_new(e, "min", s.finite ? json_real(s.min) : json_null());
+    json_object_set_new(e, "max", s.finite ? json_real(s.max) : json_null());
+    json_object_set_new(e, "mean", s.finite ? json_real(s.mean) : json_null());
+    json_object_set_new(e, "nonfinite", json_integer((json_int_t)s.nonfinite));
+    json_array_append_new(tensors, e);
+    total += t->numel;
+  }
+  json_object_set_new(root, "tensors", tensors);
+  json_object_set_new(root, "total_parameters", json_integer((json_int_t)total));
+  json_object_set_new(root, "total_bytes", json_integer((json_int_t)(total * 4)));
+  int rc = json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
+  json_decref(root);
+  putchar('\n');
+  return rc ? EXIT_FAIL : EXIT_OK;
+}
+
+static void print_table(const char *path, const st_file *f, long long file_bytes) {
+  printf("file: %s (%lld bytes)\n", path, file_bytes);
+  printf("metadata (%d):\n", f->nmeta);
+  for (int i = 0; i < f->nmeta; i++) {
+    printf("  ");
+    print_clean(f->meta[i].key);
+    printf(" = ");
+    print_clean(f->meta[i].value);
+    putchar('\n');
+  }
+  int wname = 4;
+  for (int i = 0; i < f->ntensors; i++) {
+    int len = (int)strlen(f->tensors[i].name);
+    if (len > wname) wname = len < 60 ? len : 60;
+  }
+  printf("tensors (%d):\n", f->ntensors);
+  printf("  %-*s  %-5s  %-18s  %10s  %12s  %12s  %12s\n", wname, "name", "dtype", "shape", "numel",
+         "min", "max", "mean");
+  size_t total = 0;
+  for (int i = 0; i < f->ntensors; i++) {
+    const st_tensor *t = &f->tensors[i];
+    tensor_stats s = stats_of(t);
+    char shape[160];
+    shape_str(t, shape, sizeof shape);
+    printf("  ");
+    print_clean(t->name);
+    printf("%*s  %-5s  %-18s  %10zu", wname - (int)strlen(t->name) > 0 ? wname - (int)strlen(t->name) : 0,
+           "", t->dtype, shape, t->numel);
+    if (s.finite)
+      printf("  %12.5g  %12.5g  %12.5g", s.min, s.max, s.mean);
+    else
+      printf("  %12s  %12s  %12s", "-", "-", "-");
+    if (s.nonfinite) printf("  (%zu NaN/Inf)", s.nonfinite);
+    putchar('\n');
+    total += t->numel;
+  }
+  printf("total: %zu parameters, %zu bytes of tensor data\n", total, total * 4);
+}
+
+int cmd_inspect(int argc, char **argv) {
+  static const struct option opts[] = {{"json", no_argument, 0, 'j'}, {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  int json = 0;
+  optind = 0; /* glibc: full reset, argv[0] is the subcommand */
+  opterr = 0;
+  int o;
+  while ((o = getopt_long(argc, argv, "+jh", opts, NULL)) != -1) {
+    switch (o) {
+    case 'j': json = 1; break;
+    case 'h': usage(stdout); return EXIT_OK;
+    default:
+      return cli_usage("inspect", "unknown or malformed option '%s' (try `vkebm inspect --help`)",
+                       argv[optind - 1]);
+    }
+  }
+  if (argc - optind != 1)
+    return cli_usage("inspect", "expected exactly one FILE (try `vkebm inspect --help`)");
+  const char *path = argv[optind];
+  st_file f;
+  char err[512];
+  if (st_read(&f, path, 0, err, sizeof err)) return cli_fail("inspect", "%s", err);
+  struct stat st;
+  long long file_bytes = stat(path, &st) == 0 ? (long long)st.st_size : -1;
+  int rc = EXIT_OK;
+  if (json) rc = print_json(path, &f, file_bytes);
+  else print_table(path, &f, file_bytes);
+  st_free(&f);
+  if (fflush(stdout) != 0) rc = EXIT_FAIL;
+  return rc;
+}
