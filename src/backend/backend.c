@@ -5,19 +5,6 @@
 
 #include "backend_impl.h"
 
-/* DEVELOPMENT FALLBACKS, removed when both backends land: let each backend build alone. */
-__attribute__((weak)) int ebm_vulkan_hardware_gpu_present(void) { return 0; }
-__attribute__((weak)) int ebm_vulkan_backend_create(ebm_backend **out, const ebm_backend_options *opt,
-                                                    char *err, size_t errlen) {
-  snprintf(err, errlen, "built without the vulkan backend");
-  return EBM_ERR_NO_DEVICE;
-}
-__attribute__((weak)) int ebm_cpu_backend_create(ebm_backend **out, const ebm_backend_options *opt,
-                                                 char *err, size_t errlen) {
-  snprintf(err, errlen, "built without the cpu backend");
-  return EBM_ERR;
-}
-
 int ebm_backend_create(ebm_backend **out, const ebm_backend_options *opt, char *err,
                        size_t errlen) {
   ebm_backend_options o = {0};

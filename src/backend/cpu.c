@@ -1,0 +1,569 @@
+/* cpu.c: the `cpu` backend: host memory buffers and the vtable that runs each op at once.
+ *
+ * Owns: buffer storage (64-byte aligned, zero-filled float arrays), transfers (memcpy), thread
+ * count selection (options.threads, 0 = all cores; env VKEBM_THREADS overrides), and the
+ * bounds check of every ebm_ref an op touches. The arithmetic is cpu_ops.c's.
+ *
+ * Errors: an op given an out-of-range or missing ref (or a shape that breaks its contract)
+ * does nothing, prints one line on stderr and marks the backend failed; every later
+ * ebm_sync/ebm_download then returns EBM_ERR, so the caller sees it at its next wait, the same
+ * place the vulkan backend reports errors.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "backend_impl.h"
+#include "cpu_ops.h"
+
+typedef struct cpu_buffer {
+  struct ebm_buffer hdr; /* first, as backend_impl.h requires */
+  float *data;
+} cpu_buffer;
+
+typedef struct cpu_backend {
+  struct ebm_backend base; /* first */
+  cpu_ctx ctx;
+  int failed;
+  char device[128];
+  char describe[384];
+} cpu_backend;
+
+static cpu_backend *cpu_of(ebm_backend *be) { return (cpu_backend *)be; }
+
+static void cpu_fail(cpu_backend *cb, const char *op, const char *what) {
+  fprintf(stderr, "vkebm: cpu %s: %s\n", op, what);
+  cb->failed = 1;
+}
+
+/* The float pointer for r covering n floats, or NULL with the reason in why when r has no
+ * buffer or [off, off+n) leaves it. */
+static float *ref_resolve(ebm_ref r, size_t n, const char *name, char *why, size_t whylen) {
+  static float nothing[1]; /* an empty range needs no buffer; never read or written */
+  if (!r.buf && n == 0) return nothing;
+  if (!r.buf) {
+    snprintf(why, whylen, "%s: no buffer", name);
+    return NULL;
+  }
+  const size_t size = r.buf->nfloats;
+  if (r.off > size || n > size - r.off) {
+    snprintf(why, whylen, "%s: range [%zu, +%zu) outside buffer of %zu floats", name, r.off, n,
+             size);
+    return NULL;
+  }
+  return ((cpu_buffer *)r.buf)->data + r.off;
+}
+
+/* ref_resolve for ops: a bad ref marks the backend failed. */
+static float *ref_ptr(cpu_backend *cb, ebm_ref r, size_t n, const char *op, const char *name) {
+  char why[160];
+  float *p = ref_resolve(r, n, name, why, sizeof why);
+  if (!p) cpu_fail(cb, op, why);
+  return p;
+}
+
+/* ref_resolve for transfers: a bad ref fails this call only (the caller gets the error now). */
+static float *xfer_ptr(ebm_ref r, size_t n, const char *op, const char *name) {
+  char why[160];
+  float *p = ref_resolve(r, n, name, why, sizeof why);
+  if (!p) fprintf(stderr, "vkebm: cpu %s: %s\n", op, why);
+  return p;
+}
+
+/* Like ref_ptr, but a ref without buffer (EBM_NOREF) is fine and gives NULL with *ok kept. */
+static float *opt_ptr(cpu_backend *cb, ebm_ref r, size_t n, const char *op, const char *name,
+                      int *ok) {
+  if (!r.buf) return NULL;
+  float *p = ref_ptr(cb, r, n, op, name);
+  if (!p) *ok = 0;
+  return p;
+}
+
+static int dims_ok(cpu_backend *cb, const char *op, int a, int b, int c, int d, int e) {
+  if (a < 0 || b < 0 || c < 0 || d < 0 || e < 0) {
+    cpu_fail(cb, op, "negative dimension");
+    return 0;
+  }
+  return 1;
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+static void cpu_destroy(ebm_backend *be) {
+  cpu_backend *cb = cpu_of(be);
+  cpu_ctx_release(&cb->ctx);
+  free(cb);
+}
+
+static const char *cpu_device_name(const ebm_backend *be) {
+  return ((const cpu_backend *)be)->device;
+}
+static const char *cpu_describe(const ebm_backend *be) {
+  return ((const cpu_backend *)be)->describe;
+}
+static uint64_t cpu_validation_errors(const ebm_backend *be) { return 0; }
+
+/* ---- buffers ------------------------------------------------------------------------------ */
+
+static ebm_buffer *cpu_alloc(ebm_backend *be, size_t nfloats) {
+  if (nfloats > ((size_t)-1 - 63) / sizeof(float)) return NULL;
+  cpu_buffer *b = malloc(sizeof *b);
+  if (!b) return NULL;
+  size_t bytes = (nfloats * sizeof(float) + 63) / 64 * 64;
+  if (bytes == 0) bytes = 64;
+  b->data = aligned_alloc(64, bytes);
+  if (!b->data) {
+    free(b);
+    return NULL;
+  }
+  memset(b->data, 0, bytes);
+  b->hdr.nfloats = nfloats;
+  return &b->hdr;
+}
+
+static void cpu_free(ebm_backend *be, ebm_buffer *buf) {
+  cpu_buffer *b = (cpu_buffer *)buf;
+  free(b->data);
+  free(b);
+}
+
+static size_t cpu_buffer_size(const ebm_buffer *buf) { return buf->nfloats; }
+
+static int cpu_upload(ebm_backend *be, ebm_ref dst, const float *src, size_t n) {
+  if (n == 0) return 0;
+  float *d = xfer_ptr(dst, n, "upload", "dst");
+  if (!d) return EBM_ERR;
+  memcpy(d, src, n * sizeof(float));
+  return 0;
+}
+
+static int cpu_download(ebm_backend *be, float *dst, ebm_ref src, size_t n) {
+  cpu_backend *cb = cpu_of(be);
+  if (n) {
+    const float *s = xfer_ptr(src, n, "download", "src");
+    if (!s) return EBM_ERR;
+    memcpy(dst, s, n * sizeof(float));
+  }
+  return cb->failed ? EBM_ERR : 0;
+}
+
+static int cpu_sync(ebm_backend *be) { return cpu_of(be)->failed ? EBM_ERR : 0; }
+
+/* ---- ops: resolve refs, then the array twin ------------------------------------------------ */
+
+#define P(ref, n, name) float *name##_p = ref_ptr(cb, ref, n, OP, #name)
+#define CHECK_OK(...) \
+  if (!(__VA_ARGS__)) return
+
+static void cpu_fill_op(ebm_backend *be, ebm_ref y, float v, size_t n) {
+#define OP "fill"
+  cpu_backend *cb = cpu_of(be);
+  if (!n) return;
+  P(y, n, y);
+  CHECK_OK(y_p);
+  fill_cpu(y_p, v, n);
+#undef OP
+}
+
+static void cpu_add_op(ebm_backend *be, ebm_ref y, ebm_ref a, ebm_ref b, size_t n) {
+#define OP "add"
+  cpu_backend *cb = cpu_of(be);
+  if (!n) return;
+  P(y, n, y);
+  P(a, n, a);
+  P(b, n, b);
+  CHECK_OK(y_p && a_p && b_p);
+  add_cpu(y_p, a_p, b_p, n);
+#undef OP
+}
+
+static void cpu_axpy_op(ebm_backend *be, ebm_ref y, float alpha, ebm_ref x, size_t n) {
+#define OP "axpy"
+  cpu_backend *cb = cpu_of(be);
+  if (!n) return;
+  P(y, n, y);
+  P(x, n, x);
+  CHECK_OK(y_p && x_p);
+  axpy_cpu(y_p, alpha, x_p, n);
+#undef OP
+}
+
+static void cpu_scale_op(ebm_backend *be, ebm_ref y, float alpha, ebm_ref x, size_t n) {
+#define OP "scale"
+  cpu_backend *cb = cpu_of(be);
+  if (!n) return;
+  P(y, n, y);
+  P(x, n, x);
+  CHECK_OK(y_p && x_p);
+  scale_cpu(y_p, alpha, x_p, n);
+#undef OP
+}
+
+static void cpu_conv3x3_forward_op(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref w, int B,
+                                   int Ci, int Co, int H, int W) {
+#define OP "conv3x3_forward"
+  cpu_backend *cb = cpu_of(be);
+  CHECK_OK(dims_ok(cb, OP, B, Ci, Co, H, W));
+  const size_t HW = (size_t)H * W;
+  if (!B || !Co || !HW) return;
+  P(y, (size_t)B * Co * HW, y);
+  P(x, (size_t)B * Ci * HW, x);
+  P(w, (size_t)Co * Ci * 9, w);
+  CHECK_OK(y_p && x_p && w_p);
+  if (conv3x3_forward_cpu(&cb->ctx, y_p, x_p, w_p, B, Ci, Co, H, W)) cpu_fail(cb, OP, "out of memory");
+#undef OP
+}
+
+static void cpu_conv3x3_backward_input_op(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_ref w,
+                                          int B, int Ci, int Co, int H, int W) {
+#define OP "conv3x3_backward_input"
+  cpu_backend *cb = cpu_of(be);
+  CHECK_OK(dims_ok(cb, OP, B, Ci, Co, H, W));
+  const size_t HW = (size_t)H * W;
+  if (!B || !Ci || !HW) return;
+  P(dx, (size_t)B * Ci * HW, dx);
+  P(dy, (size_t)B * Co * HW, dy);
+  P(w, (size_t)Co * Ci * 9, w);
+  CHECK_OK(dx_p && dy_p && w_p);
+  if (conv3x3_backward_input_cpu(&cb->ctx, dx_p, dy_p, w_p, B, Ci, Co, H, W))
+    cpu_fail(cb, OP, "out of memory");
+#undef OP
+}
+
+static void cpu_conv3x3_backward_weight_op(ebm_backend *be, ebm_ref dw, ebm_ref dy, ebm_ref x,
+                                           int B, int Ci, int Co, int H, int W) {
+#define OP "conv3x3_backward_weight"
+  cpu_backend *cb = cpu_of(be);
+  CHECK_OK(dims_ok(cb, OP, B, Ci, Co, H, W));
+  const size_t HW = (size_t)H * W;
+  if (!Ci || !Co || !B || !HW) return;
+  P(dw, (size_t)Co * Ci * 9, dw);
+  P(dy, (size_t)B * Co * HW, dy);
+  P(x, (size_t)B * Ci * HW, x);
+  CHECK_OK(dw_p && dy_p && x_p);
+  if (conv3x3_backward_weight_cpu(&cb->ctx, dw_p, dy_p, x_p, B, Ci, Co, H, W))
+    cpu_fail(cb, OP, "out of memory");
+#undef OP
+}
+
+static void cpu_swish_forward_op(ebm_backend *be, ebm_ref y, ebm_ref x, size_t n) {
+#define OP "swish_forward"
+  cpu_backend *cb = cpu_of(be);
+  if (!n) return;
+  P(y, n, y);
+  P(x, n, x);
+  CHECK_OK(y_p && x_p);
+  swish_forward_cpu(y_p, x_p, n);
+#undef OP
+}
+
+static void cpu_swish_backward_op(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_ref x, size_t n) {
+#define OP "swish_backward"
+  cpu_backend *cb = cpu_of(be);
+  if (!n) return;
+  P(dx, n, dx);
+  P(dy, n, dy);
+  P(x, n, x);
+  CHECK_OK(dx_p && dy_p && x_p);
+  swish_backward_cpu(dx_p, dy_p, x_p, n);
+#undef OP
+}
+
+static int pool_dims_ok(cpu_backend *cb, const char *op, int B, int C, int H, int W) {
+  if (!dims_ok(cb, op, B, C, H, W, 0)) return 0;
+  if (H % 2 || W % 2) {
+    cpu_fail(cb, op, "H and W must be even");
+    return 0;
+  }
+  return 1;
+}
+
+static void cpu_avgpool2_forward_op(ebm_backend *be, ebm_ref y, ebm_ref x, int B, int C, int H,
+                                    int W) {
+#define OP "avgpool2_forward"
+  cpu_backend *cb = cpu_of(be);
+  CHECK_OK(pool_dims_ok(cb, OP, B, C, H, W));
+  const size_t n = (size_t)B * C * H * W;
+  if (!n) return;
+  P(y, n / 4, y);
+  P(x, n, x);
+  CHECK_OK(y_p && x_p);
+  avgpool2_forward_cpu(y_p, x_p, B, C, H, W);
+#undef OP
+}
+
+static void cpu_avgpool2_backward_op(ebm_backend *be, ebm_ref dx, ebm_ref dy, int B, int C, int H,
+                                     int W) {
+#define OP "avgpool2_backward"
+  cpu_backend *cb = cpu_of(be);
+  CHECK_OK(pool_dims_ok(cb, OP, B, C, H, W));
+  const size_t n = (size_t)B * C * H * W;
+  if (!n) return;
+  P(dx, n, dx);
+  P(dy, n / 4, dy);
+  CHECK_OK(dx_p && dy_p);
+  avgpool2_backward_cpu(dx_p, dy_p, B, C, H, W);
+#undef OP
+}
+
+static void cpu_cond_bias_forward_op(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref c, ebm_ref G,
+                                     int B, int C, int HW, int L) {
+#define OP "cond_bias_forward"
+  cpu_backend *cb = cpu_of(be);
+  CHECK_OK(dims_ok(cb, OP, B, C, HW, L, 0));
+  const size_t n = (size_t)B * C * HW;
+  if (!n) return;
+  P(y, n, y);
+  P(x, n, x);
+  P(c, (size_t)B * L, c);
+  P(G, (size_t)L * C, G);
+  CHECK_OK(y_p && x_p && c_p && G_p);
+  cond_bias_forward_cpu(y_p, x_p, c_p, G_p, B, C, HW, L);
+#undef OP
+}
+
+static void cpu_cond_bias_backward_op(ebm_backend *be, ebm_ref dG, ebm_ref dc, ebm_ref dy,
+                                      ebm_ref c, ebm_ref G, int B, int C, int HW, int L) {
+#define OP "cond_bias_backward"
+  cpu_backend *cb = cpu_of(be);
+  CHECK_OK(dims_ok(cb, OP, B, C, HW, L, 0));
+  if (!B || !C || !L) return;
+  int ok = 1;
+  P(dG, (size_t)L * C, dG);
+  float *dc_p = opt_ptr(cb, dc, (size_t)B * L, OP, "dc", &ok);
+  P(dy, (size_t)B * C * HW, dy);
+  P(c, (size_t)B * L, c);
+  P(G, (size_t)L * C, G);
+  CHECK_OK(ok && dG_p && dy_p && c_p && G_p);
+  if (cond_bias_backward_cpu(dG_p, dc_p, dy_p, c_p, G_p, B, C, HW, L))
+    cpu_fail(cb, OP, "out of memory");
+#undef OP
+}
+
+static void cpu_cond_scale_forward_op(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref c, ebm_ref G,
+                                      ebm_ref CB, int B, int C, int HW, int L) {
+#define OP "cond_scale_forward"
+  cpu_backend *cb = cpu_of(be);
+  CHECK_OK(dims_ok(cb, OP, B, C, HW, L, 0));
+  const size_t n = (size_t)B * C * HW;
+  if (!n) return;
+  P(y, n, y);
+  P(x, n, x);
+  P(c, (size_t)B * L, c);
+  P(G, (size_t)L * C, G);
+  P(CB, (size_t)C, CB);
+  CHECK_OK(y_p && x_p && c_p && G_p && CB_p);
+  if (cond_scale_forward_cpu(y_p, x_p, c_p, G_p, CB_p, B, C, HW, L))
+    cpu_fail(cb, OP, "out of memory");
+#undef OP
+}
+
+static void cpu_cond_scale_backward_op(ebm_backend *be, ebm_ref dx, ebm_ref dG, ebm_ref dCB,
+                                       ebm_ref dc, ebm_ref dy, ebm_ref x, ebm_ref c, ebm_ref G,
+                                       ebm_ref CB, int B, int C, int HW, int L) {
+#define OP "cond_scale_backward"
+  cpu_backend *cb = cpu_of(be);
+  CHECK_OK(dims_ok(cb, OP, B, C, HW, L, 0));
+  if (!B || !C) return;
+  const size_t n = (size_t)B * C * HW;
+  int ok = 1;
+  float *dx_p = n ? ref_ptr(cb, dx, n, OP, "dx") : NULL;
+  float *dG_p = L ? opt_ptr(cb, dG, (size_t)L * C, OP, "dG", &ok) : NULL;
+  float *dCB_p = opt_ptr(cb, dCB, (size_t)C, OP, "dCB", &ok);
+  float *dc_p = L ? opt_ptr(cb, dc, (size_t)B * L, OP, "dc", &ok) : NULL;
+  float *dy_p = n ? ref_ptr(cb, dy, n, OP, "dy") : NULL;
+  float *x_p = n ? ref_ptr(cb, x, n, OP, "x") : NULL;
+  P(c, (size_t)B * L, c);
+  P(G, (size_t)L * C, G);
+  P(CB, (size_t)C, CB);
+  CHECK_OK(ok && (!n || (dx_p && dy_p && x_p)) && c_p && G_p && CB_p);
+  if (cond_scale_backward_cpu(dx_p, dG_p, dCB_p, dc_p, dy_p, x_p, c_p, G_p, CB_p, B, C, HW, L))
+    cpu_fail(cb, OP, "out of memory");
+#undef OP
+}
+
+static void cpu_head_forward_op(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref w, ebm_ref bias,
+                                int B, int C, int HW) {
+#define OP "head_forward"
+  cpu_backend *cb = cpu_of(be);
+  CHECK_OK(dims_ok(cb, OP, B, C, HW, 0, 0));
+  if (!B) return;
+  if (HW == 0 && C > 0) {
+    cpu_fail(cb, OP, "HW must be positive");
+    return;
+  }
+  P(e, (size_t)B, e);
+  float *x_p = C ? ref_ptr(cb, x, (size_t)B * C * HW, OP, "x") : NULL;
+  float *w_p = C ? ref_ptr(cb, w, (size_t)C, OP, "w") : NULL;
+  P(bias, 1, bias);
+  CHECK_OK(e_p && bias_p && (!C || (x_p && w_p)));
+  head_forward_cpu(e_p, x_p, w_p, bias_p, B, C, HW);
+#undef OP
+}
+
+static void cpu_head_backward_op(ebm_backend *be, ebm_ref dx, ebm_ref dw, ebm_ref dbias,
+                                 ebm_ref de, ebm_ref x, ebm_ref w, int B, int C, int HW) {
+#define OP "head_backward"
+  cpu_backend *cb = cpu_of(be);
+  CHECK_OK(dims_ok(cb, OP, B, C, HW, 0, 0));
+  if (!B) return;
+  if (HW == 0 && C > 0) {
+    cpu_fail(cb, OP, "HW must be positive");
+    return;
+  }
+  const size_t n = (size_t)B * C * HW;
+  int ok = 1;
+  float *dx_p = n ? ref_ptr(cb, dx, n, OP, "dx") : NULL;
+  float *dw_p = C ? opt_ptr(cb, dw, (size_t)C, OP, "dw", &ok) : NULL;
+  float *dbias_p = opt_ptr(cb, dbias, 1, OP, "dbias", &ok);
+  P(de, (size_t)B, de);
+  float *x_p = n ? ref_ptr(cb, x, n, OP, "x") : NULL;
+  float *w_p = C ? ref_ptr(cb, w, (size_t)C, OP, "w") : NULL;
+  CHECK_OK(ok && de_p && (!n || (dx_p && x_p)) && (!C || w_p));
+  head_backward_cpu(dx_p, dw_p, dbias_p, de_p, x_p, w_p, B, C, HW);
+#undef OP
+}
+
+static void cpu_spectral_norm_forward_op(ebm_backend *be, ebm_ref w_sn, ebm_ref u, ebm_ref v,
+                                         ebm_ref sigma, ebm_ref w, int rows, int cols,
+                                         int update_u) {
+#define OP "spectral_norm_forward"
+  cpu_backend *cb = cpu_of(be);
+  CHECK_OK(dims_ok(cb, OP, rows, cols, 0, 0, 0));
+  if (!rows || !cols) return;
+  const size_t n = (size_t)rows * cols;
+  P(w_sn, n, w_sn);
+  P(u, (size_t)rows, u);
+  P(v, (size_t)cols, v);
+  P(sigma, 1, sigma);
+  P(w, n, w);
+  CHECK_OK(w_sn_p && u_p && v_p && sigma_p && w_p);
+  if (spectral_norm_forward_cpu(w_sn_p, u_p, v_p, sigma_p, w_p, rows, cols, update_u))
+    cpu_fail(cb, OP, "out of memory");
+#undef OP
+}
+
+static void cpu_spectral_norm_backward_op(ebm_backend *be, ebm_ref dw, ebm_ref dw_sn,
+                                          ebm_ref w_sn, ebm_ref u, ebm_ref v, ebm_ref sigma,
+                                          int rows, int cols) {
+#define OP "spectral_norm_backward"
+  cpu_backend *cb = cpu_of(be);
+  CHECK_OK(dims_ok(cb, OP, rows, cols, 0, 0, 0));
+  if (!rows || !cols) return;
+  const size_t n = (size_t)rows * cols;
+  P(dw, n, dw);
+  P(dw_sn, n, dw_sn);
+  P(w_sn, n, w_sn);
+  P(u, (size_t)rows, u);
+  P(v, (size_t)cols, v);
+  P(sigma, 1, sigma);
+  CHECK_OK(dw_p && dw_sn_p && w_sn_p && u_p && v_p && sigma_p);
+  spectral_norm_backward_cpu(dw_p, dw_sn_p, w_sn_p, u_p, v_p, sigma_p, rows, cols);
+#undef OP
+}
+
+static void cpu_sumsq_op(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n) {
+#define OP "sumsq"
+  cpu_backend *cb = cpu_of(be);
+  P(out, 1, out);
+  float *x_p = n ? ref_ptr(cb, x, n, OP, "x") : NULL;
+  CHECK_OK(out_p && (x_p || !n));
+  sumsq_cpu(out_p, x_p, n);
+#undef OP
+}
+
+static const ebm_backend_vtable cpu_vtable = {
+    .name = "cpu",
+    .destroy = cpu_destroy,
+    .device_name = cpu_device_name,
+    .describe = cpu_describe,
+    .validation_errors = cpu_validation_errors,
+    .alloc = cpu_alloc,
+    .free = cpu_free,
+    .buffer_size = cpu_buffer_size,
+    .upload = cpu_upload,
+    .download = cpu_download,
+    .sync = cpu_sync,
+    .fill = cpu_fill_op,
+    .add = cpu_add_op,
+    .axpy = cpu_axpy_op,
+    .scale = cpu_scale_op,
+    .conv3x3_forward = cpu_conv3x3_forward_op,
+    .conv3x3_backward_input = cpu_conv3x3_backward_input_op,
+    .conv3x3_backward_weight = cpu_conv3x3_backward_weight_op,
+    .swish_forward = cpu_swish_forward_op,
+    .swish_backward = cpu_swish_backward_op,
+    .avgpool2_forward = cpu_avgpool2_forward_op,
+    .avgpool2_backward = cpu_avgpool2_backward_op,
+    .cond_bias_forward = cpu_cond_bias_forward_op,
+    .cond_bias_backward = cpu_cond_bias_backward_op,
+    .cond_scale_forward = cpu_cond_scale_forward_op,
+    .cond_scale_backward = cpu_cond_scale_backward_op,
+    .head_forward = cpu_head_forward_op,
+    .head_backward = cpu_head_backward_op,
+    .spectral_norm_forward = cpu_spectral_norm_forward_op,
+    .spectral_norm_backward = cpu_spectral_norm_backward_op,
+    .sumsq = cpu_sumsq_op,
+};
+
+/* "model name" from /proc/cpuinfo, or a generic name. */
+static void cpu_model_name(char *out, size_t len) {
+  snprintf(out, len, "host CPU");
+  FILE *f = fopen("/proc/cpuinfo", "r");
+  if (!f) return;
+  char line[256];
+  while (fgets(line, sizeof line, f)) {
+    if (strncmp(line, "model name", 10) == 0) {
+      char *colon = strchr(line, ':');
+      if (colon) {
+        colon++;
+        while (*colon == ' ' || *colon == '\t') colon++;
+        colon[strcspn(colon, "\n")] = 0;
+        snprintf(out, len, "%s", colon);
+      }
+      break;
+    }
+  }
+  fclose(f);
+}
+
+int ebm_cpu_backend_create(ebm_backend **out, const ebm_backend_options *opt, char *err,
+                           size_t errlen) {
+  *out = NULL;
+  int threads = opt ? opt->threads : 0;
+  const char *env = getenv("VKEBM_THREADS");
+  if (env && *env) {
+    char *end = NULL;
+    long t = strtol(env, &end, 10);
+    if (*end || t < 0 || t > 1024) {
+      snprintf(err, errlen, "VKEBM_THREADS=%s: expected a thread count 0..1024", env);
+      return EBM_ERR;
+    }
+    threads = (int)t;
+  }
+  if (threads < 0) {
+    snprintf(err, errlen, "threads=%d: expected 0 (all cores) or a positive count", threads);
+    return EBM_ERR;
+  }
+  if (threads == 0) {
+    long n = sysconf(_SC_NPROCESSORS_ONLN);
+    threads = n > 0 ? (int)n : 1;
+  }
+  cpu_backend *cb = calloc(1, sizeof *cb);
+  if (!cb) {
+    snprintf(err, errlen, "out of memory");
+    return EBM_ERR_OOM;
+  }
+  cb->base.vt = &cpu_vtable;
+  cb->base.kind = EBM_BACKEND_CPU;
+  cb->ctx.threads = threads;
+  cpu_blas_set_threads(threads);
+  cpu_model_name(cb->device, sizeof cb->device);
+  char blas[300];
+  cpu_blas_describe(blas, sizeof blas);
+  snprintf(cb->describe, sizeof cb->describe, "%s, %d thread%s", blas, threads,
+           threads == 1 ? "" : "s");
+  *out = &cb->base;
+  return 0;
+}

@@ -1,0 +1,552 @@
+/* cpu_ops.c: every backend op in plain C on float arrays (see cpu_ops.h for shapes).
+ *
+ * Owns: the im2col/col2im + sgemm convolutions, the BLAS binding (BLIS or OpenBLAS, chosen by
+ * the VKEBM_BLAS CMake option), and the simple loops of the other ops.
+ *
+ * Convolution as GEMM. For a chunk of nb images (N = nb*H*W output pixels, K = Ci*9):
+ *   col[K, N]    col[(ci,kh,kw), (b,h,w)] = x[b,ci,h+kh-1,w+kw-1]  (0 outside)       im2col
+ *   forward:     out[Co, N] = w[Co, K] * col[K, N]                  then out -> y[b,co,p]
+ *   back input:  dcol[K, N] = w^T[K, Co] * dy[Co, N]                then col2im (gather) -> dx
+ *   back weight: dw[Co, K] += dy[Co, N] * col^T[N, K]
+ * Batching several images into one GEMM keeps N large at the deep, small-spatial layers
+ * (8x8 = 64 pixels per image would be a thin, slow GEMM). The chunk is sized so col stays
+ * within CONV_COL_BUDGET floats. dy[b] is already [Co, HW]; with nb > 1 it is gathered into
+ * [Co, N] (a copy that costs 1/(2K) of the GEMM's flops).
+ *
+ * Threads: the GEMMs use the BLAS library's threads (set to ctx->threads); im2col, col2im and
+ * the gathers split rows across OpenMP threads. No thread ever reduces across another's rows,
+ * so results do not depend on scheduling.
+ */
+#include "cpu_ops.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#if defined(VKEBM_BLAS_BLIS)
+#include <blis.h>
+#elif defined(VKEBM_BLAS_OPENBLAS)
+#include <cblas.h>
+#else
+#error "define VKEBM_BLAS_BLIS or VKEBM_BLAS_OPENBLAS (CMake option VKEBM_BLAS)"
+#endif
+
+#define CPU_PRAGMA(x) _Pragma(#x)
+#ifdef _OPENMP
+#define CPU_PARALLEL_FOR(nthreads) CPU_PRAGMA(omp parallel for num_threads(nthreads) schedule(static))
+#else
+#define CPU_PARALLEL_FOR(nthreads)
+#endif
+
+/* im2col column budget in floats (16 MiB): big enough to batch 16 images of 64ch x 8x8 or
+ * 4 of 64ch x 16x16, small enough to stay near the L3 cache. */
+#define CONV_COL_BUDGET ((size_t)4 << 20)
+
+/* ---- context and BLAS --------------------------------------------------------------------- */
+
+int cpu_ctx_reserve(cpu_ctx *ctx, size_t nfloats) {
+  if (nfloats <= ctx->scratch_cap) return 0;
+  size_t bytes = (nfloats * sizeof(float) + 63) / 64 * 64;
+  float *p = aligned_alloc(64, bytes);
+  if (!p) return -1;
+  free(ctx->scratch);
+  ctx->scratch = p;
+  ctx->scratch_cap = nfloats;
+  return 0;
+}
+
+void cpu_ctx_release(cpu_ctx *ctx) {
+  free(ctx->scratch);
+  ctx->scratch = NULL;
+  ctx->scratch_cap = 0;
+}
+
+void cpu_blas_set_threads(int threads) {
+#if defined(VKEBM_BLAS_BLIS)
+  bli_thread_set_num_threads(threads);
+#else
+  openblas_set_num_threads(threads);
+#endif
+}
+
+void cpu_blas_describe(char *out, size_t len) {
+#if defined(VKEBM_BLAS_BLIS)
+  snprintf(out, len, "BLIS %s sgemm, %s kernels (%s)", bli_info_get_version_str(),
+           bli_arch_string(bli_arch_query_id()),
+           bli_info_get_enable_openmp() ? "openmp" : "pthreads");
+#else
+  const char *env = getenv("OPENBLAS_CORETYPE");
+  snprintf(out, len, "OpenBLAS sgemm, %s kernels%s%s [%s]", openblas_get_corename(),
+           env ? ", OPENBLAS_CORETYPE=" : "", env ? env : "", openblas_get_config());
+#endif
+}
+
+/* C[M,N] = alpha * op(A) op(B) + beta * C, row-major. */
+static void sgemm(int transa, int transb, int M, int N, int K, float alpha, const float *A,
+                  int lda, const float *Bm, int ldb, float beta, float *C, int ldc) {
+  cblas_sgemm(CblasRowMajor, transa ? CblasTrans : CblasNoTrans,
+              transb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, Bm, ldb, beta, C, ldc);
+}
+
+/* ---- elementwise ---------------------------------------------------------------------------- */
+
+void fill_cpu(float *y, float v, size_t n) {
+  for (size_t i = 0; i < n; i++) y[i] = v;
+}
+
+void add_cpu(float *y, const float *a, const float *b, size_t n) {
+  for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+}
+
+void axpy_cpu(float *y, float alpha, const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
+}
+
+void scale_cpu(float *y, float alpha, const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) y[i] = alpha * x[i];
+}
+
+/* ---- conv3x3 ------------------------------------------------------------------------------ */
+
+/* col[K, N] from x[nb, Ci, H, W], N = nb*H*W, rows (ci, kh, kw). */
+static void im2col3x3(int threads, float *col, const float *x, int nb, int Ci, int H, int W) {
+  const size_t HW = (size_t)H * W, N = (size_t)nb * HW;
+  const int rows = Ci * 9;
+  CPU_PARALLEL_FOR(threads)
+  for (int r = 0; r < rows; r++) {
+    const int ci = r / 9, kh = (r % 9) / 3, kw = r % 3;
+    float *dst = col + (size_t)r * N;
+    for (int b = 0; b < nb; b++) {
+      const float *plane = x + ((size_t)b * Ci + ci) * HW;
+      for (int h = 0; h < H; h++, dst += W) {
+        const int hs = h + kh - 1;
+        if (hs < 0 || hs >= H) {
+          memset(dst, 0, (size_t)W * sizeof(float));
+          continue;
+        }
+        const float *src = plane + (size_t)hs * W;
+        if (kw == 1) {
+          memcpy(dst, src, (size_t)W * sizeof(float));
+        } else if (kw == 0) { /* dst[w] = src[w-1] */
+          dst[0] = 0.0f;
+          memcpy(dst + 1, src, (size_t)(W - 1) * sizeof(float));
+        } else { /* dst[w] = src[w+1] */
+          memcpy(dst, src + 1, (size_t)(W - 1) * sizeof(float));
+          dst[W - 1] = 0.0f;
+        }
+      }
+    }
+  }
+}
+
+/* dx[nb, Ci, H, W] = sum over the 9 taps of dcol[K, N] shifted back (the adjoint of im2col).
+ * Gathers per output plane in tap order (kh, kw), so the sum order is fixed. */
+static void col2im3x3(int threads, float *dx, const float *dcol, int nb, int Ci, int H, int W) {
+  const size_t HW = (size_t)H * W, N = (size_t)nb * HW;
+  const int planes = nb * Ci;
+  CPU_PARALLEL_FOR(threads)
+  for (int pl = 0; pl < planes; pl++) {
+    const int b = pl / Ci, ci = pl % Ci;
+    float *out = dx + (size_t)pl * HW;
+    memset(out, 0, HW * sizeof(float));
+    for (int k = 0; k < 9; k++) {
+      const int kh = k / 3, kw = k % 3;
+      const float *src = dcol + ((size_t)ci * 9 + k) * N + (size_t)b * HW;
+      /* out[h', w'] += src[h'-kh+1, w'-kw+1] where that is inside the image */
+      for (int ho = 0; ho < H; ho++) {
+        const int h = ho - kh + 1;
+        if (h < 0 || h >= H) continue;
+        const float *s = src + (size_t)h * W;
+        float *o = out + (size_t)ho * W;
+        if (kw == 1) {
+          for (int w = 0; w < W; w++) o[w] += s[w];
+        } else if (kw == 0) { /* w = w' + 1 */
+          for (int wo = 0; wo < W - 1; wo++) o[wo] += s[wo + 1];
+        } else { /* w = w' - 1 */
+          for (int wo = 1; wo < W; wo++) o[wo] += s[wo - 1];
+        }
+      }
+    }
+  }
+}
+
+/* Images per GEMM chunk so that col [Ci*9, nb*HW] fits the budget (at least 1). */
+static int conv_chunk(const cpu_ctx *ctx, int B, int Ci, int H, int W) {
+  const size_t budget = ctx->col_budget ? ctx->col_budget : CONV_COL_BUDGET;
+  const size_t per_image = (size_t)Ci * 9 * H * W;
+  size_t nb = per_image ? budget / per_image : (size_t)B;
+  if (nb < 1) nb = 1;
+  if (nb > (size_t)B) nb = (size_t)B;
+  return (int)nb;
+}
+
+/* dst[C, nb*HW] <- src[nb, C, HW] */
+static void gather_batch(int threads, float *dst, const float *src, int nb, int C, size_t HW) {
+  const size_t N = (size_t)nb * HW;
+  CPU_PARALLEL_FOR(threads)
+  for (int c = 0; c < C; c++)
+    for (int b = 0; b < nb; b++)
+      memcpy(dst + (size_t)c * N + (size_t)b * HW, src + ((size_t)b * C + c) * HW,
+             HW * sizeof(float));
+}
+
+/* dst[nb, C, HW] <- src[C, nb*HW] */
+static void scatter_batch(int threads, float *dst, const float *src, int nb, int C, size_t HW) {
+  const size_t N = (size_t)nb * HW;
+  CPU_PARALLEL_FOR(threads)
+  for (int c = 0; c < C; c++)
+    for (int b = 0; b < nb; b++)
+      memcpy(dst + ((size_t)b * C + c) * HW, src + (size_t)c * N + (size_t)b * HW,
+             HW * sizeof(float));
+}
+
+int conv3x3_forward_cpu(cpu_ctx *ctx, float *y, const float *x, const float *w, int B, int Ci,
+                        int Co, int H, int W) {
+  if (B <= 0 || Co <= 0 || H <= 0 || W <= 0) return 0;
+  const size_t HW = (size_t)H * W;
+  if (Ci <= 0) {
+    fill_cpu(y, 0.0f, (size_t)B * Co * HW);
+    return 0;
+  }
+  const int K = Ci * 9, nbmax = conv_chunk(ctx, B, Ci, H, W);
+  const size_t colsz = (size_t)K * nbmax * HW, outsz = nbmax > 1 ? (size_t)Co * nbmax * HW : 0;
+  if (cpu_ctx_reserve(ctx, colsz + outsz)) return -1;
+  float *col = ctx->scratch, *out = col + colsz;
+  for (int b0 = 0; b0 < B; b0 += nbmax) {
+    const int nb = B - b0 < nbmax ? B - b0 : nbmax;
+    const int N = (int)(nb * HW);
+    const float *xb = x + (size_t)b0 * Ci * HW;
+    float *yb = y + (size_t)b0 * Co * HW;
+    im2col3x3(ctx->threads, col, xb, nb, Ci, H, W);
+    if (nb == 1) {
+      sgemm(0, 0, Co, N, K, 1.0f, w, K, col, N, 0.0f, yb, N);
+    } else {
+      sgemm(0, 0, Co, N, K, 1.0f, w, K, col, N, 0.0f, out, N);
+      scatter_batch(ctx->threads, yb, out, nb, Co, HW);
+    }
+  }
+  return 0;
+}
+
+int conv3x3_backward_input_cpu(cpu_ctx *ctx, float *dx, const float *dy, const float *w, int B,
+                               int Ci, int Co, int H, int W) {
+  if (B <= 0 || Ci <= 0 || H <= 0 || W <= 0) return 0;
+  const size_t HW = (size_t)H * W;
+  if (Co <= 0) {
+    fill_cpu(dx, 0.0f, (size_t)B * Ci * HW);
+    return 0;
+  }
+  const int K = Ci * 9, nbmax = conv_chunk(ctx, B, Ci, H, W);
+  const size_t colsz = (size_t)K * nbmax * HW, dysz = nbmax > 1 ? (size_t)Co * nbmax * HW : 0;
+  if (cpu_ctx_reserve(ctx, colsz + dysz)) return -1;
+  float *dcol = ctx->scratch, *dyg = dcol + colsz;
+  for (int b0 = 0; b0 < B; b0 += nbmax) {
+    const int nb = B - b0 < nbmax ? B - b0 : nbmax;
+    const int N = (int)(nb * HW);
+    const float *dyb = dy + (size_t)b0 * Co * HW;
+    if (nb > 1) {
+      gather_batch(ctx->threads, dyg, dyb, nb, Co, HW);
+      dyb = dyg;
+    }
+    sgemm(1, 0, K, N, Co, 1.0f, w, K, dyb, N, 0.0f, dcol, N);
+    col2im3x3(ctx->threads, dx + (size_t)b0 * Ci * HW, dcol, nb, Ci, H, W);
+  }
+  return 0;
+}
+
+int conv3x3_backward_weight_cpu(cpu_ctx *ctx, float *dw, const float *dy, const float *x, int B,
+                                int Ci, int Co, int H, int W) {
+  if (B <= 0 || Ci <= 0 || Co <= 0 || H <= 0 || W <= 0) return 0;
+  const size_t HW = (size_t)H * W;
+  const int K = Ci * 9, nbmax = conv_chunk(ctx, B, Ci, H, W);
+  const size_t colsz = (size_t)K * nbmax * HW, dysz = nbmax > 1 ? (size_t)Co * nbmax * HW : 0;
+  if (cpu_ctx_reserve(ctx, colsz + dysz)) return -1;
+  float *col = ctx->scratch, *dyg = col + colsz;
+  for (int b0 = 0; b0 < B; b0 += nbmax) {
+    const int nb = B - b0 < nbmax ? B - b0 : nbmax;
+    const int N = (int)(nb * HW);
+    const float *dyb = dy + (size_t)b0 * Co * HW;
+    if (nb > 1) {
+      gather_batch(ctx->threads, dyg, dyb, nb, Co, HW);
+      dyb = dyg;
+    }
+    im2col3x3(ctx->threads, col, x + (size_t)b0 * Ci * HW, nb, Ci, H, W);
+    sgemm(0, 1, Co, K, N, 1.0f, dyb, N, col, N, 1.0f, dw, K);
+  }
+  return 0;
+}
+
+/* ---- swish ------------------------------------------------------------------------------- */
+
+void swish_forward_cpu(float *y, const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    const float v = x[i];
+    y[i] = v / (1.0f + expf(-v));
+  }
+}
+
+void swish_backward_cpu(float *dx, const float *dy, const float *x, size_t n) {
+  for (size_t i = 0; i < n; i++) {
+    const float v = x[i], s = 1.0f / (1.0f + expf(-v));
+    dx[i] = dy[i] * (s + v * s * (1.0f - s));
+  }
+}
+
+/* ---- avgpool2 ----------------------------------------------------------------------------- */
+
+void avgpool2_forward_cpu(float *y, const float *x, int B, int C, int H, int W) {
+  const int Ho = H / 2, Wo = W / 2;
+  const size_t planes = (size_t)B * C;
+  for (size_t pl = 0; pl < planes; pl++) {
+    const float *xp = x + pl * H * W;
+    float *yp = y + pl * Ho * Wo;
+    for (int i = 0; i < Ho; i++) {
+      const float *r0 = xp + (size_t)(2 * i) * W, *r1 = r0 + W;
+      for (int j = 0; j < Wo; j++)
+        yp[(size_t)i * Wo + j] = 0.25f * ((r0[2 * j] + r0[2 * j + 1]) + (r1[2 * j] + r1[2 * j + 1]));
+    }
+  }
+}
+
+void avgpool2_backward_cpu(float *dx, const float *dy, int B, int C, int H, int W) {
+  const int Ho = H / 2, Wo = W / 2;
+  const size_t planes = (size_t)B * C;
+  for (size_t pl = 0; pl < planes; pl++) {
+    float *xp = dx + pl * H * W;
+    const float *yp = dy + pl * Ho * Wo;
+    for (int i = 0; i < Ho; i++) {
+      float *r0 = xp + (size_t)(2 * i) * W, *r1 = r0 + W;
+      for (int j = 0; j < Wo; j++) {
+        const float g = 0.25f * yp[(size_t)i * Wo + j];
+        r0[2 * j] = r0[2 * j + 1] = r1[2 * j] = r1[2 * j + 1] = g;
+      }
+    }
+  }
+}
+
+/* ---- label conditioning ------------------------------------------------------------------ */
+
+/* s[b,ch] = sum_l c[b,l] G[l,ch] (+ CB[ch] when CB) in double, rounded to float. */
+static void label_linear(float *s, const float *c, const float *G, const float *CB, int B, int C,
+                         int L) {
+  for (int b = 0; b < B; b++)
+    for (int ch = 0; ch < C; ch++) {
+      double acc = 0.0;
+      for (int l = 0; l < L; l++) acc += (double)c[(size_t)b * L + l] * G[(size_t)l * C + ch];
+      if (CB) acc += CB[ch];
+      s[(size_t)b * C + ch] = (float)acc;
+    }
+}
+
+void cond_bias_forward_cpu(float *y, const float *x, const float *c, const float *G, int B, int C,
+                           int HW, int L) {
+  for (int b = 0; b < B; b++)
+    for (int ch = 0; ch < C; ch++) {
+      double acc = 0.0;
+      for (int l = 0; l < L; l++) acc += (double)c[(size_t)b * L + l] * G[(size_t)l * C + ch];
+      const float bias = (float)acc;
+      const size_t o = ((size_t)b * C + ch) * HW;
+      for (int p = 0; p < HW; p++) y[o + p] = x[o + p] + bias;
+    }
+}
+
+/* Per-(b,ch) reductions feed the parameter gradients: dG[l,ch] += sum_b c[b,l] g[b,ch],
+ * dCB[ch] += sum_b g[b,ch], dc[b,l] += sum_ch G[l,ch] g[b,ch]. */
+static void label_linear_backward(float *dG, float *dCB, float *dc, const double *g,
+                                  const float *c, const float *G, int B, int C, int L) {
+  if (dG)
+    for (int l = 0; l < L; l++)
+      for (int ch = 0; ch < C; ch++) {
+        double acc = 0.0;
+        for (int b = 0; b < B; b++) acc += (double)c[(size_t)b * L + l] * g[(size_t)b * C + ch];
+        dG[(size_t)l * C + ch] += (float)acc;
+      }
+  if (dCB)
+    for (int ch = 0; ch < C; ch++) {
+      double acc = 0.0;
+      for (int b = 0; b < B; b++) acc += g[(size_t)b * C + ch];
+      dCB[ch] += (float)acc;
+    }
+  if (dc)
+    for (int b = 0; b < B; b++)
+      for (int l = 0; l < L; l++) {
+        double acc = 0.0;
+        for (int ch = 0; ch < C; ch++) acc += (double)G[(size_t)l * C + ch] * g[(size_t)b * C + ch];
+        dc[(size_t)b * L + l] += (float)acc;
+      }
+}
+
+int cond_bias_backward_cpu(float *dG, float *dc, const float *dy, const float *c, const float *G,
+                           int B, int C, int HW, int L) {
+  if (B <= 0 || C <= 0) return 0;
+  double *g = malloc((size_t)B * C * sizeof(double));
+  if (!g) return -1;
+  for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+    double acc = 0.0;
+    const float *d = dy + bc * HW;
+    for (int p = 0; p < HW; p++) acc += d[p];
+    g[bc] = acc;
+  }
+  label_linear_backward(dG, NULL, dc, g, c, G, B, C, L);
+  free(g);
+  return 0;
+}
+
+int cond_scale_forward_cpu(float *y, const float *x, const float *c, const float *G,
+                           const float *CB, int B, int C, int HW, int L) {
+  if (B <= 0 || C <= 0) return 0;
+  float *s = malloc((size_t)B * C * sizeof(float));
+  if (!s) return -1;
+  label_linear(s, c, G, CB, B, C, L);
+  for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+    const float k = s[bc];
+    for (int p = 0; p < HW; p++) y[bc * HW + p] = x[bc * HW + p] * k;
+  }
+  free(s);
+  return 0;
+}
+
+int cond_scale_backward_cpu(float *dx, float *dG, float *dCB, float *dc, const float *dy,
+                            const float *x, const float *c, const float *G, const float *CB, int B,
+                            int C, int HW, int L) {
+  if (B <= 0 || C <= 0) return 0;
+  const size_t BC = (size_t)B * C;
+  double *g = malloc(BC * sizeof(double));
+  float *s = malloc(BC * sizeof(float));
+  if (!g || !s) {
+    free(g);
+    free(s);
+    return -1;
+  }
+  label_linear(s, c, G, CB, B, C, L);
+  /* g first: dx may alias dy or x */
+  for (size_t bc = 0; bc < BC; bc++) {
+    double acc = 0.0;
+    for (int p = 0; p < HW; p++) acc += (double)dy[bc * HW + p] * x[bc * HW + p];
+    g[bc] = acc;
+  }
+  for (size_t bc = 0; bc < BC; bc++)
+    for (int p = 0; p < HW; p++) dx[bc * HW + p] = dy[bc * HW + p] * s[bc];
+  label_linear_backward(dG, dCB, dc, g, c, G, B, C, L);
+  free(g);
+  free(s);
+  return 0;
+}
+
+/* ---- head --------------------------------------------------------------------------------- */
+
+void head_forward_cpu(float *e, const float *x, const float *w, const float *bias, int B, int C,
+                      int HW) {
+  for (int b = 0; b < B; b++) {
+    double acc = 0.0;
+    for (int ch = 0; ch < C; ch++) {
+      const float *xp = x + ((size_t)b * C + ch) * HW;
+      double m = 0.0;
+      for (int p = 0; p < HW; p++) m += xp[p];
+      acc += (double)w[ch] * (m / HW);
+    }
+    e[b] = (float)(acc + bias[0]);
+  }
+}
+
+void head_backward_cpu(float *dx, float *dw, float *dbias, const float *de, const float *x,
+                       const float *w, int B, int C, int HW) {
+  /* parameter gradients first: dx may alias x */
+  if (dw)
+    for (int ch = 0; ch < C; ch++) {
+      double acc = 0.0;
+      for (int b = 0; b < B; b++) {
+        const float *xp = x + ((size_t)b * C + ch) * HW;
+        double m = 0.0;
+        for (int p = 0; p < HW; p++) m += xp[p];
+        acc += (double)de[b] * (m / HW);
+      }
+      dw[ch] += (float)acc;
+    }
+  if (dbias) {
+    double acc = 0.0;
+    for (int b = 0; b < B; b++) acc += de[b];
+    dbias[0] += (float)acc;
+  }
+  if (dx)
+    for (int b = 0; b < B; b++)
+      for (int ch = 0; ch < C; ch++) {
+        const float g = (float)((double)de[b] * w[ch] / HW);
+        float *d = dx + ((size_t)b * C + ch) * HW;
+        for (int p = 0; p < HW; p++) d[p] = g;
+      }
+}
+
+/* ---- spectral norm ------------------------------------------------------------------------ */
+
+int spectral_norm_forward_cpu(float *w_sn, float *u, float *v, float *sigma, const float *w,
+                              int rows, int cols, int update_u) {
+  if (rows <= 0 || cols <= 0) return 0;
+  double *vd = calloc((size_t)cols, sizeof(double));
+  double *ud = malloc((size_t)rows * sizeof(double));
+  if (!vd || !ud) {
+    free(vd);
+    free(ud);
+    return -1;
+  }
+  /* v = normalize(W^T u), accumulated row by row (fixed order) */
+  for (int r = 0; r < rows; r++) {
+    const double ur = u[r];
+    const float *wr = w + (size_t)r * cols;
+    for (int k = 0; k < cols; k++) vd[k] += ur * wr[k];
+  }
+  double nv = 0.0;
+  for (int k = 0; k < cols; k++) nv += vd[k] * vd[k];
+  nv = sqrt(nv) + 1e-12;
+  for (int k = 0; k < cols; k++) vd[k] /= nv;
+  /* u' = normalize(W v), sigma = u'^T W v = ||W v||^2 / (||W v|| + eps) */
+  double nu = 0.0;
+  for (int r = 0; r < rows; r++) {
+    const float *wr = w + (size_t)r * cols;
+    double acc = 0.0;
+    for (int k = 0; k < cols; k++) acc += wr[k] * vd[k];
+    ud[r] = acc;
+    nu += acc * acc;
+  }
+  double sig = 0.0;
+  const double unorm = sqrt(nu) + 1e-12;
+  for (int r = 0; r < rows; r++) {
+    const double wv = ud[r];
+    ud[r] = wv / unorm;
+    sig += ud[r] * wv;
+  }
+  const float sigf = (float)sig;
+  const size_t n = (size_t)rows * cols;
+  for (size_t i = 0; i < n; i++) w_sn[i] = w[i] / sigf;
+  for (int k = 0; k < cols; k++) v[k] = (float)vd[k];
+  if (update_u)
+    for (int r = 0; r < rows; r++) u[r] = (float)ud[r];
+  sigma[0] = sigf;
+  free(vd);
+  free(ud);
+  return 0;
+}
+
+void spectral_norm_backward_cpu(float *dw, const float *dw_sn, const float *w_sn, const float *u,
+                                const float *v, const float *sigma, int rows, int cols) {
+  const size_t n = (size_t)rows * cols;
+  double dot = 0.0;
+  for (size_t i = 0; i < n; i++) dot += (double)dw_sn[i] * w_sn[i];
+  const double inv = 1.0 / sigma[0];
+  for (int r = 0; r < rows; r++) {
+    const double du = dot * u[r];
+    for (int k = 0; k < cols; k++) {
+      const size_t i = (size_t)r * cols + k;
+      dw[i] += (float)((dw_sn[i] - du * v[k]) * inv);
+    }
+  }
+}
+
+/* ---- reductions --------------------------------------------------------------------------- */
+
+void sumsq_cpu(float *out, const float *x, size_t n) {
+  double acc = 0.0;
+  for (size_t i = 0; i < n; i++) acc += (double)x[i] * x[i];
+  out[0] = (float)acc;
+}
