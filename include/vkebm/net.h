@@ -52,6 +52,12 @@ int ebm_net_config_validate(const ebm_net_config *cfg, char *err, size_t errlen)
 double ebm_net_forward_flops(const ebm_net_config *cfg);
 /* Writes e.g. "R=32 W=32 blocks=1d,2d,2d,2 L=2 sn=1". */
 void ebm_net_config_describe(const ebm_net_config *cfg, char *out, size_t len);
+/* Writes the block spec, e.g. "1d,2d,2d,2" (the inverse of ebm_net_config_parse_blocks). */
+void ebm_net_config_blocks_string(const ebm_net_config *cfg, char *out, size_t len);
+/* Number of trainable floats (the sum of every parameter's numel, no alignment padding). */
+size_t ebm_net_config_num_weights(const ebm_net_config *cfg);
+/* 1 when two configurations describe the same network (every field equal). */
+int ebm_net_config_equal(const ebm_net_config *a, const ebm_net_config *b);
 
 typedef enum ebm_param_kind {
   EBM_PARAM_CONV = 0,  /* [Co, Ci, 3, 3], spectrally normalised when cfg.spectral_norm */
@@ -68,6 +74,8 @@ typedef struct ebm_param {
   size_t offset;       /* floats into the params (and grads) allocation */
   size_t numel;
   int sn_index;        /* index into the spectral-norm state, -1 when not normalised */
+  size_t sn_u_offset;  /* floats into ebm_net_sn_u where this weight's u[sn_rows] starts */
+  int sn_rows;         /* length of u (= Co), 0 when not normalised */
 } ebm_param;
 
 typedef struct ebm_net ebm_net; /* opaque */
@@ -88,18 +96,28 @@ ebm_ref ebm_net_grads(ebm_net *net);            /* same layout */
 /* Spectral-norm persistent vectors u, concatenated in parameter order ([rows] each). */
 ebm_ref ebm_net_sn_u(ebm_net *net);
 size_t ebm_net_sn_u_count(const ebm_net *net);
+/* Layout note: every tensor (each parameter, each u) starts at a multiple of EBM_ALIGN floats
+ * (256 bytes, which satisfies any device's minStorageBufferOffsetAlignment), so the flat
+ * tensors contain zero padding between tensors: ebm_net_param_count and ebm_net_sn_u_count
+ * include it, the model file does not (it stores tensors by name). Padding stays zero: its
+ * gradient is always zero. */
+#define EBM_ALIGN 64
 
-/* Host copies in/out of the whole parameter tensor (and u). */
+/* Host copies in/out of the whole parameter tensor (and u; sn_u may be NULL to leave u as is).
+ * set_params also recomputes the normalised weights (ebm_net_refresh(net, 0)). 0 or -1. */
 int ebm_net_set_params(ebm_net *net, const float *params, const float *sn_u);
 int ebm_net_get_params(ebm_net *net, float *params, float *sn_u);
 
 /* Recompute the normalised weights from the parameters: one power iteration per weight.
  * update_u = 1 advances the persistent vectors (training), 0 keeps them (sampling). Must be
- * called after the parameters change and before forward. ebm_net_create calls it once. */
+ * called after the parameters change and before forward. ebm_net_create runs 15 iterations
+ * with update_u = 1 from a random u (as PyTorch's parametrized spectral_norm does at
+ * construction), so sigma starts converged rather than a one-step underestimate. */
 void ebm_net_refresh(ebm_net *net, int update_u);
 
 /* energy[B] = E(x | c).  x: [B, 3, R, R] in [0, 1];  c: [B, L].  B <= max_batch.
- * Keeps the activations for backward. */
+ * Keeps the activations for backward, and the refs x and c themselves: backward reads them, so
+ * the caller must not change x or c between forward and backward. */
 void ebm_net_forward(ebm_net *net, ebm_ref energy, ebm_ref x, ebm_ref c, int B);
 
 /* Backward from dE[B] (usually all ones, or the composition's weights) through the last
