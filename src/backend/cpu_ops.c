@@ -23,6 +23,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #if defined(VKEBM_BLAS_BLIS)
 #include <blis.h>
@@ -39,9 +40,10 @@
 #define CPU_PARALLEL_FOR(nthreads)
 #endif
 
-/* im2col column budget in floats (16 MiB): big enough to batch 16 images of 64ch x 8x8 or
- * 4 of 64ch x 16x16, small enough to stay near the L3 cache. */
-#define CONV_COL_BUDGET ((size_t)4 << 20)
+/* im2col column budget in floats (2 MiB): chunks of col that stay in the L2/L3 caches between
+ * im2col writing them and the GEMM reading them. Measured (docs/bench-notes.md): 512K floats
+ * beat 4M by 1.2-1.8x on every conv of a 32x32 net; it still batches 8 images of 64ch x 8x8. */
+#define CONV_COL_BUDGET ((size_t)512 << 10)
 
 /* ---- context and BLAS --------------------------------------------------------------------- */
 
@@ -62,28 +64,82 @@ void cpu_ctx_release(cpu_ctx *ctx) {
   ctx->scratch_cap = 0;
 }
 
+#if defined(VKEBM_BLAS_BLIS) && (defined(__x86_64__) || defined(__i386__))
+#include <cpuid.h>
+/* BLIS chooses its kernels from cpuid at its first call. BLIS 0.9 recognises AMD CPUs by
+ * family/model only up to family 0x19 (Zen 3 and Zen 4: zen3 kernels) and gives any later AMD
+ * family (Zen 5 is 0x1A) its slow generic reference kernels; the zen3 (AVX2+FMA) kernels are
+ * right there. Intel CPUs are matched by features and need no help. Runs before any BLIS call;
+ * a BLIS_ARCH_TYPE the user set wins. */
+static void blis_choose_arch(void) {
+  if (getenv("BLIS_ARCH_TYPE")) return;
+  unsigned eax, ebx, ecx, edx;
+  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx) || ebx != signature_AMD_ebx) return;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return;
+  unsigned family = (eax >> 8) & 0xf;
+  if (family == 0xf) family += (eax >> 20) & 0xff;
+  __builtin_cpu_init();
+  if (family > 0x19 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    char id[16];
+    snprintf(id, sizeof id, "%d", (int)BLIS_ARCH_ZEN3);
+    setenv("BLIS_ARCH_TYPE", id, 0);
+  }
+}
+#elif defined(VKEBM_BLAS_BLIS)
+static void blis_choose_arch(void) {}
+#endif
+
 void cpu_blas_set_threads(int threads) {
 #if defined(VKEBM_BLAS_BLIS)
+  static int arch_chosen;
+  if (!arch_chosen) {
+    blis_choose_arch();
+    arch_chosen = 1;
+  }
   bli_thread_set_num_threads(threads);
 #else
   openblas_set_num_threads(threads);
 #endif
 }
 
+#if defined(VKEBM_BLAS_OPENBLAS)
+/* OpenBLAS cores without AVX2 kernels: on a CPU that has AVX2, seeing one of these means
+ * OpenBLAS did not recognise the CPU (it reads OPENBLAS_CORETYPE once, when it loads). */
+static int openblas_core_is_weak(const char *core) {
+  static const char *weak[] = {"prescott", "core2", "penryn", "dunnington", "nehalem", "atom",
+                               "sandybridge", "barcelona", "bobcat", "bulldozer", "piledriver",
+                               "steamroller", "opteron", "katmai", "coppermine", "northwood",
+                               "banias", "generic", NULL};
+  for (int i = 0; weak[i]; i++)
+    if (strcasecmp(core, weak[i]) == 0) return 1;
+  return 0;
+}
+#endif
+
 void cpu_blas_describe(char *out, size_t len) {
 #if defined(VKEBM_BLAS_BLIS)
-  snprintf(out, len, "BLIS %s sgemm, %s kernels (%s)", bli_info_get_version_str(),
-           bli_arch_string(bli_arch_query_id()),
-           bli_info_get_enable_openmp() ? "openmp" : "pthreads");
+  const arch_t arch = bli_arch_query_id();
+  int slow = arch == BLIS_ARCH_GENERIC;
+  snprintf(out, len, "BLIS %s sgemm, %s kernels (%s)%s", bli_info_get_version_str(),
+           bli_arch_string(arch), bli_info_get_enable_openmp() ? "openmp" : "pthreads",
+           slow ? " [slow reference kernels: set BLIS_ARCH_TYPE to the nearest known CPU]" : "");
 #else
   const char *env = getenv("OPENBLAS_CORETYPE");
-  snprintf(out, len, "OpenBLAS sgemm, %s kernels%s%s [%s]", openblas_get_corename(),
-           env ? ", OPENBLAS_CORETYPE=" : "", env ? env : "", openblas_get_config());
+  const char *core = openblas_get_corename();
+  int slow = 0;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  slow = __builtin_cpu_supports("avx2") && openblas_core_is_weak(core);
+#endif
+  snprintf(out, len, "OpenBLAS sgemm, %s kernels%s%s [%s]%s", core,
+           env ? ", OPENBLAS_CORETYPE=" : "", env ? env : "", openblas_get_config(),
+           slow ? " [pre-AVX2 kernels on an AVX2 CPU: set OPENBLAS_CORETYPE=Haswell or "
+                  "SkylakeX]"
+                : "");
 #endif
 }
 
-/* C[M,N] = alpha * op(A) op(B) + beta * C, row-major. */
-static void sgemm(int transa, int transb, int M, int N, int K, float alpha, const float *A,
+void cpu_sgemm(int transa, int transb, int M, int N, int K, float alpha, const float *A,
                   int lda, const float *Bm, int ldb, float beta, float *C, int ldc) {
   cblas_sgemm(CblasRowMajor, transa ? CblasTrans : CblasNoTrans,
               transb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, Bm, ldb, beta, C, ldc);
@@ -220,9 +276,9 @@ int conv3x3_forward_cpu(cpu_ctx *ctx, float *y, const float *x, const float *w, 
     float *yb = y + (size_t)b0 * Co * HW;
     im2col3x3(ctx->threads, col, xb, nb, Ci, H, W);
     if (nb == 1) {
-      sgemm(0, 0, Co, N, K, 1.0f, w, K, col, N, 0.0f, yb, N);
+      cpu_sgemm(0, 0, Co, N, K, 1.0f, w, K, col, N, 0.0f, yb, N);
     } else {
-      sgemm(0, 0, Co, N, K, 1.0f, w, K, col, N, 0.0f, out, N);
+      cpu_sgemm(0, 0, Co, N, K, 1.0f, w, K, col, N, 0.0f, out, N);
       scatter_batch(ctx->threads, yb, out, nb, Co, HW);
     }
   }
@@ -249,7 +305,7 @@ int conv3x3_backward_input_cpu(cpu_ctx *ctx, float *dx, const float *dy, const f
       gather_batch(ctx->threads, dyg, dyb, nb, Co, HW);
       dyb = dyg;
     }
-    sgemm(1, 0, K, N, Co, 1.0f, w, K, dyb, N, 0.0f, dcol, N);
+    cpu_sgemm(1, 0, K, N, Co, 1.0f, w, K, dyb, N, 0.0f, dcol, N);
     col2im3x3(ctx->threads, dx + (size_t)b0 * Ci * HW, dcol, nb, Ci, H, W);
   }
   return 0;
@@ -272,7 +328,7 @@ int conv3x3_backward_weight_cpu(cpu_ctx *ctx, float *dw, const float *dy, const 
       dyb = dyg;
     }
     im2col3x3(ctx->threads, col, x + (size_t)b0 * Ci * HW, nb, Ci, H, W);
-    sgemm(0, 1, Co, K, N, 1.0f, dyb, N, col, N, 1.0f, dw, K);
+    cpu_sgemm(0, 1, Co, K, N, 1.0f, dyb, N, col, N, 1.0f, dw, K);
   }
   return 0;
 }
