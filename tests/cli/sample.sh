@@ -67,4 +67,12 @@ check "--init starts every chain from the image (0 steps: the image itself, twic
 check "--init edits and reproduces with --from" "[ -s edit.png ] && $V sample --from edit.png -o edit2.png --quiet && cmp -s edit.png edit2.png"
 "$V" sample "${common[@]}" --expr "color=red" --init grid.png -o bad.png 2>/dev/null
 check "--init of the wrong size is refused" "[ \$? -eq 2 ] && [ ! -e bad.png ]"
+"$V" sample "${common[@]}" --backend vulkan --sampler mala --expr "color=red OR color=blue" --seed 8 -o v1.png 2>/dev/null
+vrc=$?
+if [ $vrc -eq 77 ]; then
+  echo "skip: no Vulkan device for the --backend vulkan reproduction check"
+else
+  "$V" sample --from v1.png -o v2.png --quiet
+  check "a vulkan run reproduces with --from on its recorded backend" "[ $vrc -eq 0 ] && cmp -s v1.png v2.png"
+fi
 exit $fail
