@@ -175,6 +175,29 @@ static void test_elementwise(void) {
   got = down(bs, 5);
   tu_compare("swish hand values (in place)", got, ys, 5, 1e-7, 1e-6);
   free(got);
+  /* the whole float range the exp approximation clamps: -100..100 in steps of 0.05 */
+  {
+    const size_t m = 4001;
+    float *xr = malloc(m * 4), *yr = malloc(m * 4), *gr = malloc(m * 4);
+    for (size_t i = 0; i < m; i++) {
+      xr[i] = -100.0f + 0.05f * (float)i;
+      double s = 1.0 / (1.0 + exp(-(double)xr[i]));
+      yr[i] = (float)(xr[i] * s);
+      gr[i] = (float)(s + xr[i] * s * (1.0 - s));
+    }
+    ebm_buffer *bxr = up(xr, m), *bone = ebm_alloc(be, m), *bo = ebm_alloc(be, m);
+    ebm_fill(be, ebm_ref_of(bone), 1.0f, m);
+    ebm_swish_forward(be, ebm_ref_of(bo), ebm_ref_of(bxr), m);
+    got = down(bo, m);
+    tu_compare("swish forward on [-100, 100]", got, yr, m, 1e-30, 1e-6);
+    free(got);
+    ebm_swish_backward(be, ebm_ref_of(bo), ebm_ref_of(bone), ebm_ref_of(bxr), m);
+    got = down(bo, m);
+    tu_compare("swish backward on [-100, 100]", got, gr, m, 1e-7, 1e-6); /* cancels near x=-1.28 */
+    free(got);
+    ebm_free(be, bxr), ebm_free(be, bone), ebm_free(be, bo);
+    free(xr), free(yr), free(gr);
+  }
   ebm_swish_forward(be, ebm_ref_of(by), ebm_ref_of(ba), n);
   got = down(by, n);
   for (size_t i = 0; i < n; i++) want[i] = (float)(a[i] / (1.0 + exp(-(double)a[i])));
