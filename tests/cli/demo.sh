@@ -45,6 +45,18 @@ check "loaded model, same energies" bash -c "diff <(grep energy first) <(grep en
 expect_rc 0 "demo ignores a model of another configuration" "$bin" demo --backend cpu --config default32 --steps 0 --batch 1 --seed 7
 check "default32: random init" grep -q "random initialisation" out
 
+# The same run on vulkan (lavapipe in CI) with the validation layer: same energies as the cpu.
+VK_LOADER_LAYERS_ENABLE='*validation' "$bin" demo --backend vulkan --validate --config tiny --steps 3 --seed 7 >out 2>err
+rc=$?
+if [ $rc = 77 ]; then
+  echo "skip: no Vulkan device for the vulkan demo"
+elif [ $rc != 0 ]; then
+  echo "FAIL: vulkan demo exit $rc"; cat out err; fail=1
+else
+  check "vulkan demo names the backend" grep -q "backend     vulkan" out
+  check "vulkan demo matches the cpu energies" bash -c "diff <(grep energy first) <(grep energy out)"
+fi
+
 expect_rc 0 "demo --help" "$bin" demo --help
 check "help mentions --steps" grep -q -- "--steps" out
 expect_rc 2 "demo bad flag" "$bin" demo --frobnicate
