@@ -5,16 +5,6 @@
 
 #include "backend_impl.h"
 
-/* DEVELOPMENT FALLBACK, removed when the vulkan backend lands: lets the cpu backend build alone
- * (the cpu backend's fallback is gone: a weak definition here would shadow cpu.o in the static
- * library, which the linker then never pulls in). */
-__attribute__((weak)) int ebm_vulkan_hardware_gpu_present(void) { return 0; }
-__attribute__((weak)) int ebm_vulkan_backend_create(ebm_backend **out, const ebm_backend_options *opt,
-                                                    char *err, size_t errlen) {
-  snprintf(err, errlen, "built without the vulkan backend");
-  return EBM_ERR_NO_DEVICE;
-}
-
 int ebm_backend_create(ebm_backend **out, const ebm_backend_options *opt, char *err,
                        size_t errlen) {
   ebm_backend_options o = {0};
