@@ -223,7 +223,81 @@ static void test_grid(void) {
   TU_CHECK(img_make_grid(img, 3, W, H, 0, 2, 0, &gw, &gh) == NULL, "nrow=0 accepted");
 }
 
-int main(void) {
+/* Mutation smoke test: flipped bytes and truncations of a valid PNG must each decode or fail
+ * with a one-line message (run under ASan to catch memory errors). */
+static void test_mutations(void) {
+  uint8_t rgb[9 * 6 * 3];
+  for (int i = 0; i < (int)sizeof rgb; i++) rgb[i] = (uint8_t)(i * 13);
+  img_text text[] = {{"seed", "7"}};
+  char err[512];
+  const char *path = in_dir("m.png");
+  if (img_write_png_rgb8(path, rgb, 9, 6, text, 1, err, sizeof err)) {
+    TU_CHECK(0, "write: %s", err);
+    return;
+  }
+  unsigned char *good;
+  size_t n;
+  read_bytes(path, &good, &n);
+  unsigned char *b = malloc(n);
+  int accepted = 0, refused = 0;
+  for (uint32_t trial = 0; trial < 400; trial++) {
+    float r[3];
+    tu_fill_uniform(r, 3, 500 + trial, 0, 1);
+    memcpy(b, good, n);
+    size_t len = n, at = (size_t)(r[1] * (float)n) % n;
+    if (r[0] < 0.7f) b[at] = (unsigned char)(r[2] * 256);
+    else len = at;
+    FILE *f = fopen(path, "wb");
+    fwrite(b, 1, len, f);
+    fclose(f);
+    uint8_t *px = NULL;
+    img_text *t = NULL;
+    int w, h, nt;
+    if (img_read_png_rgb8(path, &px, &w, &h, &t, &nt, err, sizeof err) == 0) {
+      accepted++;
+      free(px);
+      img_text_free(t, nt);
+    } else {
+      refused++;
+      TU_CHECK(err[0] && !strchr(err, '\n') && !px, "trial %u: message '%s'", trial, err);
+    }
+  }
+  printf("  mutations: %d decoded (ancillary damage is tolerated), %d refused\n", accepted, refused);
+  TU_CHECK(refused > 100, "only %d of 400 mutations refused", refused);
+  free(b);
+  free(good);
+}
+
+/* Grids for tests/cli/torchvision_grid.sh to compare with torchvision's save_image. Pixel value
+ * v(k, c, i) = ((k*97 + c*31 + i*7) % 301) / 200 - 0.2 in float32 (out of range on purpose). */
+static int write_grids(const char *out_dir) {
+  static const struct { const char *name; int n, W, H, nrow, padding; float pad_value; } grids[] = {
+      {"grid_a.png", 5, 6, 4, 3, 2, 0.3f}, {"grid_b.png", 1, 5, 3, 8, 2, 0.0f},
+      {"grid_c.png", 7, 3, 5, 8, 1, 1.0f}, {"grid_d.png", 9, 4, 4, 2, 0, 0.5f}};
+  for (size_t g = 0; g < sizeof grids / sizeof grids[0]; g++) {
+    int n = grids[g].n, W = grids[g].W, H = grids[g].H;
+    float *img = malloc(sizeof(float) * (size_t)(n * 3 * W * H));
+    for (int k = 0; k < n; k++)
+      for (int c = 0; c < 3; c++)
+        for (int i = 0; i < W * H; i++)
+          img[(k * 3 + c) * W * H + i] = (float)((k * 97 + c * 31 + i * 7) % 301) / 200.0f - 0.2f;
+    int gw, gh;
+    uint8_t *rgb = img_make_grid(img, n, W, H, grids[g].nrow, grids[g].padding, grids[g].pad_value, &gw, &gh);
+    char path[512], err[512];
+    snprintf(path, sizeof path, "%s/%s", out_dir, grids[g].name);
+    int rc = rgb ? img_write_png_rgb8(path, rgb, gw, gh, NULL, 0, err, sizeof err) : -1;
+    free(rgb);
+    free(img);
+    if (rc) {
+      fprintf(stderr, "%s: %s\n", path, rgb ? err : "grid failed");
+      return 1;
+    }
+  }
+  return 0;
+}
+
+int main(int argc, char **argv) {
+  if (argc == 3 && !strcmp(argv[1], "--write-grids")) return write_grids(argv[2]);
   if (!mkdtemp(dir)) {
     perror("mkdtemp");
     return 1;
@@ -232,6 +306,7 @@ int main(void) {
   test_color_types();
   test_conversion();
   test_grid();
+  test_mutations();
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

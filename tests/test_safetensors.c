@@ -67,6 +67,9 @@ static void test_malformed(void) {
                 "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
                 "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
                 4, "duplicate");
+  reject_header("duplicate metadata keys", "{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}", 0, "duplicate");
+  reject_header("NUL in a name", "{\"a\\u0000b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+                "not valid UTF-8 JSON");
   reject_header("metadata not a map", "{\"__metadata__\": 3}", 0, "__metadata__ is not a JSON object");
   reject_header("metadata number value", "{\"__metadata__\": {\"step\": 3}}", 0, "is not a string");
   reject_header("entry not an object", "{\"a\": 3}", 0, "entry is not a JSON object");
@@ -337,6 +340,46 @@ static int write_sample(const char *path) {
   return rc ? 1 : 0;
 }
 
+/* Mutation smoke test: random byte flips, truncations and header-length edits of a valid file
+ * must each parse or fail with a one-line message (run under ASan to catch memory errors). */
+static void test_mutations(void) {
+  float w[12];
+  tu_fill_uniform(w, 12, 3, -1, 1);
+  char header[400];
+  snprintf(header, sizeof header,
+           "{\"__metadata__\":{\"k\":\"v\"},\"a\":{\"dtype\":\"F32\",\"shape\":[2,4],"
+           "\"data_offsets\":[0,32]},\"b\":{\"dtype\":\"F32\",\"shape\":[4],\"data_offsets\":[32,48]}}");
+  size_t n;
+  unsigned char *good = make(header, w, 48, &n);
+  unsigned char *b = malloc(n);
+  float r[4];
+  int accepted = 0, refused = 0;
+  for (uint32_t trial = 0; trial < 3000; trial++) {
+    memcpy(b, good, n);
+    tu_fill_uniform(r, 4, 1000 + trial, 0, 1);
+    size_t len = n;
+    int kind = (int)(r[0] * 4);
+    size_t at = (size_t)(r[1] * (float)n) % n;
+    if (kind == 0) b[at] ^= (unsigned char)(1u << (int)(r[2] * 8));       /* bit flip */
+    else if (kind == 1) b[at] = (unsigned char)(r[2] * 256);              /* byte set */
+    else if (kind == 2) len = at;                                         /* truncation */
+    else b[(size_t)(r[2] * 8) % 8] = (unsigned char)(r[3] * 256);         /* header length */
+    st_file f;
+    char err[512] = "";
+    if (st_parse(&f, b, len, 1, err, sizeof err) == 0) {
+      accepted++;
+      st_free(&f);
+    } else {
+      refused++;
+      TU_CHECK(err[0] && !strchr(err, '\n'), "trial %u: empty or multi-line message '%s'", trial, err);
+    }
+  }
+  printf("  mutations: %d accepted (e.g. flips inside data or padding), %d refused\n", accepted, refused);
+  TU_CHECK(refused > 1000, "only %d of 3000 mutations refused", refused);
+  free(b);
+  free(good);
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "--write-sample")) return write_sample(argv[2]);
   char dir[] = "/tmp/vkebm_test_st_XXXXXX";
@@ -345,6 +388,7 @@ int main(int argc, char **argv) {
     return 1;
   }
   test_malformed();
+  test_mutations();
   test_round_trip(dir);
   test_atomic(dir);
   char cmd[600];

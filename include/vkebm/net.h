@@ -112,7 +112,10 @@ int ebm_net_get_params(ebm_net *net, float *params, float *sn_u);
  * update_u = 1 advances the persistent vectors (training), 0 keeps them (sampling). Must be
  * called after the parameters change and before forward. ebm_net_create runs 15 iterations
  * with update_u = 1 from a random u (as PyTorch's parametrized spectral_norm does at
- * construction), so sigma starts converged rather than a one-step underestimate. */
+ * construction), so sigma starts converged rather than a one-step underestimate, and then one
+ * with update_u = 0, so w_sn is the function of (w, u) that a reloaded model computes.
+ * After training with update_u = 1, call it once with update_u = 0 before saving to have the
+ * saved model's energies match the live network's bit for bit. */
 void ebm_net_refresh(ebm_net *net, int update_u);
 
 /* energy[B] = E(x | c).  x: [B, 3, R, R] in [0, 1];  c: [B, L].  B <= max_batch.

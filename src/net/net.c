@@ -494,8 +494,10 @@ int ebm_net_create(ebm_net **out, ebm_backend *be, const ebm_net_config *cfg, in
     ebm_net_destroy(net);
     return -1;
   }
+  /* Converge u, then make w_sn a function of (w, u) as stored, so a saved and reloaded net
+   * (which computes w_sn from the saved u with update_u = 0) gives the same energies. */
   for (int it = 0; it < SN_WARMUP_ITERS; it++) ebm_net_refresh(net, 1);
-  if (!cfg->spectral_norm) ebm_net_refresh(net, 0);
+  ebm_net_refresh(net, 0);
   ebm_net_zero_grads(net);
   if (ebm_sync(be)) {
     snprintf(err, errlen, "backend failed while initialising the network");
