@@ -209,7 +209,7 @@ int cmd_bench(int argc, char **argv) {
   ebm_net_config cfgs[MAX_LIST];
   for (int i = 0; i < nconfigs; i++)
     if (ebm_net_config_preset(&cfgs[i], configs[i], 2))
-      return cli_usage("bench", "--configs: unknown preset '%s' (tiny, default32, paper64)",
+      return cli_usage("bench", "--configs: unknown preset '%s' (tiny, small32, default32, paper64)",
                        configs[i]);
   long user_batches[MAX_LIST];
   int nuser = 0;
