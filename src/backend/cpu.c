@@ -483,11 +483,11 @@ static void cpu_quadratic_energy_op(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_r
   cpu_backend *cb = cpu_of(be);
   if (n <= 0 || N <= 0 || rows_per_group <= 0 || !dims_ok(cb, OP, n, N, rows_per_group, 0, 0)) return;
   size_t G = (size_t)(n + rows_per_group - 1) / rows_per_group;
-  P(e, (size_t)n, e);
-  P(x, (size_t)n * N, x);
-  P(mu, G * N, mu);
-  P(prec, G * N, prec);
-  CHECK_OK(e_p && x_p && mu_p && prec_p);
+  RESOLVE(e, (size_t)n, e);
+  RESOLVE(x, (size_t)n * N, x);
+  RESOLVE(mu, G * N, mu);
+  RESOLVE(prec, G * N, prec);
+  RETURN_UNLESS(e_p && x_p && mu_p && prec_p);
   ebm_quadratic_energy_cpu(e_p, x_p, mu_p, prec_p, n, N, rows_per_group);
 #undef OP
 }
@@ -499,12 +499,12 @@ static void cpu_quadratic_energy_backward_op(ebm_backend *be, ebm_ref dx, ebm_re
   cpu_backend *cb = cpu_of(be);
   if (n <= 0 || N <= 0 || rows_per_group <= 0 || !dims_ok(cb, OP, n, N, rows_per_group, 0, 0)) return;
   size_t G = (size_t)(n + rows_per_group - 1) / rows_per_group;
-  P(dx, (size_t)n * N, dx);
-  P(dE, (size_t)n, dE);
-  P(x, (size_t)n * N, x);
-  P(mu, G * N, mu);
-  P(prec, G * N, prec);
-  CHECK_OK(dx_p && dE_p && x_p && mu_p && prec_p);
+  RESOLVE(dx, (size_t)n * N, dx);
+  RESOLVE(dE, (size_t)n, dE);
+  RESOLVE(x, (size_t)n * N, x);
+  RESOLVE(mu, G * N, mu);
+  RESOLVE(prec, G * N, prec);
+  RETURN_UNLESS(dx_p && dE_p && x_p && mu_p && prec_p);
   ebm_quadratic_energy_backward_cpu(dx_p, dE_p, x_p, mu_p, prec_p, n, N, rows_per_group);
 #undef OP
 }
@@ -516,9 +516,9 @@ static void cpu_langevin_update_op(ebm_backend *be, ebm_ref x, ebm_ref grad, int
   cpu_backend *cb = cpu_of(be);
   if (B <= 0 || N <= 0) return;
   int ok = 1;
-  P(x, (size_t)B * N, x);
+  RESOLVE(x, (size_t)B * N, x);
   float *grad_p = opt_ptr(cb, grad, (size_t)B * N, OP, "grad", &ok);
-  CHECK_OK(x_p && ok);
+  RETURN_UNLESS(x_p && ok);
   ebm_langevin_update_cpu(x_p, grad_p, B, N, seed, step, step_size, noise_std, clip_lo, clip_hi);
 #undef OP
 }
@@ -528,11 +528,11 @@ static void cpu_mala_propose_op(ebm_backend *be, ebm_ref xp, ebm_ref x, ebm_ref 
 #define OP "mala_propose"
   cpu_backend *cb = cpu_of(be);
   if (B <= 0 || N <= 0) return;
-  P(xp, (size_t)B * N, xp);
-  P(x, (size_t)B * N, x);
-  P(grad, (size_t)B * N, grad);
-  P(tau, (size_t)B, tau);
-  CHECK_OK(xp_p && x_p && grad_p && tau_p);
+  RESOLVE(xp, (size_t)B * N, xp);
+  RESOLVE(x, (size_t)B * N, x);
+  RESOLVE(grad, (size_t)B * N, grad);
+  RESOLVE(tau, (size_t)B, tau);
+  RETURN_UNLESS(xp_p && x_p && grad_p && tau_p);
   ebm_mala_propose_cpu(xp_p, x_p, grad_p, tau_p, B, N, seed, step);
 #undef OP
 }
@@ -542,12 +542,12 @@ static void cpu_mala_log_q_op(ebm_backend *be, ebm_ref out, ebm_ref to, ebm_ref 
 #define OP "mala_log_q"
   cpu_backend *cb = cpu_of(be);
   if (B <= 0 || N <= 0) return;
-  P(out, (size_t)B, out);
-  P(to, (size_t)B * N, to);
-  P(from, (size_t)B * N, from);
-  P(grad_from, (size_t)B * N, grad_from);
-  P(tau, (size_t)B, tau);
-  CHECK_OK(out_p && to_p && from_p && grad_from_p && tau_p);
+  RESOLVE(out, (size_t)B, out);
+  RESOLVE(to, (size_t)B * N, to);
+  RESOLVE(from, (size_t)B * N, from);
+  RESOLVE(grad_from, (size_t)B * N, grad_from);
+  RESOLVE(tau, (size_t)B, tau);
+  RETURN_UNLESS(out_p && to_p && from_p && grad_from_p && tau_p);
   ebm_mala_log_q_cpu(out_p, to_p, from_p, grad_from_p, tau_p, B, N);
 #undef OP
 }
@@ -557,10 +557,10 @@ static void cpu_chain_select_op(ebm_backend *be, ebm_ref x, ebm_ref src, ebm_ref
 #define OP "chain_select"
   cpu_backend *cb = cpu_of(be);
   if (B <= 0 || N <= 0) return;
-  P(x, (size_t)B * N, x);
-  P(src, (size_t)B * N, src);
-  P(mask, (size_t)B, mask);
-  CHECK_OK(x_p && src_p && mask_p);
+  RESOLVE(x, (size_t)B * N, x);
+  RESOLVE(src, (size_t)B * N, src);
+  RESOLVE(mask, (size_t)B, mask);
+  RETURN_UNLESS(x_p && src_p && mask_p);
   ebm_chain_select_cpu(x_p, src_p, mask_p, B, N);
 #undef OP
 }
