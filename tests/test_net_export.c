@@ -1,7 +1,7 @@
 /* test_net_export.c: a network with every parameter randomised (so the label conditioning and
  * the spectral norm do real work) survives a model-file round trip bit for bit, and, with
- * --export DIR PRESET, writes DIR/model.safetensors plus DIR/io.safetensors (x, c, energy, dx,
- * dc from the cpu backend) for tests/cli/torch_net_xcheck.sh, which recomputes them with the
+ * --export DIR PRESET [cpu|vulkan], writes DIR/model.safetensors plus DIR/io.safetensors (x, c,
+ * energy, dx, dc from that backend; exit 77 when vulkan has no device) for tests/cli/torch_net_xcheck.sh, which recomputes them with the
  * independent PyTorch network in tools/bench_torch.py. */
 #include <math.h>
 #include <stdio.h>
@@ -98,8 +98,9 @@ static int make_net(ebm_backend *be, const char *preset, ebm_net **net) {
   return randomise(*net);
 }
 
-static int export_reference(const char *dir, const char *preset) {
-  ebm_backend *be = tu_cpu_backend();
+static int export_reference(const char *dir, const char *preset, int vulkan) {
+  /* tu_vulkan_backend exits 77 (skip) when there is no Vulkan device. */
+  ebm_backend *be = vulkan ? tu_vulkan_backend() : tu_cpu_backend();
   ebm_net *net;
   if (make_net(be, preset, &net)) return 1;
   outputs o;
@@ -121,7 +122,7 @@ static int export_reference(const char *dir, const char *preset) {
   st_writer_add(w, "dx", sx, 4, o.dx);
   st_writer_add(w, "dc", sc, 2, o.dc);
   st_writer_meta(w, "format", "vkebm-net-reference");
-  st_writer_meta(w, "backend", "cpu");
+  st_writer_meta(w, "backend", vulkan ? "vulkan" : "cpu");
   snprintf(path, sizeof path, "%s/io.safetensors", dir);
   int rc = st_writer_save(w, path, err, sizeof err);
   if (rc) fprintf(stderr, "%s\n", err);
@@ -133,7 +134,8 @@ static int export_reference(const char *dir, const char *preset) {
 }
 
 int main(int argc, char **argv) {
-  if (argc == 4 && !strcmp(argv[1], "--export")) return export_reference(argv[2], argv[3]);
+  if ((argc == 4 || argc == 5) && !strcmp(argv[1], "--export"))
+    return export_reference(argv[2], argv[3], argc == 5 && !strcmp(argv[4], "vulkan"));
   /* Round trip: save, load into a fresh net, same energies and gradients bit for bit. */
   char dir[] = "/tmp/vkebm_test_export_XXXXXX";
   if (!mkdtemp(dir)) return 1;

@@ -45,7 +45,7 @@ static void measure(const char *label, double flops, bench_fn fn, void *arg) {
     t[reps++] = now() - t0;
   }
   qsort(t, reps, sizeof t[0], cmp_double);
-  printf("  %-44s %8.3f ms  best %7.1f GFLOP/s  median %7.1f\n", label, t[0] * 1e3,
+  printf("  %-44s %8.3f ms  best %7.2f GFLOP/s  median %7.2f\n", label, t[0] * 1e3,
          flops / t[0] * 1e-9, flops / t[reps / 2] * 1e-9);
   fflush(stdout);
 }
@@ -102,6 +102,53 @@ static void bench_conv(cpu_ctx *ctx, int B, int Ci, int Co, int H, int W) {
   free(a.x), free(a.w), free(a.y), free(a.dy), free(a.dx), free(a.dw);
 }
 
+/* The memory-bound ops at one activation tensor [B, C, 32, 32]; printed as ms (flops = elements). */
+typedef struct small_arg {
+  int which, B, C, HW, L;
+  float *x, *y, *dy, *c, *G, *CB, *dG, *dCB, *dc, *w, *e, *out;
+} small_arg;
+
+static void run_small(void *p) {
+  small_arg *a = p;
+  const size_t n = (size_t)a->B * a->C * a->HW;
+  switch (a->which) {
+  case 0: swish_forward_cpu(a->y, a->x, n); break;
+  case 1: swish_backward_cpu(a->y, a->dy, a->x, n); break;
+  case 2: avgpool2_forward_cpu(a->y, a->x, a->B, a->C, 32, 32); break;
+  case 3: avgpool2_backward_cpu(a->y, a->dy, a->B, a->C, 32, 32); break;
+  case 4: cond_bias_forward_cpu(a->y, a->x, a->c, a->G, a->B, a->C, a->HW, a->L); break;
+  case 5: cond_bias_backward_cpu(a->dG, a->dc, a->dy, a->c, a->G, a->B, a->C, a->HW, a->L); break;
+  case 6: cond_scale_forward_cpu(a->y, a->x, a->c, a->G, a->CB, a->B, a->C, a->HW, a->L); break;
+  case 7:
+    cond_scale_backward_cpu(a->y, a->dG, a->dCB, a->dc, a->dy, a->x, a->c, a->G, a->CB, a->B,
+                            a->C, a->HW, a->L);
+    break;
+  case 8: head_forward_cpu(a->e, a->x, a->w, a->CB, a->B, a->C, a->HW); break;
+  case 9: head_backward_cpu(a->y, a->dCB, a->dc, a->e, a->x, a->w, a->B, a->C, a->HW); break;
+  case 10: sumsq_cpu(a->out, a->x, n); break;
+  case 11: axpy_cpu(a->y, 0.5f, a->x, n); break;
+  }
+}
+
+static void bench_small(int B, int C) {
+  const int HW = 1024, L = 4;
+  const size_t n = (size_t)B * C * HW;
+  small_arg a = {0, B, C, HW, L, rnd(n, 10), rnd(n, 11), rnd(n, 12), rnd((size_t)B * L, 13),
+                 rnd((size_t)L * C, 14), rnd(C, 15), rnd((size_t)L * C, 16), rnd(C, 17),
+                 rnd((size_t)B * L, 18), rnd(C, 19), rnd(B, 20), rnd(1, 21)};
+  static const char *names[] = {"swish_fwd", "swish_bwd", "avgpool2_fwd", "avgpool2_bwd",
+                                "cond_bias_fwd", "cond_bias_bwd", "cond_scale_fwd",
+                                "cond_scale_bwd", "head_fwd", "head_bwd", "sumsq", "axpy"};
+  for (int k = 0; k < 12; k++) {
+    char label[96];
+    snprintf(label, sizeof label, "%-14s B%d C%d 32x32 (Gelem/s)", names[k], B, C);
+    a.which = k;
+    measure(label, (double)n, run_small, &a);
+  }
+  free(a.x), free(a.y), free(a.dy), free(a.c), free(a.G), free(a.CB), free(a.dG), free(a.dCB);
+  free(a.dc), free(a.w), free(a.e), free(a.out);
+}
+
 int main(int argc, char **argv) {
   int threads = argc > 1 ? atoi(argv[1]) : 0;
   const int B = argc > 2 ? atoi(argv[2]) : 16, C = argc > 3 ? atoi(argv[3]) : 64;
@@ -133,5 +180,6 @@ int main(int argc, char **argv) {
   bench_conv(&ctx, B, 2 * C, 2 * C, 8, 8);
   bench_conv(&ctx, B, 2 * C, 2 * C, 4, 4);
   cpu_ctx_release(&ctx);
+  bench_small(B, C);
   return 0;
 }

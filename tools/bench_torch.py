@@ -189,7 +189,7 @@ def check_against_vkebm(torch, d, tol):
     """Load DIR/model.safetensors (a vkebm model file) into this network, evaluate it in
     float64 on DIR/io.safetensors' x and c, and compare energy, dE/dx, dE/dc with vkebm's."""
     meta, tensors = read_safetensors(f"{d}/model.safetensors")
-    _, io = read_safetensors(f"{d}/io.safetensors")
+    io_meta, io = read_safetensors(f"{d}/io.safetensors")
     if meta.get("format") != "vkebm-model":
         raise ValueError(f"{d}/model.safetensors is not a vkebm model (format={meta.get('format')})")
     width, blocks = int(meta["base_width"]), parse_blocks(meta["blocks"])
@@ -215,7 +215,7 @@ def check_against_vkebm(torch, d, tol):
         print(f"{name:6s} max|vkebm - torch| = {err.max().item():.3e} (relative to max|torch| "
               f"{scale:.3e}: {rel:.2e}) worst at {worst}: vkebm {got.flatten()[worst].item():.9g} "
               f"torch {ref.flatten()[worst].item():.9g} {'ok' if good else 'FAIL'}")
-    print(f"{meta['resolution']}x{meta['resolution']} W={width} blocks={meta['blocks']} "
+    print(f"vkebm {io_meta.get('backend', '?')} backend, {meta['resolution']}x{meta['resolution']} W={width} blocks={meta['blocks']} "
           f"L={meta['label_dim']} sn={int(sn)}: {'agree' if ok else 'DISAGREE'} (tolerance {tol:g})")
     return 0 if ok else 1
 
@@ -272,9 +272,9 @@ def main():
     ap.add_argument("--blocks", help="custom config: e.g. 1d,2d,2d,2,4d")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--flops-only", action="store_true", help="print the FLOP counts and exit")
-    ap.add_argument("--check", metavar="DIR",
+    ap.add_argument("--check", metavar="DIR", action="append",
                     help="compare with vkebm: DIR/model.safetensors + DIR/io.safetensors "
-                         "(written by test_net_export --export DIR PRESET)")
+                         "(written by test_net_export --export DIR PRESET); repeatable")
     ap.add_argument("--tolerance", type=float, default=1e-4,
                     help="--check: max |vkebm - torch| relative to max |torch| (default 1e-4)")
     args = ap.parse_args()
@@ -282,7 +282,7 @@ def main():
     if args.check:
         import torch
         torch.set_num_threads(args.threads)
-        return check_against_vkebm(torch, args.check, args.tolerance)
+        return max(check_against_vkebm(torch, d, args.tolerance) for d in args.check)
 
     configs = {}
     for name in args.configs.split(","):

@@ -95,9 +95,9 @@ static int print_json(const char *path, const st_file *f, long long file_bytes, 
     json_object_set_new(jm, "config", json_string(m->describe));
     json_object_set_new(jm, "concept", json_string(m->info.concept));
     json_object_set_new(jm, "label_kind", json_string(m->info.label_kind == EBM_LABEL_ONEHOT ? "onehot" : "vector"));
-    json_object_set_new(jm, "forward_flops", json_real(m->forward_flops));
+    json_object_set_new(jm, "forward_flops", json_integer((json_int_t)llround(m->forward_flops)));
     /* Langevin image-step = forward + backward to the input (tools/bench_torch.py). */
-    json_object_set_new(jm, "flops_per_image_step", json_real(2 * m->forward_flops));
+    json_object_set_new(jm, "flops_per_image_step", json_integer((json_int_t)llround(2 * m->forward_flops)));
     json_object_set_new(root, "model", jm);
   } else if (m->is_model) {
     json_object_set_new(root, "model_error", json_string(m->why));
