@@ -115,6 +115,11 @@ void ebm_spectral_norm_backward(ebm_backend *be, ebm_ref dw, ebm_ref dw_sn, ebm_
 }
 void ebm_sumsq(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n) { be->vt->sumsq(be, out, x, n); }
 
+/* ---- scene ops ---- */
+void ebm_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size) {
+  be->vt->scene_render(be, images, scenes, n, size);
+}
+
 /* ---- sampler ops -------------------------------------------------------------------------- */
 void ebm_quadratic_energy(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref mu, ebm_ref prec, int n,
                           int N, int rows_per_group) {

@@ -44,6 +44,8 @@ typedef struct ebm_backend_vtable {
   void (*spectral_norm_forward)(ebm_backend *be, ebm_ref w_sn, ebm_ref u, ebm_ref v, ebm_ref sigma, ebm_ref w, int rows, int cols, int update_u);
   void (*spectral_norm_backward)(ebm_backend *be, ebm_ref dw, ebm_ref dw_sn, ebm_ref w_sn, ebm_ref u, ebm_ref v, ebm_ref sigma, int rows, int cols);
   void (*sumsq)(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n);
+  /* scene ops */
+  void (*scene_render)(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
   /* sampler ops (src/backend/cpu_sampler.c, src/backend/vulkan_sampler.c) */
   void (*quadratic_energy)(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref mu, ebm_ref prec, int n, int N, int rows_per_group);
   void (*quadratic_energy_backward)(ebm_backend *be, ebm_ref dx, ebm_ref dE, ebm_ref x, ebm_ref mu, ebm_ref prec, int n, int N, int rows_per_group);
@@ -65,6 +67,11 @@ int ebm_vulkan_backend_create(ebm_backend **out, const ebm_backend_options *opt,
 /* 1 when a Vulkan device that is a real GPU (not a CPU implementation such as lavapipe) exists. */
 int ebm_vulkan_hardware_gpu_present(void);
 
+/* Scene ops. cpu_scene_render (src/backend/cpu_scene.c) renders through the host with
+ * ebm_download/ebm_upload, so it serves any backend whose buffers are host memory;
+ * vulkan_scene_render (src/backend/vulkan_scene.c) dispatches shaders/scene_render.comp. */
+void cpu_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
+void vulkan_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
 /* CPU twins of the sampler ops on plain host arrays (src/backend/cpu_sampler.c), shared by the
  * cpu backend's vtable entries and by tests; argument meaning as in backend.h. */
 void ebm_quadratic_energy_cpu(float *e, const float *x, const float *mu, const float *prec, int n,

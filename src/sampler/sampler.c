@@ -45,19 +45,32 @@ int ebm_sampler_parse(const char *name) {
   return -1;
 }
 
+/* Shortest decimal that reads back as the same float. */
+static const char *short_float(char *buf, size_t len, float v) {
+  for (int digits = 1; digits <= 9; digits++) {
+    snprintf(buf, len, "%.*g", digits, v);
+    if (strtof(buf, NULL) == v) break;
+  }
+  return buf;
+}
+
 void ebm_sampler_describe(const ebm_sampler_config *c, char *out, size_t len) {
+  char a[32], b[32], beta[32];
+  short_float(beta, sizeof beta, c->energy_scale);
   switch (c->kind) {
   case EBM_SAMPLER_PAPER:
-    snprintf(out, len, "paper steps=%d eta=%.9g sigma=%.9g clip=%d beta=%.9g divide=%d", c->steps,
-             c->step_size, c->noise_std, c->clip, c->energy_scale, c->divide_by_terms);
+    snprintf(out, len, "paper steps=%d eta=%s sigma=%s clip=%d beta=%s divide=%d", c->steps,
+             short_float(a, sizeof a, c->step_size), short_float(b, sizeof b, c->noise_std),
+             c->clip, beta, c->divide_by_terms);
     break;
   case EBM_SAMPLER_LANGEVIN:
-    snprintf(out, len, "langevin steps=%d lambda=%.9g clip=%d beta=%.9g divide=%d", c->steps,
-             c->step_size, c->clip, c->energy_scale, c->divide_by_terms);
+    snprintf(out, len, "langevin steps=%d lambda=%s clip=%d beta=%s divide=%d", c->steps,
+             short_float(a, sizeof a, c->step_size), c->clip, beta, c->divide_by_terms);
     break;
   case EBM_SAMPLER_MALA:
-    snprintf(out, len, "mala steps=%d tau=%.9g target=%.9g adapt=%d clip=%d beta=%.9g divide=%d",
-             c->steps, c->step_size, c->target_accept, c->adapt_steps, c->clip, c->energy_scale,
+    snprintf(out, len, "mala steps=%d tau=%s target=%s adapt=%d clip=%d beta=%s divide=%d",
+             c->steps, short_float(a, sizeof a, c->step_size),
+             short_float(b, sizeof b, c->target_accept), c->adapt_steps, c->clip, beta,
              c->divide_by_terms);
     break;
   }
