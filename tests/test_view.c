@@ -34,7 +34,7 @@ static void press(int key) {
 static void keys(view_state *s, const int *ks, int n) {
   for (int i = 0; i < n; i++) press(ks[i]);
   int got = view_sdl_pump(s);
-  TU_CHECK(got == n, "pumped %d of %d key events", got, n);
+  TU_CHECK(got >= n, "pumped %d of %d key events", got, n);
 }
 #define KEYS(s, ...)                                                                           \
   do {                                                                                         \

@@ -39,7 +39,7 @@ int view_render(view_renderer *vr, int w, int h, const view_frame *f, const view
                 const view_stats *st);
 
 /* Drains SDL's event queue into the state (keys through view_state_key; window close quits).
- * Returns the number of key presses handled. */
+ * Returns the number of events that call for a redraw (key presses, window exposed/resized). */
 int view_sdl_pump(view_state *s);
 
 /* Reads the renderer's w x h pixels and writes an RGB PNG whose text chunks carry the active

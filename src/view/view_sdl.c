@@ -227,6 +227,9 @@ int view_sdl_pump(view_state *s) {
     else if (ev.type == SDL_KEYDOWN) {
       view_state_key(s, ev.key.keysym.sym);
       keys++;
+    } else if (ev.type == SDL_WINDOWEVENT) {
+      keys += ev.window.event == SDL_WINDOWEVENT_EXPOSED ||
+              ev.window.event == SDL_WINDOWEVENT_SIZE_CHANGED;
     }
   }
   return keys;
