@@ -297,6 +297,20 @@ static void test_runner_and_render(ebm_backend *be) {
            f.steps, f.seq);
   TU_CHECK(worst_take < 0.05, "take() returned within %.3f s", worst_take);
   printf("runner: 10 frames, slowest take %.6f s\n", worst_take);
+  /* paused: the published frame and the one waiting to be published arrive, then nothing */
+  s.paused = 1;
+  view_runner_control(r, &s);
+  for (int i = 0; i < 2; i++) {
+    usleep(100 * 1000);
+    view_runner_take(r, &f);
+  }
+  usleep(100 * 1000);
+  long steps_paused = f.steps;
+  TU_CHECK(view_runner_take(r, &f) == 0, "paused: no new frames");
+  s.paused = 0;
+  view_runner_control(r, &s);
+  for (t0 = now_s(); !view_runner_take(r, &f) && now_s() - t0 < 20.0;) usleep(1000);
+  TU_CHECK(f.steps > steps_paused, "resumed: steps %ld after %ld", f.steps, steps_paused);
   view_runner_stop(r);
   TU_CHECK(isfinite(f.term_mean[0]) && isfinite(f.term_mean[1]), "meters %g %g", f.term_mean[0],
            f.term_mean[1]);

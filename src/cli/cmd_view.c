@@ -261,7 +261,7 @@ static int run_loop(options *o, ebm_backend *be, view_state *s, view_engine *eng
     rt.news += got;
     /* draw only when something changed (or to refresh the rates): on a machine with few cores
      * every redraw of unchanged pixels is time taken from the sampler */
-    if (!got && !news && last_draw >= 0 && t_frame - last_draw < 0.25 &&
+    if (!o->headless && !got && !news && last_draw >= 0 && t_frame - last_draw < 0.25 &&
         shots_done == s->screenshot_count) {
       SDL_Delay(1);
       continue;

@@ -250,7 +250,8 @@ static int frame_copy(view_frame *dst, const view_frame *src) {
 }
 
 /* One frame on the sampler side: apply the control, sample, read back, publish. Returns 1 to
- * keep going, 0 when stopped. */
+ * keep going, 2 when there was nothing to do (paused, or no term on: nothing published), 0 when
+ * stopped. */
 static int produce(view_runner *r) {
   view_engine *e = r->eng;
   view_frame *w = &r->work;
@@ -279,11 +280,14 @@ static int produce(view_runner *r) {
     r->applied_expr_gen = c.expr_gen;
     r->applied_any = 1;
   }
-  if (c.restart_count != r->applied_restart) {
+  int restarted = c.restart_count != r->applied_restart;
+  if (restarted) {
     view_engine_restart(e, c.restart_count, w->error, sizeof w->error);
     r->applied_restart = c.restart_count;
   }
-  if (!c.paused) view_engine_step(e, c.steps_per_frame, c.step_size, w->error, sizeof w->error);
+  int stepping = !c.paused && e->comp;
+  if (stepping) view_engine_step(e, c.steps_per_frame, c.step_size, w->error, sizeof w->error);
+  if (!stepping && !restarted && !new_expr && r->ready.seq > 0) return 2; /* nothing new */
   char rerr[256] = "";
   if (view_engine_read(e, w->images, w->term_mean, rerr, sizeof rerr))
     snprintf(w->error, sizeof w->error, "%s", rerr);
@@ -311,14 +315,9 @@ static int produce(view_runner *r) {
 
 static void *worker(void *arg) {
   view_runner *r = arg;
-  while (produce(r)) {
-    /* paused: don't spin the CPU re-reading identical chains */
-    pthread_mutex_lock(&r->mu);
-    int paused = r->ctl.paused && r->ctl.restart_count == r->applied_restart &&
-                 (!r->ctl.have_expr || r->ctl.expr_gen == r->applied_expr_gen);
-    pthread_mutex_unlock(&r->mu);
-    if (paused) nanosleep(&(struct timespec){0, 10 * 1000 * 1000}, NULL);
-  }
+  int rc;
+  while ((rc = produce(r)) != 0)
+    if (rc == 2) nanosleep(&(struct timespec){0, 5 * 1000 * 1000}, NULL); /* idle: don't spin */
   return NULL;
 }
 
