@@ -13,6 +13,7 @@
 
 #include "testutil.h"
 #include "vkebm/image.h"
+#include "vkebm/model.h"
 #include "vkebm/view_sdl.h"
 
 #define RES 16
@@ -264,6 +265,93 @@ static void test_engine(ebm_backend *be) {
   ebm_concept_set_clear(&bad);
 }
 
+
+/* Writes DIR/color.safetensors (red, green, blue) and DIR/shape.safetensors (cube, sphere):
+ * tiny 8x8 networks with seeded random weights, enough to drive the learned-model path. */
+static int write_models(ebm_backend *be, const char *dir) {
+  static const char *const concepts[2] = {"color", "shape"};
+  static const char *const names[2][3] = {{"red", "green", "blue"}, {"cube", "sphere", ""}};
+  static const int dims[2] = {3, 2};
+  char err[256];
+  for (int m = 0; m < 2; m++) {
+    ebm_net_config cfg;
+    ebm_net *net = NULL;
+    if (ebm_net_config_preset(&cfg, "tiny", dims[m]) ||
+        ebm_net_create(&net, be, &cfg, 4, 11 + (uint64_t)m, err, sizeof err)) {
+      fprintf(stderr, "tiny net: %s\n", err);
+      return -1;
+    }
+    ebm_model_info info;
+    ebm_model_info_default(&info, &cfg);
+    snprintf(info.concept, sizeof info.concept, "%s", concepts[m]);
+    info.label_kind = EBM_LABEL_ONEHOT;
+    for (int k = 0; k < dims[m]; k++)
+      snprintf(info.label_names[k], sizeof info.label_names[k], "%s", names[m][k]);
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.safetensors", dir, concepts[m]);
+    int rc = ebm_model_save(path, net, &info, NULL, 0, err, sizeof err);
+    ebm_net_destroy(net);
+    if (rc) {
+      fprintf(stderr, "%s: %s\n", path, err);
+      return -1;
+    }
+  }
+  return 0;
+}
+
+/* The learned path: values cycle through the model file's label names; the paper sampler moves
+ * the chains; per-term means come back. */
+static void test_learned(ebm_backend *be) {
+  char dir[] = "/tmp/test_view_models_XXXXXX", err[256];
+  TU_CHECK(mkdtemp(dir) != NULL, "mkdtemp");
+  if (write_models(be, dir)) {
+    TU_CHECK(0, "writing the tiny models");
+    return;
+  }
+  ebm_concept_set ls = {0};
+  const char *files[2] = {"color", "shape"};
+  for (int m = 0; m < 2; m++) {
+    char path[1024];
+    snprintf(path, sizeof path, "%s/%s.safetensors", dir, files[m]);
+    ebm_concept *c = ebm_concept_load_learned(be, path, CHAINS * VIEW_MAX_TERMS, err, sizeof err);
+    TU_CHECK(c && ebm_concept_set_add(&ls, c, 1, err, sizeof err) == 0, "%s: %s", path, err);
+    unlink(path);
+  }
+  rmdir(dir);
+  if (ls.count != 2) return;
+  view_state s;
+  expr_error xe;
+  TU_CHECK(view_state_init(&s, "color=blue AND shape=sphere", &ls, 100.0f, 2, &xe) == 0, "%s",
+           xe.msg);
+  view_state_key(&s, 'c');
+  expect_expr(&s, "color=red AND shape=sphere", "C wraps blue -> red from the file's label names");
+  view_state_key(&s, SDLK_TAB);
+  view_state_key(&s, 'c');
+  expect_expr(&s, "color=red AND shape=cube", "C: sphere -> cube");
+  view_engine_config cfg = {.chains = CHAINS, .kind = EBM_SAMPLER_PAPER, .noise_std = 0.005f,
+                            .clip = 1, .energy_scale = 1.0f, .seed = 2};
+  view_engine *e = view_engine_create(be, &ls, &cfg, err, sizeof err);
+  TU_CHECK(e != NULL, "engine: %s", err);
+  if (e) {
+    int map[VIEW_MAX_TERMS], na = view_expr_active_map(&s.expr, map), empty;
+    expr_node *t = view_expr_active(&s.expr, &empty);
+    TU_CHECK(view_engine_set_expr(e, t, map, na, err, sizeof err) == 0, "%s", err);
+    expr_free(t);
+    size_t n = (size_t)CHAINS * 3 * 8 * 8;
+    float *a = malloc(n * 4), *b = malloc(n * 4), tm[VIEW_MAX_TERMS];
+    view_engine_read(e, a, NULL, err, sizeof err);
+    TU_CHECK(view_engine_step(e, 3, 100.0f, err, sizeof err) == 0, "step: %s", err);
+    view_engine_read(e, b, tm, err, sizeof err);
+    TU_CHECK(memcmp(a, b, n * 4) != 0, "the paper sampler moved the chains");
+    TU_CHECK(isfinite(tm[0]) && isfinite(tm[1]), "learned term means %g %g", tm[0], tm[1]);
+    free(a);
+    free(b);
+    view_engine_destroy(e);
+  }
+  view_state_free(&s);
+  ebm_concept_set_clear(&ls);
+}
+
 static double now_s(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
@@ -405,7 +493,14 @@ static void test_runner_and_render(ebm_backend *be) {
   view_engine_destroy(e);
 }
 
-int main(void) {
+int main(int argc, char **argv) {
+  if (argc == 3 && !strcmp(argv[1], "--write-models")) {
+    /* for tests/cli/view_headless.sh: learned models to run `vkebm view --models` on */
+    ebm_backend *be = tu_cpu_backend();
+    int rc = write_models(be, argv[2]);
+    ebm_backend_destroy(be);
+    return rc ? 1 : 0;
+  }
   setenv("SDL_VIDEODRIVER", "dummy", 1);
   if (SDL_Init(SDL_INIT_VIDEO)) {
     fprintf(stderr, "SDL_Init (dummy driver): %s\n", SDL_GetError());
@@ -423,6 +518,7 @@ int main(void) {
   test_keyscript();
   test_engine(be);
   test_runner_and_render(be);
+  test_learned(be);
   ebm_concept_set_clear(&set);
   tu_backend_done(be);
   SDL_Quit();

@@ -74,4 +74,15 @@ grep -q "^text vkebm:expr=color=red AND NOT shape=sphere AND position=(0.5,0.5)$
 grep -q "^text vkebm:settings=.*seed=5 chains=4 " "$T/s6" || fail "settings: $(grep settings "$T/s6")"
 lit=$(awk '/^lit/{print $2}' "$T/s6")
 echo "overlay frames: expression follows the keys; lit fraction $lit"
+# learned models (tiny random networks written by test_view): the paper sampler, values from the
+# files' label names
+BUILD=$(dirname "$VKEBM")
+mkdir -p "$T/models"
+"$BUILD/test_view" --write-models "$T/models" || fail "writing the tiny models"
+"$VKEBM" view --headless --frames 3 -o "$T/learned" -n 4 --backend cpu --quiet --models "$T/models" \
+  --expr "color=blue AND shape=sphere" --keys "1:c" 2>"$T/learned.err" || fail "learned: $(cat "$T/learned.err")"
+$PY "$SRC/tests/png_stats.py" "$T/learned/frame_00002.png" >"$T/sl" || fail "png_stats"
+grep -q "^text vkebm:expr=color=red AND shape=sphere$" "$T/sl" || fail "learned expr: $(grep expr "$T/sl")"
+grep -q "^text vkebm:settings=sampler=paper .*models=$T/models " "$T/sl" || fail "learned settings: $(grep settings "$T/sl")"
+echo "learned models: paper sampler, C cycles the file's label names"
 echo "PASS"
