@@ -56,4 +56,18 @@ fi
 printf '\x30\x00\x00\x00\x00\x00\x00\x00{"__metadata__":{"format":"vkebm-model"}}       ' > "$T/fake_model"
 expect 0 "model lacking metadata" -- "$T/fake_model"
 grep -q "warning: not a loadable model: .*lacks" "$T/err" || fail "no warning: $(cat "$T/err")"
+# PNGs: size and text chunks; a damaged PNG is one line and exit 1.
+if [ -x "$BUILD/test_image" ]; then
+  "$BUILD/test_image" --write-grids "$T" || fail "writing grids"
+  expect 0 "png" -- "$T/grid_a.png"
+  grep -q "^image: 26x14 PNG" "$T/out" || fail "png size: $(cat "$T/out")"
+  grep -q "^  expression = red AND (cube OR sphere)" "$T/out" || fail "png text: $(cat "$T/out")"
+  grep -q "^  Software = vkebm " "$T/out" || fail "png Software chunk"
+  expect 0 "png --json" -- --json "$T/grid_a.png"
+  grep -q '"seed": "42"' "$T/out" || fail "png json text"
+  head -c 60 "$T/grid_a.png" > "$T/cut.png"
+  expect 1 "truncated png" -- "$T/cut.png"
+  [ "$(wc -l <"$T/err")" -eq 1 ] || fail "truncated png: not one line"
+  echo "truncated png -> $(cat "$T/err")"
+fi
 echo "inspect: ok"
