@@ -28,6 +28,7 @@ typedef struct model_view {
   ebm_model_info info;
   char describe[160], why[400];
   double forward_flops;
+  size_t parameters; /* network weights: every tensor but sn_u.* (power-iteration state) and extra.* */
 } model_view;
 
 static void view_model(const char *path, const st_file *f, model_view *m) {
@@ -39,6 +40,9 @@ static void view_model(const char *path, const st_file *f, model_view *m) {
   m->ok = 1;
   ebm_net_config_describe(&m->info.config, m->describe, sizeof m->describe);
   m->forward_flops = ebm_net_forward_flops(&m->info.config);
+  for (int i = 0; i < f->ntensors; i++)
+    if (strncmp(f->tensors[i].name, "sn_u.", 5) && strncmp(f->tensors[i].name, "extra.", 6))
+      m->parameters += f->tensors[i].numel;
 }
 
 typedef struct tensor_stats {
@@ -99,6 +103,7 @@ static int print_json(const char *path, const st_file *f, long long file_bytes, 
     json_object_set_new(jm, "config", json_string(m->describe));
     json_object_set_new(jm, "concept", json_string(m->info.concept));
     json_object_set_new(jm, "label_kind", json_string(m->info.label_kind == EBM_LABEL_ONEHOT ? "onehot" : "vector"));
+    json_object_set_new(jm, "parameters", json_integer((json_int_t)m->parameters));
     json_object_set_new(jm, "forward_flops", json_integer((json_int_t)llround(m->forward_flops)));
     /* Langevin image-step = forward + backward to the input (tools/bench_torch.py). */
     json_object_set_new(jm, "flops_per_image_step", json_integer((json_int_t)llround(2 * m->forward_flops)));
@@ -126,7 +131,7 @@ static int print_json(const char *path, const st_file *f, long long file_bytes, 
     total += t->numel;
   }
   json_object_set_new(root, "tensors", tensors);
-  json_object_set_new(root, "total_parameters", json_integer((json_int_t)total));
+  json_object_set_new(root, "total_values", json_integer((json_int_t)total));
   json_object_set_new(root, "total_bytes", json_integer((json_int_t)(total * 4)));
   int rc = json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
   json_decref(root);
@@ -139,9 +144,9 @@ static void print_table(const char *path, const st_file *f, long long file_bytes
   if (m->is_model && m->ok) {
     printf("model: %s, concept ", m->describe);
     print_clean(m->info.concept);
-    printf(" (%s labels), %.4g MFLOP per forward pass, %.4g MFLOP per Langevin image-step\n",
-           m->info.label_kind == EBM_LABEL_ONEHOT ? "one-hot" : "vector", m->forward_flops / 1e6,
-           2 * m->forward_flops / 1e6);
+    printf(" (%s labels), %zu parameters, %.4g MFLOP per forward pass, %.4g MFLOP per Langevin image-step\n",
+           m->info.label_kind == EBM_LABEL_ONEHOT ? "one-hot" : "vector", m->parameters,
+           m->forward_flops / 1e6, 2 * m->forward_flops / 1e6);
   }
   printf("metadata (%d):\n", f->nmeta);
   for (int i = 0; i < f->nmeta; i++) {
@@ -177,7 +182,7 @@ static void print_table(const char *path, const st_file *f, long long file_bytes
     putchar('\n');
     total += t->numel;
   }
-  printf("total: %zu parameters, %zu bytes of tensor data\n", total, total * 4);
+  printf("total: %zu values in %d tensors, %zu bytes of tensor data\n", total, f->ntensors, total * 4);
 }
 
 /* PNGs: size and text chunks, which is where vkebm records how an image was made. */
