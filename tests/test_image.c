@@ -47,6 +47,14 @@ static void test_round_trip(void) {
   size_t n1, n2;
   TU_CHECK(read_bytes(p1, &b1, &n1) == 0 && read_bytes(p2, &b2, &n2) == 0, "read bytes");
   TU_CHECK(n1 == n2 && memcmp(b1, b2, n1) == 0, "same input, different bytes");
+  /* The non-durable write gives the same file. */
+  const char *p3 = in_dir("nofsync.png");
+  TU_CHECK(img_write_png_rgb8_flags(p3, rgb, W, H, text, 3, IMG_WRITE_NO_FSYNC, err, sizeof err) == 0,
+           "write without fsync: %s", err);
+  unsigned char *b3;
+  size_t n3;
+  TU_CHECK(read_bytes(p3, &b3, &n3) == 0 && n3 == n1 && memcmp(b1, b3, n1) == 0, "no-fsync bytes differ");
+  free(b3);
   TU_CHECK(memmem(b1, n1, "tIME", 4) == NULL, "time chunk written");
   TU_CHECK(memmem(b1, n1, "tEXtexpression", 14) != NULL, "tEXt chunk missing");
   TU_CHECK(memmem(b1, n1, "iTXtComment", 11) != NULL, "non-ASCII value not in iTXt");

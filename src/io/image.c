@@ -80,6 +80,11 @@ static int is_ascii(const char *s) {
 
 int img_write_png_rgb8(const char *path, const uint8_t *rgb, int W, int H, const img_text *text,
                        int ntext, char *err, size_t errlen) {
+  return img_write_png_rgb8_flags(path, rgb, W, H, text, ntext, 0, err, errlen);
+}
+
+int img_write_png_rgb8_flags(const char *path, const uint8_t *rgb, int W, int H,
+                             const img_text *text, int ntext, int flags, char *err, size_t errlen) {
   if (W < 1 || H < 1 || W > IMG_MAX_SIDE || H > IMG_MAX_SIDE) {
     snprintf(err, errlen, "%s: image size %dx%d is out of range (1..%d)", path, W, H, IMG_MAX_SIDE);
     return -1;
@@ -146,7 +151,7 @@ int img_write_png_rgb8(const char *path, const uint8_t *rgb, int W, int H, const
   png_write_end(png, info);
   png_destroy_write_struct(&png, &info);
   free(chunks);
-  int rc = io_write_atomic(path, c->out, c->out_size, err, errlen);
+  int rc = io_write_atomic_ex(path, c->out, c->out_size, !(flags & IMG_WRITE_NO_FSYNC), err, errlen);
   free(c->out);
   return rc;
 }
