@@ -15,7 +15,8 @@ typedef struct img_text {
   const char *value;
 } img_text;
 
-/* Writes an 8-bit RGB PNG from interleaved rgb[H*W*3] bytes. 0 or -1 with err. Atomic. */
+/* Writes an 8-bit RGB PNG from interleaved rgb[H*W*3] bytes. 0 or -1 with err. Atomic. Adds a
+ * "Software" = "vkebm VERSION" chunk (the format marker) unless text has a Software key. */
 int img_write_png_rgb8(const char *path, const uint8_t *rgb, int W, int H, const img_text *text,
                        int ntext, char *err, size_t errlen);
 /* Reads any PNG as 8-bit RGB (alpha dropped, palette/gray expanded). *rgb malloc'd.

@@ -1,7 +1,7 @@
 /* image.c: PNG read/write with libpng, float<->byte conversion and torchvision-style grids.
  *
  * Owns the image file rules: we write 8-bit RGB with tEXt (or iTXt for non-ASCII values)
- * chunks and no tIME chunk, encoded into memory and then written atomically, so identical
+ * chunks, a "Software" chunk naming vkebm and its version as the format marker, and no tIME chunk, encoded into memory and then written atomically, so identical
  * inputs give identical bytes. The reader accepts any PNG (palette, gray, alpha, 16-bit,
  * interlaced) and converts it to 8-bit RGB. libpng reports errors by longjmp: every libpng call
  * sits behind a setjmp in the same function, locals that change after it are volatile, and the
@@ -18,7 +18,7 @@
 #include "vkebm/fileio.h"
 
 #define IMG_MAX_SIDE 32768
-#define IMG_MAX_FILE ((size_t)1 << 30)
+#define IMG_MAX_FILE ((size_t)256 << 20)
 
 typedef struct png_ctx {
   char msg[200];         /* libpng's error text */
@@ -113,9 +113,19 @@ int img_write_png_rgb8(const char *path, const uint8_t *rgb, int W, int H, const
                PNG_COMPRESSION_TYPE_DEFAULT, PNG_FILTER_TYPE_DEFAULT);
   /* Fixed settings: the encoded bytes depend only on the inputs and the zlib version. */
   png_set_compression_level(png, 6);
-  if (ntext > 0) {
-    chunks = calloc((size_t)ntext, sizeof *chunks);
+  /* Format marker: a Software chunk naming the writer, unless the caller sets its own. */
+  int has_software = 0;
+  for (int i = 0; i < ntext; i++) has_software |= !strcmp(text[i].key, "Software");
+  int nchunks = ntext + !has_software;
+  {
+    chunks = calloc((size_t)nchunks, sizeof *chunks);
     if (!chunks) png_error(png, "out of memory");
+    if (!has_software) {
+      chunks[ntext].key = (png_charp) "Software";
+      chunks[ntext].text = (png_charp) "vkebm " VKEBM_VERSION;
+      chunks[ntext].text_length = strlen(chunks[ntext].text);
+      chunks[ntext].compression = PNG_TEXT_COMPRESSION_NONE;
+    }
     for (int i = 0; i < ntext; i++) {
       png_textp t = &chunks[i];
       t->key = (png_charp)text[i].key;
@@ -129,7 +139,7 @@ int img_write_png_rgb8(const char *path, const uint8_t *rgb, int W, int H, const
         t->lang_key = (png_charp) "";
       }
     }
-    png_set_text(png, info, chunks, ntext);
+    png_set_text(png, info, chunks, nchunks);
   }
   png_write_info(png, info);
   for (int y = 0; y < H; y++) png_write_row(png, (png_const_bytep)(rgb + (size_t)y * (size_t)W * 3));
@@ -163,6 +173,30 @@ int img_read_png_rgb8(const char *path, uint8_t **rgb, int *W, int *H, img_text 
     free(bytes);
     return -1;
   }
+  /* Walk the chunk lengths before libpng sees the file: libpng allocates (and zeroes) a
+   * chunk's claimed length before reading it, so one damaged length field would cost gigabytes.
+   * After this every chunk lies inside the file. */
+  {
+    const unsigned char *p = bytes;
+    size_t pos = 8;
+    int iend = 0;
+    while (!iend) {
+      if (n - pos < 12) {
+        snprintf(err, errlen, "%s: invalid PNG: file is truncated (no IEND chunk)", path);
+        free(bytes);
+        return -1;
+      }
+      uint32_t len = (uint32_t)p[pos] << 24 | (uint32_t)p[pos + 1] << 16 | (uint32_t)p[pos + 2] << 8 | p[pos + 3];
+      if (len > 0x7fffffffu || len > n - pos - 12) {
+        snprintf(err, errlen, "%s: invalid PNG: chunk at byte %zu claims %u bytes, past the end of the file (truncated or damaged)",
+                 path, pos, len);
+        free(bytes);
+        return -1;
+      }
+      iend = !memcmp(p + pos + 4, "IEND", 4);
+      pos += 12 + (size_t)len;
+    }
+  }
   png_ctx ctx = {.in = bytes, .in_size = n};
   png_ctx *volatile c = &ctx;
   uint8_t *volatile pixels = NULL;
@@ -187,11 +221,17 @@ int img_read_png_rgb8(const char *path, uint8_t **rgb, int *W, int *H, img_text 
     return -1;
   }
   png_set_user_limits(png, IMG_MAX_SIDE, IMG_MAX_SIDE);
+  /* A damaged chunk length must not make libpng allocate (and touch) gigabytes. */
+  png_set_chunk_malloc_max(png, (png_alloc_size_t)8 << 20);
   png_set_read_fn(png, c, read_mem);
   png_read_info(png, info);
   png_uint_32 w, h;
   int depth, color, interlace;
   png_get_IHDR(png, info, &w, &h, &depth, &color, &interlace, NULL, NULL);
+  /* deflate expands at most ~1032:1, so a claimed size the file cannot hold is a lie; refusing
+   * it avoids allocating gigabytes for a 100-byte file. */
+  double raw = (double)h * (1.0 + ((double)w * png_get_channels(png, info) * depth + 7) / 8);
+  if (raw > 1100.0 * (double)n + 65536.0) png_error(png, "image size exceeds what the file's data can hold");
   /* Everything to 8-bit RGB: palette and low-bit gray expand, 16-bit strips, alpha drops. */
   png_set_expand(png);
   png_set_strip_16(png);
