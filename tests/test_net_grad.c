@@ -3,7 +3,9 @@
  * 1. Gradients against central finite differences of F = sum_b w_b E_b(x | c) (w = dE,
  *    deliberately not all ones): dF/dx (a sample of pixels), dF/dc (every element) and dF/dθ for
  *    every parameter tensor (first, last and a few sampled elements of each), on the tiny
- *    configuration with batch 3 < max_batch 4 and label_dim 3, with and without spectral norm.
+ *    configuration with batch 3 < max_batch 4 and label_dim 3, with and without spectral norm,
+ *    and on R8 W4 blocks "1,2d,4,4d", which adds the block kinds tiny lacks (identity bypass
+ *    without pooling, conv bypass with pooling).
  *    The differences are taken on a double-precision twin of the network written here from
  *    net.h's formulas (ref_energy), not on the float32 network: in float32, F's rounding error
  *    (~1e-7 |F|) divided by the step swamps the small gradients of the early blocks (we measured
@@ -53,11 +55,15 @@ typedef struct fixture {
   float dE[B];
 } fixture;
 
-static void setup(fixture *f, ebm_backend *be, int sn) {
+/* blocks: NULL = the tiny preset's ("1d,2,2d": identity+pool, bypass, identity+pool), else a
+ * spec such as "1,2d,4,4d" that adds the other block kinds (identity without pooling, bypass
+ * with pooling). */
+static void setup_blocks(fixture *f, ebm_backend *be, int sn, const char *blocks) {
   memset(f, 0, sizeof *f);
   f->be = be;
   TU_CHECK(ebm_net_config_preset(&f->cfg, "tiny", L) == 0, "tiny preset");
   f->cfg.spectral_norm = sn;
+  if (blocks) TU_CHECK(ebm_net_config_parse_blocks(&f->cfg, blocks) == 0, "blocks %s", blocks);
   char err[256];
   if (ebm_net_create(&f->net, be, &f->cfg, MAXB, 7, err, sizeof err)) {
     fprintf(stderr, "net create: %s\n", err);
@@ -101,6 +107,8 @@ static void setup(fixture *f, ebm_backend *be, int sn) {
   ebm_net_get_params(f->net, f->hp, f->hu);
   ebm_net_refresh(f->net, 0);
 }
+
+static void setup(fixture *f, ebm_backend *be, int sn) { setup_blocks(f, be, sn, NULL); }
 
 static void teardown(fixture *f) {
   ebm_buffer *bufs[] = {f->x, f->c, f->e, f->de, f->dx, f->dc};
@@ -344,11 +352,12 @@ static double *to_double(const float *a, size_t n) {
   return d;
 }
 
-static void check_fd(ebm_backend *be, int sn) {
+static void check_fd(ebm_backend *be, int sn, const char *blocks) {
   fixture f;
-  setup(&f, be, sn);
-  fprintf(stderr, "finite differences (double twin), tiny config, spectral_norm=%d, batch %d, "
-                  "label_dim %d\n", sn, B, L);
+  setup_blocks(&f, be, sn, blocks);
+  char desc[128];
+  ebm_net_config_describe(&f.cfg, desc, sizeof desc);
+  fprintf(stderr, "finite differences (double twin), %s, batch %d\n", desc, B);
   /* analytic, float32 network */
   float e[B];
   ebm_net_forward(f.net, ebm_ref_of(f.e), ebm_ref_of(f.x), ebm_ref_of(f.c), B);
@@ -462,6 +471,19 @@ static void check_determinism_and_accumulation(ebm_backend *be) {
   ebm_net_forward(f.net, ebm_ref_of(f.e), ebm_ref_of(f.x), ebm_ref_of(f.c), 1);
   ebm_download(be, &e0, ebm_ref_of(f.e), 1);
   TU_CHECK(fabsf(e0 - e1[0]) <= 1e-5f * (1 + fabsf(e1[0])), "batch 1 energy %g != %g", e0, e1[0]);
+  /* Misuse is refused without writing anything: a batch over max_batch, a backward whose
+   * batch differs from the last forward's. */
+  float sentinel[B] = {42, 42, 42}, back[B];
+  ebm_upload(be, ebm_ref_of(f.e), sentinel, B);
+  ebm_net_forward(f.net, ebm_ref_of(f.e), ebm_ref_of(f.x), ebm_ref_of(f.c), MAXB + 1);
+  ebm_download(be, back, ebm_ref_of(f.e), B);
+  TU_CHECK(!memcmp(back, sentinel, sizeof back), "forward over max_batch wrote energies");
+  ebm_net_forward(f.net, ebm_ref_of(f.e), ebm_ref_of(f.x), ebm_ref_of(f.c), 1);
+  ebm_download(be, g1, ebm_net_grads(f.net), f.np);
+  ebm_net_backward(f.net, ebm_ref_of(f.de), EBM_NOREF, EBM_NOREF, 1, 2);
+  ebm_download(be, g2, ebm_net_grads(f.net), f.np);
+  TU_CHECK(!memcmp(g1, g2, f.np * 4), "backward with a mismatched batch changed the gradients");
+  TU_CHECK(ebm_sync(be) == 0, "backend failed after refused misuse");
   fprintf(stderr, "determinism and accumulation: energies %.6f %.6f %.6f\n", e1[0], e1[1], e1[2]);
   free(dx1);
   free(dx2);
@@ -621,8 +643,8 @@ static void check_model_files(ebm_backend *be) {
 static void check_config(void) {
   ebm_net_config cfg;
   char err[256];
-  const char *presets[] = {"tiny", "default32", "paper64"};
-  for (int i = 0; i < 3; i++) {
+  const char *presets[] = {"tiny", "small32", "default32", "paper64"};
+  for (int i = 0; i < 4; i++) {
     TU_CHECK(ebm_net_config_preset(&cfg, presets[i], 2) == 0, "preset %s", presets[i]);
     TU_CHECK(ebm_net_config_validate(&cfg, err, sizeof err) == 0, "%s: %s", presets[i], err);
     char d[128];
@@ -659,8 +681,9 @@ static void check_config(void) {
 int main(void) {
   ebm_backend *be = tu_cpu_backend();
   check_config();
-  check_fd(be, 1);
-  check_fd(be, 0);
+  check_fd(be, 1, NULL);
+  check_fd(be, 0, NULL);
+  check_fd(be, 1, "1,2d,4,4d");
   check_determinism_and_accumulation(be);
   check_model_files(be);
   fprintf(stderr, "worst finite-difference relative error: %.2e (bound %.0e)\n", worst_overall,

@@ -35,7 +35,7 @@ static void usage(FILE *f) {
           "configuration matches --config, else a randomly initialised network.\n\n"
           "  --backend auto|cpu|vulkan  backend (default auto: a Vulkan GPU if any, else cpu)\n"
           "  --device N                 Vulkan device index (default: choose)\n"
-          "  --config PRESET            tiny | default32 | paper64 (default default32)\n"
+          "  --config PRESET            tiny | small32 | default32 | paper64 (default default32)\n"
           "  --model FILE               use this model file (its own configuration)\n"
           "  --models-dir DIR           where to look for a matching model (default models)\n"
           "  --save FILE                save the network used (e.g. the random one) as a model\n"
@@ -152,7 +152,7 @@ int cmd_demo(int argc, char **argv) {
   if (optind < argc) return cli_usage("demo", "unexpected argument '%s'", argv[optind]);
   ebm_net_config want;
   if (ebm_net_config_preset(&want, preset, 2))
-    return cli_usage("demo", "--config: unknown preset '%s' (tiny, default32, paper64)", preset);
+    return cli_usage("demo", "--config: unknown preset '%s' (tiny, small32, default32, paper64)", preset);
   if (!have_seed) {
     struct timespec ts;
     clock_gettime(CLOCK_REALTIME, &ts);
