@@ -604,6 +604,34 @@ static void check_model_files(ebm_backend *be) {
            "load without extras: %s", err);
   ebm_net_destroy(net2);
 
+  /* A vector label space round-trips its component names and ranges. */
+  char vpath[256];
+  snprintf(vpath, sizeof vpath, "%s/vector.safetensors", dir);
+  ebm_model_info vec;
+  ebm_model_info_default(&vec, &f.cfg);
+  snprintf(vec.concept, sizeof vec.concept, "position");
+  const char *comp[L] = {"x", "y", "z"};
+  for (int k = 0; k < L; k++) {
+    snprintf(vec.label_names[k], EBM_LABEL_NAME_MAX, "%s", comp[k]);
+    vec.label_min[k] = -1.5f + (float)k;
+    vec.label_max[k] = 0.25f + (float)k;
+  }
+  TU_CHECK(ebm_model_save(vpath, f.net, &vec, NULL, 0, err, sizeof err) == 0, "save: %s", err);
+  TU_CHECK(ebm_model_read_info(vpath, &back, err, sizeof err) == 0, "read_info: %s", err);
+  TU_CHECK(back.label_kind == EBM_LABEL_VECTOR && !strcmp(back.concept, "position") &&
+               !strcmp(back.label_names[1], "y") && back.label_min[2] == 0.5f &&
+               back.label_max[0] == 0.25f,
+           "vector label space did not round-trip");
+  /* Invalid label spaces are refused at save time. */
+  vec.label_max[1] = vec.label_min[1];
+  TU_CHECK(ebm_model_save(vpath, f.net, &vec, NULL, 0, err, sizeof err) != 0 &&
+               strstr(err, "'y'"), "an empty label range was saved: %s", err);
+  vec.label_max[1] = 2;
+  snprintf(vec.label_names[2], EBM_LABEL_NAME_MAX, "x");
+  TU_CHECK(ebm_model_save(vpath, f.net, &vec, NULL, 0, err, sizeof err) != 0 &&
+               strstr(err, "twice"), "duplicate label names were saved: %s", err);
+  unlink(vpath);
+
   st_file src;
   TU_CHECK(st_read(&src, path, 0, err, sizeof err) == 0, "st_read: %s", err);
   write_edited(&src, bad, EDIT_DROP, "blocks.1.gb2", NULL);
