@@ -157,7 +157,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: bench_cpu [threads] [B] [C]\n");
     return 2;
   }
-  cpu_blas_set_threads(threads);
+  cpu_set_threads(threads);
   char desc[300];
   cpu_blas_describe(desc, sizeof desc);
   printf("%s, %d threads\n", desc, threads);
@@ -170,7 +170,7 @@ int main(int argc, char **argv) {
   bench_gemm("bwd_in 32x32", 1, 0, K, 1024, C);
   bench_gemm("bwd_w 32x32", 0, 1, C, K, 1024);
 
-  cpu_ctx ctx = {.threads = threads};
+  cpu_ctx ctx = {0};
   const char *budget = getenv("VKEBM_BENCH_COL_BUDGET"); /* im2col floats per GEMM chunk */
   if (budget) ctx.col_budget = (size_t)atol(budget);
   bench_conv(&ctx, B, 3, C, 32, 32);
