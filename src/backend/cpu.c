@@ -576,8 +576,8 @@ int ebm_cpu_backend_create(ebm_backend **out, const ebm_backend_options *opt, ch
   cpu_model_name(cb->device, sizeof cb->device);
   char blas[300];
   cpu_blas_describe(blas, sizeof blas);
-  snprintf(cb->describe, sizeof cb->describe, "%s, %d thread%s", blas, threads,
-           threads == 1 ? "" : "s");
+  snprintf(cb->describe, sizeof cb->describe, "%s, one GEMM per thread, %d thread%s", blas,
+           threads, threads == 1 ? "" : "s");
   *out = &cb->base;
   return 0;
 }

@@ -135,8 +135,8 @@ void cpu_blas_describe(char *out, size_t len) {
 #if defined(VKEBM_BLAS_BLIS)
   const arch_t arch = bli_arch_query_id();
   int slow = arch == BLIS_ARCH_GENERIC;
-  snprintf(out, len, "BLIS %s sgemm, %s kernels (%s)%s", bli_info_get_version_str(),
-           bli_arch_string(arch), bli_info_get_enable_openmp() ? "openmp" : "pthreads",
+  snprintf(out, len, "BLIS %s sgemm, %s kernels%s", bli_info_get_version_str(),
+           bli_arch_string(arch),
            slow ? " [slow reference kernels: set BLIS_ARCH_TYPE to the nearest known CPU]" : "");
 #else
   const char *env = getenv("OPENBLAS_CORETYPE");
