@@ -1,13 +1,15 @@
 #version 450
-/* fill.comp: y[i] = v for i < n.  Dispatch: ceil(n / 256) x 1 x 1 workgroups of 256. */
+/* fill.comp: y[i] = v for i < n.
+ * Dispatch: vkb_grid_1d(n, 256): groups of 256 along x, rows of groups along y. */
 #extension GL_GOOGLE_include_directive : require
 #define VKEBM_PC_FILL
 #include "vkebm/push.h"
+#include "common.glsl"
 
 layout(local_size_x = 256) in;
 layout(std430, binding = 0) writeonly buffer Y { float y[]; };
 
 void main() {
-  uint i = gl_GlobalInvocationID.x + gl_NumWorkGroups.x * 256u * gl_GlobalInvocationID.y;
-  if (i < pc.n) y[i] = pc.value;
+  uint i = global_index_1d(256u);
+  if (i < pc.n) y[BOFF(0) + i] = pc.value;
 }

@@ -41,6 +41,10 @@ typedef struct vkx_device_info {
   uint64_t max_storage_buffer_range;
   uint64_t device_local_bytes;
   int has_compute_queue;
+  /* added: */
+  char driver_name[256];    /* VkPhysicalDeviceDriverProperties (Vulkan 1.2), "" if unknown */
+  char driver_info[256];
+  uint32_t min_storage_offset_alignment;
 } vkx_device_info;
 
 /* Lists physical devices (no logical device is created). Returns the count, -1 if Vulkan has no
@@ -90,5 +94,12 @@ void vkx_barrier(vkx_context *ctx); /* compute->compute + transfer memory barrie
 int vkx_submit_wait(vkx_context *ctx);
 int vkx_pending(const vkx_context *ctx); /* 1 when recorded work has not been submitted */
 VkDeviceSize vkx_offset_alignment(const vkx_context *ctx);
+
+/* Extensions to the first contract (used by the vulkan backend and `vkebm devices`). */
+const char *vkx_result_name(VkResult r);
+/* The index vkx_create would choose among enumerated devices when device_index is -1. */
+int vkx_choose_device(const vkx_device_info *infos, int n);
+/* 1 when buffers are persistently mapped (no staging copies). */
+int vkx_buffers_mapped(const vkx_context *ctx);
 
 #endif

@@ -1,0 +1,378 @@
+/* vulkan_ops.c: every op of include/vkebm/backend.h on the vulkan backend, as dispatches of
+ * the kernels in vulkan_kernels.def (shaders/<kernel>.comp), and the backend's vtable.
+ *
+ * Each function fills a push struct (include/vkebm/push.h), lists its tensors in binding order
+ * and picks the dispatch grid the shader's header comment describes. Reductions go through
+ * kernels with fixed summation order (channel_sum, dot_reduce, per-invocation serial loops),
+ * so results are bitwise repeatable. Ops whose inputs may alias their outputs order their
+ * dispatches so every read of an input precedes the write that could clobber it.
+ */
+#include <stdint.h>
+
+#include "vkebm/push.h"
+#include "vulkan_impl.h"
+
+#define RUN(be, kernel, args, push, gx, gy, gz)                                              \
+  vkb_run(be, VKB_K_##kernel, args, (int)(sizeof(args) / sizeof(args[0])), &(push),       \
+          (uint32_t)sizeof(push), gx, gy, gz)
+
+static void run_1d(ebm_backend *be, vkb_kernel_id k, const vkb_arg *args, int nargs,
+                   const void *push, uint32_t push_size, size_t items, uint32_t local) {
+  uint32_t gx, gy;
+  vkb_grid_1d(items, local, &gx, &gy);
+  if (gx) vkb_run(be, k, args, nargs, push, push_size, gx, gy, 1);
+}
+#define RUN_1D(be, kernel, args, push, items, local)                                         \
+  run_1d(be, VKB_K_##kernel, args, (int)(sizeof(args) / sizeof(args[0])), &(push),         \
+         (uint32_t)sizeof(push), items, local)
+
+static size_t usz(int v) { return v > 0 ? (size_t)v : 0; }
+
+/* ---- elementwise ---------------------------------------------------------------------------- */
+
+static void vk_fill(ebm_backend *be, ebm_ref y, float v, size_t n) {
+  if (!n) return;
+  vkebm_pc_fill pc = {.n = (uint32_t)n, .value = v};
+  vkb_arg a[] = {VKB_ARG(y, n)};
+  RUN_1D(be, fill, a, pc, n, 256);
+}
+
+static void vk_add(ebm_backend *be, ebm_ref y, ebm_ref a, ebm_ref b, size_t n) {
+  if (!n) return;
+  vkebm_pc_eltwise pc = {.n = (uint32_t)n};
+  vkb_arg args[] = {VKB_ARG(y, n), VKB_ARG(a, n), VKB_ARG(b, n)};
+  RUN_1D(be, add, args, pc, n, 256);
+}
+
+static void vk_axpy(ebm_backend *be, ebm_ref y, float alpha, ebm_ref x, size_t n) {
+  if (!n) return;
+  vkebm_pc_eltwise pc = {.n = (uint32_t)n, .alpha = alpha};
+  vkb_arg args[] = {VKB_ARG(y, n), VKB_ARG(x, n)};
+  RUN_1D(be, axpy, args, pc, n, 256);
+}
+
+static void vk_scale(ebm_backend *be, ebm_ref y, float alpha, ebm_ref x, size_t n) {
+  if (!n) return;
+  vkebm_pc_eltwise pc = {.n = (uint32_t)n, .alpha = alpha};
+  vkb_arg args[] = {VKB_ARG(y, n), VKB_ARG(x, n)};
+  RUN_1D(be, scale, args, pc, n, 256);
+}
+
+static void vk_swish_forward(ebm_backend *be, ebm_ref y, ebm_ref x, size_t n) {
+  if (!n) return;
+  vkebm_pc_eltwise pc = {.n = (uint32_t)n};
+  vkb_arg args[] = {VKB_ARG(y, n), VKB_ARG(x, n)};
+  RUN_1D(be, swish_forward, args, pc, n, 256);
+}
+
+static void vk_swish_backward(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_ref x, size_t n) {
+  if (!n) return;
+  vkebm_pc_eltwise pc = {.n = (uint32_t)n};
+  vkb_arg args[] = {VKB_ARG(dx, n), VKB_ARG(dy, n), VKB_ARG(x, n)};
+  RUN_1D(be, swish_backward, args, pc, n, 256);
+}
+
+/* ---- pooling -------------------------------------------------------------------------------- */
+
+static void vk_avgpool2_forward(ebm_backend *be, ebm_ref y, ebm_ref x, int B, int C, int H, int W) {
+  size_t planes = usz(B) * usz(C), in = planes * usz(H) * usz(W);
+  if (!in) return;
+  vkebm_pc_avgpool2 pc = {.planes = (uint32_t)planes, .h = (uint32_t)H, .w = (uint32_t)W};
+  vkb_arg args[] = {VKB_ARG(y, in / 4), VKB_ARG(x, in)};
+  RUN_1D(be, avgpool2_forward, args, pc, in / 4, 256);
+}
+
+static void vk_avgpool2_backward(ebm_backend *be, ebm_ref dx, ebm_ref dy, int B, int C, int H, int W) {
+  size_t planes = usz(B) * usz(C), in = planes * usz(H) * usz(W);
+  if (!in) return;
+  vkebm_pc_avgpool2 pc = {.planes = (uint32_t)planes, .h = (uint32_t)H, .w = (uint32_t)W};
+  vkb_arg args[] = {VKB_ARG(dx, in), VKB_ARG(dy, in / 4)};
+  RUN_1D(be, avgpool2_backward, args, pc, in, 256);
+}
+
+/* ---- convolutions --------------------------------------------------------------------------- */
+
+static void conv_tiled(ebm_backend *be, vkb_kernel_id k, ebm_ref out, ebm_ref in, ebm_ref w,
+                       int B, int Ci, int Co, int H, int W, int out_ch, int in_ch) {
+  size_t hw = usz(H) * usz(W);
+  if (!hw || B <= 0 || Ci <= 0 || Co <= 0) return;
+  vkebm_pc_conv3x3 pc = {.batch = (uint32_t)B, .cin = (uint32_t)Ci, .cout = (uint32_t)Co,
+                         .h = (uint32_t)H, .w = (uint32_t)W};
+  vkb_arg args[] = {VKB_ARG(out, usz(B) * usz(out_ch) * hw), VKB_ARG(in, usz(B) * usz(in_ch) * hw),
+                    VKB_ARG(w, usz(Co) * usz(Ci) * 9)};
+  size_t items = ((usz(H) + VKEBM_CONV_RT - 1) / VKEBM_CONV_RT) *
+                 ((usz(W) + VKEBM_CONV_PX - 1) / VKEBM_CONV_PX);
+  uint32_t gx = (uint32_t)((items + 63) / 64);
+  uint32_t gy = (uint32_t)((usz(out_ch) + VKEBM_CONV_OT - 1) / VKEBM_CONV_OT);
+  vkb_run(be, k, args, 3, &pc, sizeof pc, gx, gy, (uint32_t)B);
+}
+
+static void vk_conv3x3_forward(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref w, int B, int Ci,
+                               int Co, int H, int W) {
+  conv_tiled(be, VKB_K_conv3x3_forward, y, x, w, B, Ci, Co, H, W, Co, Ci);
+}
+
+static void vk_conv3x3_backward_input(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_ref w, int B,
+                                      int Ci, int Co, int H, int W) {
+  conv_tiled(be, VKB_K_conv3x3_backward_input, dx, dy, w, B, Ci, Co, H, W, Ci, Co);
+}
+
+/* Partial sums over splits of the B*H rows when one split would leave the device idle (fewer
+ * than VKEBM_CONVW_TARGET_INVOCATIONS invocations), then a fixed-order reduction. */
+static void vk_conv3x3_backward_weight(ebm_backend *be, ebm_ref dw, ebm_ref dy, ebm_ref x, int B,
+                                       int Ci, int Co, int H, int W) {
+  size_t hw = usz(H) * usz(W);
+  if (!hw || B <= 0 || Ci <= 0 || Co <= 0) return;
+  size_t items = ((usz(Co) + VKEBM_CONVW_OT - 1) / VKEBM_CONVW_OT) *
+                 ((usz(Ci) + VKEBM_CONVW_IT - 1) / VKEBM_CONVW_IT);
+  size_t rows = usz(B) * usz(H), nw = usz(Co) * usz(Ci) * 9;
+  size_t splits = (VKEBM_CONVW_TARGET_INVOCATIONS + items - 1) / items;
+  if (splits > rows) splits = rows;
+  if (splits > 1024) splits = 1024;
+  size_t per = (rows + splits - 1) / splits;
+  splits = (rows + per - 1) / per;
+  ebm_ref out = dw;
+  if (splits > 1) {
+    out = vkb_scratch(be, splits * nw);
+    if (!out.buf) return;
+  }
+  vkebm_pc_conv3x3 pc = {.batch = (uint32_t)B, .cin = (uint32_t)Ci, .cout = (uint32_t)Co,
+                         .h = (uint32_t)H, .w = (uint32_t)W, .rows_per_split = (uint32_t)per,
+                         .partial = splits > 1};
+  vkb_arg args[] = {VKB_ARG(out, splits * nw), VKB_ARG(dy, usz(B) * usz(Co) * hw),
+                    VKB_ARG(x, usz(B) * usz(Ci) * hw)};
+  RUN(be, conv3x3_backward_weight, args, pc, (uint32_t)((items + 63) / 64), (uint32_t)splits, 1);
+  if (splits > 1) {
+    vkebm_pc_split_sum ps = {.n = (uint32_t)nw, .splits = (uint32_t)splits};
+    vkb_arg rargs[] = {VKB_ARG(dw, nw), VKB_ARG(out, splits * nw)};
+    RUN_1D(be, conv3x3_backward_weight_reduce, rargs, ps, nw, 256);
+  }
+}
+
+/* ---- label conditioning --------------------------------------------------------------------- */
+
+/* out[r] = scale * sum_p a[r,p] (* b[r,p]) for rows of len. */
+static void channel_sum(ebm_backend *be, ebm_ref out, ebm_ref a, ebm_ref b, size_t rows,
+                        size_t len, float scale) {
+  vkebm_pc_channel_sum pc = {.rows = (uint32_t)rows, .len = (uint32_t)len,
+                             .with_b = b.buf != NULL, .scale = scale};
+  vkb_arg args[] = {VKB_ARG(out, rows), VKB_ARG(a, rows * len), VKB_ARG(b, rows * len)};
+  RUN_1D(be, channel_sum, args, pc, rows * 64, 64);
+}
+
+static void cond_params(ebm_backend *be, ebm_ref dG, ebm_ref dCB, ebm_ref dc, ebm_ref S, ebm_ref c,
+                        ebm_ref G, int B, int C, int L) {
+  uint32_t flags = (dG.buf ? VKEBM_COND_DG : 0) | (dCB.buf ? VKEBM_COND_DCB : 0) |
+                   (dc.buf ? VKEBM_COND_DC : 0);
+  if (!flags) return;
+  vkebm_pc_cond pc = {.batch = (uint32_t)B, .channels = (uint32_t)C, .hw = 1,
+                      .labels = (uint32_t)L, .flags = flags};
+  size_t bc = usz(B) * usz(C), bl = usz(B) * usz(L), lc = usz(L) * usz(C);
+  vkb_arg args[] = {VKB_ARG(dG, lc), VKB_ARG(dCB, usz(C)), VKB_ARG(dc, bl), VKB_ARG(S, bc),
+                    VKB_ARG(c, bl), VKB_ARG(G, lc)};
+  RUN_1D(be, cond_params_backward, args, pc, lc + usz(C) + bl, 64);
+}
+
+static void vk_cond_bias_forward(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref c, ebm_ref G, int B,
+                                 int C, int HW, int L) {
+  size_t n = usz(B) * usz(C) * usz(HW);
+  if (!n) return;
+  if (L <= 0) { /* no labels: the bias is zero */
+    ebm_ref cc = c.buf ? c : x, gg = G.buf ? G : x;
+    vkebm_pc_cond pc = {.batch = (uint32_t)B, .channels = (uint32_t)C, .hw = (uint32_t)HW, .labels = 0};
+    vkb_arg args[] = {VKB_ARG(y, n), VKB_ARG(x, n), VKB_ARG(cc, 1), VKB_ARG(gg, 1)};
+    RUN_1D(be, cond_bias_forward, args, pc, n, 256);
+    return;
+  }
+  vkebm_pc_cond pc = {.batch = (uint32_t)B, .channels = (uint32_t)C, .hw = (uint32_t)HW,
+                      .labels = (uint32_t)L};
+  vkb_arg args[] = {VKB_ARG(y, n), VKB_ARG(x, n), VKB_ARG(c, usz(B) * usz(L)),
+                    VKB_ARG(G, usz(L) * usz(C))};
+  RUN_1D(be, cond_bias_forward, args, pc, n, 256);
+}
+
+static void vk_cond_bias_backward(ebm_backend *be, ebm_ref dG, ebm_ref dc, ebm_ref dy, ebm_ref c,
+                                  ebm_ref G, int B, int C, int HW, int L) {
+  size_t bc = usz(B) * usz(C);
+  if (!bc || HW <= 0 || L <= 0 || (!dG.buf && !dc.buf)) return;
+  ebm_ref S = vkb_scratch(be, bc);
+  if (!S.buf) return;
+  channel_sum(be, S, dy, EBM_NOREF, bc, usz(HW), 1.0f);
+  cond_params(be, dG, EBM_NOREF, dc, S, c, G, B, C, L);
+}
+
+static void cond_scale_apply(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref c, ebm_ref G,
+                             ebm_ref CB, int B, int C, int HW, int L) {
+  size_t n = usz(B) * usz(C) * usz(HW);
+  if (!n) return;
+  vkebm_pc_cond pc = {.batch = (uint32_t)B, .channels = (uint32_t)C, .hw = (uint32_t)HW,
+                      .labels = (uint32_t)(L > 0 ? L : 0)};
+  ebm_ref cc = L > 0 ? c : x, gg = L > 0 ? G : x;
+  vkb_arg args[] = {VKB_ARG(y, n), VKB_ARG(x, n), VKB_ARG(cc, L > 0 ? usz(B) * usz(L) : 1),
+                    VKB_ARG(gg, L > 0 ? usz(L) * usz(C) : 1), VKB_ARG(CB, usz(C))};
+  RUN_1D(be, cond_scale_forward, args, pc, n, 256);
+}
+
+static void vk_cond_scale_forward(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref c, ebm_ref G,
+                                  ebm_ref CB, int B, int C, int HW, int L) {
+  cond_scale_apply(be, y, x, c, G, CB, B, C, HW, L);
+}
+
+static void vk_cond_scale_backward(ebm_backend *be, ebm_ref dx, ebm_ref dG, ebm_ref dCB, ebm_ref dc,
+                                   ebm_ref dy, ebm_ref x, ebm_ref c, ebm_ref G, ebm_ref CB, int B,
+                                   int C, int HW, int L) {
+  size_t bc = usz(B) * usz(C);
+  if (!bc || HW <= 0) return;
+  if (dG.buf || dCB.buf || dc.buf) {
+    /* g[b,ch] = sum_p dy*x first: dx may alias dy or x */
+    ebm_ref g = vkb_scratch(be, bc);
+    if (!g.buf) return;
+    channel_sum(be, g, dy, x, bc, usz(HW), 1.0f);
+    if (L > 0)
+      cond_params(be, dG, dCB, dc, g, c, G, B, C, L);
+    else
+      cond_params(be, EBM_NOREF, dCB, EBM_NOREF, g, x, x, B, C, 0);
+  }
+  if (dx.buf) cond_scale_apply(be, dx, dy, c, G, CB, B, C, HW, L);
+}
+
+/* ---- head ----------------------------------------------------------------------------------- */
+
+static void vk_head_forward(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref w, ebm_ref bias, int B,
+                            int C, int HW) {
+  size_t bc = usz(B) * usz(C);
+  if (!B || HW <= 0 || C <= 0) return;
+  ebm_ref M = vkb_scratch(be, bc);
+  if (!M.buf) return;
+  channel_sum(be, M, x, EBM_NOREF, bc, usz(HW), 1.0f / (float)HW);
+  vkebm_pc_head pc = {.batch = (uint32_t)B, .channels = (uint32_t)C, .hw = (uint32_t)HW};
+  vkb_arg args[] = {VKB_ARG(e, usz(B)), VKB_ARG(M, bc), VKB_ARG(w, usz(C)), VKB_ARG(bias, 1)};
+  RUN_1D(be, head_forward, args, pc, usz(B), 64);
+}
+
+static void vk_head_backward(ebm_backend *be, ebm_ref dx, ebm_ref dw, ebm_ref dbias, ebm_ref de,
+                             ebm_ref x, ebm_ref w, int B, int C, int HW) {
+  size_t bc = usz(B) * usz(C);
+  if (!bc || HW <= 0) return;
+  vkebm_pc_head pc = {.batch = (uint32_t)B, .channels = (uint32_t)C, .hw = (uint32_t)HW,
+                      .flags = (dw.buf ? VKEBM_HEAD_DW : 0) | (dbias.buf ? VKEBM_HEAD_DBIAS : 0)};
+  if (pc.flags) { /* before dx: dx may alias x */
+    ebm_ref M = EBM_NOREF;
+    if (dw.buf) {
+      M = vkb_scratch(be, bc);
+      if (!M.buf) return;
+      channel_sum(be, M, x, EBM_NOREF, bc, usz(HW), 1.0f / (float)HW);
+    }
+    vkb_arg args[] = {VKB_ARG(dw, usz(C)), VKB_ARG(dbias, 1), VKB_ARG(de, usz(B)), VKB_ARG(M, bc)};
+    RUN_1D(be, head_backward_params, args, pc, usz(C) + 1, 64);
+  }
+  if (dx.buf) {
+    vkb_arg args[] = {VKB_ARG(dx, bc * usz(HW)), VKB_ARG(de, usz(B)), VKB_ARG(w, usz(C))};
+    RUN_1D(be, head_backward, args, pc, bc * usz(HW), 256);
+  }
+}
+
+/* ---- reductions ----------------------------------------------------------------------------- */
+
+/* out[0] = sum_i term(i) over n elements (mode VKEBM_DOT_*), in a fixed order that depends on n
+ * only: chunks of `chunk` elements summed by one workgroup each, then the partial sums (kept in
+ * `partials`, which must hold ceil(n/chunk) floats) summed by one more workgroup. */
+static void dot_into(ebm_backend *be, ebm_ref out, ebm_ref a, ebm_ref b, size_t n, uint32_t mode,
+                     ebm_ref partials) {
+  size_t chunk = 4096;
+  if (n / chunk > 4096) chunk = (n + 4095) / 4096;
+  size_t groups = n ? (n + chunk - 1) / chunk : 1;
+  ebm_ref bb = b.buf ? b : a;
+  if (groups == 1) {
+    vkebm_pc_dot pc = {.n = (uint32_t)n, .mode = mode, .chunk = (uint32_t)chunk};
+    vkb_arg args[] = {VKB_ARG(out, 1), VKB_ARG(a, n ? n : 1), VKB_ARG(bb, n ? n : 1)};
+    RUN(be, dot_reduce, args, pc, 1, 1, 1);
+    return;
+  }
+  vkebm_pc_dot p1 = {.n = (uint32_t)n, .mode = mode, .chunk = (uint32_t)chunk};
+  vkb_arg a1[] = {VKB_ARG(partials, groups), VKB_ARG(a, n), VKB_ARG(bb, n)};
+  RUN(be, dot_reduce, a1, p1, (uint32_t)groups, 1, 1);
+  vkebm_pc_dot p2 = {.n = (uint32_t)groups, .mode = VKEBM_DOT_A, .chunk = (uint32_t)groups};
+  vkb_arg a2[] = {VKB_ARG(out, 1), VKB_ARG(partials, groups), VKB_ARG(partials, groups)};
+  RUN(be, dot_reduce, a2, p2, 1, 1, 1);
+}
+
+static void vk_sumsq(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n) {
+  if (n > UINT32_MAX) return;
+  ebm_ref partials = vkb_scratch(be, 4096);
+  if (!partials.buf) return;
+  dot_into(be, out, x, EBM_NOREF, n, VKEBM_DOT_AA, partials);
+}
+
+/* ---- spectral normalisation ----------------------------------------------------------------- */
+
+static void vk_spectral_norm_forward(ebm_backend *be, ebm_ref w_sn, ebm_ref u, ebm_ref v,
+                                     ebm_ref sigma, ebm_ref w, int rows, int cols, int update_u) {
+  size_t n = usz(rows) * usz(cols);
+  if (!n) return;
+  ebm_ref s = vkb_scratch(be, usz(rows));
+  if (!s.buf) return;
+  vkebm_pc_spectral pc = {.rows = (uint32_t)rows, .cols = (uint32_t)cols,
+                          .update_u = update_u != 0};
+  vkb_arg args[] = {VKB_ARG(w_sn, n), VKB_ARG(u, usz(rows)), VKB_ARG(v, usz(cols)),
+                    VKB_ARG(sigma, 1), VKB_ARG(w, n), VKB_ARG(s, usz(rows))};
+  RUN(be, spectral_norm_forward, args, pc, 1, 1, 1);
+}
+
+static void vk_spectral_norm_backward(ebm_backend *be, ebm_ref dw, ebm_ref dw_sn, ebm_ref w_sn,
+                                      ebm_ref u, ebm_ref v, ebm_ref sigma, int rows, int cols) {
+  size_t n = usz(rows) * usz(cols);
+  if (!n) return;
+  ebm_ref scratch = vkb_scratch(be, 64 + 4096);
+  if (!scratch.buf) return;
+  ebm_ref d = scratch; /* <dw_sn, w_sn> in scratch[0], partial sums from scratch[64] */
+  dot_into(be, d, dw_sn, w_sn, n, VKEBM_DOT_AB, ebm_at(scratch, 64));
+  vkebm_pc_spectral pc = {.rows = (uint32_t)rows, .cols = (uint32_t)cols};
+  vkb_arg args[] = {VKB_ARG(dw, n), VKB_ARG(dw_sn, n), VKB_ARG(u, usz(rows)),
+                    VKB_ARG(v, usz(cols)), VKB_ARG(sigma, 1), VKB_ARG(d, 1)};
+  RUN_1D(be, spectral_norm_backward, args, pc, n, 256);
+}
+
+/* ---- the vtable ----------------------------------------------------------------------------- */
+
+const ebm_backend_vtable vkb_vtable = {
+    .name = "vulkan",
+    .destroy = vkb_impl_destroy,
+    .device_name = vkb_impl_device_name,
+    .describe = vkb_impl_describe,
+    .validation_errors = vkb_impl_validation_errors,
+    .alloc = vkb_impl_alloc,
+    .free = vkb_impl_free,
+    .buffer_size = vkb_impl_buffer_size,
+    .upload = vkb_impl_upload,
+    .download = vkb_impl_download,
+    .sync = vkb_impl_sync,
+    .fill = vk_fill,
+    .add = vk_add,
+    .axpy = vk_axpy,
+    .scale = vk_scale,
+    .conv3x3_forward = vk_conv3x3_forward,
+    .conv3x3_backward_input = vk_conv3x3_backward_input,
+    .conv3x3_backward_weight = vk_conv3x3_backward_weight,
+    .swish_forward = vk_swish_forward,
+    .swish_backward = vk_swish_backward,
+    .avgpool2_forward = vk_avgpool2_forward,
+    .avgpool2_backward = vk_avgpool2_backward,
+    .cond_bias_forward = vk_cond_bias_forward,
+    .cond_bias_backward = vk_cond_bias_backward,
+    .cond_scale_forward = vk_cond_scale_forward,
+    .cond_scale_backward = vk_cond_scale_backward,
+    .head_forward = vk_head_forward,
+    .head_backward = vk_head_backward,
+    .spectral_norm_forward = vk_spectral_norm_forward,
+    .spectral_norm_backward = vk_spectral_norm_backward,
+    .sumsq = vk_sumsq,
+    .scene_render = vulkan_scene_render,
+    /* sampler ops (vulkan_sampler.c) */
+    .quadratic_energy = vkb_quadratic_energy,
+    .quadratic_energy_backward = vkb_quadratic_energy_backward,
+    .langevin_update = vkb_langevin_update,
+    .mala_propose = vkb_mala_propose,
+    .mala_log_q = vkb_mala_log_q,
+    .chain_select = vkb_chain_select,
+};

@@ -1,0 +1,262 @@
+/* test_vk_ops.c: every op of include/vkebm/backend.h on the vulkan backend against the cpu
+ * backend (the CPU twins), on awkward sizes (batch 1 and 7, channels 3 and 13, H=W 1, 2, 5, 32,
+ * one 64x64 case) with fixed seeds, printing the worst element of every output.
+ *
+ * Each case puts every tensor at float offset 3 of its own buffer (below the binding alignment,
+ * so the push-constant offsets are exercised) between guard floats that must stay untouched.
+ * Outputs start from random values, so an op that accumulates where it should overwrite (or the
+ * reverse) disagrees with the cpu backend. Each vulkan case runs twice from the same inputs and
+ * must give the same bits. Optional outputs are also left out (EBM_NOREF) in some cases. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "testutil.h"
+
+#define MAXT 10
+#define LEAD 3  /* the float offset of every tensor */
+#define TAIL 5  /* guard floats after it */
+
+typedef struct tspec {
+  const char *name;
+  size_t n;   /* 0: left out (EBM_NOREF) */
+  int output; /* compared after the op */
+  float lo, hi;
+} tspec;
+
+typedef void (*op_fn)(ebm_backend *be, const ebm_ref *t, const int *s);
+
+static uint32_t label_seed(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
+/* Runs fn on both backends from identical random tensors; compares outputs, guards and
+ * run-to-run bits. */
+static void check_op(const char *label, ebm_backend *cpu, ebm_backend *vk, op_fn fn,
+                     const tspec *ts, int nt, const int *s, double atol, double rtol) {
+  ebm_buffer *bc[MAXT] = {0}, *bv[MAXT] = {0};
+  ebm_ref rc[MAXT], rv[MAXT];
+  float *init[MAXT] = {0}, *gotc[MAXT] = {0}, *gotv[MAXT] = {0}, *again[MAXT] = {0};
+  uint32_t seed = label_seed(label);
+  for (int i = 0; i < nt; i++) {
+    rc[i] = rv[i] = EBM_NOREF;
+    if (!ts[i].n) continue;
+    size_t total = LEAD + ts[i].n + TAIL;
+    init[i] = malloc(total * sizeof(float));
+    gotc[i] = malloc(total * sizeof(float));
+    gotv[i] = malloc(total * sizeof(float));
+    again[i] = malloc(total * sizeof(float));
+    tu_fill_uniform(init[i], total, seed + 101u * (uint32_t)i, ts[i].lo, ts[i].hi);
+    bc[i] = ebm_alloc(cpu, total);
+    bv[i] = ebm_alloc(vk, total);
+    ebm_upload(cpu, ebm_ref_of(bc[i]), init[i], total);
+    ebm_upload(vk, ebm_ref_of(bv[i]), init[i], total);
+    rc[i] = ebm_at(ebm_ref_of(bc[i]), LEAD);
+    rv[i] = ebm_at(ebm_ref_of(bv[i]), LEAD);
+  }
+  fn(cpu, rc, s);
+  fn(vk, rv, s);
+  for (int i = 0; i < nt; i++) {
+    if (!ts[i].n) continue;
+    size_t total = LEAD + ts[i].n + TAIL;
+    TU_CHECK(ebm_download(cpu, gotc[i], ebm_ref_of(bc[i]), total) == 0, "cpu download");
+    TU_CHECK(ebm_download(vk, gotv[i], ebm_ref_of(bv[i]), total) == 0, "vulkan download");
+    char name[160];
+    snprintf(name, sizeof name, "%s %s", label, ts[i].name);
+    if (ts[i].output)
+      tu_compare(name, gotv[i] + LEAD, gotc[i] + LEAD, ts[i].n, atol, rtol);
+    else
+      TU_CHECK(!memcmp(gotv[i] + LEAD, init[i] + LEAD, ts[i].n * sizeof(float)),
+               "%s: an input changed", name);
+    TU_CHECK(!memcmp(gotv[i], init[i], LEAD * sizeof(float)) &&
+                 !memcmp(gotv[i] + LEAD + ts[i].n, init[i] + LEAD + ts[i].n, TAIL * sizeof(float)),
+             "%s: write outside the tensor", name);
+  }
+  /* determinism: the same inputs again give the same bits */
+  for (int i = 0; i < nt; i++)
+    if (ts[i].n) ebm_upload(vk, ebm_ref_of(bv[i]), init[i], LEAD + ts[i].n + TAIL);
+  fn(vk, rv, s);
+  for (int i = 0; i < nt; i++) {
+    if (!ts[i].n) continue;
+    size_t total = LEAD + ts[i].n + TAIL;
+    ebm_download(vk, again[i], ebm_ref_of(bv[i]), total);
+    TU_CHECK(!memcmp(again[i], gotv[i], total * sizeof(float)), "%s %s: not bitwise repeatable",
+             label, ts[i].name);
+  }
+  for (int i = 0; i < nt; i++) {
+    ebm_free(cpu, bc[i]);
+    ebm_free(vk, bv[i]);
+    free(init[i]);
+    free(gotc[i]);
+    free(gotv[i]);
+    free(again[i]);
+  }
+}
+
+/* ---- ops as op_fn (s = the shape arguments) ------------------------------------------------- */
+
+static void op_fill(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_fill(be, t[0], -0.75f, (size_t)s[0]); }
+static void op_add(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_add(be, t[0], t[1], t[2], (size_t)s[0]); }
+static void op_add_inplace(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_add(be, t[0], t[0], t[1], (size_t)s[0]); }
+static void op_axpy(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_axpy(be, t[0], -1.5f, t[1], (size_t)s[0]); }
+static void op_scale(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_scale(be, t[0], 0.3f, t[1], (size_t)s[0]); }
+static void op_swish_f(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_swish_forward(be, t[0], t[1], (size_t)s[0]); }
+static void op_swish_b(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_swish_backward(be, t[0], t[1], t[2], (size_t)s[0]); }
+static void op_pool_f(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_avgpool2_forward(be, t[0], t[1], s[0], s[1], s[2], s[3]); }
+static void op_pool_b(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_avgpool2_backward(be, t[0], t[1], s[0], s[1], s[2], s[3]); }
+static void op_conv_f(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_conv3x3_forward(be, t[0], t[1], t[2], s[0], s[1], s[2], s[3], s[4]); }
+static void op_conv_bi(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_conv3x3_backward_input(be, t[0], t[1], t[2], s[0], s[1], s[2], s[3], s[4]); }
+static void op_conv_bw(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_conv3x3_backward_weight(be, t[0], t[1], t[2], s[0], s[1], s[2], s[3], s[4]); }
+static void op_cb_f(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_cond_bias_forward(be, t[0], t[1], t[2], t[3], s[0], s[1], s[2], s[3]); }
+static void op_cb_b(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_cond_bias_backward(be, t[0], t[1], t[2], t[3], t[4], s[0], s[1], s[2], s[3]); }
+static void op_cs_f(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_cond_scale_forward(be, t[0], t[1], t[2], t[3], t[4], s[0], s[1], s[2], s[3]); }
+static void op_cs_b(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_cond_scale_backward(be, t[0], t[1], t[2], t[3], t[4], t[5], t[6], t[7], t[8], s[0], s[1], s[2], s[3]); }
+static void op_head_f(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_head_forward(be, t[0], t[1], t[2], t[3], s[0], s[1], s[2]); }
+static void op_head_b(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_head_backward(be, t[0], t[1], t[2], t[3], t[4], t[5], s[0], s[1], s[2]); }
+static void op_sn_f(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_spectral_norm_forward(be, t[0], t[1], t[2], t[3], t[4], s[0], s[1], s[2]); }
+static void op_sn_b(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_spectral_norm_backward(be, t[0], t[1], t[2], t[3], t[4], t[5], s[0], s[1]); }
+static void op_sumsq(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_sumsq(be, t[0], t[1], (size_t)s[0]); }
+
+#define CHECK(label, fn, shape, atol, rtol, ...)                                              \
+  do {                                                                                        \
+    const tspec ts_[] = {__VA_ARGS__};                                                        \
+    check_op(label, cpu, vk, fn, ts_, (int)(sizeof ts_ / sizeof ts_[0]), shape, atol, rtol);  \
+  } while (0)
+#define T(name, n, out) {name, (size_t)(n), out, -1.0f, 1.0f}
+#define TP(name, n, out) {name, (size_t)(n), out, 0.1f, 1.0f} /* positive (sigma) */
+
+static void elementwise(ebm_backend *cpu, ebm_backend *vk) {
+  const int sizes[] = {1, 7, 1000, 70001};
+  for (int k = 0; k < 4; k++) {
+    const int s[] = {sizes[k]};
+    size_t n = (size_t)sizes[k];
+    char l[64];
+    snprintf(l, sizeof l, "fill n=%zu", n);
+    CHECK(l, op_fill, s, 0, 0, T("y", n, 1));
+    snprintf(l, sizeof l, "add n=%zu", n);
+    CHECK(l, op_add, s, 0, 0, T("y", n, 1), T("a", n, 0), T("b", n, 0));
+    snprintf(l, sizeof l, "add in place n=%zu", n);
+    CHECK(l, op_add_inplace, s, 0, 0, T("y", n, 1), T("b", n, 0));
+    snprintf(l, sizeof l, "axpy n=%zu", n);
+    CHECK(l, op_axpy, s, 1e-7, 1e-6, T("y", n, 1), T("x", n, 0));
+    snprintf(l, sizeof l, "scale n=%zu", n);
+    CHECK(l, op_scale, s, 0, 1e-6, T("y", n, 1), T("x", n, 0));
+    snprintf(l, sizeof l, "swish_forward n=%zu", n);
+    CHECK(l, op_swish_f, s, 1e-6, 1e-5, T("y", n, 1), {"x", n, 0, -8.0f, 8.0f});
+    snprintf(l, sizeof l, "swish_backward n=%zu", n);
+    CHECK(l, op_swish_b, s, 1e-6, 1e-5, T("dx", n, 1), T("dy", n, 0), {"x", n, 0, -8.0f, 8.0f});
+  }
+  /* more than 65535 groups of 256: the 2D grid of vkb_grid_1d */
+  const int big[] = {65536 * 256 + 5};
+  CHECK("scale n=16M+5 (2D grid)", op_scale, big, 0, 1e-6, T("y", big[0], 1), T("x", big[0], 0));
+}
+
+static void pooling(ebm_backend *cpu, ebm_backend *vk) {
+  const int shapes[][4] = {{1, 3, 2, 2}, {7, 13, 32, 32}, {1, 1, 64, 64}, {2, 3, 6, 10}};
+  for (int k = 0; k < 4; k++) {
+    const int *s = shapes[k];
+    size_t in = (size_t)s[0] * s[1] * s[2] * s[3];
+    char l[64];
+    snprintf(l, sizeof l, "avgpool2_forward %dx%dx%dx%d", s[0], s[1], s[2], s[3]);
+    CHECK(l, op_pool_f, s, 1e-7, 1e-6, T("y", in / 4, 1), T("x", in, 0));
+    snprintf(l, sizeof l, "avgpool2_backward %dx%dx%dx%d", s[0], s[1], s[2], s[3]);
+    CHECK(l, op_pool_b, s, 0, 0, T("dx", in, 1), T("dy", in / 4, 0));
+  }
+}
+
+static void convs(ebm_backend *cpu, ebm_backend *vk) {
+  /* B, Ci, Co, H, W */
+  const int shapes[][5] = {{1, 3, 13, 5, 5}, {7, 13, 3, 2, 2}, {1, 1, 1, 1, 1}, {7, 3, 3, 1, 1},
+                           {2, 13, 13, 32, 32}, {1, 3, 17, 64, 64}, {1, 9, 5, 7, 11}};
+  for (int k = 0; k < 7; k++) {
+    const int *s = shapes[k];
+    size_t x = (size_t)s[0] * s[1] * s[3] * s[4], y = (size_t)s[0] * s[2] * s[3] * s[4],
+           w = (size_t)s[1] * s[2] * 9;
+    char l[80];
+    snprintf(l, sizeof l, "conv3x3_forward B%d %d->%d %dx%d", s[0], s[1], s[2], s[3], s[4]);
+    CHECK(l, op_conv_f, s, 1e-5, 1e-4, T("y", y, 1), T("x", x, 0), T("w", w, 0));
+    snprintf(l, sizeof l, "conv3x3_backward_input B%d %d->%d %dx%d", s[0], s[1], s[2], s[3], s[4]);
+    CHECK(l, op_conv_bi, s, 1e-5, 1e-4, T("dx", x, 1), T("dy", y, 0), T("w", w, 0));
+    snprintf(l, sizeof l, "conv3x3_backward_weight B%d %d->%d %dx%d", s[0], s[1], s[2], s[3], s[4]);
+    CHECK(l, op_conv_bw, s, 2e-4, 1e-4, T("dw", w, 1), T("dy", y, 0), T("x", x, 0));
+  }
+}
+
+static void conditioning(ebm_backend *cpu, ebm_backend *vk) {
+  /* B, C, HW, L */
+  const int shapes[][4] = {{1, 3, 1, 1}, {7, 13, 25, 10}, {2, 64, 1024, 5}, {7, 3, 4, 13}};
+  for (int k = 0; k < 4; k++) {
+    const int *s = shapes[k];
+    size_t n = (size_t)s[0] * s[1] * s[2], bl = (size_t)s[0] * s[3], lc = (size_t)s[3] * s[1],
+           bc = (size_t)s[0] * s[1], C = (size_t)s[1];
+    char l[80];
+    snprintf(l, sizeof l, "cond_bias_forward B%d C%d HW%d L%d", s[0], s[1], s[2], s[3]);
+    CHECK(l, op_cb_f, s, 1e-6, 1e-5, T("y", n, 1), T("x", n, 0), T("c", bl, 0), T("G", lc, 0));
+    snprintf(l, sizeof l, "cond_bias_backward B%d C%d HW%d L%d", s[0], s[1], s[2], s[3]);
+    CHECK(l, op_cb_b, s, 1e-4, 1e-4, T("dG", lc, 1), T("dc", k == 3 ? 0 : bl, 1), T("dy", n, 0),
+          T("c", bl, 0), T("G", lc, 0));
+    snprintf(l, sizeof l, "cond_scale_forward B%d C%d HW%d L%d", s[0], s[1], s[2], s[3]);
+    CHECK(l, op_cs_f, s, 1e-6, 1e-5, T("y", n, 1), T("x", n, 0), T("c", bl, 0), T("G", lc, 0),
+          T("CB", C, 0));
+    snprintf(l, sizeof l, "cond_scale_backward B%d C%d HW%d L%d", s[0], s[1], s[2], s[3]);
+    CHECK(l, op_cs_b, s, 1e-4, 1e-4, T("dx", n, 1), T("dG", lc, 1), T("dCB", k == 1 ? 0 : C, 1),
+          T("dc", k == 3 ? 0 : bl, 1), T("dy", n, 0), T("x", n, 0), T("c", bl, 0), T("G", lc, 0),
+          T("CB", C, 0));
+    (void)bc;
+  }
+}
+
+static void head(ebm_backend *cpu, ebm_backend *vk) {
+  const int shapes[][3] = {{1, 3, 1}, {7, 13, 25}, {16, 64, 64}};
+  for (int k = 0; k < 3; k++) {
+    const int *s = shapes[k];
+    size_t n = (size_t)s[0] * s[1] * s[2], B = (size_t)s[0], C = (size_t)s[1];
+    char l[80];
+    snprintf(l, sizeof l, "head_forward B%d C%d HW%d", s[0], s[1], s[2]);
+    CHECK(l, op_head_f, s, 1e-5, 1e-5, T("e", B, 1), T("x", n, 0), T("w", C, 0), T("bias", 1, 0));
+    snprintf(l, sizeof l, "head_backward B%d C%d HW%d", s[0], s[1], s[2]);
+    CHECK(l, op_head_b, s, 1e-5, 1e-5, T("dx", n, 1), T("dw", C, 1), T("dbias", k == 1 ? 0 : 1, 1),
+          T("de", B, 0), T("x", n, 0), T("w", C, 0));
+  }
+}
+
+static void spectral(ebm_backend *cpu, ebm_backend *vk) {
+  const int shapes[][3] = {{1, 1, 1}, {3, 27, 0}, {13, 117, 1}, {64, 576, 1}, {300, 9, 1}};
+  for (int k = 0; k < 5; k++) {
+    const int *s = shapes[k];
+    size_t n = (size_t)s[0] * s[1], R = (size_t)s[0], K = (size_t)s[1];
+    char l[80];
+    snprintf(l, sizeof l, "spectral_norm_forward %dx%d update_u=%d", s[0], s[1], s[2]);
+    CHECK(l, op_sn_f, s, 1e-5, 1e-4, T("w_sn", n, 1), T("u", R, 1), T("v", K, 1), T("sigma", 1, 1),
+          T("w", n, 0));
+    snprintf(l, sizeof l, "spectral_norm_backward %dx%d", s[0], s[1]);
+    CHECK(l, op_sn_b, s, 1e-5, 1e-4, T("dw", n, 1), T("dw_sn", n, 0), T("w_sn", n, 0), T("u", R, 0),
+          T("v", K, 0), TP("sigma", 1, 0));
+  }
+}
+
+static void reductions(ebm_backend *cpu, ebm_backend *vk) {
+  const int sizes[] = {1, 1000, 4096, 4097, 3 * 4096 * 5 + 17};
+  for (int k = 0; k < 5; k++) {
+    const int s[] = {sizes[k]};
+    char l[64];
+    snprintf(l, sizeof l, "sumsq n=%d", sizes[k]);
+    CHECK(l, op_sumsq, s, 1e-5, 1e-5, T("out", 1, 1), T("x", sizes[k], 0));
+  }
+}
+
+int main(void) {
+  ebm_backend *vk = tu_vulkan_backend();
+  ebm_backend *cpu = tu_cpu_backend();
+  elementwise(cpu, vk);
+  pooling(cpu, vk);
+  convs(cpu, vk);
+  conditioning(cpu, vk);
+  head(cpu, vk);
+  spectral(cpu, vk);
+  reductions(cpu, vk);
+  ebm_backend_destroy(cpu);
+  tu_backend_done(vk);
+  return tu_finish("test_vk_ops");
+}
