@@ -266,11 +266,15 @@ static void col2im3x3(float *dx, const float *dcol, int nb, int Ci, int H, int W
           if (h < 0 || h >= H) continue;
           const float *s = src + (size_t)h * W;
           float *o = out + (size_t)ho * W;
+          /* o and s never overlap (dx vs scratch): the simd pragmas skip the alias check */
           if (kw == 1) {
+            CPU_SIMD
             for (int w = 0; w < W; w++) o[w] += s[w];
           } else if (kw == 0) { /* w = w' + 1 */
+            CPU_SIMD
             for (int wo = 0; wo < W - 1; wo++) o[wo] += s[wo + 1];
           } else { /* w = w' - 1 */
+            CPU_SIMD
             for (int wo = 1; wo < W; wo++) o[wo] += s[wo - 1];
           }
         }
