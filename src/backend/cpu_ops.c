@@ -42,9 +42,10 @@
 #define CPU_PRAGMA(x) _Pragma(#x)
 #define CPU_SIMD CPU_PRAGMA(omp simd)
 
-/* im2col column budget in floats (2 MiB): chunks of col that stay in the L2/L3 caches between
- * im2col writing them and the GEMM reading them. Measured (docs/bench-notes.md): 512K floats
- * beat 4M by 1.2-1.8x on every conv of a 32x32 net; it still batches 8 images of 64ch x 8x8. */
+/* im2col column budget per thread in floats (2 MiB): chunks of col that stay in the L2/L3
+ * caches between im2col writing them and the GEMM reading them. Measured (docs/bench-notes.md):
+ * 512K floats beat 4M by 1.2-1.8x on every conv of a 32x32 net; 2 threads still batch 16
+ * images of 64ch x 8x8 into one chunk. */
 #define CONV_COL_BUDGET ((size_t)512 << 10)
 
 /* ---- context and BLAS --------------------------------------------------------------------- */
