@@ -679,6 +679,8 @@ static void test_determinism(void) {
 int main(void) {
   be = tu_cpu_backend();
   fprintf(stderr, "backend: %s\n", ebm_backend_describe(be));
+  char why[512] = "";
+  TU_CHECK(cpu_blas_selfcheck(why, sizeof why) == 0, "%s", why);
 
   static const int conv_shapes[][5] = {
       /* B, Ci, Co, H, W */

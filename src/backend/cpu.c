@@ -670,6 +670,10 @@ int ebm_cpu_backend_create(ebm_backend **out, const ebm_backend_options *opt, ch
   cb->base.vt = &cpu_vtable;
   cb->base.kind = EBM_BACKEND_CPU;
   if (cpu_set_threads(threads) != 0) threads = 1; /* could not start the workers: run on one */
+  if (cpu_blas_selfcheck(err, errlen) != 0) {
+    free(cb);
+    return EBM_ERR;
+  }
   cb->threads = threads;
   cpu_model_name(cb->device, sizeof cb->device);
   char blas[300];

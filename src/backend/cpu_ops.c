@@ -161,6 +161,39 @@ void cpu_sgemm(int transa, int transb, int M, int N, int K, float alpha, const f
               transb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, Bm, ldb, beta, C, ldc);
 }
 
+/* The three GEMM forms the convolutions use (NN, TN, NT with beta 1), on odd sizes against a
+ * double loop. Guards against a BLAS whose kernels are wrong on this CPU (old OpenBLAS builds
+ * on newer CPUs are known to compute garbage). ~0.2 MFLOP, once per backend. */
+int cpu_blas_selfcheck(char *err, size_t errlen) {
+  enum { M = 37, N = 29, K = 41 };
+  static float A[M * K], Bm[K * N], C[M * N];
+  static const int forms[3][2] = {{0, 0}, {1, 0}, {0, 1}};
+  for (int f = 0; f < 3; f++) {
+    const int ta = forms[f][0], tb = forms[f][1];
+    for (int i = 0; i < M * K; i++) A[i] = (float)((i * 37 + f) % 23) / 11.0f - 1.0f;
+    for (int i = 0; i < K * N; i++) Bm[i] = (float)((i * 29 + 3 * f) % 19) / 9.0f - 1.0f;
+    for (int i = 0; i < M * N; i++) C[i] = (float)(i % 7) - 3.0f;
+    cpu_sgemm(ta, tb, M, N, K, 1.0f, A, ta ? M : K, Bm, tb ? K : N, 1.0f, C, N);
+    for (int m = 0; m < M; m++)
+      for (int n = 0; n < N; n++) {
+        double want = (double)((m * N + n) % 7) - 3.0;
+        for (int k = 0; k < K; k++)
+          want += (double)(ta ? A[k * M + m] : A[m * K + k]) * (tb ? Bm[n * K + k] : Bm[k * N + n]);
+        const double got = C[m * N + n];
+        if (!(fabs(got - want) <= 1e-4 * (1.0 + fabs(want)))) {
+          char blas[256];
+          cpu_blas_describe(blas, sizeof blas);
+          snprintf(err, errlen,
+                   "the BLAS computes wrong results on this CPU (%s; sgemm %c%c [%d,%d] = %g, "
+                   "want %g): set BLIS_ARCH_TYPE or OPENBLAS_CORETYPE to an older CPU",
+                   blas, ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, got, want);
+          return -1;
+        }
+      }
+  }
+  return 0;
+}
+
 /* ---- elementwise ---------------------------------------------------------------------------- */
 
 /* Memory-bound loops run on the calling thread (a second thread buys little on memory

@@ -35,6 +35,9 @@ int cpu_threads(void);
 /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, op = transpose when trans* != 0. */
 void cpu_sgemm(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc);
+/* Checks the BLAS's sgemm (the forms the convs use) against a double loop on odd sizes.
+ * Returns 0, or -1 with a one-line reason in err. */
+int cpu_blas_selfcheck(char *err, size_t errlen);
 /* One line naming the BLAS library, its version and the kernel set it selected. */
 void cpu_blas_describe(char *out, size_t len);
 
