@@ -25,12 +25,19 @@ typedef struct cpu_buffer {
 typedef struct cpu_backend {
   struct ebm_backend base; /* first */
   cpu_ctx ctx;
+  int threads; /* this backend's; the pool is process-global (see threads_for) */
   int failed;
   char device[128];
   char describe[384];
 } cpu_backend;
 
 static cpu_backend *cpu_of(ebm_backend *be) { return (cpu_backend *)be; }
+
+/* The thread pool is process-global; with several cpu backends of different thread counts in
+ * one process, the threaded ops (convs, swish) set it back to this backend's count first. */
+static void threads_for(cpu_backend *cb) {
+  if (cpu_threads() != cb->threads && cpu_set_threads(cb->threads) != 0) cb->threads = 1;
+}
 
 static void cpu_fail(cpu_backend *cb, const char *op, const char *what) {
   fprintf(stderr, "vkebm: cpu %s: %s\n", op, what);
@@ -206,6 +213,7 @@ static void cpu_conv3x3_forward_op(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_re
                                    int Ci, int Co, int H, int W) {
 #define OP "conv3x3_forward"
   cpu_backend *cb = cpu_of(be);
+  threads_for(cb);
   RETURN_UNLESS(dims_ok(cb, OP, B, Ci, Co, H, W));
   const size_t HW = (size_t)H * W;
   if (!B || !Co || !HW) return;
@@ -221,6 +229,7 @@ static void cpu_conv3x3_backward_input_op(ebm_backend *be, ebm_ref dx, ebm_ref d
                                           int B, int Ci, int Co, int H, int W) {
 #define OP "conv3x3_backward_input"
   cpu_backend *cb = cpu_of(be);
+  threads_for(cb);
   RETURN_UNLESS(dims_ok(cb, OP, B, Ci, Co, H, W));
   const size_t HW = (size_t)H * W;
   if (!B || !Ci || !HW) return;
@@ -237,6 +246,7 @@ static void cpu_conv3x3_backward_weight_op(ebm_backend *be, ebm_ref dw, ebm_ref 
                                            int B, int Ci, int Co, int H, int W) {
 #define OP "conv3x3_backward_weight"
   cpu_backend *cb = cpu_of(be);
+  threads_for(cb);
   RETURN_UNLESS(dims_ok(cb, OP, B, Ci, Co, H, W));
   const size_t HW = (size_t)H * W;
   if (!Ci || !Co || !B || !HW) return;
@@ -252,6 +262,7 @@ static void cpu_conv3x3_backward_weight_op(ebm_backend *be, ebm_ref dw, ebm_ref 
 static void cpu_swish_forward_op(ebm_backend *be, ebm_ref y, ebm_ref x, size_t n) {
 #define OP "swish_forward"
   cpu_backend *cb = cpu_of(be);
+  threads_for(cb);
   if (!n) return;
   RESOLVE(y, n, y);
   RESOLVE(x, n, x);
@@ -263,6 +274,7 @@ static void cpu_swish_forward_op(ebm_backend *be, ebm_ref y, ebm_ref x, size_t n
 static void cpu_swish_backward_op(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_ref x, size_t n) {
 #define OP "swish_backward"
   cpu_backend *cb = cpu_of(be);
+  threads_for(cb);
   if (!n) return;
   RESOLVE(dx, n, dx);
   RESOLVE(dy, n, dy);
@@ -657,13 +669,17 @@ int ebm_cpu_backend_create(ebm_backend **out, const ebm_backend_options *opt, ch
   }
   cb->base.vt = &cpu_vtable;
   cb->base.kind = EBM_BACKEND_CPU;
-  cb->ctx.threads = threads;
-  cpu_blas_set_threads(threads);
+  if (cpu_set_threads(threads) != 0) threads = 1; /* could not start the workers: run on one */
+  if (cpu_blas_selfcheck(err, errlen) != 0) {
+    free(cb);
+    return EBM_ERR;
+  }
+  cb->threads = threads;
   cpu_model_name(cb->device, sizeof cb->device);
   char blas[300];
   cpu_blas_describe(blas, sizeof blas);
-  snprintf(cb->describe, sizeof cb->describe, "%s, %d thread%s", blas, threads,
-           threads == 1 ? "" : "s");
+  snprintf(cb->describe, sizeof cb->describe, "%s, one GEMM per thread, %d thread%s", blas,
+           threads, threads == 1 ? "" : "s");
   *out = &cb->base;
   return 0;
 }
