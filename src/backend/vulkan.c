@@ -149,8 +149,19 @@ ebm_ref vkb_scratch(ebm_backend *be, size_t nfloats) {
   return (ebm_ref){&b->scratch->hdr, 0};
 }
 
+int vkb_texel_ok(ebm_backend *be, size_t nfloats) {
+  /* + the alignment remainder the binding starts with */
+  return vkx_texel_ok(vkb(be)->ctx, (VkDeviceSize)(nfloats + 64) * 4);
+}
+
 void vkb_run(ebm_backend *be, vkb_kernel_id k, const vkb_arg *args, int nargs, const void *push,
              uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz) {
+  vkb_run_texel(be, k, 0, args, nargs, push, push_size, gx, gy, gz);
+}
+
+void vkb_run_texel(ebm_backend *be, vkb_kernel_id k, uint32_t texel_mask, const vkb_arg *args,
+                   int nargs, const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
+                   uint32_t gz) {
   vk_backend *b = vkb(be);
   if ((unsigned)k >= VKB_K_COUNT) {
     fprintf(stderr, "vulkan: unknown kernel id %d\n", (int)k);
@@ -199,6 +210,11 @@ void vkb_run(ebm_backend *be, vkb_kernel_id k, const vkb_arg *args, int nargs, c
     boff[i / 4] |= rem << (8 * (i % 4));
   }
   memcpy(pushbuf, boff, sizeof boff);
+  if (vkx_kernel_set_texel(b->kernels[k], texel_mask) != 0) {
+    fprintf(stderr, "vulkan: %s: bad texel mask 0x%x\n", spec->name, texel_mask);
+    b->error = 1;
+    return;
+  }
   if (vkx_dispatch(b->ctx, b->kernels[k], bind, (uint32_t)nargs, pushbuf, push_size, gx, gy, gz) != 0)
     b->error = 1;
 }

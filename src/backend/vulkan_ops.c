@@ -104,7 +104,9 @@ static void conv_tiled(ebm_backend *be, vkb_kernel_id k, ebm_ref out, ebm_ref in
                  ((usz(W) + VKEBM_CONV_PX - 1) / VKEBM_CONV_PX);
   uint32_t gx = (uint32_t)((items + 63) / 64);
   uint32_t gy = (uint32_t)((usz(out_ch) + VKEBM_CONV_OT - 1) / VKEBM_CONV_OT);
-  vkb_run(be, k, args, 3, &pc, sizeof pc, gx, gy, (uint32_t)B);
+  /* texel fetches for the input and the weights when both fit maxTexelBufferElements */
+  pc.texel = vkb_texel_ok(be, args[1].n) && vkb_texel_ok(be, args[2].n);
+  vkb_run_texel(be, k, pc.texel ? 0x6u : 0u, args, 3, &pc, sizeof pc, gx, gy, (uint32_t)B);
 }
 
 static void vk_conv3x3_forward(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref w, int B, int Ci,
