@@ -165,7 +165,7 @@ static void pooling(ebm_backend *cpu, ebm_backend *vk) {
   }
 }
 
-static void convs(ebm_backend *cpu, ebm_backend *vk) {
+static void convs(ebm_backend *cpu, ebm_backend *vk, const char *path) {
   /* B, Ci, Co, H, W */
   const int shapes[][5] = {{1, 3, 13, 5, 5}, {7, 13, 3, 2, 2}, {1, 1, 1, 1, 1}, {7, 3, 3, 1, 1},
                            {2, 13, 13, 32, 32}, {1, 3, 17, 64, 64}, {1, 9, 5, 7, 11}};
@@ -174,11 +174,11 @@ static void convs(ebm_backend *cpu, ebm_backend *vk) {
     size_t x = (size_t)s[0] * s[1] * s[3] * s[4], y = (size_t)s[0] * s[2] * s[3] * s[4],
            w = (size_t)s[1] * s[2] * 9;
     char l[80];
-    snprintf(l, sizeof l, "conv3x3_forward B%d %d->%d %dx%d", s[0], s[1], s[2], s[3], s[4]);
+    snprintf(l, sizeof l, "conv3x3_forward%s B%d %d->%d %dx%d", path, s[0], s[1], s[2], s[3], s[4]);
     CHECK(l, op_conv_f, s, 1e-5, 1e-4, T("y", y, 1), T("x", x, 0), T("w", w, 0));
-    snprintf(l, sizeof l, "conv3x3_backward_input B%d %d->%d %dx%d", s[0], s[1], s[2], s[3], s[4]);
+    snprintf(l, sizeof l, "conv3x3_backward_input%s B%d %d->%d %dx%d", path, s[0], s[1], s[2], s[3], s[4]);
     CHECK(l, op_conv_bi, s, 1e-5, 1e-4, T("dx", x, 1), T("dy", y, 0), T("w", w, 0));
-    snprintf(l, sizeof l, "conv3x3_backward_weight B%d %d->%d %dx%d", s[0], s[1], s[2], s[3], s[4]);
+    snprintf(l, sizeof l, "conv3x3_backward_weight%s B%d %d->%d %dx%d", path, s[0], s[1], s[2], s[3], s[4]);
     CHECK(l, op_conv_bw, s, 2e-4, 1e-4, T("dw", w, 1), T("dy", y, 0), T("x", x, 0));
   }
 }
@@ -251,12 +251,17 @@ int main(void) {
   ebm_backend *cpu = tu_cpu_backend();
   elementwise(cpu, vk);
   pooling(cpu, vk);
-  convs(cpu, vk);
+  convs(cpu, vk, "");
   conditioning(cpu, vk);
   head(cpu, vk);
   spectral(cpu, vk);
   reductions(cpu, vk);
-  ebm_backend_destroy(cpu);
   tu_backend_done(vk);
+  /* the convolutions' storage-buffer path (used where a tensor exceeds maxTexelBufferElements) */
+  setenv("VKEBM_NO_TEXEL", "1", 1);
+  vk = tu_vulkan_backend();
+  convs(cpu, vk, " ssbo");
+  tu_backend_done(vk);
+  ebm_backend_destroy(cpu);
   return tu_finish("test_vk_ops");
 }

@@ -46,7 +46,7 @@ VKEBM_PUSH_END(avgpool2, AVGPOOL2)
 #define VKEBM_CONV_OT 4u  /* output channels per invocation (forward, backward_input) */
 #define VKEBM_CONV_RT 4u  /* rows per invocation */
 #define VKEBM_CONV_PX 8u  /* consecutive pixels of a row per invocation */
-#define VKEBM_CONVW_OT 8u /* backward_weight: output channels per invocation */
+#define VKEBM_CONVW_OT 4u /* backward_weight: output channels per invocation */
 #define VKEBM_CONVW_IT 4u /* backward_weight: input channels per invocation */
 /* backward_weight splits the (b, h) rows into this many invocations' worth of parallel work
  * at least (partial sums, then conv3x3_backward_weight_reduce), for GPUs' sake */

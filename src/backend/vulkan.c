@@ -48,6 +48,7 @@ typedef struct vk_backend {
   vkx_buffer dummy;     /* bound for optional (EBM_NOREF) tensors */
   vk_buffer *scratch;   /* vkb_scratch */
   int error;            /* a recording failed; reported by the next sync/download */
+  int no_texel;         /* env VKEBM_NO_TEXEL=1: shaders read through storage buffers only */
   char describe[768];
 } vk_backend;
 
@@ -151,7 +152,7 @@ ebm_ref vkb_scratch(ebm_backend *be, size_t nfloats) {
 
 int vkb_texel_ok(ebm_backend *be, size_t nfloats) {
   /* + the alignment remainder the binding starts with */
-  return vkx_texel_ok(vkb(be)->ctx, (VkDeviceSize)(nfloats + 64) * 4);
+  return !vkb(be)->no_texel && vkx_texel_ok(vkb(be)->ctx, (VkDeviceSize)(nfloats + 64) * 4);
 }
 
 void vkb_run(ebm_backend *be, vkb_kernel_id k, const vkb_arg *args, int nargs, const void *push,
@@ -266,17 +267,20 @@ int ebm_vulkan_backend_create(ebm_backend **out, const ebm_backend_options *opt,
     free(b);
     return EBM_ERR;
   }
+  const char *nt = getenv("VKEBM_NO_TEXEL");
+  b->no_texel = nt && nt[0] == '1';
   const vkx_device_info *in = vkx_info(b->ctx);
   snprintf(b->describe, sizeof b->describe,
            "%s device, driver %s%s%s, Vulkan %u.%u, subgroup %u, workgroup <= %u, shared %u KiB, "
-           "push %u B, storage range %llu MiB, offset alignment %llu B, %s buffers",
+           "push %u B, storage range %llu MiB, offset alignment %llu B, %s buffers%s",
            vkx_device_type_name(in->type), in->driver_name[0] ? in->driver_name : "?",
            in->driver_info[0] ? " " : "", in->driver_info, VK_API_VERSION_MAJOR(in->api_version),
            VK_API_VERSION_MINOR(in->api_version), in->subgroup_size,
            in->max_workgroup_invocations, in->max_shared_memory / 1024, in->max_push_constants,
            (unsigned long long)(in->max_storage_buffer_range >> 20),
            (unsigned long long)vkx_offset_alignment(b->ctx),
-           vkx_buffers_mapped(b->ctx) ? "mapped" : "staged");
+           vkx_buffers_mapped(b->ctx) ? "mapped" : "staged",
+           b->no_texel ? ", texel loads off (VKEBM_NO_TEXEL)" : "");
   *out = &b->hdr;
   return EBM_OK;
 }
