@@ -41,8 +41,10 @@ typedef struct ebm_net_config {
   int spectral_norm;         /* 1: conv weights spectrally normalised (one power iteration) */
 } ebm_net_config;
 
-/* Presets. "paper64": the paper's 64x64 CubesNet (W=64; blocks 1d,2d,2d,2,4d). "default32":
- * the shipped 32x32 configuration sized for a 2-core CPU. "tiny": tests. */
+/* Presets. "paper64": the paper's 64x64 CubesNet (W=64; blocks 1d,2d,2d,2,4d; 2.14 M weights,
+ * 1.56 GFLOP/forward). "default32": the shipped 32x32 configuration sized for a 2-core CPU
+ * (W=32; 1d,2d,2d,2; 0.24 M weights, 89 MFLOP). "small32": the same at W=16 (61 K weights,
+ * 22 MFLOP) for quick training. "tiny": tests (R=8, W=4, 1d,2,2d). 0, or -1 for an unknown name. */
 int ebm_net_config_preset(ebm_net_config *cfg, const char *name, int label_dim);
 /* Parses "1d,2d,2d,2,4d" into block_mult/block_down; returns 0 or -1. */
 int ebm_net_config_parse_blocks(ebm_net_config *cfg, const char *spec);
@@ -52,6 +54,12 @@ int ebm_net_config_validate(const ebm_net_config *cfg, char *err, size_t errlen)
 double ebm_net_forward_flops(const ebm_net_config *cfg);
 /* Writes e.g. "R=32 W=32 blocks=1d,2d,2d,2 L=2 sn=1". */
 void ebm_net_config_describe(const ebm_net_config *cfg, char *out, size_t len);
+/* Writes the block spec, e.g. "1d,2d,2d,2" (the inverse of ebm_net_config_parse_blocks). */
+void ebm_net_config_blocks_string(const ebm_net_config *cfg, char *out, size_t len);
+/* Number of trainable floats (the sum of every parameter's numel, no alignment padding). */
+size_t ebm_net_config_num_weights(const ebm_net_config *cfg);
+/* 1 when two configurations describe the same network (every field equal). */
+int ebm_net_config_equal(const ebm_net_config *a, const ebm_net_config *b);
 
 typedef enum ebm_param_kind {
   EBM_PARAM_CONV = 0,  /* [Co, Ci, 3, 3], spectrally normalised when cfg.spectral_norm */
@@ -68,6 +76,8 @@ typedef struct ebm_param {
   size_t offset;       /* floats into the params (and grads) allocation */
   size_t numel;
   int sn_index;        /* index into the spectral-norm state, -1 when not normalised */
+  size_t sn_u_offset;  /* floats into ebm_net_sn_u where this weight's u[sn_rows] starts */
+  int sn_rows;         /* length of u (= Co), 0 when not normalised */
 } ebm_param;
 
 typedef struct ebm_net ebm_net; /* opaque */
@@ -88,20 +98,35 @@ ebm_ref ebm_net_grads(ebm_net *net);            /* same layout */
 /* Spectral-norm persistent vectors u, concatenated in parameter order ([rows] each). */
 ebm_ref ebm_net_sn_u(ebm_net *net);
 size_t ebm_net_sn_u_count(const ebm_net *net);
+/* Layout note: every tensor (each parameter, each u) starts at a multiple of EBM_ALIGN floats
+ * (256 bytes, which satisfies any device's minStorageBufferOffsetAlignment), so the flat
+ * tensors contain zero padding between tensors: ebm_net_param_count and ebm_net_sn_u_count
+ * include it, the model file does not (it stores tensors by name). Padding stays zero: its
+ * gradient is always zero. */
+#define EBM_ALIGN 64
 
-/* Host copies in/out of the whole parameter tensor (and u). */
+/* Host copies in/out of the whole parameter tensor (and u; sn_u may be NULL to leave u as is).
+ * set_params also recomputes the normalised weights (ebm_net_refresh(net, 0)). 0 or -1. */
 int ebm_net_set_params(ebm_net *net, const float *params, const float *sn_u);
 int ebm_net_get_params(ebm_net *net, float *params, float *sn_u);
 
 /* Recompute the normalised weights from the parameters: one power iteration per weight.
  * update_u = 1 advances the persistent vectors (training), 0 keeps them (sampling). Must be
- * called after the parameters change and before forward. ebm_net_create calls it once. */
+ * called after the parameters change and before forward. ebm_net_create runs 15 iterations
+ * with update_u = 1 from a random u (as PyTorch's parametrized spectral_norm does at
+ * construction), so sigma starts converged rather than a one-step underestimate, and then one
+ * with update_u = 0, so w_sn is the function of (w, u) that a reloaded model computes.
+ * After training with update_u = 1, call it once with update_u = 0 before saving to have the
+ * saved model's energies match the live network's bit for bit. */
 void ebm_net_refresh(ebm_net *net, int update_u);
 
 /* energy[B] = E(x | c).  x: [B, 3, R, R] in [0, 1];  c: [B, L].  B <= max_batch.
- * Keeps the activations for backward. */
+ * Keeps the activations for backward, and the refs x and c themselves: backward reads them, so
+ * the caller must not change x or c between forward and backward. */
 void ebm_net_forward(ebm_net *net, ebm_ref energy, ebm_ref x, ebm_ref c, int B);
 
+/* Forward with B outside 1..max_batch, or backward with a B other than the last forward's,
+ * prints one line on stderr and computes nothing. */
 /* Backward from dE[B] (usually all ones, or the composition's weights) through the last
  * forward. dx [B,3,R,R] (overwritten) and dc [B,L] (overwritten) are optional (EBM_NOREF);
  * param_grads = 1 accumulates dE/dθ into ebm_net_grads (+=), spectral norm included. */

@@ -138,4 +138,35 @@ VKEBM_PUSH_BEGIN(dot, DOT)
 VKEBM_PUSH_END(dot, DOT)
 #endif
 
+/* ---- scene ops --------------------------------------------------------------------------- */
+/* scene_render (shaders/scene_render.comp): n images of size x size from n packed scenes. */
+#if !defined(VULKAN) || defined(VKEBM_PC_SCENE_RENDER)
+VKEBM_PUSH_BEGIN(scene_render, SCENE_RENDER)
+  VKEBM_PUSH_BINDING_OFFSETS
+  u32 n;
+  u32 size;
+VKEBM_PUSH_END(scene_render, SCENE_RENDER)
+#endif
+
+/* ---- sampler ops (shaders/langevin_*.comp, src/backend/vulkan_sampler.c) ----------------------
+ * One struct for all of them. rows x cols: chains (or stacked rows) by values per row;
+ * rows_per_group: rows sharing a target/precision row (quadratic energy); flags bit 0: grad
+ * present (langevin_update); clip when clip_lo < clip_hi. */
+#define VKEBM_SAMPLER_HAS_GRAD 1u
+#if !defined(VULKAN) || defined(VKEBM_PC_SAMPLER)
+VKEBM_PUSH_BEGIN(sampler, SAMPLER)
+  VKEBM_PUSH_BINDING_OFFSETS
+  u32 rows;
+  u32 cols;
+  u32 rows_per_group;
+  u32 seed;
+  u32 step;
+  u32 flags;
+  f32 step_size;
+  f32 noise_std;
+  f32 clip_lo;
+  f32 clip_hi;
+VKEBM_PUSH_END(sampler, SAMPLER)
+#endif
+
 #endif

@@ -369,4 +369,12 @@ const ebm_backend_vtable vkb_vtable = {
     .spectral_norm_forward = vk_spectral_norm_forward,
     .spectral_norm_backward = vk_spectral_norm_backward,
     .sumsq = vk_sumsq,
+    .scene_render = vulkan_scene_render,
+    /* sampler ops (vulkan_sampler.c) */
+    .quadratic_energy = vkb_quadratic_energy,
+    .quadratic_energy_backward = vkb_quadratic_energy_backward,
+    .langevin_update = vkb_langevin_update,
+    .mala_propose = vkb_mala_propose,
+    .mala_log_q = vkb_mala_log_q,
+    .chain_select = vkb_chain_select,
 };

@@ -1,0 +1,79 @@
+/* model.h: model files: an energy network E(x | c) with its concept's label space, as
+ * safetensors.
+ *
+ * A model file holds every parameter by its name (ebm_param.name), "sn_u.<param name>" for each
+ * persistent power-iteration vector, optional caller-named extra tensors stored as
+ * "extra.<name>" (optimiser state, EMA weights, ...), and __metadata__ (all strings):
+ *   format = "vkebm-model", format_version = "1",
+ *   resolution, in_channels, base_width, blocks ("1d,2d,2d,2"), label_dim, spectral_norm,
+ *   concept ("color"), label_kind ("onehot" | "vector"),
+ *   label_names ("red,green,..." for onehot; component names "x,y" for vector),
+ *   label_min, label_max (comma-separated floats, vector only), step, seed, data_spec.
+ * Loading validates the marker and version, the configuration, the label space, every expected
+ * tensor (present, exact shape, finite) and refuses any tensor it does not expect, each with a
+ * one-line reason naming the culprit. Writes are atomic (safetensors writer).
+ */
+#ifndef VKEBM_MODEL_H
+#define VKEBM_MODEL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vkebm/net.h"
+
+#define EBM_MODEL_FORMAT "vkebm-model"
+#define EBM_MODEL_FORMAT_VERSION "1"
+#define EBM_LABEL_NAME_MAX 32
+
+typedef enum ebm_label_kind {
+  EBM_LABEL_ONEHOT = 0, /* c is one-hot over label_names (a discrete concept) */
+  EBM_LABEL_VECTOR = 1, /* c is raw floats, component k in [label_min[k], label_max[k]] */
+} ebm_label_kind;
+
+/* Everything in a model file's metadata; readable without building a network. */
+typedef struct ebm_model_info {
+  ebm_net_config config;
+  char concept[64];                                 /* e.g. "color", "position" */
+  ebm_label_kind label_kind;
+  char label_names[EBM_MAX_LABEL][EBM_LABEL_NAME_MAX]; /* config.label_dim of them */
+  float label_min[EBM_MAX_LABEL], label_max[EBM_MAX_LABEL]; /* vector only */
+  int64_t step;                                     /* training iterations done */
+  uint64_t seed;                                    /* the run's seed */
+  char data_spec[256];                              /* how the training data was made */
+} ebm_model_info;
+
+/* A named extra tensor (1-D, numel floats). Save reads data; load writes data when the file
+ * has it (found = 1) and fails when required and absent or of another size. */
+typedef struct ebm_model_extra {
+  const char *name; /* stored as "extra.<name>"; [A-Za-z0-9_.-], at most 40 characters */
+  float *data;
+  size_t numel;
+  int required;     /* load: 1 = the file must have it */
+  int found;        /* load: set to 1 when read */
+} ebm_model_extra;
+
+/* Fills info with a sensible default label space for cfg: vector components "c0".."cN-1" in
+ * [-1, 1], concept "unnamed", step 0. */
+void ebm_model_info_default(ebm_model_info *info, const ebm_net_config *cfg);
+/* Checks the label space against config.label_dim (names present, unique, no commas;
+ * min < max for vectors). 0 or -1 with a reason. */
+int ebm_model_info_validate(const ebm_model_info *info, char *err, size_t errlen);
+/* Index of a label name, -1 when absent. */
+int ebm_model_label_index(const ebm_model_info *info, const char *name);
+
+/* Reads only the metadata (and checks the marker, version, config, label space). */
+int ebm_model_read_info(const char *path, ebm_model_info *info, char *err, size_t errlen);
+
+/* Saves net (parameters, u) with info's label space, step, seed and data_spec; info->config is
+ * ignored (the net's own configuration is written). extras may be NULL. 0 or -1 with err. */
+int ebm_model_save(const char *path, ebm_net *net, const ebm_model_info *info,
+                   const ebm_model_extra *extras, int nextras, char *err, size_t errlen);
+
+/* Loads a model file into a new network on be for batches up to max_batch; the normalised
+ * weights are computed from the saved u with update_u = 0 (see ebm_net_refresh). info (optional)
+ * receives the metadata; extras (optional) are filled as described above. 0 or -1 with err. */
+int ebm_model_load(const char *path, ebm_backend *be, int max_batch, ebm_net **net,
+                   ebm_model_info *info, ebm_model_extra *extras, int nextras, char *err,
+                   size_t errlen);
+
+#endif

@@ -1,0 +1,481 @@
+/* model.c: model files (include/vkebm/model.h): a network's parameters, its spectral-norm
+ * vectors, optional extra tensors and its metadata, as safetensors.
+ *
+ * Owns the metadata schema (keys, their parsing and validation) and the rule that a file must
+ * hold exactly the tensors the configuration implies: anything missing, misshaped or
+ * unexpected is refused by name. Tensor data and the file format itself are the safetensors
+ * module's.
+ */
+#include "vkebm/model.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vkebm/safetensors.h"
+
+#define EXTRA_PREFIX "extra."
+#define SN_U_PREFIX "sn_u."
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+  if (err && errlen) {
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(err, errlen, fmt, ap);
+    va_end(ap);
+  }
+  return -1;
+}
+
+/* ---- label space ------------------------------------------------------------------------- */
+
+void ebm_model_info_default(ebm_model_info *info, const ebm_net_config *cfg) {
+  memset(info, 0, sizeof *info);
+  info->config = *cfg;
+  snprintf(info->concept, sizeof info->concept, "unnamed");
+  info->label_kind = EBM_LABEL_VECTOR;
+  for (int k = 0; k < cfg->label_dim && k < EBM_MAX_LABEL; k++) {
+    snprintf(info->label_names[k], EBM_LABEL_NAME_MAX, "c%d", k);
+    info->label_min[k] = -1.0f;
+    info->label_max[k] = 1.0f;
+  }
+}
+
+static int name_ok(const char *s) {
+  if (!*s) return 0;
+  for (; *s; s++)
+    if (*s == ',' || (unsigned char)*s < 33 || (unsigned char)*s > 126) return 0;
+  return 1;
+}
+
+int ebm_model_info_validate(const ebm_model_info *info, char *err, size_t errlen) {
+  int L = info->config.label_dim;
+  if (L < 1 || L > EBM_MAX_LABEL) return fail(err, errlen, "label_dim %d out of range", L);
+  if (!info->concept[0] || !name_ok(info->concept))
+    return fail(err, errlen, "concept name '%s' is empty or has spaces/commas", info->concept);
+  if (info->label_kind != EBM_LABEL_ONEHOT && info->label_kind != EBM_LABEL_VECTOR)
+    return fail(err, errlen, "unknown label kind %d", (int)info->label_kind);
+  for (int k = 0; k < L; k++) {
+    if (!name_ok(info->label_names[k]))
+      return fail(err, errlen, "label name %d ('%s') is empty or has spaces/commas", k,
+                  info->label_names[k]);
+    for (int j = 0; j < k; j++)
+      if (!strcmp(info->label_names[j], info->label_names[k]))
+        return fail(err, errlen, "label name '%s' appears twice", info->label_names[k]);
+    if (info->label_kind == EBM_LABEL_VECTOR &&
+        !(isfinite(info->label_min[k]) && isfinite(info->label_max[k]) &&
+          info->label_min[k] < info->label_max[k]))
+      return fail(err, errlen, "label '%s': range [%g, %g] is not a finite interval",
+                  info->label_names[k], info->label_min[k], info->label_max[k]);
+  }
+  return 0;
+}
+
+int ebm_model_label_index(const ebm_model_info *info, const char *name) {
+  for (int k = 0; k < info->config.label_dim && k < EBM_MAX_LABEL; k++)
+    if (!strcmp(info->label_names[k], name)) return k;
+  return -1;
+}
+
+/* ---- metadata parsing -------------------------------------------------------------------- */
+
+static const char *need(const st_file *f, const char *key, char *err, size_t errlen) {
+  const char *v = st_meta_get(f, key);
+  if (!v) fail(err, errlen, "model metadata lacks '%s'", key);
+  return v;
+}
+
+static int meta_int(const st_file *f, const char *key, long lo, long hi, int *out, char *err,
+                    size_t errlen) {
+  const char *v = need(f, key, err, errlen);
+  if (!v) return -1;
+  char *end;
+  errno = 0;
+  long x = strtol(v, &end, 10);
+  if (errno || end == v || *end || x < lo || x > hi)
+    return fail(err, errlen, "model metadata '%s' = '%.40s' is not an integer in %ld..%ld", key, v,
+                lo, hi);
+  *out = (int)x;
+  return 0;
+}
+
+/* Splits a comma-separated list into exactly n fields of at most cap-1 characters. */
+static int split_list(const char *s, int n, char (*fields)[EBM_LABEL_NAME_MAX], const char *key,
+                      char *err, size_t errlen) {
+  int count = 0;
+  const char *p = s;
+  for (;;) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    if (count >= n)
+      return fail(err, errlen, "model metadata '%s' has more than %d entries", key, n);
+    if (len == 0 || len >= EBM_LABEL_NAME_MAX)
+      return fail(err, errlen, "model metadata '%s': entry %d is empty or longer than %d", key,
+                  count, EBM_LABEL_NAME_MAX - 1);
+    memcpy(fields[count], p, len);
+    fields[count][len] = 0;
+    count++;
+    if (!comma) break;
+    p = comma + 1;
+  }
+  if (count != n)
+    return fail(err, errlen, "model metadata '%s' has %d entries, label_dim is %d", key, count, n);
+  return 0;
+}
+
+static int parse_floats(const char *s, int n, float *out, const char *key, char *err,
+                        size_t errlen) {
+  char fields[EBM_MAX_LABEL][EBM_LABEL_NAME_MAX];
+  if (split_list(s, n, fields, key, err, errlen)) return -1;
+  for (int k = 0; k < n; k++) {
+    char *end;
+    errno = 0;
+    double v = strtod(fields[k], &end);
+    if (errno || end == fields[k] || *end || !isfinite(v))
+      return fail(err, errlen, "model metadata '%s': '%s' is not a finite number", key, fields[k]);
+    out[k] = (float)v;
+  }
+  return 0;
+}
+
+static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t errlen) {
+  memset(info, 0, sizeof *info);
+  const char *fmt = st_meta_get(f, "format");
+  if (!fmt) return fail(err, errlen, "not a vkebm model file: no 'format' in the metadata");
+  if (strcmp(fmt, EBM_MODEL_FORMAT))
+    return fail(err, errlen, "not a vkebm model file: format is '%.40s', expected '%s'", fmt,
+                EBM_MODEL_FORMAT);
+  const char *ver = need(f, "format_version", err, errlen);
+  if (!ver) return -1;
+  if (strcmp(ver, EBM_MODEL_FORMAT_VERSION))
+    return fail(err, errlen, "model format version '%.20s' is not supported (this build reads %s)",
+                ver, EBM_MODEL_FORMAT_VERSION);
+
+  ebm_net_config *cfg = &info->config;
+  if (meta_int(f, "resolution", 1, 1024, &cfg->resolution, err, errlen) ||
+      meta_int(f, "in_channels", 1, 64, &cfg->in_channels, err, errlen) ||
+      meta_int(f, "base_width", 1, 1024, &cfg->base_width, err, errlen) ||
+      meta_int(f, "label_dim", 1, EBM_MAX_LABEL, &cfg->label_dim, err, errlen) ||
+      meta_int(f, "spectral_norm", 0, 1, &cfg->spectral_norm, err, errlen))
+    return -1;
+  const char *blocks = need(f, "blocks", err, errlen);
+  if (!blocks) return -1;
+  if (ebm_net_config_parse_blocks(cfg, blocks))
+    return fail(err, errlen, "model metadata 'blocks' = '%.40s' is not a block list like 1d,2d,2",
+                blocks);
+  char why[200];
+  if (ebm_net_config_validate(cfg, why, sizeof why))
+    return fail(err, errlen, "model configuration is invalid: %s", why);
+
+  const char *concept = need(f, "concept", err, errlen);
+  if (!concept) return -1;
+  if (strlen(concept) >= sizeof info->concept)
+    return fail(err, errlen, "model metadata 'concept' is longer than %zu characters",
+                sizeof info->concept - 1);
+  strcpy(info->concept, concept);
+  const char *kind = need(f, "label_kind", err, errlen);
+  if (!kind) return -1;
+  if (!strcmp(kind, "onehot"))
+    info->label_kind = EBM_LABEL_ONEHOT;
+  else if (!strcmp(kind, "vector"))
+    info->label_kind = EBM_LABEL_VECTOR;
+  else
+    return fail(err, errlen, "model metadata 'label_kind' = '%.20s' (expected onehot or vector)",
+                kind);
+  const char *names = need(f, "label_names", err, errlen);
+  if (!names || split_list(names, cfg->label_dim, info->label_names, "label_names", err, errlen))
+    return -1;
+  if (info->label_kind == EBM_LABEL_VECTOR) {
+    const char *lo = need(f, "label_min", err, errlen), *hi = lo ? need(f, "label_max", err, errlen) : NULL;
+    if (!lo || !hi || parse_floats(lo, cfg->label_dim, info->label_min, "label_min", err, errlen) ||
+        parse_floats(hi, cfg->label_dim, info->label_max, "label_max", err, errlen))
+      return -1;
+  }
+  const char *step = need(f, "step", err, errlen), *seed = step ? need(f, "seed", err, errlen) : NULL;
+  if (!step || !seed) return -1;
+  char *end;
+  errno = 0;
+  long long st = strtoll(step, &end, 10);
+  if (errno || end == step || *end || st < 0)
+    return fail(err, errlen, "model metadata 'step' = '%.30s' is not a non-negative integer", step);
+  info->step = st;
+  errno = 0;
+  unsigned long long sd = strtoull(seed, &end, 10);
+  if (errno || end == seed || *end || seed[0] == '-')
+    return fail(err, errlen, "model metadata 'seed' = '%.30s' is not an unsigned integer", seed);
+  info->seed = sd;
+  const char *spec = st_meta_get(f, "data_spec");
+  if (spec) snprintf(info->data_spec, sizeof info->data_spec, "%s", spec);
+  return ebm_model_info_validate(info, err, errlen);
+}
+
+int ebm_model_read_info(const char *path, ebm_model_info *info, char *err, size_t errlen) {
+  st_file f;
+  char why[300];
+  if (st_read(&f, path, 0, why, sizeof why)) return fail(err, errlen, "%s: %s", path, why);
+  int rc = parse_info(&f, info, why, sizeof why);
+  st_free(&f);
+  if (rc) return fail(err, errlen, "%s: %s", path, why);
+  return 0;
+}
+
+/* ---- save -------------------------------------------------------------------------------- */
+
+static int extra_name_ok(const char *s) {
+  size_t n = strlen(s);
+  if (n == 0 || n > 40) return 0;
+  for (; *s; s++)
+    if (!((*s >= 'a' && *s <= 'z') || (*s >= 'A' && *s <= 'Z') || (*s >= '0' && *s <= '9') ||
+          *s == '_' || *s == '.' || *s == '-'))
+      return 0;
+  return 1;
+}
+
+int ebm_model_save(const char *path, ebm_net *net, const ebm_model_info *info,
+                   const ebm_model_extra *extras, int nextras, char *err, size_t errlen) {
+  ebm_model_info meta = *info;
+  meta.config = *ebm_net_config_of(net);
+  char why[300];
+  if (ebm_model_info_validate(&meta, why, sizeof why))
+    return fail(err, errlen, "%s: %s", path, why);
+  for (int i = 0; i < nextras; i++)
+    if (!extra_name_ok(extras[i].name) || !extras[i].data || !extras[i].numel)
+      return fail(err, errlen, "%s: extra tensor name '%.60s' is invalid or empty", path,
+                  extras[i].name);
+
+  size_t np = ebm_net_param_count(net), nu = ebm_net_sn_u_count(net);
+  float *host = malloc(np * sizeof *host), *host_u = malloc((nu ? nu : 1) * sizeof *host_u);
+  st_writer *w = st_writer_new();
+  int rc = -1;
+  if (!host || !host_u || !w) {
+    fail(err, errlen, "%s: out of memory", path);
+    goto done;
+  }
+  if (ebm_net_get_params(net, host, nu ? host_u : NULL)) {
+    fail(err, errlen, "%s: cannot read the parameters back from the device", path);
+    goto done;
+  }
+  int nparams = ebm_net_num_params(net);
+  for (int i = 0; i < nparams; i++) {
+    const ebm_param *p = ebm_net_param(net, i);
+    int64_t shape[4];
+    for (int d = 0; d < p->ndim; d++) shape[d] = p->shape[d];
+    if (st_writer_add(w, p->name, shape, p->ndim, host + p->offset)) goto oom;
+  }
+  for (int i = 0; i < nparams; i++) {
+    const ebm_param *p = ebm_net_param(net, i);
+    if (p->sn_index < 0) continue;
+    char name[64];
+    snprintf(name, sizeof name, SN_U_PREFIX "%s", p->name);
+    int64_t shape[1] = {p->sn_rows};
+    if (st_writer_add(w, name, shape, 1, host_u + p->sn_u_offset)) goto oom;
+  }
+  for (int i = 0; i < nextras; i++) {
+    char name[64];
+    snprintf(name, sizeof name, EXTRA_PREFIX "%s", extras[i].name);
+    int64_t shape[1] = {(int64_t)extras[i].numel};
+    if (st_writer_add(w, name, shape, 1, extras[i].data)) goto oom;
+  }
+
+  const ebm_net_config *cfg = &meta.config;
+  char buf[EBM_MAX_LABEL * (EBM_LABEL_NAME_MAX + 1) + 16], num[32];
+  int L = cfg->label_dim;
+#define META(k, v)                                \
+  do {                                            \
+    if (st_writer_meta(w, (k), (v))) goto oom;    \
+  } while (0)
+#define META_INT(k, v)                            \
+  do {                                            \
+    snprintf(num, sizeof num, "%lld", (long long)(v)); \
+    META(k, num);                                 \
+  } while (0)
+  META("format", EBM_MODEL_FORMAT);
+  META("format_version", EBM_MODEL_FORMAT_VERSION);
+  META_INT("resolution", cfg->resolution);
+  META_INT("in_channels", cfg->in_channels);
+  META_INT("base_width", cfg->base_width);
+  ebm_net_config_blocks_string(cfg, buf, sizeof buf);
+  META("blocks", buf);
+  META_INT("label_dim", L);
+  META_INT("spectral_norm", cfg->spectral_norm);
+  META("concept", meta.concept);
+  META("label_kind", meta.label_kind == EBM_LABEL_ONEHOT ? "onehot" : "vector");
+  buf[0] = 0;
+  for (int k = 0; k < L; k++) {
+    if (k) strcat(buf, ",");
+    strcat(buf, meta.label_names[k]);
+  }
+  META("label_names", buf);
+  if (meta.label_kind == EBM_LABEL_VECTOR) {
+    for (int which = 0; which < 2; which++) {
+      buf[0] = 0;
+      for (int k = 0; k < L; k++) {
+        snprintf(num, sizeof num, "%s%.9g", k ? "," : "",
+                 which ? meta.label_max[k] : meta.label_min[k]);
+        strcat(buf, num);
+      }
+      META(which ? "label_max" : "label_min", buf);
+    }
+  }
+  META_INT("step", meta.step);
+  snprintf(num, sizeof num, "%" PRIu64, meta.seed);
+  META("seed", num);
+  META("data_spec", meta.data_spec);
+#undef META
+#undef META_INT
+  if (st_writer_save(w, path, why, sizeof why)) {
+    fail(err, errlen, "%s", why);
+    goto done;
+  }
+  rc = 0;
+  goto done;
+oom:
+  fail(err, errlen, "%s: out of memory while collecting tensors", path);
+done:
+  st_writer_free(w);
+  free(host);
+  free(host_u);
+  return rc;
+}
+
+/* ---- load -------------------------------------------------------------------------------- */
+
+static int shape_matches(const st_tensor *t, const int *shape, int ndim) {
+  if (t->ndim != ndim) return 0;
+  for (int d = 0; d < ndim; d++)
+    if (t->shape[d] != shape[d]) return 0;
+  return 1;
+}
+
+static void shape_str(char *out, size_t len, const int64_t *s64, const int *s32, int ndim) {
+  size_t used = 0;
+  out[0] = 0;
+  used += (size_t)snprintf(out, len, "[");
+  for (int d = 0; d < ndim && used < len; d++)
+    used += (size_t)snprintf(out + used, len - used, "%s%lld", d ? "," : "",
+                             s64 ? (long long)s64[d] : (long long)s32[d]);
+  if (used < len) snprintf(out + used, len - used, "]");
+}
+
+int ebm_model_load(const char *path, ebm_backend *be, int max_batch, ebm_net **out,
+                   ebm_model_info *info_out, ebm_model_extra *extras, int nextras, char *err,
+                   size_t errlen) {
+  *out = NULL;
+  st_file f;
+  char why[300];
+  if (st_read(&f, path, 1, why, sizeof why)) return fail(err, errlen, "%s: %s", path, why);
+  ebm_model_info info;
+  ebm_net *net = NULL;
+  float *host = NULL, *host_u = NULL;
+  int rc = -1;
+  if (parse_info(&f, &info, why, sizeof why)) {
+    fail(err, errlen, "%s: %s", path, why);
+    goto done;
+  }
+  if (ebm_net_create(&net, be, &info.config, max_batch, info.seed, why, sizeof why)) {
+    fail(err, errlen, "%s: %s", path, why);
+    goto done;
+  }
+  size_t np = ebm_net_param_count(net), nu = ebm_net_sn_u_count(net);
+  host = calloc(np, sizeof *host);
+  host_u = calloc(nu ? nu : 1, sizeof *host_u);
+  if (!host || !host_u) {
+    fail(err, errlen, "%s: out of memory", path);
+    goto done;
+  }
+  /* Every expected tensor: present, exact shape. */
+  int nparams = ebm_net_num_params(net), expected = 0;
+  for (int i = 0; i < nparams; i++) {
+    const ebm_param *p = ebm_net_param(net, i);
+    for (int pass = 0; pass < 2; pass++) {
+      char name[64], got[96], want[96];
+      int usize[1] = {p->sn_rows};
+      if (pass == 1 && p->sn_index < 0) continue;
+      if (pass == 0)
+        snprintf(name, sizeof name, "%s", p->name);
+      else
+        snprintf(name, sizeof name, SN_U_PREFIX "%s", p->name);
+      const int *shape = pass == 0 ? p->shape : usize;
+      int ndim = pass == 0 ? p->ndim : 1;
+      const st_tensor *t = st_find(&f, name);
+      if (!t) {
+        fail(err, errlen, "%s: missing tensor '%s'", path, name);
+        goto done;
+      }
+      if (!shape_matches(t, shape, ndim)) {
+        shape_str(got, sizeof got, t->shape, NULL, t->ndim);
+        shape_str(want, sizeof want, NULL, shape, ndim);
+        fail(err, errlen, "%s: tensor '%s' has shape %s, expected %s", path, name, got, want);
+        goto done;
+      }
+      float *dst = pass == 0 ? host + p->offset : host_u + p->sn_u_offset;
+      memcpy(dst, t->data, t->numel * sizeof(float));
+      expected++;
+    }
+  }
+  /* Nothing unexpected: extras live in their own namespace and may be ignored by a reader that
+   * does not want them (the sampler loading a training checkpoint); anything else is refused. */
+  for (int i = 0; i < f.ntensors; i++) {
+    const char *name = f.tensors[i].name;
+    if (!strncmp(name, EXTRA_PREFIX, strlen(EXTRA_PREFIX))) continue;
+    int known = 0;
+    for (int j = 0; j < nparams && !known; j++) {
+      const ebm_param *p = ebm_net_param(net, j);
+      if (!strcmp(name, p->name)) known = 1;
+      if (p->sn_index >= 0 && !strncmp(name, SN_U_PREFIX, strlen(SN_U_PREFIX)) &&
+          !strcmp(name + strlen(SN_U_PREFIX), p->name))
+        known = 1;
+    }
+    if (!known) {
+      char clean[80];
+      size_t k = 0;
+      for (; name[k] && k < sizeof clean - 1; k++)
+        clean[k] = ((unsigned char)name[k] < 32 || name[k] == 127) ? '?' : name[k];
+      clean[k] = 0;
+      fail(err, errlen, "%s: unexpected tensor '%s' (not part of a %s network)", path, clean,
+           info.config.spectral_norm ? "spectrally normalised" : "plain");
+      goto done;
+    }
+  }
+  for (int i = 0; i < nextras; i++) {
+    char name[64];
+    snprintf(name, sizeof name, EXTRA_PREFIX "%s", extras[i].name);
+    const st_tensor *t = st_find(&f, name);
+    extras[i].found = 0;
+    if (!t) {
+      if (extras[i].required) {
+        fail(err, errlen, "%s: missing tensor '%s'", path, name);
+        goto done;
+      }
+      continue;
+    }
+    if (t->ndim != 1 || (size_t)t->shape[0] != extras[i].numel) {
+      char got[96];
+      shape_str(got, sizeof got, t->shape, NULL, t->ndim);
+      fail(err, errlen, "%s: tensor '%s' has shape %s, expected [%zu]", path, name, got,
+           extras[i].numel);
+      goto done;
+    }
+    memcpy(extras[i].data, t->data, extras[i].numel * sizeof(float));
+    extras[i].found = 1;
+  }
+  if (ebm_net_set_params(net, host, nu ? host_u : NULL) || ebm_sync(be)) {
+    fail(err, errlen, "%s: cannot upload the parameters", path);
+    goto done;
+  }
+  if (info_out) *info_out = info;
+  *out = net;
+  net = NULL;
+  rc = 0;
+done:
+  ebm_net_destroy(net);
+  free(host);
+  free(host_u);
+  st_free(&f);
+  return rc;
+}

@@ -1,0 +1,28 @@
+#!/usr/bin/env bash
+# numpy_interop.sh: model files cross between vkebm and numpy both ways.
+# (a) test_safetensors --write-sample (built next to vkebm) writes a file that plain numpy reads
+#     and checks value by value; (b) numpy writes a file that `vkebm inspect --json` reads, and
+#     the shapes and statistics it prints match numpy's. Skips (77) only without numpy.
+set -u
+VKEBM=$1
+SRC=$2
+BUILD=$(dirname "$VKEBM")
+PY=""
+for p in python3 /usr/bin/python3; do
+  if command -v "$p" >/dev/null && "$p" -c "import numpy" 2>/dev/null; then PY=$p; break; fi
+done
+[ -n "$PY" ] || { echo "no python3 with numpy: skipping"; exit 77; }
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+fail() { echo "FAIL: $*"; exit 1; }
+
+"$BUILD/test_safetensors" --write-sample "$T/sample.safetensors" || fail "writing the sample"
+"$PY" "$SRC/tests/st_interop.py" read-sample "$T/sample.safetensors" || fail "numpy read of a vkebm file"
+
+"$PY" "$SRC/tests/st_interop.py" write "$T/np.safetensors" || fail "numpy write"
+"$VKEBM" inspect --json "$T/np.safetensors" > "$T/inspect.json" || fail "inspect --json of a numpy file"
+"$PY" "$SRC/tests/st_interop.py" compare "$T/np.safetensors" "$T/inspect.json" || fail "inspect vs numpy"
+"$VKEBM" inspect "$T/np.safetensors" > "$T/inspect.txt" || fail "inspect of a numpy file"
+grep -q "stem.weight" "$T/inspect.txt" || fail "table lacks stem.weight"
+grep -q "total: 793 values in 4 tensors, 3172 bytes" "$T/inspect.txt" || fail "table totals: $(tail -1 "$T/inspect.txt")"
+echo "numpy interop: ok"
