@@ -135,6 +135,26 @@ static void determinism(ebm_backend *be) {
   ebm_free(be, buf);
 }
 
+/* An op whose single image exceeds a binding's range fails cleanly: the next sync reports it,
+ * and the backend keeps working afterwards. */
+static void too_large(void) {
+  setenv("VKEBM_MAX_BINDING_FLOATS", "4096", 1);
+  ebm_backend *be = tu_vulkan_backend();
+  unsetenv("VKEBM_MAX_BINDING_FLOATS");
+  ebm_buffer *x = ebm_alloc(be, 2 * 64 * 64), *y = ebm_alloc(be, 2 * 64 * 64),
+             *w = ebm_alloc(be, 2 * 2 * 9);
+  ebm_conv3x3_forward(be, ebm_ref_of(y), ebm_ref_of(x), ebm_ref_of(w), 1, 2, 2, 64, 64);
+  TU_CHECK(ebm_sync(be) != 0, "a conv over a too-large image did not report failure");
+  ebm_fill(be, ebm_ref_of(y), 1.0f, 10);
+  float got[10];
+  TU_CHECK(ebm_download(be, got, ebm_ref_of(y), 10) == 0 && got[9] == 1.0f,
+           "the backend does not recover after a failed op");
+  ebm_free(be, x);
+  ebm_free(be, y);
+  ebm_free(be, w);
+  tu_backend_done(be);
+}
+
 int main(void) {
   ebm_backend *be = tu_vulkan_backend();
   TU_CHECK(ebm_backend_kind_of(be) == EBM_BACKEND_VULKAN, "kind");
@@ -146,5 +166,6 @@ int main(void) {
   determinism(be);
   TU_CHECK(ebm_sync(be) == 0, "sync");
   tu_backend_done(be);
+  too_large();
   return tu_finish("test_vk_basic");
 }

@@ -49,6 +49,7 @@ typedef struct vk_backend {
   vk_buffer *scratch;   /* vkb_scratch */
   int error;            /* a recording failed; reported by the next sync/download */
   int no_texel;         /* env VKEBM_NO_TEXEL=1: shaders read through storage buffers only */
+  size_t max_binding_floats;
   char describe[768];
 } vk_backend;
 
@@ -149,6 +150,10 @@ ebm_ref vkb_scratch(ebm_backend *be, size_t nfloats) {
   }
   return (ebm_ref){&b->scratch->hdr, 0};
 }
+
+void vkb_fail(ebm_backend *be) { vkb(be)->error = 1; }
+
+size_t vkb_max_binding_floats(ebm_backend *be) { return vkb(be)->max_binding_floats; }
 
 int vkb_texel_ok(ebm_backend *be, size_t nfloats) {
   /* + the alignment remainder the binding starts with */
@@ -266,6 +271,18 @@ int ebm_vulkan_backend_create(ebm_backend **out, const ebm_backend_options *opt,
     vkx_destroy(b->ctx);
     free(b);
     return EBM_ERR;
+  }
+  b->max_binding_floats = (size_t)(vkx_info(b->ctx)->max_storage_buffer_range / 4) - 64;
+  const char *mb = getenv("VKEBM_MAX_BINDING_FLOATS");
+  if (mb && *mb) {
+    char *end;
+    unsigned long long v = strtoull(mb, &end, 10);
+    if (*end || v < 4096) {
+      snprintf(err, errlen, "VKEBM_MAX_BINDING_FLOATS must be a number >= 4096");
+      vk_destroy(&b->hdr);
+      return EBM_ERR;
+    }
+    if (v < b->max_binding_floats) b->max_binding_floats = (size_t)v;
   }
   const char *nt = getenv("VKEBM_NO_TEXEL");
   b->no_texel = nt && nt[0] == '1';
