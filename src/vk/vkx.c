@@ -528,6 +528,18 @@ int vkx_create(vkx_context **out, const vkx_options *opt, char *err, size_t errl
   if (ctx->offset_alignment < props.limits.minTexelBufferOffsetAlignment)
     ctx->offset_alignment = props.limits.minTexelBufferOffsetAlignment;
   if (ctx->offset_alignment < 4) ctx->offset_alignment = 4;
+  /* developer/test override: a larger power-of-two alignment (up to the spec's 256 bytes), so
+   * the binding-offset remainders of stricter GPUs can be exercised on any device */
+  const char *al = getenv("VKEBM_OFFSET_ALIGNMENT");
+  if (al && *al) {
+    long v = strtol(al, NULL, 10);
+    if (v < (long)ctx->offset_alignment || v > 256 || (v & (v - 1))) {
+      snprintf(err, errlen, "VKEBM_OFFSET_ALIGNMENT must be a power of two from %llu to 256",
+               (unsigned long long)ctx->offset_alignment);
+      goto fail_quiet;
+    }
+    ctx->offset_alignment = (VkDeviceSize)v;
+  }
   ctx->max_texel_elements = props.limits.maxTexelBufferElements;
   if (ctx->verbose)
     fprintf(stderr, "vkx: device %d: %s (%s, Vulkan %u.%u.%u)%s\n", chosen, ctx->info.name,
