@@ -614,6 +614,9 @@ int vkx_create(vkx_context **out, const vkx_options *opt, char *err, size_t errl
     if ((f & want) == want && ctx->memprops.memoryHeaps[heap].size >= (1ull << 30))
       ctx->mapped_buffers = 1;
   }
+  /* developer/test override: the discrete-GPU path (device-local buffers + staging copies) */
+  const char *fs = getenv("VKEBM_FORCE_STAGING");
+  if (fs && fs[0] == '1') ctx->mapped_buffers = 0;
   if (!ctx->mapped_buffers &&
       buffer_create_with(ctx, &ctx->staging, VKX_STAGING_BYTES, -1, 0) != 0) {
     snprintf(err, errlen, "could not allocate the staging buffer");
