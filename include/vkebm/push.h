@@ -61,6 +61,7 @@ VKEBM_PUSH_BEGIN(conv3x3, CONV3X3)
   u32 w;
   u32 rows_per_split; /* backward_weight: (b, h) rows per split (gl_WorkGroupID.y) */
   u32 partial;        /* backward_weight: 0 = dw += sums; 1 = out[split] = sums (partials) */
+  u32 texel;          /* 1: read the inputs through texel buffers (bindings 8, 9) */
 VKEBM_PUSH_END(conv3x3, CONV3X3)
 #endif
 
