@@ -159,4 +159,12 @@ void ebm_spectral_norm_backward(ebm_backend *be, ebm_ref dw, ebm_ref dw_sn, ebm_
 /* Sum of squares, for gradient norms: out[0] = sum_n x[n]^2 (fixed-order reduction). */
 void ebm_sumsq(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n);
 
+/* ---- scene ops (include/vkebm/scene.h; cpu: src/backend/cpu_scene.c, vulkan:
+ *      src/backend/vulkan_scene.c + shaders/scene_render.comp) ---------------------------- */
+
+/* Renders n scenes into images[n, 3, size, size] (CHW, [0, 1]) from
+ * scenes[n, VKEBM_SCENE_FLOATS] (packed by scene_pack / scene_sample_packed); size in 8..256.
+ * So a training step can draw fresh labelled data straight into a device buffer. */
+void ebm_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
+
 #endif /* VKEBM_BACKEND_H */

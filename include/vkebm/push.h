@@ -122,4 +122,14 @@ VKEBM_PUSH_BEGIN(dot, DOT)
 VKEBM_PUSH_END(dot, DOT)
 #endif
 
+/* ---- scene ops --------------------------------------------------------------------------- */
+/* scene_render (shaders/scene_render.comp): n images of size x size from n packed scenes. */
+#if !defined(VULKAN) || defined(VKEBM_PC_SCENE_RENDER)
+VKEBM_PUSH_BEGIN(scene_render, SCENE_RENDER)
+  VKEBM_PUSH_BINDING_OFFSETS
+  u32 n;
+  u32 size;
+VKEBM_PUSH_END(scene_render, SCENE_RENDER)
+#endif
+
 #endif

@@ -114,3 +114,8 @@ void ebm_spectral_norm_backward(ebm_backend *be, ebm_ref dw, ebm_ref dw_sn, ebm_
   be->vt->spectral_norm_backward(be, dw, dw_sn, w_sn, u, v, sigma, rows, cols);
 }
 void ebm_sumsq(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n) { be->vt->sumsq(be, out, x, n); }
+
+/* ---- scene ops ---- */
+void ebm_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size) {
+  be->vt->scene_render(be, images, scenes, n, size);
+}

@@ -44,6 +44,8 @@ typedef struct ebm_backend_vtable {
   void (*spectral_norm_forward)(ebm_backend *be, ebm_ref w_sn, ebm_ref u, ebm_ref v, ebm_ref sigma, ebm_ref w, int rows, int cols, int update_u);
   void (*spectral_norm_backward)(ebm_backend *be, ebm_ref dw, ebm_ref dw_sn, ebm_ref w_sn, ebm_ref u, ebm_ref v, ebm_ref sigma, int rows, int cols);
   void (*sumsq)(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n);
+  /* scene ops */
+  void (*scene_render)(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
 } ebm_backend_vtable;
 
 /* Every backend struct starts with this header, so backend.c can reach the vtable. */
@@ -57,6 +59,12 @@ int ebm_cpu_backend_create(ebm_backend **out, const ebm_backend_options *opt, ch
 int ebm_vulkan_backend_create(ebm_backend **out, const ebm_backend_options *opt, char *err, size_t errlen);
 /* 1 when a Vulkan device that is a real GPU (not a CPU implementation such as lavapipe) exists. */
 int ebm_vulkan_hardware_gpu_present(void);
+
+/* Scene ops. cpu_scene_render (src/backend/cpu_scene.c) renders through the host with
+ * ebm_download/ebm_upload, so it serves any backend whose buffers are host memory;
+ * vulkan_scene_render (src/backend/vulkan_scene.c) dispatches shaders/scene_render.comp. */
+void cpu_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
+void vulkan_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
 
 /* Every ebm_buffer starts with its size, so ebm_buffer_size works for both backends. */
 struct ebm_buffer {

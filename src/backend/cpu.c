@@ -505,6 +505,7 @@ static const ebm_backend_vtable cpu_vtable = {
     .spectral_norm_forward = cpu_spectral_norm_forward_op,
     .spectral_norm_backward = cpu_spectral_norm_backward_op,
     .sumsq = cpu_sumsq_op,
+    .scene_render = cpu_scene_render,
 };
 
 /* "model name" from /proc/cpuinfo, or a generic name. */
