@@ -167,4 +167,34 @@ void ebm_sumsq(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n);
  * So a training step can draw fresh labelled data straight into a device buffer. */
 void ebm_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
 
+/* ---- sampler ops (composition and Langevin; src/backend/cpu_sampler.c is the CPU twin,
+ *      src/backend/vulkan_sampler.c + shaders/langevin_*.comp the Vulkan side) -------------- */
+
+/* Diagonal quadratic energy (the analytic concepts), n rows in G groups of R rows (n = G*R),
+ * row r using group g = r / R's target and precision:
+ *   e[r] = 0.5 * sum_i prec[g,i] * (x[r,i] - mu[g,i])^2      x: [n,N]  mu, prec: [G,N]  e: [n]
+ * The sum over i is sequential (fixed order). */
+void ebm_quadratic_energy(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref mu, ebm_ref prec,
+                          int n, int N, int rows_per_group);
+/* dx[r,i] = dE[r] * prec[g,i] * (x[r,i] - mu[g,i])   (overwrites dx)          dE: [n] */
+void ebm_quadratic_energy_backward(ebm_backend *be, ebm_ref dx, ebm_ref dE, ebm_ref x, ebm_ref mu,
+                                   ebm_ref prec, int n, int N, int rows_per_group);
+
+/* One Langevin step on B chains of N values, noise from the counter RNG of shared.h:
+ *   x[b,i] = clip(x[b,i] - step_size * grad[b,i] + noise_std * normal(seed, step, b, i), lo, hi)
+ * grad optional (EBM_NOREF: noise only); clip only when clip_lo < clip_hi. */
+void ebm_langevin_update(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N, uint32_t seed,
+                         uint32_t step, float step_size, float noise_std, float clip_lo,
+                         float clip_hi);
+/* MALA proposal with per-chain step tau[B]:
+ *   xp[b,i] = x[b,i] - tau[b] * grad[b,i] + sqrt(2 tau[b]) * normal(seed, step, b, i) */
+void ebm_mala_propose(ebm_backend *be, ebm_ref xp, ebm_ref x, ebm_ref grad, ebm_ref tau, int B,
+                      int N, uint32_t seed, uint32_t step);
+/* Log proposal density (up to a constant) of moving from `from` to `to`:
+ *   out[b] = -sum_i (to[b,i] - from[b,i] + tau[b] * grad_from[b,i])^2 / (4 tau[b])   (fixed order) */
+void ebm_mala_log_q(ebm_backend *be, ebm_ref out, ebm_ref to, ebm_ref from, ebm_ref grad_from,
+                    ebm_ref tau, int B, int N);
+/* Per-chain select: x[b,:] = src[b,:] where mask[b] > 0.5, else unchanged.   mask: [B] */
+void ebm_chain_select(ebm_backend *be, ebm_ref x, ebm_ref src, ebm_ref mask, int B, int N);
+
 #endif /* VKEBM_BACKEND_H */

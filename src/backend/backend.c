@@ -119,3 +119,29 @@ void ebm_sumsq(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n) { be->vt->sums
 void ebm_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size) {
   be->vt->scene_render(be, images, scenes, n, size);
 }
+
+/* ---- sampler ops -------------------------------------------------------------------------- */
+void ebm_quadratic_energy(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref mu, ebm_ref prec, int n,
+                          int N, int rows_per_group) {
+  be->vt->quadratic_energy(be, e, x, mu, prec, n, N, rows_per_group);
+}
+void ebm_quadratic_energy_backward(ebm_backend *be, ebm_ref dx, ebm_ref dE, ebm_ref x, ebm_ref mu,
+                                   ebm_ref prec, int n, int N, int rows_per_group) {
+  be->vt->quadratic_energy_backward(be, dx, dE, x, mu, prec, n, N, rows_per_group);
+}
+void ebm_langevin_update(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N, uint32_t seed,
+                         uint32_t step, float step_size, float noise_std, float clip_lo,
+                         float clip_hi) {
+  be->vt->langevin_update(be, x, grad, B, N, seed, step, step_size, noise_std, clip_lo, clip_hi);
+}
+void ebm_mala_propose(ebm_backend *be, ebm_ref xp, ebm_ref x, ebm_ref grad, ebm_ref tau, int B,
+                      int N, uint32_t seed, uint32_t step) {
+  be->vt->mala_propose(be, xp, x, grad, tau, B, N, seed, step);
+}
+void ebm_mala_log_q(ebm_backend *be, ebm_ref out, ebm_ref to, ebm_ref from, ebm_ref grad_from,
+                    ebm_ref tau, int B, int N) {
+  be->vt->mala_log_q(be, out, to, from, grad_from, tau, B, N);
+}
+void ebm_chain_select(ebm_backend *be, ebm_ref x, ebm_ref src, ebm_ref mask, int B, int N) {
+  be->vt->chain_select(be, x, src, mask, B, N);
+}

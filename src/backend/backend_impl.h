@@ -46,6 +46,14 @@ typedef struct ebm_backend_vtable {
   void (*sumsq)(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n);
   /* scene ops */
   void (*scene_render)(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
+
+  /* sampler ops (src/backend/cpu_sampler.c, src/backend/vulkan_sampler.c) */
+  void (*quadratic_energy)(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref mu, ebm_ref prec, int n, int N, int rows_per_group);
+  void (*quadratic_energy_backward)(ebm_backend *be, ebm_ref dx, ebm_ref dE, ebm_ref x, ebm_ref mu, ebm_ref prec, int n, int N, int rows_per_group);
+  void (*langevin_update)(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N, uint32_t seed, uint32_t step, float step_size, float noise_std, float clip_lo, float clip_hi);
+  void (*mala_propose)(ebm_backend *be, ebm_ref xp, ebm_ref x, ebm_ref grad, ebm_ref tau, int B, int N, uint32_t seed, uint32_t step);
+  void (*mala_log_q)(ebm_backend *be, ebm_ref out, ebm_ref to, ebm_ref from, ebm_ref grad_from, ebm_ref tau, int B, int N);
+  void (*chain_select)(ebm_backend *be, ebm_ref x, ebm_ref src, ebm_ref mask, int B, int N);
 } ebm_backend_vtable;
 
 /* Every backend struct starts with this header, so backend.c can reach the vtable. */
@@ -65,6 +73,22 @@ int ebm_vulkan_hardware_gpu_present(void);
  * vulkan_scene_render (src/backend/vulkan_scene.c) dispatches shaders/scene_render.comp. */
 void cpu_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
 void vulkan_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
+
+/* CPU twins of the sampler ops on plain host arrays (src/backend/cpu_sampler.c), shared by the
+ * cpu backend's vtable entries and by tests; argument meaning as in backend.h. */
+void ebm_quadratic_energy_cpu(float *e, const float *x, const float *mu, const float *prec, int n,
+                              int N, int rows_per_group);
+void ebm_quadratic_energy_backward_cpu(float *dx, const float *dE, const float *x,
+                                       const float *mu, const float *prec, int n, int N,
+                                       int rows_per_group);
+void ebm_langevin_update_cpu(float *x, const float *grad, int B, int N, uint32_t seed,
+                             uint32_t step, float step_size, float noise_std, float clip_lo,
+                             float clip_hi);
+void ebm_mala_propose_cpu(float *xp, const float *x, const float *grad, const float *tau, int B,
+                          int N, uint32_t seed, uint32_t step);
+void ebm_mala_log_q_cpu(float *out, const float *to, const float *from, const float *grad_from,
+                        const float *tau, int B, int N);
+void ebm_chain_select_cpu(float *x, const float *src, const float *mask, int B, int N);
 
 /* Every ebm_buffer starts with its size, so ebm_buffer_size works for both backends. */
 struct ebm_buffer {

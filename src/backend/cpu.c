@@ -473,6 +473,96 @@ static void cpu_sumsq_op(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n) {
 #undef OP
 }
 
+/* ---- sampler ops: resolve refs, then the twins of src/backend/cpu_sampler.c ---------------- */
+
+static void cpu_quadratic_energy_op(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref mu,
+                                    ebm_ref prec, int n, int N, int rows_per_group) {
+#define OP "quadratic_energy"
+  cpu_backend *cb = cpu_of(be);
+  if (n <= 0 || N <= 0 || rows_per_group <= 0 || !dims_ok(cb, OP, n, N, rows_per_group, 0, 0)) return;
+  size_t G = (size_t)(n + rows_per_group - 1) / rows_per_group;
+  P(e, (size_t)n, e);
+  P(x, (size_t)n * N, x);
+  P(mu, G * N, mu);
+  P(prec, G * N, prec);
+  CHECK_OK(e_p && x_p && mu_p && prec_p);
+  ebm_quadratic_energy_cpu(e_p, x_p, mu_p, prec_p, n, N, rows_per_group);
+#undef OP
+}
+
+static void cpu_quadratic_energy_backward_op(ebm_backend *be, ebm_ref dx, ebm_ref dE, ebm_ref x,
+                                             ebm_ref mu, ebm_ref prec, int n, int N,
+                                             int rows_per_group) {
+#define OP "quadratic_energy_backward"
+  cpu_backend *cb = cpu_of(be);
+  if (n <= 0 || N <= 0 || rows_per_group <= 0 || !dims_ok(cb, OP, n, N, rows_per_group, 0, 0)) return;
+  size_t G = (size_t)(n + rows_per_group - 1) / rows_per_group;
+  P(dx, (size_t)n * N, dx);
+  P(dE, (size_t)n, dE);
+  P(x, (size_t)n * N, x);
+  P(mu, G * N, mu);
+  P(prec, G * N, prec);
+  CHECK_OK(dx_p && dE_p && x_p && mu_p && prec_p);
+  ebm_quadratic_energy_backward_cpu(dx_p, dE_p, x_p, mu_p, prec_p, n, N, rows_per_group);
+#undef OP
+}
+
+static void cpu_langevin_update_op(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N,
+                                   uint32_t seed, uint32_t step, float step_size, float noise_std,
+                                   float clip_lo, float clip_hi) {
+#define OP "langevin_update"
+  cpu_backend *cb = cpu_of(be);
+  if (B <= 0 || N <= 0) return;
+  int ok = 1;
+  P(x, (size_t)B * N, x);
+  float *grad_p = opt_ptr(cb, grad, (size_t)B * N, OP, "grad", &ok);
+  CHECK_OK(x_p && ok);
+  ebm_langevin_update_cpu(x_p, grad_p, B, N, seed, step, step_size, noise_std, clip_lo, clip_hi);
+#undef OP
+}
+
+static void cpu_mala_propose_op(ebm_backend *be, ebm_ref xp, ebm_ref x, ebm_ref grad, ebm_ref tau,
+                                int B, int N, uint32_t seed, uint32_t step) {
+#define OP "mala_propose"
+  cpu_backend *cb = cpu_of(be);
+  if (B <= 0 || N <= 0) return;
+  P(xp, (size_t)B * N, xp);
+  P(x, (size_t)B * N, x);
+  P(grad, (size_t)B * N, grad);
+  P(tau, (size_t)B, tau);
+  CHECK_OK(xp_p && x_p && grad_p && tau_p);
+  ebm_mala_propose_cpu(xp_p, x_p, grad_p, tau_p, B, N, seed, step);
+#undef OP
+}
+
+static void cpu_mala_log_q_op(ebm_backend *be, ebm_ref out, ebm_ref to, ebm_ref from,
+                              ebm_ref grad_from, ebm_ref tau, int B, int N) {
+#define OP "mala_log_q"
+  cpu_backend *cb = cpu_of(be);
+  if (B <= 0 || N <= 0) return;
+  P(out, (size_t)B, out);
+  P(to, (size_t)B * N, to);
+  P(from, (size_t)B * N, from);
+  P(grad_from, (size_t)B * N, grad_from);
+  P(tau, (size_t)B, tau);
+  CHECK_OK(out_p && to_p && from_p && grad_from_p && tau_p);
+  ebm_mala_log_q_cpu(out_p, to_p, from_p, grad_from_p, tau_p, B, N);
+#undef OP
+}
+
+static void cpu_chain_select_op(ebm_backend *be, ebm_ref x, ebm_ref src, ebm_ref mask, int B,
+                                int N) {
+#define OP "chain_select"
+  cpu_backend *cb = cpu_of(be);
+  if (B <= 0 || N <= 0) return;
+  P(x, (size_t)B * N, x);
+  P(src, (size_t)B * N, src);
+  P(mask, (size_t)B, mask);
+  CHECK_OK(x_p && src_p && mask_p);
+  ebm_chain_select_cpu(x_p, src_p, mask_p, B, N);
+#undef OP
+}
+
 static const ebm_backend_vtable cpu_vtable = {
     .name = "cpu",
     .destroy = cpu_destroy,
@@ -506,6 +596,14 @@ static const ebm_backend_vtable cpu_vtable = {
     .spectral_norm_backward = cpu_spectral_norm_backward_op,
     .sumsq = cpu_sumsq_op,
     .scene_render = cpu_scene_render,
+
+    /* sampler ops */
+    .quadratic_energy = cpu_quadratic_energy_op,
+    .quadratic_energy_backward = cpu_quadratic_energy_backward_op,
+    .langevin_update = cpu_langevin_update_op,
+    .mala_propose = cpu_mala_propose_op,
+    .mala_log_q = cpu_mala_log_q_op,
+    .chain_select = cpu_chain_select_op,
 };
 
 /* "model name" from /proc/cpuinfo, or a generic name. */

@@ -1,0 +1,102 @@
+/* concept.h: a concept model E(x | c), whatever computes it, and a set of them to bind
+ * expressions against.
+ *
+ * Owns: the concept-model interface the composition algebra calls (energy of stacked chains
+ * with one label per group of rows, then the gradient through that evaluation), the analytic
+ * concept kind (diagonal quadratic energies with closed forms, evaluated by the backend's
+ * ebm_quadratic_energy op), the shipped analytic concepts (color, position, size, shape) and
+ * the concept set with its aliases (pos -> position, colour -> color). Learned models (net.h)
+ * are wrapped behind the same interface.
+ *
+ * Knows nothing of Vulkan handles: every evaluation is a backend op.
+ */
+#ifndef VKEBM_CONCEPT_H
+#define VKEBM_CONCEPT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vkebm/backend.h"
+#include "vkebm/model.h" /* ebm_label_kind */
+
+#define EBM_CONCEPT_MAX_LABEL 64
+#define EBM_CONCEPT_MAX_NAMES 32
+
+typedef struct ebm_concept_info {
+  char name[64];             /* canonical concept name: "color", "position", ... */
+  ebm_label_kind label_kind;
+  int label_dim;             /* L */
+  int num_label_names;       /* one-hot: the names of the L classes */
+  char label_names[EBM_CONCEPT_MAX_NAMES][32];
+  float label_min[EBM_CONCEPT_MAX_LABEL], label_max[EBM_CONCEPT_MAX_LABEL]; /* vector labels */
+  int channels, height, width; /* the images it scores: x is [channels, height, width] */
+  char kind[16];             /* "analytic" or "learned" */
+  char hash[20];             /* 16 hex digits: FNV-1a of the model's defining bytes */
+} ebm_concept_info;
+
+typedef struct ebm_concept ebm_concept;
+
+/* Fills the target mu[N] and per-element precision prec[N] of an analytic concept for one
+ * label c[L]. Energy: 0.5 sum_i prec[i] (x[i] - mu[i])^2. */
+typedef void (*ebm_analytic_build_fn)(const ebm_concept_info *info, const float *label,
+                                      float *mu, float *prec, void *ctx);
+
+/* An analytic concept: info describes the label space and image size; build is called on the
+ * host for each distinct label; max_rows bounds rows per evaluation. */
+ebm_concept *ebm_concept_create_analytic(ebm_backend *be, const ebm_concept_info *info,
+                                         ebm_analytic_build_fn build, void *ctx, int max_rows,
+                                         char *err, size_t errlen);
+/* The shipped analytic concepts for RxR RGB images: "color" (one-hot over a palette in which
+ * every colour has an empty channel: the concept darkens those channels everywhere), "position"
+ * ((x, y) in [-1,1]^2: a bright disc there, dark elsewhere), "size" (a centred disc of that
+ * half-extent) and "shape" (cube, sphere, cylinder: a centred square, disc or upright
+ * rectangle). `scale` multiplies every precision (the energy's inverse temperature). */
+ebm_concept *ebm_concept_create_builtin(ebm_backend *be, const char *name, int resolution,
+                                        float scale, int max_rows, char *err, size_t errlen);
+/* A learned model file (model.h) for batches of up to max_batch rows (terms x chains). The
+ * concept name and label space come from the file's metadata; the hash is of the file's bytes. */
+ebm_concept *ebm_concept_load_learned(ebm_backend *be, const char *path, int max_batch, char *err,
+                                      size_t errlen);
+void ebm_concept_destroy(ebm_concept *c);
+
+const ebm_concept_info *ebm_concept_info_of(const ebm_concept *c);
+int ebm_concept_max_rows(const ebm_concept *c);
+/* N = channels * height * width */
+int ebm_concept_image_size(const ebm_concept *c);
+
+/* e[G*R] = E(x[r] | labels[r / R]) for n = G*R stacked rows x[n, N] (device); G is at most
+ * max_rows (analytic) and G*R at most max_batch (learned);
+ * labels: host [G, L]. Keeps what the gradient needs. 0 or -1 with err. */
+int ebm_concept_energy(ebm_concept *c, ebm_ref e, ebm_ref x, const float *labels, int G, int R,
+                       char *err, size_t errlen);
+/* dx[n, N] = dE[r] * dE(x[r]|c)/dx[r] through the last ebm_concept_energy (overwrites dx). */
+int ebm_concept_grad(ebm_concept *c, ebm_ref dx, ebm_ref dE, char *err, size_t errlen);
+
+/* ---- labels --------------------------------------------------------------------------------
+ * Turns an expression's value into a label vector: one-hot concepts take a class name (or its
+ * index as a number); vector concepts take L numbers within [label_min, label_max]. On error
+ * writes a message listing the valid values. */
+int ebm_concept_label(const ebm_concept_info *info, const char *value_name, const float *values,
+                      int num_values, float *label, char *err, size_t errlen);
+
+/* ---- sets ----------------------------------------------------------------------------------- */
+typedef struct ebm_concept_set {
+  int count;
+  ebm_concept *items[32];
+  int owned[32];
+} ebm_concept_set;
+
+/* Adds c (the set destroys it when owned). -1 when full or when its name is taken. */
+int ebm_concept_set_add(ebm_concept_set *s, ebm_concept *c, int owned, char *err, size_t errlen);
+/* Looks a concept up by name or alias (pos, colour, ...); NULL when unknown. */
+ebm_concept *ebm_concept_set_find(const ebm_concept_set *s, const char *name);
+/* "color, position, shape, size" into out. */
+void ebm_concept_set_names(const ebm_concept_set *s, char *out, size_t len);
+void ebm_concept_set_clear(ebm_concept_set *s);
+/* Canonical name for an alias ("pos" -> "position", "colour" -> "color"), else name itself. */
+const char *ebm_concept_canonical_name(const char *name);
+
+/* FNV-1a 64-bit, as 16 hex digits, for provenance hashes. */
+void ebm_hash_hex(const void *data, size_t n, uint64_t *state, char out[17]);
+
+#endif

@@ -1,0 +1,68 @@
+/* sampler.h: Langevin-type samplers over a composed energy (recipe.md §2).
+ *
+ * Owns the three update rules and their settings. Each step is backend ops plus per-chain
+ * numbers on the host (energies, accept/reject, step sizes): images never leave the device
+ * during sampling.
+ *   paper     (the released code; the default): x += sigma*xi; x -= eta*grad E(x); clip to [0,1].
+ *             Decoupled constants eta = 100, sigma = 0.005: a noisy gradient descent that works
+ *             with learned EBMs whose gradients are small; it does not sample exp(-E) exactly.
+ *   langevin  (true Langevin, temperature 1): x += -(lambda/2) grad E + sqrt(lambda) xi.
+ *             Samples exp(-E) as lambda -> 0.
+ *   mala      Metropolis-adjusted Langevin: proposal x' = x - tau grad E + sqrt(2 tau) xi, per-chain
+ *             accept with probability min(1, exp(E(x) - E(x') + log q(x|x') - log q(x'|x))), and
+ *             each chain's tau adapted toward a target acceptance (0.57) during the first
+ *             `adapt_steps`, then frozen, so the later steps are an exact MCMC kernel.
+ * Noise: normal(seed, step, chain, element) from shared.h, so a run is a function of its seed.
+ */
+#ifndef VKEBM_SAMPLER_H
+#define VKEBM_SAMPLER_H
+
+#include <stdint.h>
+
+#include "vkebm/backend.h"
+#include "vkebm/compose.h"
+
+typedef enum ebm_sampler_kind {
+  EBM_SAMPLER_PAPER = 0,
+  EBM_SAMPLER_LANGEVIN = 1,
+  EBM_SAMPLER_MALA = 2,
+} ebm_sampler_kind;
+
+typedef struct ebm_sampler_config {
+  ebm_sampler_kind kind;
+  int steps;
+  uint32_t seed;
+  float step_size;       /* paper: eta; langevin: lambda; mala: initial tau */
+  float noise_std;       /* paper: sigma (unused by the others) */
+  int clip;              /* clip to [0,1] after every step (paper: 1; others: 0) */
+  float energy_scale;    /* beta: the sampler sees beta*E (inverse temperature), default 1 */
+  int divide_by_terms;   /* step size divided by the number of terms */
+  float target_accept;   /* mala */
+  int adapt_steps;       /* mala: adapt tau during these first steps (-1: steps / 2) */
+} ebm_sampler_config;
+
+void ebm_sampler_defaults(ebm_sampler_config *cfg, ebm_sampler_kind kind);
+const char *ebm_sampler_name(ebm_sampler_kind kind);
+int ebm_sampler_parse(const char *name); /* -1 when unknown */
+/* One line: "paper eta=100 sigma=0.005 clip=1 ..." (goes into PNG metadata). */
+void ebm_sampler_describe(const ebm_sampler_config *cfg, char *out, size_t len);
+
+typedef struct ebm_sampler_stats {
+  long proposed, accepted;     /* mala, after adaptation */
+  double accept_rate;          /* accepted / proposed (mala), else 0 */
+  double mean_tau;             /* mala: mean final step size */
+  double mean_energy;          /* mean composed energy of the final chains (scaled) */
+} ebm_sampler_stats;
+
+/* Called after step `step` (0-based) with the current chains; a non-zero return stops early. */
+typedef int (*ebm_sampler_step_fn)(int step, ebm_ref x, void *user);
+
+/* Runs cfg->steps steps on the chains x[B, N] (device, initialised by the caller). */
+int ebm_sample(ebm_composition *comp, ebm_ref x, const ebm_sampler_config *cfg,
+               ebm_sampler_step_fn on_step, void *user, ebm_sampler_stats *stats, char *err,
+               size_t errlen);
+
+/* Chain initialisation, uniform noise in [0,1) from the counter RNG: host x[B, N]. */
+void ebm_sampler_init_uniform(float *x, int B, int N, uint32_t seed);
+
+#endif

@@ -1,0 +1,653 @@
+/* cmd_sample.c: `vkebm sample --expr EXPR`: sample images from a composition of concept models.
+ *
+ * Parses the expression, binds it to the learned models of --models DIR (every *.safetensors
+ * there) or, when the directory holds none or --analytic is given, to the analytic concepts,
+ * runs the chosen sampler, and writes a torchvision-style grid PNG whose text chunks hold every
+ * setting needed to reproduce it (`--from FILE.png` does, pixel for pixel; no timestamps, so
+ * the same command writes the same bytes). Optional per-step PNG frames and a looping GIF.
+ */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "vkebm/compose.h"
+#include "vkebm/concept.h"
+#include "vkebm/expr.h"
+#include "vkebm/gif.h"
+#include "vkebm/image.h"
+#include "vkebm/sampler.h"
+
+#define CMD_NAME "sample"
+
+typedef struct settings {
+  char expr[4096];
+  long n, steps;
+  uint32_t seed;
+  int seed_given;
+  ebm_sampler_config sc;
+  int step_given, noise_given, clip_given;
+  long nrow, padding;
+  char models[2048];
+  int analytic;        /* use the analytic concepts */
+  long resolution;     /* analytic image size */
+  char init[2048];     /* start every chain from this PNG (editing) */
+  char hashes[2048];   /* from --from: the model hashes the file recorded */
+} settings;
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: vkebm sample --expr EXPR [options]\n"
+          "       vkebm sample --from FILE.png [-o OUT.png]\n\n"
+          "Samples images from a logical composition of concept energy models.\n"
+          "EXPR terms are concept=value (shape=cube, color=red, size=0.6, pos=(0.3,-0.5)),\n"
+          "combined with AND/&, OR/|, NOT/!, parentheses and weights (2*color=red);\n"
+          "NOT[alpha] sets the negation strength, OR[T] the disjunction temperature.\n\n"
+          "options:\n"
+          "  --expr EXPR          the composition (see docs/composition.md)\n"
+          "  -n, --num N          chains (images), default 16\n"
+          "  --steps K            sampler steps, default 200\n"
+          "  --seed S             random seed (default: picked, printed and recorded)\n"
+          "  -o, --output FILE    grid PNG, default grid.png\n"
+          "  --models DIR         learned models (*.safetensors), default models/\n"
+          "  --analytic           use the analytic concepts (color, position, size, shape)\n"
+          "  --resolution R       analytic image size, default 32\n"
+          "  --sampler NAME       paper (default), langevin or mala\n"
+          "  --step-size V        paper: eta; langevin: lambda; mala: initial tau\n"
+          "  --noise V            paper: sigma (default 0.005)\n"
+          "  --clip / --no-clip   clip to [0,1] after each step (paper: on; others: off)\n"
+          "  --beta V             energy scale (inverse temperature), default 1\n"
+          "  --divide-steps       divide the step size by the number of terms\n"
+          "  --target-accept V    mala: target acceptance, default 0.57\n"
+          "  --adapt-steps K      mala: adapt the step during the first K steps (default steps/2)\n"
+          "  --init FILE.png      start every chain from this image (editing) instead of noise\n"
+          "  --frames DIR         write DIR/step_NNNN.png after every --every steps\n"
+          "  --gif FILE           write the chains as a looping animated GIF\n"
+          "  --every K            frame interval for --frames/--gif (default: steps/50, >= 1)\n"
+          "  --nrow N, --padding P  grid layout like torchvision (8, 2)\n"
+          "  --explain            print the parsed tree and its energy; sample nothing\n"
+          "  --from FILE.png      repeat the sampling recorded in a PNG written by this command\n"
+          "  --backend B          auto, cpu or vulkan (default cpu: bitwise reproducible)\n"
+          "  --quiet              no progress\n");
+}
+
+/* ---- PNG metadata: every setting as one text chunk ---------------------------------------- */
+
+static int load_from_png(const char *path, settings *s, char *err, size_t errlen) {
+  uint8_t *rgb = NULL;
+  int W, H, ntext = 0;
+  img_text *text = NULL;
+  if (img_read_png_rgb8(path, &rgb, &W, &H, &text, &ntext, err, errlen)) return -1;
+  free(rgb);
+  int found = 0, rc = 0;
+  for (int i = 0; i < ntext && rc == 0; i++) {
+    const char *k = text[i].key, *v = text[i].value;
+    long l;
+    double d;
+#define GET_INT(key, lo, hi, dst)                                                       \
+  else if (!strcmp(k, key)) {                                                           \
+    if (cli_parse_int(v, lo, hi, &l)) rc = -1;                                          \
+    else dst = l;                                                                       \
+    found++;                                                                            \
+  }
+#define GET_FLT(key, dst)                                                               \
+  else if (!strcmp(k, key)) {                                                           \
+    if (cli_parse_float(v, -1e30, 1e30, &d)) rc = -1;                                   \
+    else dst = (float)d;                                                                \
+    found++;                                                                            \
+  }
+    if (!strcmp(k, "vkebm:expr")) {
+      snprintf(s->expr, sizeof s->expr, "%s", v);
+      found++;
+    } else if (!strcmp(k, "vkebm:sampler")) {
+      int kind = ebm_sampler_parse(v);
+      if (kind < 0) rc = -1;
+      else s->sc.kind = (ebm_sampler_kind)kind;
+      found++;
+    } else if (!strcmp(k, "vkebm:models")) {
+      if (!strcmp(v, "analytic")) s->analytic = 1;
+      else snprintf(s->models, sizeof s->models, "%s", v);
+      found++;
+    } else if (!strcmp(k, "vkebm:init")) {
+      snprintf(s->init, sizeof s->init, "%s", v);
+    } else if (!strcmp(k, "vkebm:model_hashes")) {
+      snprintf(s->hashes, sizeof s->hashes, "%s", v);
+    }
+    GET_INT("vkebm:n", 1, 65536, s->n)
+    GET_INT("vkebm:steps", 0, 10000000, s->steps)
+    GET_INT("vkebm:seed", 0, 4294967295L, s->seed)
+    GET_FLT("vkebm:step_size", s->sc.step_size)
+    GET_FLT("vkebm:noise", s->sc.noise_std)
+    GET_INT("vkebm:clip", 0, 1, s->sc.clip)
+    GET_FLT("vkebm:beta", s->sc.energy_scale)
+    GET_INT("vkebm:divide_steps", 0, 1, s->sc.divide_by_terms)
+    GET_FLT("vkebm:target_accept", s->sc.target_accept)
+    GET_INT("vkebm:adapt_steps", -1, 10000000, s->sc.adapt_steps)
+    GET_INT("vkebm:nrow", 1, 4096, s->nrow)
+    GET_INT("vkebm:padding", 0, 1024, s->padding)
+    GET_INT("vkebm:resolution", 2, 1024, s->resolution)
+#undef GET_INT
+#undef GET_FLT
+    if (rc) snprintf(err, errlen, "%s: bad value '%s' for %s", path, v, k);
+  }
+  img_text_free(text, ntext);
+  if (rc) return -1;
+  if (found < 16) {
+    snprintf(err, errlen, "%s: not written by `vkebm sample` (its settings are missing)", path);
+    return -1;
+  }
+  s->seed_given = s->step_given = s->noise_given = s->clip_given = 1;
+  s->sc.steps = (int)s->steps;
+  s->sc.seed = s->seed;
+  return 0;
+}
+
+/* ---- models -------------------------------------------------------------------------------- */
+
+static int has_suffix(const char *s, const char *suf) {
+  size_t n = strlen(s), m = strlen(suf);
+  return n >= m && !strcmp(s + n - m, suf);
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Fills set from settings: the learned models of s->models (sorted by file name), or the
+ * analytic concepts. Returns an exit code (0 ok). */
+static int load_models(ebm_backend *be, settings *s, ebm_concept_set *set, int rows, int quiet) {
+  char err[512];
+  if (!s->analytic) {
+    DIR *d = opendir(s->models);
+    if (!d) {
+      if (errno != ENOENT) return cli_fail(CMD_NAME, "%s: %s", s->models, strerror(errno));
+    } else {
+      char *names[64];
+      int n = 0;
+      struct dirent *e;
+      while ((e = readdir(d)) && n < 64)
+        if (has_suffix(e->d_name, ".safetensors")) names[n++] = strdup(e->d_name);
+      closedir(d);
+      qsort(names, (size_t)n, sizeof *names, cmp_str);
+      int rc = 0;
+      for (int i = 0; i < n; i++) {
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", s->models, names[i]);
+        if (rc == 0) {
+          ebm_concept *c = ebm_concept_load_learned(be, path, rows, err, sizeof err);
+          if (!c || ebm_concept_set_add(set, c, 1, err, sizeof err)) {
+            ebm_concept_destroy(c);
+            rc = cli_fail(CMD_NAME, "%s", err);
+          }
+        }
+        free(names[i]);
+      }
+      if (rc) return rc;
+    }
+    if (set->count == 0) {
+      if (!quiet)
+        fprintf(stderr, "vkebm sample: no models in %s: using the analytic concepts\n", s->models);
+      s->analytic = 1;
+    }
+  }
+  if (s->analytic) {
+    static const char *names[] = {"color", "position", "size", "shape"};
+    for (int i = 0; i < 4; i++) {
+      /* precision unit 100: a pixel of an object has standard deviation 0.1 at beta = 1 */
+      ebm_concept *c = ebm_concept_create_builtin(be, names[i], (int)s->resolution, 100.0f, 16,
+                                                  err, sizeof err);
+      if (!c || ebm_concept_set_add(set, c, 1, err, sizeof err)) {
+        ebm_concept_destroy(c);
+        return cli_fail(CMD_NAME, "%s", err);
+      }
+    }
+  }
+  return 0;
+}
+
+/* ---- output -------------------------------------------------------------------------------- */
+
+typedef struct frame_sink {
+  ebm_backend *be;
+  const settings *s;
+  int B, C, H, W, every, steps;
+  const char *frames_dir;
+  float *host;
+  uint8_t **gif_frames;
+  int ngif, cap;
+  int gw, gh;
+  int failed;
+} frame_sink;
+
+static int on_step(int step, ebm_ref x, void *user) {
+  frame_sink *f = user;
+  int last = step == f->steps - 1;
+  if ((step + 1) % f->every && !last) return 0;
+  if (ebm_download(f->be, f->host, x, (size_t)f->B * f->C * f->H * f->W)) {
+    f->failed = 1;
+    return 1;
+  }
+  int gw, gh;
+  uint8_t *grid = img_make_grid(f->host, f->B, f->W, f->H, (int)f->s->nrow, (int)f->s->padding,
+                                0.0f, &gw, &gh);
+  if (!grid) {
+    f->failed = 1;
+    return 1;
+  }
+  if (f->frames_dir) {
+    char path[4096], err[512];
+    snprintf(path, sizeof path, "%s/step_%04d.png", f->frames_dir, step + 1);
+    if (img_write_png_rgb8(path, grid, gw, gh, NULL, 0, err, sizeof err)) {
+      fprintf(stderr, "vkebm sample: %s\n", err);
+      f->failed = 1;
+      free(grid);
+      return 1;
+    }
+  }
+  if (f->gif_frames) {
+    if (f->ngif == f->cap) {
+      free(grid);
+      return 0;
+    }
+    f->gif_frames[f->ngif++] = grid;
+    f->gw = gw;
+    f->gh = gh;
+    return 0;
+  }
+  free(grid);
+  return 0;
+}
+
+/* The shortest decimal that reads back as the same float: recorded settings reproduce exactly */
+static void fmt_float(char *out, size_t len, float v) {
+  for (int digits = 1; digits <= 9; digits++) {
+    snprintf(out, len, "%.*g", digits, v);
+    if (strtof(out, NULL) == v) break;
+  }
+}
+
+int cmd_sample(int argc, char **argv) {
+  settings s;
+  memset(&s, 0, sizeof s);
+  ebm_sampler_defaults(&s.sc, EBM_SAMPLER_PAPER);
+  s.n = 16;
+  s.steps = 200;
+  s.nrow = 8;
+  s.padding = 2;
+  s.resolution = 32;
+  snprintf(s.models, sizeof s.models, "models");
+  const char *out = "grid.png", *frames_dir = NULL, *gif_path = NULL, *from = NULL;
+  int explain = 0, quiet = 0, sampling_opts = 0, backend = EBM_BACKEND_CPU;
+  long every = 0;
+
+  enum {
+    O_EXPR = 256, O_STEPS, O_SEED, O_MODELS, O_ANALYTIC, O_RES, O_SAMPLER, O_STEP, O_NOISE,
+    O_CLIP, O_NOCLIP, O_BETA, O_DIVIDE, O_TARGET, O_ADAPT, O_INIT, O_FRAMES, O_GIF, O_EVERY,
+    O_NROW, O_PAD, O_EXPLAIN, O_FROM, O_BACKEND, O_QUIET
+  };
+  static const struct option opts[] = {
+      {"expr", required_argument, 0, O_EXPR},       {"num", required_argument, 0, 'n'},
+      {"steps", required_argument, 0, O_STEPS},     {"seed", required_argument, 0, O_SEED},
+      {"output", required_argument, 0, 'o'},        {"models", required_argument, 0, O_MODELS},
+      {"analytic", no_argument, 0, O_ANALYTIC},     {"resolution", required_argument, 0, O_RES},
+      {"sampler", required_argument, 0, O_SAMPLER}, {"step-size", required_argument, 0, O_STEP},
+      {"noise", required_argument, 0, O_NOISE},     {"clip", no_argument, 0, O_CLIP},
+      {"no-clip", no_argument, 0, O_NOCLIP},        {"beta", required_argument, 0, O_BETA},
+      {"divide-steps", no_argument, 0, O_DIVIDE},   {"target-accept", required_argument, 0, O_TARGET},
+      {"adapt-steps", required_argument, 0, O_ADAPT}, {"init", required_argument, 0, O_INIT},
+      {"frames", required_argument, 0, O_FRAMES},   {"gif", required_argument, 0, O_GIF},
+      {"every", required_argument, 0, O_EVERY},     {"nrow", required_argument, 0, O_NROW},
+      {"padding", required_argument, 0, O_PAD},     {"explain", no_argument, 0, O_EXPLAIN},
+      {"from", required_argument, 0, O_FROM},       {"backend", required_argument, 0, O_BACKEND},
+      {"quiet", no_argument, 0, O_QUIET},           {"help", no_argument, 0, 'h'},
+      {0, 0, 0, 0}};
+  optind = 1;
+  opterr = 0;
+  int ch;
+  long l;
+  double d;
+  /* sampler-specific options are applied after the sampler is known */
+  const char *step_arg = NULL, *noise_arg = NULL, *target_arg = NULL, *adapt_arg = NULL;
+  int clip_opt = -1;
+  while ((ch = getopt_long(argc, argv, "n:o:h", opts, NULL)) != -1) {
+    switch (ch) {
+    case 'h': usage(stdout); return EXIT_OK;
+    case O_EXPR:
+      if (strlen(optarg) >= sizeof s.expr) return cli_usage(CMD_NAME, "--expr: too long");
+      snprintf(s.expr, sizeof s.expr, "%s", optarg);
+      sampling_opts++;
+      break;
+    case 'n':
+      if (cli_parse_int(optarg, 1, 4096, &l)) return cli_usage(CMD_NAME, "-n: expected 1..4096, got '%s'", optarg);
+      s.n = l;
+      sampling_opts++;
+      break;
+    case O_STEPS:
+      if (cli_parse_int(optarg, 0, 1000000, &l)) return cli_usage(CMD_NAME, "--steps: expected 0..1000000, got '%s'", optarg);
+      s.steps = l;
+      sampling_opts++;
+      break;
+    case O_SEED:
+      if (cli_parse_int(optarg, 0, 4294967295L, &l)) return cli_usage(CMD_NAME, "--seed: expected 0..4294967295, got '%s'", optarg);
+      s.seed = (uint32_t)l;
+      s.seed_given = 1;
+      sampling_opts++;
+      break;
+    case 'o': out = optarg; break;
+    case O_MODELS:
+      snprintf(s.models, sizeof s.models, "%s", optarg);
+      sampling_opts++;
+      break;
+    case O_ANALYTIC: s.analytic = 1; sampling_opts++; break;
+    case O_RES:
+      if (cli_parse_int(optarg, 4, 512, &l)) return cli_usage(CMD_NAME, "--resolution: expected 4..512, got '%s'", optarg);
+      s.resolution = l;
+      sampling_opts++;
+      break;
+    case O_SAMPLER: {
+      int k = ebm_sampler_parse(optarg);
+      if (k < 0) return cli_usage(CMD_NAME, "--sampler: expected paper, langevin or mala, got '%s'", optarg);
+      ebm_sampler_defaults(&s.sc, (ebm_sampler_kind)k);
+      sampling_opts++;
+    } break;
+    case O_STEP: step_arg = optarg; sampling_opts++; break;
+    case O_NOISE: noise_arg = optarg; sampling_opts++; break;
+    case O_CLIP: clip_opt = 1; sampling_opts++; break;
+    case O_NOCLIP: clip_opt = 0; sampling_opts++; break;
+    case O_BETA:
+      if (cli_parse_float(optarg, 1e-30, 1e30, &d) || !(d > 0)) return cli_usage(CMD_NAME, "--beta: expected a positive number, got '%s'", optarg);
+      s.sc.energy_scale = (float)d;
+      sampling_opts++;
+      break;
+    case O_DIVIDE: s.sc.divide_by_terms = 1; sampling_opts++; break;
+    case O_TARGET: target_arg = optarg; sampling_opts++; break;
+    case O_ADAPT: adapt_arg = optarg; sampling_opts++; break;
+    case O_INIT: snprintf(s.init, sizeof s.init, "%s", optarg); sampling_opts++; break;
+    case O_FRAMES: frames_dir = optarg; break;
+    case O_GIF: gif_path = optarg; break;
+    case O_EVERY:
+      if (cli_parse_int(optarg, 1, 1000000, &every)) return cli_usage(CMD_NAME, "--every: expected a positive count, got '%s'", optarg);
+      break;
+    case O_NROW:
+      if (cli_parse_int(optarg, 1, 4096, &l)) return cli_usage(CMD_NAME, "--nrow: expected 1..4096, got '%s'", optarg);
+      s.nrow = l;
+      sampling_opts++;
+      break;
+    case O_PAD:
+      if (cli_parse_int(optarg, 0, 1024, &l)) return cli_usage(CMD_NAME, "--padding: expected 0..1024, got '%s'", optarg);
+      s.padding = l;
+      sampling_opts++;
+      break;
+    case O_EXPLAIN: explain = 1; break;
+    case O_FROM: from = optarg; break;
+    case O_BACKEND:
+      backend = cli_parse_backend(optarg);
+      if (backend < 0) return cli_usage(CMD_NAME, "--backend: expected auto, cpu or vulkan, got '%s'", optarg);
+      break;
+    case O_QUIET: quiet = 1; break;
+    default:
+      if (optopt) return cli_usage(CMD_NAME, "option '%s' needs a value or is unknown (try --help)", argv[optind - 1]);
+      return cli_usage(CMD_NAME, "unknown option '%s' (try --help)", argv[optind - 1]);
+    }
+  }
+  if (optind < argc) return cli_usage(CMD_NAME, "unexpected argument '%s'", argv[optind]);
+
+  char err[1024];
+  if (from) {
+    if (sampling_opts)
+      return cli_usage(CMD_NAME, "--from repeats a recorded run: give only -o, --frames, --gif, "
+                                 "--every, --backend, --quiet with it");
+    if (load_from_png(from, &s, err, sizeof err)) return cli_fail(CMD_NAME, "%s", err);
+  } else {
+    if (!s.expr[0]) return cli_usage(CMD_NAME, "--expr EXPR is required (or --from FILE.png; try --help)");
+    /* sampler-specific values, checked against the chosen sampler */
+    if (step_arg) {
+      if (cli_parse_float(step_arg, 1e-30, 1e30, &d)) return cli_usage(CMD_NAME, "--step-size: expected a positive number, got '%s'", step_arg);
+      s.sc.step_size = (float)d;
+      s.step_given = 1;
+    }
+    if (noise_arg) {
+      if (s.sc.kind != EBM_SAMPLER_PAPER) return cli_usage(CMD_NAME, "--noise applies to the paper sampler only (langevin and mala tie the noise to the step)");
+      if (cli_parse_float(noise_arg, 0, 1e30, &d)) return cli_usage(CMD_NAME, "--noise: expected a number >= 0, got '%s'", noise_arg);
+      s.sc.noise_std = (float)d;
+      s.noise_given = 1;
+    }
+    if (target_arg) {
+      if (s.sc.kind != EBM_SAMPLER_MALA) return cli_usage(CMD_NAME, "--target-accept applies to --sampler mala only");
+      if (cli_parse_float(target_arg, 0.01, 0.99, &d)) return cli_usage(CMD_NAME, "--target-accept: expected 0.01..0.99, got '%s'", target_arg);
+      s.sc.target_accept = (float)d;
+    }
+    if (adapt_arg) {
+      if (s.sc.kind != EBM_SAMPLER_MALA) return cli_usage(CMD_NAME, "--adapt-steps applies to --sampler mala only");
+      if (cli_parse_int(adapt_arg, 0, 1000000, &l)) return cli_usage(CMD_NAME, "--adapt-steps: expected a count, got '%s'", adapt_arg);
+      s.sc.adapt_steps = (int)l;
+    }
+    if (clip_opt >= 0) {
+      s.sc.clip = clip_opt;
+      s.clip_given = 1;
+    }
+    s.sc.steps = (int)s.steps;
+    if (s.sc.adapt_steps < 0) s.sc.adapt_steps = s.sc.steps / 2;
+  }
+
+  /* the expression first: a malformed one exits 2 and writes nothing */
+  expr_error perr;
+  expr_node *tree = expr_parse(s.expr, &perr);
+  if (!tree) {
+    char msg[2048];
+    expr_error_format(s.expr, &perr, msg, sizeof msg);
+    return cli_usage(CMD_NAME, "bad expression: %s", msg);
+  }
+
+  ebm_backend *be = NULL;
+  int rc = cli_backend_open(CMD_NAME, &be, (ebm_backend_kind)backend, -1, 0, 1);
+  if (rc) {
+    expr_free(tree);
+    return rc;
+  }
+  ebm_concept_set set = {0};
+  ebm_composition *comp = NULL;
+  float *x = NULL;
+  ebm_buffer *xb = NULL;
+  frame_sink sink = {0};
+  uint8_t *grid = NULL;
+  int B = (int)s.n;
+  rc = load_models(be, &s, &set, B * expr_count_terms(tree), quiet);
+  if (rc) goto done;
+  comp = ebm_composition_create(be, tree, &set, B, &perr);
+  if (!comp) {
+    char msg[2048];
+    expr_error_format(s.expr, &perr, msg, sizeof msg);
+    rc = cli_usage(CMD_NAME, "%s", msg);
+    goto done;
+  }
+  /* analytic concepts: default steps sized to their stiffness (see docs/composition.md) */
+  if (s.analytic && !s.step_given) {
+    s.sc.step_size = s.sc.kind == EBM_SAMPLER_PAPER ? 1e-3f : s.sc.kind == EBM_SAMPLER_LANGEVIN ? 2e-3f : 1e-3f;
+    s.step_given = 1;
+  }
+
+  /* model hashes, checked against a recorded run */
+  char hashes[2048] = "";
+  {
+    size_t hn = 0;
+    for (int i = 0; i < set.count; i++) {
+      const ebm_concept_info *info = ebm_concept_info_of(set.items[i]);
+      hn += (size_t)snprintf(hashes + hn, hn < sizeof hashes ? sizeof hashes - hn : 0, "%s%s:%s",
+                             i ? "," : "", info->name, info->hash);
+    }
+    if (from && s.hashes[0] && strcmp(s.hashes, hashes)) {
+      rc = cli_fail(CMD_NAME, "%s was made with other models (%s); these are %s", from, s.hashes,
+                    hashes);
+      goto done;
+    }
+  }
+
+  if (explain) {
+    char text[16384];
+    ebm_composition_explain(comp, text, sizeof text);
+    char desc[512];
+    ebm_sampler_describe(&s.sc, desc, sizeof desc);
+    printf("%ssampler: %s\n", text, desc);
+    rc = EXIT_OK;
+    goto done;
+  }
+
+  if (!s.seed_given) {
+    uint32_t seed = 0;
+    int fd = open("/dev/urandom", O_RDONLY);
+    if (fd < 0 || read(fd, &seed, sizeof seed) != (ssize_t)sizeof seed) seed = (uint32_t)getpid();
+    if (fd >= 0) close(fd);
+    s.seed = seed;
+    s.seed_given = 1;
+    fprintf(stderr, "vkebm sample: seed %u\n", s.seed);
+  }
+  s.sc.seed = s.seed;
+
+  int C, H, W;
+  ebm_composition_image_shape(comp, &C, &H, &W);
+  size_t N = (size_t)C * H * W;
+  x = malloc(sizeof(float) * B * N);
+  xb = ebm_alloc(be, B * N);
+  if (!x || !xb) {
+    rc = cli_fail(CMD_NAME, "out of memory for %d images", B);
+    goto done;
+  }
+  if (s.init[0]) {
+    uint8_t *rgb = NULL;
+    int iw, ih;
+    if (img_read_png_rgb8(s.init, &rgb, &iw, &ih, NULL, NULL, err, sizeof err)) {
+      rc = cli_fail(CMD_NAME, "--init: %s", err);
+      goto done;
+    }
+    if (iw != W || ih != H || C != 3) {
+      free(rgb);
+      rc = cli_usage(CMD_NAME, "--init: %s is %dx%d; the models take %dx%d", s.init, iw, ih, W, H);
+      goto done;
+    }
+    img_rgb8_to_chw(x, rgb, W, H);
+    free(rgb);
+    for (int b = 1; b < B; b++) memcpy(x + b * N, x, sizeof(float) * N);
+  } else {
+    ebm_sampler_init_uniform(x, B, (int)N, s.seed);
+  }
+  if (ebm_upload(be, ebm_ref_of(xb), x, B * N)) {
+    rc = cli_fail(CMD_NAME, "upload failed");
+    goto done;
+  }
+  if (frames_dir && mkdir(frames_dir, 0777) && errno != EEXIST) {
+    rc = cli_fail(CMD_NAME, "--frames: cannot create %s: %s", frames_dir, strerror(errno));
+    goto done;
+  }
+  sink = (frame_sink){.be = be, .s = &s, .B = B, .C = C, .H = H, .W = W, .steps = s.sc.steps,
+                      .frames_dir = frames_dir, .host = x};
+  sink.every = every ? (int)every : (s.sc.steps / 50 > 1 ? s.sc.steps / 50 : 1);
+  if (gif_path) {
+    sink.cap = s.sc.steps / sink.every + 2;
+    sink.gif_frames = calloc((size_t)sink.cap, sizeof *sink.gif_frames);
+    if (!sink.gif_frames) {
+      rc = cli_fail(CMD_NAME, "out of memory for the GIF");
+      goto done;
+    }
+  }
+  ebm_sampler_stats st;
+  int want_frames = frames_dir || gif_path;
+  if (!quiet) {
+    char desc[512];
+    ebm_sampler_describe(&s.sc, desc, sizeof desc);
+    fprintf(stderr, "vkebm sample: %d chains of %dx%dx%d, %s, seed %u, backend %s\n", B, C, H, W,
+            desc, s.seed, ebm_backend_name(be));
+  }
+  if (ebm_sample(comp, ebm_ref_of(xb), &s.sc, want_frames ? on_step : NULL, &sink, &st, err,
+                 sizeof err) || sink.failed) {
+    rc = cli_fail(CMD_NAME, "sampling failed: %s", sink.failed ? "writing a frame" : err);
+    goto done;
+  }
+  if (ebm_download(be, x, ebm_ref_of(xb), B * N)) {
+    rc = cli_fail(CMD_NAME, "download failed");
+    goto done;
+  }
+  if (!quiet) {
+    const float *te = ebm_composition_term_energies(comp);
+    fprintf(stderr, "vkebm sample: mean energy %.6g", st.mean_energy);
+    for (int t = 0; t < ebm_composition_num_terms(comp); t++) {
+      double m = 0;
+      for (int b = 0; b < B; b++) m += te[t * B + b];
+      fprintf(stderr, "; %s %.6g", ebm_composition_term_text(comp, t), m / B);
+    }
+    if (s.sc.kind == EBM_SAMPLER_MALA)
+      fprintf(stderr, "; acceptance %.3f (%ld proposals), mean step %.3g", st.accept_rate,
+              st.proposed, st.mean_tau);
+    fprintf(stderr, "\n");
+  }
+
+  /* the grid with its provenance */
+  int gw, gh;
+  grid = img_make_grid(x, B, W, H, (int)s.nrow, (int)s.padding, 0.0f, &gw, &gh);
+  if (!grid) {
+    rc = cli_fail(CMD_NAME, "out of memory for the grid");
+    goto done;
+  }
+  {
+    char canon[4096], v_n[32], v_steps[32], v_seed[32], v_step[32], v_noise[32], v_clip[8],
+        v_beta[32], v_div[8], v_target[32], v_adapt[32], v_nrow[32], v_pad[32], v_res[32],
+        desc[512];
+    expr_print(tree, canon, sizeof canon);
+    snprintf(v_n, sizeof v_n, "%d", B);
+    snprintf(v_steps, sizeof v_steps, "%d", s.sc.steps);
+    snprintf(v_seed, sizeof v_seed, "%u", s.seed);
+    fmt_float(v_step, sizeof v_step, s.sc.step_size);
+    fmt_float(v_noise, sizeof v_noise, s.sc.noise_std);
+    snprintf(v_clip, sizeof v_clip, "%d", s.sc.clip);
+    fmt_float(v_beta, sizeof v_beta, s.sc.energy_scale);
+    snprintf(v_div, sizeof v_div, "%d", s.sc.divide_by_terms);
+    fmt_float(v_target, sizeof v_target, s.sc.target_accept);
+    snprintf(v_adapt, sizeof v_adapt, "%d", s.sc.adapt_steps);
+    snprintf(v_nrow, sizeof v_nrow, "%ld", s.nrow);
+    snprintf(v_pad, sizeof v_pad, "%ld", s.padding);
+    snprintf(v_res, sizeof v_res, "%ld", s.resolution);
+    ebm_sampler_describe(&s.sc, desc, sizeof desc);
+    img_text text[] = {
+        {"vkebm:expr", canon},           {"vkebm:n", v_n},
+        {"vkebm:steps", v_steps},        {"vkebm:seed", v_seed},
+        {"vkebm:sampler", ebm_sampler_name(s.sc.kind)},
+        {"vkebm:step_size", v_step},     {"vkebm:noise", v_noise},
+        {"vkebm:clip", v_clip},          {"vkebm:beta", v_beta},
+        {"vkebm:divide_steps", v_div},   {"vkebm:target_accept", v_target},
+        {"vkebm:adapt_steps", v_adapt},  {"vkebm:nrow", v_nrow},
+        {"vkebm:padding", v_pad},        {"vkebm:models", s.analytic ? "analytic" : s.models},
+        {"vkebm:resolution", v_res},     {"vkebm:model_hashes", hashes},
+        {"vkebm:settings", desc},        {"vkebm:backend", ebm_backend_name(be)},
+        {"vkebm:init", s.init},
+    };
+    int ntext = (int)(sizeof text / sizeof *text) - (s.init[0] ? 0 : 1);
+    if (img_write_png_rgb8(out, grid, gw, gh, text, ntext, err, sizeof err)) {
+      rc = cli_fail(CMD_NAME, "%s", err);
+      goto done;
+    }
+  }
+  if (gif_path && gif_write_animation(gif_path, (const uint8_t *const *)sink.gif_frames, sink.ngif,
+                                      sink.gw, sink.gh, 8, err, sizeof err)) {
+    rc = cli_fail(CMD_NAME, "%s", err);
+    goto done;
+  }
+  if (!quiet) fprintf(stderr, "vkebm sample: wrote %s (%dx%d)\n", out, gw, gh);
+  rc = EXIT_OK;
+done:
+  free(grid);
+  if (sink.gif_frames)
+    for (int i = 0; i < sink.ngif; i++) free(sink.gif_frames[i]);
+  free(sink.gif_frames);
+  free(x);
+  if (be) ebm_free(be, xb);
+  ebm_composition_destroy(comp);
+  ebm_concept_set_clear(&set);
+  expr_free(tree);
+  return cli_backend_close(be, rc);
+}

@@ -1,0 +1,493 @@
+/* compose.c: a bound expression's energy and gradient over the backend (compose.h).
+ * Owns the per-model groups (stacked inputs, energies, coefficients, input gradients), the
+ * per-chain evaluation of the tree on the host, and the explanation text. */
+#include "vkebm/compose.h"
+
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct group {
+  ebm_concept *model;
+  int num_terms;
+  int *terms;          /* term indices, in the order of the stacked rows */
+  float *labels;       /* [num_terms, L] */
+  ebm_buffer *xs;      /* [num_terms*B, N] stacked copies of x; NULL when one term */
+  ebm_buffer *e;       /* [num_terms*B] */
+  ebm_buffer *dE;      /* [num_terms*B] */
+  ebm_buffer *dx;      /* [num_terms*B, N] */
+  float *host_e, *host_dE;
+} group;
+
+struct ebm_composition {
+  ebm_backend *be;
+  expr_node *tree;     /* our own copy */
+  int B, N, C, H, W;
+  int num_terms;
+  char (*term_text)[96];
+  int *term_group;
+  int num_groups;
+  group groups[32];
+  float *term_energy;  /* [num_terms, B] */
+  double *E, *coef;    /* [num_terms] scratch */
+};
+
+typedef struct sbuf {
+  char *out;
+  size_t len, n;
+} sbuf;
+
+static void put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+static void put(sbuf *b, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  size_t room = b->n < b->len ? b->len - b->n : 0;
+  int k = vsnprintf(room ? b->out + b->n : NULL, room, fmt, ap);
+  va_end(ap);
+  if (k > 0) b->n += (size_t)k;
+}
+
+static void collect_terms(const expr_node *n, const expr_node **out, int *k) {
+  if (n->kind == EXPR_TERM) {
+    out[(*k)++] = n;
+    return;
+  }
+  for (int i = 0; i < n->num_children; i++) collect_terms(n->children[i], out, k);
+}
+
+static void term_to_text(const expr_node *t, char *out, size_t len) {
+  expr_node copy = *t;
+  copy.weight = 1.0f;
+  expr_print(&copy, out, len);
+}
+
+void ebm_composition_destroy(ebm_composition *c) {
+  if (!c) return;
+  for (int g = 0; g < c->num_groups; g++) {
+    group *gr = &c->groups[g];
+    free(gr->terms);
+    free(gr->labels);
+    ebm_free(c->be, gr->xs);
+    ebm_free(c->be, gr->e);
+    ebm_free(c->be, gr->dE);
+    ebm_free(c->be, gr->dx);
+    free(gr->host_e);
+    free(gr->host_dE);
+  }
+  expr_free(c->tree);
+  free(c->term_text);
+  free(c->term_group);
+  free(c->term_energy);
+  free(c->E);
+  free(c->coef);
+  free(c);
+}
+
+static void set_err(expr_error *err, int pos, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static void set_err(expr_error *err, int pos, const char *fmt, ...) {
+  if (!err) return;
+  err->pos = pos;
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(err->msg, sizeof err->msg, fmt, ap);
+  va_end(ap);
+}
+
+ebm_composition *ebm_composition_create(ebm_backend *be, const expr_node *tree,
+                                        const ebm_concept_set *set, int chains, expr_error *err) {
+  if (err) {
+    err->pos = -1;
+    err->msg[0] = 0;
+  }
+  if (chains < 1) {
+    set_err(err, -1, "need at least one chain");
+    return NULL;
+  }
+  int T = expr_count_terms(tree);
+  const expr_node **leaves = calloc((size_t)T, sizeof *leaves);
+  ebm_composition *c = calloc(1, sizeof *c);
+  if (!leaves || !c) {
+    free(leaves);
+    free(c);
+    set_err(err, -1, "out of memory");
+    return NULL;
+  }
+  c->be = be;
+  c->B = chains;
+  c->num_terms = T;
+  int k = 0;
+  collect_terms(tree, leaves, &k);
+  c->term_text = calloc((size_t)T, sizeof *c->term_text);
+  c->term_group = calloc((size_t)T, sizeof *c->term_group);
+  c->term_energy = calloc((size_t)T * chains, sizeof *c->term_energy);
+  c->E = calloc((size_t)T, sizeof *c->E);
+  c->coef = calloc((size_t)T, sizeof *c->coef);
+  if (!c->term_text || !c->term_group || !c->term_energy || !c->E || !c->coef) {
+    set_err(err, -1, "out of memory");
+    goto fail;
+  }
+  /* bind each term to a model and a label */
+  float label[EBM_CONCEPT_MAX_LABEL];
+  for (int t = 0; t < T; t++) {
+    const expr_node *leaf = leaves[t];
+    term_to_text(leaf, c->term_text[t], sizeof c->term_text[t]);
+    ebm_concept *m = ebm_concept_set_find(set, leaf->concept);
+    if (!m) {
+      char names[512];
+      ebm_concept_set_names(set, names, sizeof names);
+      set_err(err, leaf->pos, "unknown concept '%s'; the loaded models know: %s", leaf->concept,
+              set->count ? names : "(none: no models loaded)");
+      goto fail;
+    }
+    const ebm_concept_info *info = ebm_concept_info_of(m);
+    char msg[300];
+    if (ebm_concept_label(info, leaf->value_name, leaf->values, leaf->num_values, label, msg,
+                          sizeof msg)) {
+      set_err(err, leaf->value_pos, "%s", msg);
+      goto fail;
+    }
+    if (t == 0) {
+      c->C = info->channels;
+      c->H = info->height;
+      c->W = info->width;
+      c->N = c->C * c->H * c->W;
+    } else if (info->channels != c->C || info->height != c->H || info->width != c->W) {
+      set_err(err, leaf->pos, "model '%s' scores %dx%dx%d images but an earlier term's scores %dx%dx%d",
+              info->name, info->channels, info->height, info->width, c->C, c->H, c->W);
+      goto fail;
+    }
+    int g = 0;
+    while (g < c->num_groups && c->groups[g].model != m) g++;
+    if (g == c->num_groups) {
+      if (g == (int)(sizeof c->groups / sizeof *c->groups)) {
+        set_err(err, leaf->pos, "too many distinct models");
+        goto fail;
+      }
+      c->groups[g].model = m;
+      c->num_groups++;
+    }
+    group *gr = &c->groups[g];
+    int L = info->label_dim;
+    int *nt = realloc(gr->terms, sizeof *nt * (size_t)(gr->num_terms + 1));
+    float *nl = nt ? realloc(gr->labels, sizeof *nl * (size_t)(gr->num_terms + 1) * L) : NULL;
+    if (nt) gr->terms = nt;
+    if (nl) gr->labels = nl;
+    if (!nt || !nl) {
+      set_err(err, -1, "out of memory");
+      goto fail;
+    }
+    gr->terms[gr->num_terms] = t;
+    memcpy(gr->labels + (size_t)gr->num_terms * L, label, sizeof(float) * L);
+    gr->num_terms++;
+    c->term_group[t] = g;
+  }
+  /* device buffers per group */
+  for (int g = 0; g < c->num_groups; g++) {
+    group *gr = &c->groups[g];
+    size_t rows = (size_t)gr->num_terms * chains;
+    const ebm_concept_info *gi = ebm_concept_info_of(gr->model);
+    int learned = !strcmp(gi->kind, "learned");
+    long need = learned ? (long)gr->num_terms * chains : gr->num_terms;
+    if (need > ebm_concept_max_rows(gr->model)) {
+      set_err(err, -1, "concept '%s' is used %d times on %d chains; its model was loaded for at "
+              "most %d %s", gi->name, gr->num_terms, chains, ebm_concept_max_rows(gr->model),
+              learned ? "rows" : "labels");
+      goto fail;
+    }
+    if (gr->num_terms > 1 && !(gr->xs = ebm_alloc(be, rows * c->N))) goto oom;
+    if (!(gr->e = ebm_alloc(be, rows)) || !(gr->dE = ebm_alloc(be, rows)) ||
+        !(gr->dx = ebm_alloc(be, rows * c->N)))
+      goto oom;
+    gr->host_e = calloc(rows, sizeof(float));
+    gr->host_dE = calloc(rows, sizeof(float));
+    if (!gr->host_e || !gr->host_dE) goto oom;
+  }
+  /* our own copy of the tree: printing round trips (tested), so reparse the canonical text */
+  {
+    char text[4096];
+    if (expr_print(tree, text, sizeof text) >= (int)sizeof text) {
+      set_err(err, -1, "expression too long");
+      goto fail;
+    }
+    expr_error e2;
+    c->tree = expr_parse(text, &e2);
+    if (!c->tree) {
+      set_err(err, -1, "internal: canonical text does not parse: %s", e2.msg);
+      goto fail;
+    }
+  }
+  free(leaves);
+  return c;
+oom:
+  set_err(err, -1, "out of memory for %d chains of %d values", chains, c->N);
+fail:
+  free(leaves);
+  ebm_composition_destroy(c);
+  return NULL;
+}
+
+ebm_backend *ebm_composition_backend(const ebm_composition *c) { return c->be; }
+int ebm_composition_chains(const ebm_composition *c) { return c->B; }
+int ebm_composition_image_size(const ebm_composition *c) { return c->N; }
+void ebm_composition_image_shape(const ebm_composition *c, int *C, int *H, int *W) {
+  *C = c->C;
+  *H = c->H;
+  *W = c->W;
+}
+int ebm_composition_num_terms(const ebm_composition *c) { return c->num_terms; }
+const char *ebm_composition_term_text(const ebm_composition *c, int k) { return c->term_text[k]; }
+const ebm_concept *ebm_composition_term_model(const ebm_composition *c, int k) {
+  return c->groups[c->term_group[k]].model;
+}
+const float *ebm_composition_term_energies(const ebm_composition *c) { return c->term_energy; }
+
+/* ---- the tree on the host, per chain -------------------------------------------------------- */
+
+static double node_value(const expr_node *n, const double *E, int *k) {
+  double v = 0.0;
+  switch (n->kind) {
+  case EXPR_TERM: v = E[(*k)++]; break;
+  case EXPR_AND:
+    for (int i = 0; i < n->num_children; i++) v += node_value(n->children[i], E, k);
+    break;
+  case EXPR_NOT: v = -(double)n->param * node_value(n->children[0], E, k); break;
+  case EXPR_OR: {
+    double T = n->param, m = -INFINITY, vals[64], s = 0.0;
+    int nc = n->num_children < 64 ? n->num_children : 64;
+    for (int i = 0; i < n->num_children; i++) {
+      double vi = node_value(n->children[i], E, k);
+      if (i < 64) vals[i] = -vi / T;
+      if (i < 64 && vals[i] > m) m = vals[i];
+    }
+    for (int i = 0; i < nc; i++) s += exp(vals[i] - m);
+    v = -T * (m + log(s));
+  } break;
+  }
+  return n->weight * v;
+}
+
+/* Adds c * d value(n) / d E_k into coef for every term k under n. */
+static void node_backprop(const expr_node *n, const double *E, int *k, double c, double *coef) {
+  c *= n->weight;
+  switch (n->kind) {
+  case EXPR_TERM: coef[(*k)++] += c; break;
+  case EXPR_AND:
+    for (int i = 0; i < n->num_children; i++) node_backprop(n->children[i], E, k, c, coef);
+    break;
+  case EXPR_NOT: node_backprop(n->children[0], E, k, -(double)n->param * c, coef); break;
+  case EXPR_OR: {
+    double T = n->param, m = -INFINITY, vals[64], s = 0.0;
+    int nc = n->num_children < 64 ? n->num_children : 64;
+    int k0 = *k;
+    for (int i = 0; i < nc; i++) {
+      vals[i] = -node_value(n->children[i], E, k) / T;
+      if (vals[i] > m) m = vals[i];
+    }
+    for (int i = 0; i < nc; i++) s += exp(vals[i] - m);
+    *k = k0;
+    for (int i = 0; i < nc; i++)
+      node_backprop(n->children[i], E, k, c * exp(vals[i] - m) / s, coef);
+  } break;
+  }
+}
+
+double ebm_composition_tree_value(const ebm_composition *c, const double *term_energy,
+                                  double *coef) {
+  int k = 0;
+  double v = node_value(c->tree, term_energy, &k);
+  if (coef) {
+    for (int t = 0; t < c->num_terms; t++) coef[t] = 0.0;
+    k = 0;
+    node_backprop(c->tree, term_energy, &k, 1.0, coef);
+  }
+  return v;
+}
+
+int ebm_composition_eval(ebm_composition *c, ebm_ref x, double *energy, ebm_ref grad,
+                         double scale, char *err, size_t errlen) {
+  int B = c->B;
+  size_t BN = (size_t)B * c->N;
+  /* 1. every model once, on all its terms' rows */
+  for (int g = 0; g < c->num_groups; g++) {
+    group *gr = &c->groups[g];
+    ebm_ref in = x;
+    if (gr->num_terms > 1) {
+      for (int t = 0; t < gr->num_terms; t++)
+        ebm_scale(c->be, ebm_at(ebm_ref_of(gr->xs), t * BN), 1.0f, x, BN);
+      in = ebm_ref_of(gr->xs);
+    }
+    if (ebm_concept_energy(gr->model, ebm_ref_of(gr->e), in, gr->labels, gr->num_terms, B, err,
+                           errlen))
+      return -1;
+  }
+  for (int g = 0; g < c->num_groups; g++) {
+    group *gr = &c->groups[g];
+    if (ebm_download(c->be, gr->host_e, ebm_ref_of(gr->e), (size_t)gr->num_terms * B)) {
+      snprintf(err, errlen, "download of energies failed");
+      return -1;
+    }
+    for (int t = 0; t < gr->num_terms; t++)
+      memcpy(c->term_energy + (size_t)gr->terms[t] * B, gr->host_e + (size_t)t * B,
+             sizeof(float) * B);
+  }
+  /* 2. the tree per chain */
+  for (int b = 0; b < B; b++) {
+    for (int t = 0; t < c->num_terms; t++) c->E[t] = c->term_energy[(size_t)t * B + b];
+    double v = ebm_composition_tree_value(c, c->E, grad.buf ? c->coef : NULL);
+    if (energy) energy[b] = scale * v;
+    if (!isfinite(v)) {
+      snprintf(err, errlen, "the composed energy of chain %d is not finite", b);
+      return -1;
+    }
+    if (grad.buf)
+      for (int t = 0; t < c->num_terms; t++) {
+        group *gr = &c->groups[c->term_group[t]];
+        int slot = 0;
+        while (gr->terms[slot] != t) slot++;
+        gr->host_dE[(size_t)slot * B + b] = (float)(scale * c->coef[t]);
+      }
+  }
+  if (!grad.buf) return 0;
+  /* 3. each model's backward with its coefficients; the slices summed into grad in fixed order */
+  int first = 1;
+  for (int g = 0; g < c->num_groups; g++) {
+    group *gr = &c->groups[g];
+    if (ebm_upload(c->be, ebm_ref_of(gr->dE), gr->host_dE, (size_t)gr->num_terms * B)) {
+      snprintf(err, errlen, "upload of coefficients failed");
+      return -1;
+    }
+    int direct = first && gr->num_terms == 1;
+    if (ebm_concept_grad(gr->model, direct ? grad : ebm_ref_of(gr->dx), ebm_ref_of(gr->dE), err,
+                         errlen))
+      return -1;
+    if (direct) {
+      first = 0;
+      continue;
+    }
+    for (int t = 0; t < gr->num_terms; t++) {
+      ebm_ref slice = ebm_at(ebm_ref_of(gr->dx), t * BN);
+      if (first)
+        ebm_scale(c->be, grad, 1.0f, slice, BN);
+      else
+        ebm_axpy(c->be, grad, 1.0f, slice, BN);
+      first = 0;
+    }
+  }
+  return 0;
+}
+
+/* ---- explanation --------------------------------------------------------------------------- */
+
+static void put_float(sbuf *b, double v) {
+  char t[32];
+  for (int digits = 1; digits <= 9; digits++) {
+    snprintf(t, sizeof t, "%.*g", digits, v);
+    if ((float)strtod(t, NULL) == (float)v) break;
+  }
+  put(b, "%s", t);
+}
+
+static void explain_node(sbuf *b, const expr_node *n, int depth, int *k,
+                         const ebm_composition *c) {
+  put(b, "  %*s", depth * 2, "");
+  if (n->weight != 1.0f) {
+    put_float(b, n->weight);
+    put(b, " * ");
+  }
+  switch (n->kind) {
+  case EXPR_TERM: {
+    char text[96];
+    term_to_text(n, text, sizeof text);
+    put(b, "E%d = E(x | %s)", *k + 1, text);
+    if (c) {
+      const ebm_concept_info *info = ebm_concept_info_of(ebm_composition_term_model(c, *k));
+      put(b, "    [%s model '%s', %dx%dx%d, %s]", info->kind, info->name, info->channels,
+          info->height, info->width, info->hash);
+    }
+    (*k)++;
+    put(b, "\n");
+    return;
+  }
+  case EXPR_AND: put(b, "AND (sum)\n"); break;
+  case EXPR_OR:
+    put(b, "OR (-T logsumexp(-E_i/T), T = ");
+    put_float(b, n->param);
+    put(b, ")\n");
+    break;
+  case EXPR_NOT:
+    put(b, "NOT (-alpha E, alpha = ");
+    put_float(b, n->param);
+    put(b, ")\n");
+    break;
+  }
+  for (int i = 0; i < n->num_children; i++) explain_node(b, n->children[i], depth + 1, k, c);
+}
+
+static void formula(sbuf *b, const expr_node *n, int *k, int nested) {
+  int w = n->weight != 1.0f;
+  if (w) {
+    put_float(b, n->weight);
+    put(b, "*");
+  }
+  switch (n->kind) {
+  case EXPR_TERM: put(b, "E%d", ++*k); break;
+  case EXPR_AND:
+    if (nested || w) put(b, "(");
+    for (int i = 0; i < n->num_children; i++) {
+      if (i) put(b, " + ");
+      formula(b, n->children[i], k, 1);
+    }
+    if (nested || w) put(b, ")");
+    break;
+  case EXPR_NOT:
+    if (nested || w) put(b, "(");
+    put(b, "-");
+    put_float(b, n->param);
+    put(b, "*");
+    formula(b, n->children[0], k, 1);
+    if (nested || w) put(b, ")");
+    break;
+  case EXPR_OR:
+    if (w) put(b, "(");
+    put(b, "-");
+    put_float(b, n->param);
+    put(b, "*logsumexp(");
+    for (int i = 0; i < n->num_children; i++) {
+      if (i) put(b, ", ");
+      put(b, "-");
+      formula(b, n->children[i], k, 1);
+      put(b, "/");
+      put_float(b, n->param);
+    }
+    put(b, ")");
+    if (w) put(b, ")");
+    break;
+  }
+}
+
+static void explain_common(sbuf *b, const expr_node *tree, const ebm_composition *c) {
+  char text[2048];
+  expr_print(tree, text, sizeof text);
+  put(b, "expression: %s\ntree:\n", text);
+  int k = 0;
+  explain_node(b, tree, 0, &k, c);
+  put(b, "energy:\n  E(x) = ");
+  k = 0;
+  formula(b, tree, &k, 0);
+  put(b, "\n  p(x) ~ exp(-E(x))\n");
+}
+
+void ebm_composition_explain(const ebm_composition *c, char *out, size_t len) {
+  sbuf b = {out, len, 0};
+  if (len) out[0] = 0;
+  explain_common(&b, c->tree, c);
+}
+
+void expr_explain(const expr_node *tree, char *out, size_t len) {
+  sbuf b = {out, len, 0};
+  if (len) out[0] = 0;
+  explain_common(&b, tree, NULL);
+}

@@ -1,0 +1,441 @@
+/* concept.c: concept models behind one interface (concept.h): analytic diagonal-quadratic
+ * concepts evaluated by the backend's ebm_quadratic_energy op, the shipped analytic concepts,
+ * label parsing with helpful errors, and concept sets with aliases. Owns each analytic
+ * concept's device tables (targets and precisions, one row per label group). */
+#include "vkebm/concept.h"
+
+#include <ctype.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vkebm/model.h"
+#include "vkebm/net.h"
+
+struct ebm_concept {
+  ebm_concept_info info;
+  ebm_backend *be;
+  int max_rows, N;
+  /* analytic */
+  ebm_analytic_build_fn build;
+  void *ctx;
+  ebm_buffer *mu, *prec;    /* [max_rows, N]: one row per label group */
+  float *host_mu, *host_prec;
+  float *cached_labels;     /* [max_rows, L]: the labels the tables hold */
+  int cached_groups;
+  /* the last evaluation, for the gradient */
+  ebm_ref last_x;
+  int last_n, last_R;
+  float builtin_scale;
+  int builtin_kind;
+  /* learned */
+  ebm_net *net;
+  ebm_buffer *labels_dev;   /* [max_rows, L] expanded labels */
+  float *labels_host;
+};
+
+void ebm_hash_hex(const void *data, size_t n, uint64_t *state, char out[17]) {
+  uint64_t h = state ? *state : 0xcbf29ce484222325ull;
+  const unsigned char *p = data;
+  for (size_t i = 0; i < n; i++) {
+    h ^= p[i];
+    h *= 0x100000001b3ull;
+  }
+  if (state) *state = h;
+  if (out) snprintf(out, 17, "%016llx", (unsigned long long)h);
+}
+
+ebm_concept *ebm_concept_create_analytic(ebm_backend *be, const ebm_concept_info *info,
+                                         ebm_analytic_build_fn build, void *ctx, int max_rows,
+                                         char *err, size_t errlen) {
+  if (info->label_dim < 1 || info->label_dim > EBM_CONCEPT_MAX_LABEL || max_rows < 1 ||
+      info->channels < 1 || info->height < 1 || info->width < 1) {
+    snprintf(err, errlen, "analytic concept '%s': bad sizes", info->name);
+    return NULL;
+  }
+  ebm_concept *c = calloc(1, sizeof *c);
+  if (!c) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  c->info = *info;
+  snprintf(c->info.kind, sizeof c->info.kind, "analytic");
+  c->be = be;
+  c->max_rows = max_rows;
+  c->N = info->channels * info->height * info->width;
+  c->build = build;
+  c->ctx = ctx;
+  size_t tab = (size_t)max_rows * c->N;
+  c->mu = ebm_alloc(be, tab);
+  c->prec = ebm_alloc(be, tab);
+  c->host_mu = malloc(tab * sizeof(float));
+  c->host_prec = malloc(tab * sizeof(float));
+  c->cached_labels = malloc((size_t)max_rows * info->label_dim * sizeof(float));
+  if (!c->mu || !c->prec || !c->host_mu || !c->host_prec || !c->cached_labels) {
+    snprintf(err, errlen, "analytic concept '%s': out of memory", info->name);
+    ebm_concept_destroy(c);
+    return NULL;
+  }
+  return c;
+}
+
+void ebm_concept_destroy(ebm_concept *c) {
+  if (!c) return;
+  ebm_net_destroy(c->net);
+  ebm_free(c->be, c->labels_dev);
+  free(c->labels_host);
+  ebm_free(c->be, c->mu);
+  ebm_free(c->be, c->prec);
+  free(c->host_mu);
+  free(c->host_prec);
+  free(c->cached_labels);
+  free(c);
+}
+
+const ebm_concept_info *ebm_concept_info_of(const ebm_concept *c) { return &c->info; }
+int ebm_concept_max_rows(const ebm_concept *c) { return c->max_rows; }
+int ebm_concept_image_size(const ebm_concept *c) { return c->N; }
+
+int ebm_concept_energy(ebm_concept *c, ebm_ref e, ebm_ref x, const float *labels, int G, int R,
+                       char *err, size_t errlen) {
+  int L = c->info.label_dim;
+  if (c->net) {
+    int n = G * R;
+    if (G < 1 || R < 1 || (long)G * R > c->max_rows) {
+      snprintf(err, errlen, "model '%s': %d x %d rows (at most %d)", c->info.name, G, R,
+               c->max_rows);
+      return -1;
+    }
+    for (int r = 0; r < n; r++)
+      memcpy(c->labels_host + (size_t)r * L, labels + (size_t)(r / R) * L, sizeof(float) * L);
+    if (ebm_upload(c->be, ebm_ref_of(c->labels_dev), c->labels_host, (size_t)n * L)) {
+      snprintf(err, errlen, "model '%s': label upload failed", c->info.name);
+      return -1;
+    }
+    ebm_net_forward(c->net, e, x, ebm_ref_of(c->labels_dev), n);
+    c->last_x = x;
+    c->last_n = n;
+    c->last_R = R;
+    return 0;
+  }
+  if (G < 1 || R < 1 || G > c->max_rows || (long)G * R > (long)1 << 30) {
+    snprintf(err, errlen, "concept '%s': %d label groups (at most %d)", c->info.name, G,
+             c->max_rows);
+    return -1;
+  }
+  size_t lab_bytes = (size_t)G * L * sizeof(float);
+  if (G != c->cached_groups || memcmp(labels, c->cached_labels, lab_bytes)) {
+    for (int g = 0; g < G; g++)
+      c->build(&c->info, labels + (size_t)g * L, c->host_mu + (size_t)g * c->N,
+               c->host_prec + (size_t)g * c->N, c->ctx);
+    if (ebm_upload(c->be, ebm_ref_of(c->mu), c->host_mu, (size_t)G * c->N) ||
+        ebm_upload(c->be, ebm_ref_of(c->prec), c->host_prec, (size_t)G * c->N)) {
+      snprintf(err, errlen, "concept '%s': upload failed", c->info.name);
+      c->cached_groups = 0;
+      return -1;
+    }
+    memcpy(c->cached_labels, labels, lab_bytes);
+    c->cached_groups = G;
+  }
+  ebm_quadratic_energy(c->be, e, x, ebm_ref_of(c->mu), ebm_ref_of(c->prec), G * R, c->N, R);
+  c->last_x = x;
+  c->last_n = G * R;
+  c->last_R = R;
+  return 0;
+}
+
+int ebm_concept_grad(ebm_concept *c, ebm_ref dx, ebm_ref dE, char *err, size_t errlen) {
+  if (!c->last_n) {
+    snprintf(err, errlen, "concept '%s': gradient before any energy", c->info.name);
+    return -1;
+  }
+  if (c->net) {
+    ebm_net_backward(c->net, dE, dx, EBM_NOREF, 0, c->last_n);
+    return 0;
+  }
+  ebm_quadratic_energy_backward(c->be, dx, dE, c->last_x, ebm_ref_of(c->mu), ebm_ref_of(c->prec),
+                                c->last_n, c->N, c->last_R);
+  return 0;
+}
+
+ebm_concept *ebm_concept_load_learned(ebm_backend *be, const char *path, int max_batch, char *err,
+                                      size_t errlen) {
+  ebm_concept *c = calloc(1, sizeof *c);
+  ebm_model_info mi;
+  if (!c) {
+    snprintf(err, errlen, "out of memory");
+    return NULL;
+  }
+  c->be = be;
+  char why[256];
+  if (ebm_model_load(path, be, max_batch, &c->net, &mi, NULL, 0, why, sizeof why)) {
+    snprintf(err, errlen, "%s: %s", path, why);
+    free(c);
+    return NULL;
+  }
+  ebm_net_refresh(c->net, 0);
+  ebm_concept_info *info = &c->info;
+  snprintf(info->name, sizeof info->name, "%s", ebm_concept_canonical_name(mi.concept));
+  snprintf(info->kind, sizeof info->kind, "learned");
+  info->label_kind = mi.label_kind;
+  info->label_dim = mi.config.label_dim;
+  info->channels = mi.config.in_channels;
+  info->height = info->width = mi.config.resolution;
+  if (info->label_dim > EBM_CONCEPT_MAX_LABEL) {
+    snprintf(err, errlen, "%s: label of %d values (at most %d)", path, info->label_dim,
+             EBM_CONCEPT_MAX_LABEL);
+    ebm_concept_destroy(c);
+    return NULL;
+  }
+  if (mi.label_kind == EBM_LABEL_ONEHOT) {
+    info->num_label_names = info->label_dim < EBM_CONCEPT_MAX_NAMES ? info->label_dim : EBM_CONCEPT_MAX_NAMES;
+    for (int i = 0; i < info->num_label_names; i++)
+      snprintf(info->label_names[i], sizeof info->label_names[i], "%s", mi.label_names[i]);
+  }
+  for (int i = 0; i < info->label_dim; i++) {
+    info->label_min[i] = mi.label_min[i];
+    info->label_max[i] = mi.label_max[i];
+  }
+  /* provenance: the hash of the file's bytes */
+  FILE *f = fopen(path, "rb");
+  uint64_t h = 0xcbf29ce484222325ull;
+  if (f) {
+    unsigned char buf[65536];
+    size_t k;
+    while ((k = fread(buf, 1, sizeof buf, f)) > 0) ebm_hash_hex(buf, k, &h, NULL);
+    fclose(f);
+  }
+  ebm_hash_hex("", 0, &h, info->hash);
+  c->max_rows = max_batch;
+  c->N = info->channels * info->height * info->width;
+  c->labels_dev = ebm_alloc(be, (size_t)max_batch * info->label_dim);
+  c->labels_host = malloc(sizeof(float) * (size_t)max_batch * info->label_dim);
+  if (!c->labels_dev || !c->labels_host) {
+    snprintf(err, errlen, "%s: out of memory", path);
+    ebm_concept_destroy(c);
+    return NULL;
+  }
+  return c;
+}
+
+/* ---- the shipped analytic concepts ----------------------------------------------------------
+ * Images are RGB, R x R, planar; pixel (row i, column j) sits at u = (j+0.5)/R*2-1 (right) and
+ * v = 1-(i+0.5)/R*2 (up), the label space of position. Precisions are relative (1 = the
+ * strongest pull an object's own pixels get) times `scale`. They are chosen so that the products
+ * read as scenes: position and size/shape light a region and darken the rest weakly (so two
+ * positions give two discs), while a colour darkens the channels it lacks everywhere, strongly,
+ * leaving the others to the shape terms: a red disc where position asked for a bright one. */
+enum { BUILTIN_COLOR = 1, BUILTIN_POSITION, BUILTIN_SIZE, BUILTIN_SHAPE };
+
+static const struct {
+  const char *name;
+  float rgb[3];
+} palette[] = {{"red", {1, 0, 0}},    {"green", {0, 1, 0}}, {"blue", {0, 0, 1}},
+               {"yellow", {1, 1, 0}}, {"cyan", {0, 1, 1}},  {"magenta", {1, 0, 1}}};
+#define PALETTE_SIZE ((int)(sizeof palette / sizeof *palette))
+
+static const char *shape_names[] = {"cube", "sphere", "cylinder"};
+
+#define REL_INSIDE 1.0f      /* object pixels pulled to 1 */
+#define REL_OUTSIDE 0.25f    /* background pulled to 0, weakly */
+#define REL_COLOR_OFF 8.0f   /* channels the colour lacks pulled to 0, strongly */
+
+/* 1 when (u, v) lies inside the region the label describes. */
+static int builtin_inside(int kind, const float *label, float u, float v) {
+  switch (kind) {
+  case BUILTIN_POSITION: {
+    float du = u - label[0], dv = v - label[1];
+    return du * du + dv * dv <= 0.3f * 0.3f;
+  }
+  case BUILTIN_SIZE: return u * u + v * v <= label[0] * label[0];
+  case BUILTIN_SHAPE: {
+    int k = 0;
+    for (int i = 1; i < 3; i++)
+      if (label[i] > label[k]) k = i;
+    if (k == 0) return fabsf(u) <= 0.4f && fabsf(v) <= 0.4f;        /* cube: square */
+    if (k == 1) return u * u + v * v <= 0.45f * 0.45f;              /* sphere: disc */
+    return fabsf(u) <= 0.3f && fabsf(v) <= 0.5f;                    /* cylinder: upright */
+  }
+  }
+  return 0;
+}
+
+static void builtin_build(const ebm_concept_info *info, const float *label, float *mu,
+                          float *prec, void *ctx) {
+  const ebm_concept *c = ctx;
+  int H = info->height, W = info->width, P = H * W;
+  float s = c->builtin_scale;
+  if (c->builtin_kind == BUILTIN_COLOR) {
+    int k = 0;
+    for (int i = 1; i < info->label_dim; i++)
+      if (label[i] > label[k]) k = i;
+    for (int ch = 0; ch < 3; ch++)
+      for (int p = 0; p < P; p++) {
+        mu[ch * P + p] = 0.0f;
+        prec[ch * P + p] = palette[k].rgb[ch] > 0.5f ? 0.0f : s * REL_COLOR_OFF;
+      }
+    return;
+  }
+  for (int i = 0; i < H; i++)
+    for (int j = 0; j < W; j++) {
+      float u = (j + 0.5f) / W * 2.0f - 1.0f, v = 1.0f - (i + 0.5f) / H * 2.0f;
+      int in = builtin_inside(c->builtin_kind, label, u, v);
+      for (int ch = 0; ch < 3; ch++) {
+        mu[ch * P + i * W + j] = in ? 1.0f : 0.0f;
+        prec[ch * P + i * W + j] = s * (in ? REL_INSIDE : REL_OUTSIDE);
+      }
+    }
+}
+
+ebm_concept *ebm_concept_create_builtin(ebm_backend *be, const char *name, int resolution,
+                                        float scale, int max_rows, char *err, size_t errlen) {
+  ebm_concept_info info = {0};
+  const char *canon = ebm_concept_canonical_name(name);
+  snprintf(info.name, sizeof info.name, "%s", canon);
+  info.channels = 3;
+  info.height = info.width = resolution;
+  int kind;
+  if (!strcmp(canon, "color")) {
+    kind = BUILTIN_COLOR;
+    info.label_kind = EBM_LABEL_ONEHOT;
+    info.label_dim = info.num_label_names = PALETTE_SIZE;
+    for (int i = 0; i < PALETTE_SIZE; i++)
+      snprintf(info.label_names[i], sizeof info.label_names[i], "%s", palette[i].name);
+  } else if (!strcmp(canon, "position")) {
+    kind = BUILTIN_POSITION;
+    info.label_kind = EBM_LABEL_VECTOR;
+    info.label_dim = 2;
+    info.label_min[0] = info.label_min[1] = -1.0f;
+    info.label_max[0] = info.label_max[1] = 1.0f;
+  } else if (!strcmp(canon, "size")) {
+    kind = BUILTIN_SIZE;
+    info.label_kind = EBM_LABEL_VECTOR;
+    info.label_dim = 1;
+    info.label_min[0] = 0.1f;
+    info.label_max[0] = 1.0f;
+  } else if (!strcmp(canon, "shape")) {
+    kind = BUILTIN_SHAPE;
+    info.label_kind = EBM_LABEL_ONEHOT;
+    info.label_dim = info.num_label_names = 3;
+    for (int i = 0; i < 3; i++)
+      snprintf(info.label_names[i], sizeof info.label_names[i], "%s", shape_names[i]);
+  } else {
+    snprintf(err, errlen, "no analytic concept '%s' (there are color, position, size, shape)",
+             name);
+    return NULL;
+  }
+  if (resolution < 2 || resolution > 1024 || !(scale > 0.0f)) {
+    snprintf(err, errlen, "analytic concept '%s': bad resolution or scale", canon);
+    return NULL;
+  }
+  char def[96];
+  int n = snprintf(def, sizeof def, "analytic:%s:R=%d:scale=%.9g", canon, resolution, scale);
+  ebm_hash_hex(def, (size_t)n, NULL, info.hash);
+  ebm_concept *c = ebm_concept_create_analytic(be, &info, builtin_build, NULL, max_rows, err,
+                                               errlen);
+  if (!c) return NULL;
+  c->ctx = c;
+  c->builtin_kind = kind;
+  c->builtin_scale = scale;
+  return c;
+}
+
+/* ---- labels ---------------------------------------------------------------------------------- */
+
+int ebm_concept_label(const ebm_concept_info *info, const char *value_name, const float *values,
+                      int num_values, float *label, char *err, size_t errlen) {
+  int L = info->label_dim;
+  if (info->label_kind == EBM_LABEL_ONEHOT) {
+    int k = -1;
+    if (value_name && value_name[0]) {
+      for (int i = 0; i < info->num_label_names; i++)
+        if (!strcasecmp(value_name, info->label_names[i])) k = i;
+    } else if (num_values == 1 && values[0] == floorf(values[0]) && values[0] >= 0 &&
+               values[0] < L) {
+      k = (int)values[0];
+    }
+    if (k < 0) {
+      int n = snprintf(err, errlen, "unknown %s ", info->name);
+      if (value_name && value_name[0])
+        n += snprintf(err + n, errlen > (size_t)n ? errlen - n : 0, "'%s'", value_name);
+      else
+        n += snprintf(err + n, errlen > (size_t)n ? errlen - n : 0, "value");
+      n += snprintf(err + n, errlen > (size_t)n ? errlen - n : 0, "; valid values:");
+      for (int i = 0; i < info->num_label_names; i++)
+        n += snprintf(err + n, errlen > (size_t)n ? errlen - n : 0, "%s %s", i ? "," : "",
+                      info->label_names[i]);
+      return -1;
+    }
+    for (int i = 0; i < L; i++) label[i] = i == k ? 1.0f : 0.0f;
+    return 0;
+  }
+  if ((value_name && value_name[0]) || num_values != L) {
+    int n = snprintf(err, errlen, "%s takes %d number%s", info->name, L, L > 1 ? "s" : "");
+    if (L > 1) {
+      n += snprintf(err + n, errlen > (size_t)n ? errlen - n : 0, " like %s=(", info->name);
+      for (int i = 0; i < L; i++)
+        n += snprintf(err + n, errlen > (size_t)n ? errlen - n : 0, "%s%g", i ? "," : "",
+                      0.5f * (info->label_min[i] + info->label_max[i]));
+      snprintf(err + n, errlen > (size_t)n ? errlen - n : 0, ")");
+    } else {
+      snprintf(err + n, errlen > (size_t)n ? errlen - n : 0, " like %s=%g", info->name,
+               0.5f * (info->label_min[0] + info->label_max[0]));
+    }
+    return -1;
+  }
+  for (int i = 0; i < L; i++) {
+    if (values[i] < info->label_min[i] || values[i] > info->label_max[i]) {
+      snprintf(err, errlen, "%s value %g is outside the model's range [%g, %g]", info->name,
+               values[i], info->label_min[i], info->label_max[i]);
+      return -1;
+    }
+    label[i] = values[i];
+  }
+  return 0;
+}
+
+/* ---- sets ------------------------------------------------------------------------------------ */
+
+const char *ebm_concept_canonical_name(const char *name) {
+  static const char *aliases[][2] = {{"pos", "position"},  {"colour", "color"},
+                                     {"col", "color"},     {"location", "position"},
+                                     {"scale", "size"},    {"object", "shape"}};
+  for (size_t i = 0; i < sizeof aliases / sizeof *aliases; i++)
+    if (!strcasecmp(name, aliases[i][0])) return aliases[i][1];
+  return name;
+}
+
+int ebm_concept_set_add(ebm_concept_set *s, ebm_concept *c, int owned, char *err, size_t errlen) {
+  if (s->count == (int)(sizeof s->items / sizeof *s->items)) {
+    snprintf(err, errlen, "too many concept models");
+    return -1;
+  }
+  if (ebm_concept_set_find(s, c->info.name)) {
+    snprintf(err, errlen, "two models for concept '%s'", c->info.name);
+    return -1;
+  }
+  s->items[s->count] = c;
+  s->owned[s->count++] = owned;
+  return 0;
+}
+
+ebm_concept *ebm_concept_set_find(const ebm_concept_set *s, const char *name) {
+  const char *canon = ebm_concept_canonical_name(name);
+  for (int i = 0; i < s->count; i++)
+    if (!strcasecmp(s->items[i]->info.name, canon)) return s->items[i];
+  return NULL;
+}
+
+void ebm_concept_set_names(const ebm_concept_set *s, char *out, size_t len) {
+  size_t n = 0;
+  if (len) out[0] = 0;
+  for (int i = 0; i < s->count && n < len; i++)
+    n += (size_t)snprintf(out + n, len - n, "%s%s", i ? ", " : "", s->items[i]->info.name);
+}
+
+void ebm_concept_set_clear(ebm_concept_set *s) {
+  for (int i = 0; i < s->count; i++)
+    if (s->owned[i]) ebm_concept_destroy(s->items[i]);
+  s->count = 0;
+}

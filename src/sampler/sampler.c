@@ -1,0 +1,230 @@
+/* sampler.c: the paper's sampler, true Langevin and MALA over a composition (sampler.h).
+ * Owns the sampler's scratch buffers for one run and the per-chain host state (energies,
+ * step sizes, accept decisions). */
+#include "vkebm/sampler.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vkebm/shared.h"
+
+/* Counter-RNG streams: the init and the accept decisions use seeds derived from the run's seed,
+ * so they never share bits with the step noise. */
+#define INIT_STREAM 0x696e6974u   /* "init" */
+#define ACCEPT_STREAM 0x6d616c61u /* "mala" */
+
+void ebm_sampler_defaults(ebm_sampler_config *cfg, ebm_sampler_kind kind) {
+  memset(cfg, 0, sizeof *cfg);
+  cfg->kind = kind;
+  cfg->steps = 200;
+  cfg->seed = 0;
+  cfg->energy_scale = 1.0f;
+  cfg->target_accept = 0.57f;
+  cfg->adapt_steps = -1;
+  switch (kind) {
+  case EBM_SAMPLER_PAPER:
+    cfg->step_size = 100.0f;
+    cfg->noise_std = 0.005f;
+    cfg->clip = 1;
+    break;
+  case EBM_SAMPLER_LANGEVIN: cfg->step_size = 1e-4f; break;
+  case EBM_SAMPLER_MALA: cfg->step_size = 1e-4f; break;
+  }
+}
+
+const char *ebm_sampler_name(ebm_sampler_kind kind) {
+  return kind == EBM_SAMPLER_PAPER ? "paper" : kind == EBM_SAMPLER_LANGEVIN ? "langevin" : "mala";
+}
+
+int ebm_sampler_parse(const char *name) {
+  if (!strcmp(name, "paper")) return EBM_SAMPLER_PAPER;
+  if (!strcmp(name, "langevin")) return EBM_SAMPLER_LANGEVIN;
+  if (!strcmp(name, "mala")) return EBM_SAMPLER_MALA;
+  return -1;
+}
+
+/* Shortest decimal that reads back as the same float. */
+static const char *short_float(char *buf, size_t len, float v) {
+  for (int digits = 1; digits <= 9; digits++) {
+    snprintf(buf, len, "%.*g", digits, v);
+    if (strtof(buf, NULL) == v) break;
+  }
+  return buf;
+}
+
+void ebm_sampler_describe(const ebm_sampler_config *c, char *out, size_t len) {
+  char a[32], b[32], beta[32];
+  short_float(beta, sizeof beta, c->energy_scale);
+  switch (c->kind) {
+  case EBM_SAMPLER_PAPER:
+    snprintf(out, len, "paper steps=%d eta=%s sigma=%s clip=%d beta=%s divide=%d", c->steps,
+             short_float(a, sizeof a, c->step_size), short_float(b, sizeof b, c->noise_std),
+             c->clip, beta, c->divide_by_terms);
+    break;
+  case EBM_SAMPLER_LANGEVIN:
+    snprintf(out, len, "langevin steps=%d lambda=%s clip=%d beta=%s divide=%d", c->steps,
+             short_float(a, sizeof a, c->step_size), c->clip, beta, c->divide_by_terms);
+    break;
+  case EBM_SAMPLER_MALA:
+    snprintf(out, len, "mala steps=%d tau=%s target=%s adapt=%d clip=%d beta=%s divide=%d",
+             c->steps, short_float(a, sizeof a, c->step_size),
+             short_float(b, sizeof b, c->target_accept), c->adapt_steps, c->clip, beta,
+             c->divide_by_terms);
+    break;
+  }
+}
+
+void ebm_sampler_init_uniform(float *x, int B, int N, uint32_t seed) {
+  for (int b = 0; b < B; b++)
+    for (int i = 0; i < N; i++)
+      x[(size_t)b * N + i] = vkebm_rng_uniform(seed ^ INIT_STREAM, 0, (u32)b, (u32)i);
+}
+
+typedef struct run {
+  ebm_backend *be;
+  int B, N;
+  ebm_buffer *g, *xp, *gp, *tau, *mask, *lq;
+  double *E, *Ep;
+  float *tau_h, *mask_h, *lq_h;
+} run;
+
+static void run_free(run *r) {
+  ebm_free(r->be, r->g);
+  ebm_free(r->be, r->xp);
+  ebm_free(r->be, r->gp);
+  ebm_free(r->be, r->tau);
+  ebm_free(r->be, r->mask);
+  ebm_free(r->be, r->lq);
+  free(r->E);
+  free(r->Ep);
+  free(r->tau_h);
+  free(r->mask_h);
+  free(r->lq_h);
+}
+
+static int sample_mala(ebm_composition *comp, run *r, ebm_ref x, const ebm_sampler_config *cfg,
+                       float step, ebm_sampler_step_fn on_step, void *user,
+                       ebm_sampler_stats *stats, char *err, size_t errlen) {
+  int B = r->B, N = r->N;
+  double beta = cfg->energy_scale;
+  int adapt = cfg->adapt_steps < 0 ? cfg->steps / 2 : cfg->adapt_steps;
+  ebm_ref g = ebm_ref_of(r->g), xp = ebm_ref_of(r->xp), gp = ebm_ref_of(r->gp);
+  ebm_ref tau = ebm_ref_of(r->tau), mask = ebm_ref_of(r->mask), lq = ebm_ref_of(r->lq);
+  for (int b = 0; b < B; b++) r->tau_h[b] = step;
+  if (ebm_composition_eval(comp, x, r->E, g, beta, err, errlen)) return -1;
+  for (int k = 0; k < cfg->steps; k++) {
+    if (ebm_upload(r->be, tau, r->tau_h, (size_t)B)) goto io;
+    ebm_mala_propose(r->be, xp, x, g, tau, B, N, cfg->seed, (uint32_t)k);
+    if (ebm_composition_eval(comp, xp, r->Ep, gp, beta, err, errlen)) return -1;
+    ebm_mala_log_q(r->be, lq, xp, x, g, tau, B, N);              /* log q(x' | x) */
+    ebm_mala_log_q(r->be, ebm_at(lq, B), x, xp, gp, tau, B, N);  /* log q(x | x') */
+    if (ebm_download(r->be, r->lq_h, lq, 2 * (size_t)B)) goto io;
+    for (int b = 0; b < B; b++) {
+      double log_a = r->E[b] - r->Ep[b] + r->lq_h[B + b] - r->lq_h[b];
+      double u = vkebm_rng_uniform(cfg->seed ^ ACCEPT_STREAM, (u32)k, (u32)b, 0);
+      int acc = isfinite(log_a) && log(u) < log_a;
+      r->mask_h[b] = acc ? 1.0f : 0.0f;
+      if (acc) r->E[b] = r->Ep[b];
+      if (k < adapt) {
+        /* Robbins-Monro on log tau toward the target acceptance probability */
+        double a = isfinite(log_a) ? (log_a > 0 ? 1.0 : exp(log_a)) : 0.0;
+        double gain = 0.5 / sqrt(1.0 + k);
+        double t = r->tau_h[b] * exp(gain * (a - cfg->target_accept));
+        r->tau_h[b] = (float)fmin(fmax(t, 1e-12), 1e6);
+      } else {
+        stats->proposed++;
+        stats->accepted += acc;
+      }
+    }
+    if (ebm_upload(r->be, mask, r->mask_h, (size_t)B)) goto io;
+    ebm_chain_select(r->be, x, xp, mask, B, N);
+    ebm_chain_select(r->be, g, gp, mask, B, N);
+    if (cfg->clip) ebm_langevin_update(r->be, x, EBM_NOREF, B, N, 0, 0, 0.0f, 0.0f, 0.0f, 1.0f);
+    if (on_step && on_step(k, x, user)) break;
+  }
+  double s = 0;
+  for (int b = 0; b < B; b++) s += r->tau_h[b];
+  stats->mean_tau = s / B;
+  stats->accept_rate = stats->proposed ? (double)stats->accepted / stats->proposed : 0.0;
+  return 0;
+io:
+  snprintf(err, errlen, "sampler: transfer failed");
+  return -1;
+}
+
+int ebm_sample(ebm_composition *comp, ebm_ref x, const ebm_sampler_config *cfg,
+               ebm_sampler_step_fn on_step, void *user, ebm_sampler_stats *stats_out, char *err,
+               size_t errlen) {
+  ebm_sampler_stats stats = {0};
+  if (cfg->steps < 0 || !(cfg->step_size > 0.0f) || !(cfg->energy_scale > 0.0f) ||
+      !(cfg->noise_std >= 0.0f) || !(cfg->target_accept > 0.0f && cfg->target_accept < 1.0f)) {
+    snprintf(err, errlen, "sampler: need steps >= 0, step size > 0, energy scale > 0, noise >= 0 "
+                          "and a target acceptance in (0, 1)");
+    return -1;
+  }
+  run r = {0};
+  r.be = ebm_composition_backend(comp);
+  r.B = ebm_composition_chains(comp);
+  r.N = ebm_composition_image_size(comp);
+  int B = r.B, N = r.N;
+  size_t BN = (size_t)B * N;
+  int mala = cfg->kind == EBM_SAMPLER_MALA;
+  r.g = ebm_alloc(r.be, BN);
+  r.E = calloc((size_t)B, sizeof *r.E);
+  if (!r.g || !r.E) goto oom;
+  if (mala) {
+    r.xp = ebm_alloc(r.be, BN);
+    r.gp = ebm_alloc(r.be, BN);
+    r.tau = ebm_alloc(r.be, (size_t)B);
+    r.mask = ebm_alloc(r.be, (size_t)B);
+    r.lq = ebm_alloc(r.be, 2 * (size_t)B);
+    r.Ep = calloc((size_t)B, sizeof *r.Ep);
+    r.tau_h = calloc((size_t)B, sizeof *r.tau_h);
+    r.mask_h = calloc((size_t)B, sizeof *r.mask_h);
+    r.lq_h = calloc(2 * (size_t)B, sizeof *r.lq_h);
+    if (!r.xp || !r.gp || !r.tau || !r.mask || !r.lq || !r.Ep || !r.tau_h || !r.mask_h || !r.lq_h)
+      goto oom;
+  }
+  float step = cfg->step_size;
+  if (cfg->divide_by_terms) step /= (float)ebm_composition_num_terms(comp);
+  float lo = 0.0f, hi = cfg->clip ? 1.0f : 0.0f; /* lo == hi: no clipping */
+  ebm_ref g = ebm_ref_of(r.g);
+  int rc = 0;
+  if (mala) {
+    rc = sample_mala(comp, &r, x, cfg, step, on_step, user, &stats, err, errlen);
+  } else {
+    for (int k = 0; k < cfg->steps && rc == 0; k++) {
+      if (cfg->kind == EBM_SAMPLER_PAPER) {
+        /* the released code's order: noise, then the gradient at the noisy point, then clip */
+        ebm_langevin_update(r.be, x, EBM_NOREF, B, N, cfg->seed, (uint32_t)k, 0.0f,
+                            cfg->noise_std, 0.0f, 0.0f);
+        if (ebm_composition_eval(comp, x, NULL, g, cfg->energy_scale, err, errlen)) rc = -1;
+        else ebm_langevin_update(r.be, x, g, B, N, 0, 0, step, 0.0f, lo, hi);
+      } else {
+        /* x - (lambda/2) grad E + sqrt(lambda) xi */
+        if (ebm_composition_eval(comp, x, NULL, g, cfg->energy_scale, err, errlen)) rc = -1;
+        else ebm_langevin_update(r.be, x, g, B, N, cfg->seed, (uint32_t)k, 0.5f * step,
+                                 sqrtf(step), lo, hi);
+      }
+      if (rc == 0 && on_step && on_step(k, x, user)) break;
+    }
+  }
+  if (rc == 0) {
+    if (ebm_composition_eval(comp, x, r.E, EBM_NOREF, cfg->energy_scale, err, errlen)) {
+      rc = -1;
+    } else {
+      double s = 0;
+      for (int b = 0; b < B; b++) s += r.E[b];
+      stats.mean_energy = s / B;
+    }
+  }
+  run_free(&r);
+  if (stats_out) *stats_out = stats;
+  return rc;
+oom:
+  run_free(&r);
+  snprintf(err, errlen, "sampler: out of memory for %d chains of %d values", B, N);
+  return -1;
+}
