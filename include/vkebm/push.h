@@ -132,4 +132,25 @@ VKEBM_PUSH_BEGIN(scene_render, SCENE_RENDER)
 VKEBM_PUSH_END(scene_render, SCENE_RENDER)
 #endif
 
+/* ---- optimizer ops ----------------------------------------------------------------------- */
+/* adam_step (shaders/adam_step.comp): n parameters; bias corrections bc1 = 1 - beta1^t and
+ * bc2 = 1 - beta2^t (and bc2_prev = 1 - beta2^(t-1), 0 at t = 1) computed on the host in
+ * double; clip != 0 enables the per-element clip; grad_scale multiplies every gradient first
+ * (the global gradient-norm clip). */
+#if !defined(VULKAN) || defined(VKEBM_PC_ADAM_STEP)
+VKEBM_PUSH_BEGIN(adam_step, ADAM_STEP)
+  VKEBM_PUSH_BINDING_OFFSETS
+  u32 n;
+  u32 clip;
+  f32 lr;
+  f32 beta1;
+  f32 beta2;
+  f32 eps;
+  f32 bc1;
+  f32 bc2;
+  f32 bc2_prev;
+  f32 grad_scale;
+VKEBM_PUSH_END(adam_step, ADAM_STEP)
+#endif
+
 #endif

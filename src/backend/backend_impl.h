@@ -54,6 +54,8 @@ typedef struct ebm_backend_vtable {
   void (*mala_propose)(ebm_backend *be, ebm_ref xp, ebm_ref x, ebm_ref grad, ebm_ref tau, int B, int N, uint32_t seed, uint32_t step);
   void (*mala_log_q)(ebm_backend *be, ebm_ref out, ebm_ref to, ebm_ref from, ebm_ref grad_from, ebm_ref tau, int B, int N);
   void (*chain_select)(ebm_backend *be, ebm_ref x, ebm_ref src, ebm_ref mask, int B, int N);
+  /* optimizer ops (src/backend/cpu_optim.c, src/backend/vulkan_optim.c) */
+  void (*adam_step)(ebm_backend *be, ebm_ref params, ebm_ref grads, ebm_ref m, ebm_ref v, size_t n, const ebm_adam_params *hp);
 } ebm_backend_vtable;
 
 /* Every backend struct starts with this header, so backend.c can reach the vtable. */
@@ -89,6 +91,17 @@ void ebm_mala_propose_cpu(float *xp, const float *x, const float *grad, const fl
 void ebm_mala_log_q_cpu(float *out, const float *to, const float *from, const float *grad_from,
                         const float *tau, int B, int N);
 void ebm_chain_select_cpu(float *x, const float *src, const float *mask, int B, int N);
+
+/* Optimizer ops. adam_step_cpu is the plain-C twin on host arrays (tests call it directly);
+ * cpu_adam_step is the cpu backend's entry (through the host, as cpu_scene_render);
+ * vulkan_adam_step dispatches shaders/adam_step.comp. */
+void adam_push_from_params(const ebm_adam_params *hp, size_t n, void *push /* vkebm_pc_adam_step */);
+void adam_step_cpu(float *params, const float *grads, float *m, float *v, size_t n,
+                   const ebm_adam_params *hp);
+void cpu_adam_step(ebm_backend *be, ebm_ref params, ebm_ref grads, ebm_ref m, ebm_ref v, size_t n,
+                   const ebm_adam_params *hp);
+void vulkan_adam_step(ebm_backend *be, ebm_ref params, ebm_ref grads, ebm_ref m, ebm_ref v,
+                      size_t n, const ebm_adam_params *hp);
 
 /* Every ebm_buffer starts with its size, so ebm_buffer_size works for both backends. */
 struct ebm_buffer {

@@ -604,6 +604,7 @@ static const ebm_backend_vtable cpu_vtable = {
     .mala_propose = cpu_mala_propose_op,
     .mala_log_q = cpu_mala_log_q_op,
     .chain_select = cpu_chain_select_op,
+    .adam_step = cpu_adam_step,
 };
 
 /* "model name" from /proc/cpuinfo, or a generic name. */

@@ -348,4 +348,5 @@ const ebm_backend_vtable vkb_vtable = {
     .spectral_norm_backward = vk_spectral_norm_backward,
     .sumsq = vk_sumsq,
     .scene_render = vulkan_scene_render,
+    .adam_step = vulkan_adam_step,
 };
