@@ -4,13 +4,17 @@
  *   out[b,o,h,w] = sum_{i<IN_CH, kh, kw} WEIGHT(o, i, kh, kw) * in[b,i,h+kh-1,w+kw-1]
  * The includer defines IN_CH, OUT_CH and WEIGHT_INDEX(o, i, kh, kw), and binds
  *   0: out [B, OUT_CH, H, W] (overwritten)   1: in [B, IN_CH, H, W]   2: weight [Co, Ci, 3, 3]
- * Tiling: each invocation computes CONV_OT output channels x CONV_PX consecutive pixels of one
- * row, so each loaded input value feeds CONV_OT*3 FMAs and each weight CONV_PX FMAs (register
- * reuse is what matters on lavapipe, where every SSBO load is a gather).
- * Dispatch: x = ceil(H * ceil(W/CONV_PX) / 64) groups of 64, y = ceil(OUT_CH/CONV_OT), z = B. */
+ * Tiling: each invocation computes a CONV_OT (output channels) x CONV_RT (rows) x CONV_PX
+ * (columns) block. Per input channel it loads the CONV_OT*9 weights once and the
+ * (CONV_RT+2) x (CONV_PX+2) input window once, then does CONV_OT*CONV_RT*CONV_PX*9 FMAs from
+ * registers: register reuse is what matters on lavapipe, where every SSBO load is a gather,
+ * and it cuts memory traffic on GPUs. Columns and rows past the edge read as zero (padding).
+ * Dispatch: x = ceil(ceil(H/CONV_RT) * ceil(W/CONV_PX) / 64) groups of 64,
+ *           y = ceil(OUT_CH / CONV_OT), z = B. */
 #extension GL_EXT_control_flow_attributes : require
 
 #define CONV_OT VKEBM_CONV_OT
+#define CONV_RT VKEBM_CONV_RT
 #define CONV_PX VKEBM_CONV_PX
 
 layout(local_size_x = 64) in;
@@ -20,41 +24,59 @@ layout(std430, binding = 2) readonly buffer Wt { float wt[]; };
 
 void main() {
   uint H = pc.h, W = pc.w;
-  uint groups_per_row = (W + CONV_PX - 1u) / CONV_PX;
+  uint col_tiles = (W + CONV_PX - 1u) / CONV_PX;
+  uint row_tiles = (H + CONV_RT - 1u) / CONV_RT;
   uint idx = gl_GlobalInvocationID.x;
-  if (idx >= H * groups_per_row) return;
-  uint row = idx / groups_per_row, col0 = (idx % groups_per_row) * CONV_PX;
+  if (idx >= row_tiles * col_tiles) return;
+  uint row0 = (idx / col_tiles) * CONV_RT, col0 = (idx % col_tiles) * CONV_PX;
   uint o0 = gl_WorkGroupID.y * CONV_OT, b = gl_WorkGroupID.z;
   uint nin = IN_CH, nout = OUT_CH;
 
-  float acc[CONV_OT][CONV_PX];
+  /* which window columns / rows are inside the image (zero padding outside) */
+  bool colok[CONV_PX + 2u];
+  uint colidx[CONV_PX + 2u];
+  [[unroll]] for (uint j = 0u; j < CONV_PX + 2u; j++) {
+    int c = int(col0) + int(j) - 1;
+    colok[j] = c >= 0 && c < int(W);
+    colidx[j] = uint(clamp(c, 0, int(W) - 1));
+  }
+
+  float acc[CONV_OT][CONV_RT][CONV_PX];
   [[unroll]] for (uint o = 0u; o < CONV_OT; o++)
-    [[unroll]] for (uint p = 0u; p < CONV_PX; p++) acc[o][p] = 0.0;
+    [[unroll]] for (uint r = 0u; r < CONV_RT; r++)
+      [[unroll]] for (uint p = 0u; p < CONV_PX; p++) acc[o][r][p] = 0.0;
 
   for (uint i = 0u; i < nin; i++) {
+    float wr[CONV_OT][9];
+    [[unroll]] for (uint o = 0u; o < CONV_OT; o++) {
+      uint oc = min(o0 + o, nout - 1u); /* clamped: channels past OUT_CH are computed, not stored */
+      [[unroll]] for (uint k = 0u; k < 9u; k++) wr[o][k] = wt[BOFF(2) + WEIGHT_INDEX(oc, i, k / 3u, k % 3u)];
+    }
     uint plane = BOFF(1) + (b * nin + i) * H * W;
-    [[unroll]] for (uint kh = 0u; kh < 3u; kh++) {
-      int r = int(row) + int(kh) - 1;
+    [[unroll]] for (uint j = 0u; j < CONV_RT + 2u; j++) {
+      int r = int(row0) + int(j) - 1;
       if (r < 0 || r >= int(H)) continue;
-      float xv[CONV_PX + 2];
-      [[unroll]] for (uint j = 0u; j < CONV_PX + 2u; j++) {
-        int c = int(col0) + int(j) - 1;
-        xv[j] = (c >= 0 && c < int(W)) ? inv[plane + uint(r) * W + uint(c)] : 0.0;
-      }
-      [[unroll]] for (uint o = 0u; o < CONV_OT; o++) {
-        uint oc = min(o0 + o, nout - 1u); /* clamped: rows past OUT_CH are computed, not stored */
-        float w0 = wt[BOFF(2) + WEIGHT_INDEX(oc, i, kh, 0u)];
-        float w1 = wt[BOFF(2) + WEIGHT_INDEX(oc, i, kh, 1u)];
-        float w2 = wt[BOFF(2) + WEIGHT_INDEX(oc, i, kh, 2u)];
-        [[unroll]] for (uint p = 0u; p < CONV_PX; p++)
-          acc[o][p] += w0 * xv[p] + w1 * xv[p + 1u] + w2 * xv[p + 2u];
+      float xv[CONV_PX + 2u];
+      [[unroll]] for (uint q = 0u; q < CONV_PX + 2u; q++)
+        xv[q] = colok[q] ? inv[plane + uint(r) * W + colidx[q]] : 0.0;
+      /* input row j feeds output row rr = j - kh */
+      [[unroll]] for (uint kh = 0u; kh < 3u; kh++) {
+        if (j < kh || j - kh >= CONV_RT) continue;
+        uint rr = j - kh;
+        [[unroll]] for (uint o = 0u; o < CONV_OT; o++)
+          [[unroll]] for (uint p = 0u; p < CONV_PX; p++)
+            acc[o][rr][p] += wr[o][kh * 3u] * xv[p] + wr[o][kh * 3u + 1u] * xv[p + 1u] +
+                             wr[o][kh * 3u + 2u] * xv[p + 2u];
       }
     }
   }
   [[unroll]] for (uint o = 0u; o < CONV_OT; o++) {
     if (o0 + o >= nout) break;
-    uint obase = BOFF(0) + ((b * nout + o0 + o) * H + row) * W;
-    [[unroll]] for (uint p = 0u; p < CONV_PX; p++)
-      if (col0 + p < W) outv[obase + col0 + p] = acc[o][p];
+    [[unroll]] for (uint r = 0u; r < CONV_RT; r++) {
+      if (row0 + r >= H) break;
+      uint obase = BOFF(0) + ((b * nout + o0 + o) * H + row0 + r) * W;
+      [[unroll]] for (uint p = 0u; p < CONV_PX; p++)
+        if (col0 + p < W) outv[obase + col0 + p] = acc[o][r][p];
+    }
   }
 }

@@ -175,6 +175,29 @@ static void test_elementwise(void) {
   got = down(bs, 5);
   tu_compare("swish hand values (in place)", got, ys, 5, 1e-7, 1e-6);
   free(got);
+  /* the whole float range the exp approximation clamps: -100..100 in steps of 0.05 */
+  {
+    const size_t m = 4001;
+    float *xr = malloc(m * 4), *yr = malloc(m * 4), *gr = malloc(m * 4);
+    for (size_t i = 0; i < m; i++) {
+      xr[i] = -100.0f + 0.05f * (float)i;
+      double s = 1.0 / (1.0 + exp(-(double)xr[i]));
+      yr[i] = (float)(xr[i] * s);
+      gr[i] = (float)(s + xr[i] * s * (1.0 - s));
+    }
+    ebm_buffer *bxr = up(xr, m), *bone = ebm_alloc(be, m), *bo = ebm_alloc(be, m);
+    ebm_fill(be, ebm_ref_of(bone), 1.0f, m);
+    ebm_swish_forward(be, ebm_ref_of(bo), ebm_ref_of(bxr), m);
+    got = down(bo, m);
+    tu_compare("swish forward on [-100, 100]", got, yr, m, 1e-30, 1e-6);
+    free(got);
+    ebm_swish_backward(be, ebm_ref_of(bo), ebm_ref_of(bone), ebm_ref_of(bxr), m);
+    got = down(bo, m);
+    tu_compare("swish backward on [-100, 100]", got, gr, m, 1e-7, 1e-6); /* cancels near x=-1.28 */
+    free(got);
+    ebm_free(be, bxr), ebm_free(be, bone), ebm_free(be, bo);
+    free(xr), free(yr), free(gr);
+  }
   ebm_swish_forward(be, ebm_ref_of(by), ebm_ref_of(ba), n);
   got = down(by, n);
   for (size_t i = 0; i < n; i++) want[i] = (float)(a[i] / (1.0 + exp(-(double)a[i])));
@@ -614,9 +637,43 @@ static void test_determinism(void) {
   TU_CHECK(memcmp(out[0][0], out[1][0], ny * 4) == 0, "conv forward not bitwise repeatable");
   TU_CHECK(memcmp(out[0][1], out[1][1], nx * 4) == 0, "conv bwd input not bitwise repeatable");
   TU_CHECK(memcmp(out[0][2], out[1][2], nw * 4) == 0, "conv bwd weight not bitwise repeatable");
+  /* the same convolutions on 1 thread: BLAS partitions output blocks, not sums, so the bits
+   * should not change; reported, not required (a BLAS may legitimately differ) */
+  {
+    cpu_ctx one = {.threads = 1, .col_budget = (size_t)Ci * 9 * H * W * 5};
+    cpu_blas_set_threads(1);
+    float *y1 = malloc(ny * 4);
+    conv3x3_forward_cpu(&one, y1, x, w, B, Ci, Co, H, W);
+    fprintf(stderr, "  conv forward 1 vs 2 threads: %s\n",
+            memcmp(y1, out[0][0], ny * 4) ? "bits differ" : "identical bits");
+    free(y1);
+    cpu_ctx_release(&one);
+  }
   for (int run = 0; run < 2; run++)
     for (int k = 0; k < 3; k++) free(out[run][k]);
   free(x), free(w), free(dy);
+
+  /* chunked elementwise ops and sumsq: identical bits for 1 and 2 threads (fixed chunks) */
+  const size_t n = 1000003;
+  float *a = rnd(n, 84), *r[2][3];
+  for (int t = 0; t < 2; t++) {
+    cpu_blas_set_threads(t + 1);
+    r[t][0] = malloc(n * 4), r[t][1] = malloc(n * 4), r[t][2] = malloc(4);
+    swish_forward_cpu(r[t][0], a, n);
+    swish_backward_cpu(r[t][1], a, a, n);
+    sumsq_cpu(r[t][2], a, n);
+  }
+  TU_CHECK(memcmp(r[0][0], r[1][0], n * 4) == 0, "swish forward differs between 1 and 2 threads");
+  TU_CHECK(memcmp(r[0][1], r[1][1], n * 4) == 0, "swish backward differs between 1 and 2 threads");
+  TU_CHECK(memcmp(r[0][2], r[1][2], 4) == 0, "sumsq differs between 1 and 2 threads");
+  double ss = 0;
+  for (size_t i = 0; i < n; i++) ss += (double)a[i] * a[i];
+  const float want = (float)ss;
+  tu_compare("sumsq n=1000003 (chunked, 2 threads)", r[1][2], &want, 1, 0, 1e-7);
+  for (int t = 0; t < 2; t++)
+    for (int k = 0; k < 3; k++) free(r[t][k]);
+  free(a);
+  cpu_blas_set_threads(2);
 }
 
 int main(void) {

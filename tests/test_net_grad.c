@@ -462,6 +462,19 @@ static void check_determinism_and_accumulation(ebm_backend *be) {
   ebm_net_forward(f.net, ebm_ref_of(f.e), ebm_ref_of(f.x), ebm_ref_of(f.c), 1);
   ebm_download(be, &e0, ebm_ref_of(f.e), 1);
   TU_CHECK(fabsf(e0 - e1[0]) <= 1e-5f * (1 + fabsf(e1[0])), "batch 1 energy %g != %g", e0, e1[0]);
+  /* Misuse is refused without writing anything: a batch over max_batch, a backward whose
+   * batch differs from the last forward's. */
+  float sentinel[B] = {42, 42, 42}, back[B];
+  ebm_upload(be, ebm_ref_of(f.e), sentinel, B);
+  ebm_net_forward(f.net, ebm_ref_of(f.e), ebm_ref_of(f.x), ebm_ref_of(f.c), MAXB + 1);
+  ebm_download(be, back, ebm_ref_of(f.e), B);
+  TU_CHECK(!memcmp(back, sentinel, sizeof back), "forward over max_batch wrote energies");
+  ebm_net_forward(f.net, ebm_ref_of(f.e), ebm_ref_of(f.x), ebm_ref_of(f.c), 1);
+  ebm_download(be, g1, ebm_net_grads(f.net), f.np);
+  ebm_net_backward(f.net, ebm_ref_of(f.de), EBM_NOREF, EBM_NOREF, 1, 2);
+  ebm_download(be, g2, ebm_net_grads(f.net), f.np);
+  TU_CHECK(!memcmp(g1, g2, f.np * 4), "backward with a mismatched batch changed the gradients");
+  TU_CHECK(ebm_sync(be) == 0, "backend failed after refused misuse");
   fprintf(stderr, "determinism and accumulation: energies %.6f %.6f %.6f\n", e1[0], e1[1], e1[2]);
   free(dx1);
   free(dx2);
@@ -621,8 +634,8 @@ static void check_model_files(ebm_backend *be) {
 static void check_config(void) {
   ebm_net_config cfg;
   char err[256];
-  const char *presets[] = {"tiny", "default32", "paper64"};
-  for (int i = 0; i < 3; i++) {
+  const char *presets[] = {"tiny", "small32", "default32", "paper64"};
+  for (int i = 0; i < 4; i++) {
     TU_CHECK(ebm_net_config_preset(&cfg, presets[i], 2) == 0, "preset %s", presets[i]);
     TU_CHECK(ebm_net_config_validate(&cfg, err, sizeof err) == 0, "%s: %s", presets[i], err);
     char d[128];

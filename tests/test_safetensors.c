@@ -67,6 +67,9 @@ static void test_malformed(void) {
                 "{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]},"
                 "\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}",
                 4, "duplicate");
+  reject_header("duplicate metadata keys", "{\"__metadata__\":{\"k\":\"a\",\"k\":\"b\"}}", 0, "duplicate");
+  reject_header("NUL in a name", "{\"a\\u0000b\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", 4,
+                "not valid UTF-8 JSON");
   reject_header("metadata not a map", "{\"__metadata__\": 3}", 0, "__metadata__ is not a JSON object");
   reject_header("metadata number value", "{\"__metadata__\": {\"step\": 3}}", 0, "is not a string");
   reject_header("entry not an object", "{\"a\": 3}", 0, "entry is not a JSON object");

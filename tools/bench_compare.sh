@@ -78,7 +78,8 @@ for r in sorted(vk, key=lambda r: (r["config"], int(r["batch"]), r["backend"])):
         continue
     ratio = r["image_steps_per_s"] / t["image_steps_per_s"]
     print(f"{r['config']:<10} {r['resolution']:>3} {r['batch']:>5} {r['backend']:<8} {r['image_steps_per_s']:>17.2f} {t['image_steps_per_s']:>17.2f} {ratio:>6.2f} {r['gflops']:>13.2f} {t['gflops']:>13.2f}")
-    if r.get("flops_per_image_step") != t.get("flops_per_image_step"):
+    fv, ft = float(r.get("flops_per_image_step") or 0), float(t.get("flops_per_image_step") or 0)
+    if abs(fv - ft) > 1e-5 * max(abs(ft), 1.0):  # printed values may be rounded
         warnings.append(f"{r['config']}: vkebm counts {r.get('flops_per_image_step')} FLOPs per image-step, torch {t.get('flops_per_image_step')}")
 devices = sorted({r.get("device", "?") for r in vk + th})
 print()

@@ -35,11 +35,15 @@ ms_per_step is the time of one whole Langevin step for the batch.
 
 Usage: /usr/bin/python3 tools/bench_torch.py [--configs default32,paper64] [--batches 1,16]
        [--threads 2] [--min-time 2] [--label-dim 2] [--resolution R --width W --blocks SPEC]
+       /usr/bin/python3 tools/bench_torch.py --check DIR   (cross-check against a vkebm model:
+       DIR holds model.safetensors and io.safetensors from `test_net_export --export DIR PRESET`;
+       energies and dE/dx, dE/dc are recomputed in float64 and compared)
 """
 import argparse
 import json
 import math
 import platform
+import struct
 import sys
 import time
 
@@ -48,7 +52,7 @@ import time
 PRESETS = {
     "paper64": (64, 64, "1d,2d,2d,2,4d"),
     "default32": (32, 32, "1d,2d,2d,2"),
-    "tiny": (16, 8, "1d,2d"),
+    "tiny": (8, 4, "1d,2,2d"),
 }
 DEFAULT_LABEL_DIM = 2
 
@@ -94,15 +98,15 @@ def flops(resolution, width, blocks):
     return forward, forward + backward_to_input
 
 
-def build_net(torch, resolution, width, blocks, label_dim, seed):
-    """Parameters as plain tensors (names as in vkebm's model file) and a forward function."""
-    F = torch.nn.functional
+def random_params(torch, resolution, width, blocks, label_dim, seed):
+    """Parameters as plain tensors named as in vkebm's model file, and random sn_u vectors."""
     g = torch.Generator().manual_seed(seed)
     layers, c_last = conv_layers(resolution, width, blocks)
-    params = {}
+    params, us = {}, {}
     for name, ci, co, _ in layers:
         bound = math.sqrt(6.0 / (ci * 9))  # Kaiming-uniform, fan_in
         params[name + ".weight"] = (torch.rand(co, ci, 3, 3, generator=g) * 2 - 1) * bound
+        us[name + ".weight"] = torch.randn(co, generator=g)
     cin = width
     for k, (mult, _) in enumerate(blocks):
         cout = width * mult
@@ -115,17 +119,27 @@ def build_net(torch, resolution, width, blocks, label_dim, seed):
     b = 1.0 / math.sqrt(c_last)
     params["head.weight"] = (torch.rand(c_last, generator=g) * 2 - 1) * b
     params["head.bias"] = torch.zeros(1)
+    return params, us
 
-    # Spectral norm, once: one power iteration from a fixed u, W / sigma.
-    sn = {}
-    for name, ci, co, _ in layers:
-        w = params[name + ".weight"]
-        wm = w.reshape(co, -1)
-        u = F.normalize(torch.randn(co, generator=g), dim=0)
-        v = F.normalize(wm.t() @ u, dim=0)
-        u = F.normalize(wm @ v, dim=0)
-        sigma = torch.dot(u, wm @ v)
-        sn[name] = (w / sigma).contiguous()
+
+def spectral_norm(torch, w, u):
+    """One power iteration from u, as ebm_spectral_norm_forward (backend.h):
+    v = normalize(W^T u); u' = normalize(W v); sigma = u'^T W v; w_sn = w / sigma,
+    normalize(a) = a / (||a|| + 1e-12), W = w viewed as [Co, Ci*9]."""
+    wm = w.reshape(w.shape[0], -1)
+    v = wm.t() @ u
+    v = v / (v.norm() + 1e-12)
+    u2 = wm @ v
+    u2 = u2 / (u2.norm() + 1e-12)
+    sigma = torch.dot(u2, wm @ v)
+    return (w / sigma).contiguous()
+
+
+def make_forward(torch, params, us, width, blocks, sn=True):
+    """The energy function E(x, c) -> [B]. Normalised weights are computed here, once."""
+    F = torch.nn.functional
+    w = {name[:-len(".weight")]: (spectral_norm(torch, t, us[name]) if sn else t)
+         for name, t in params.items() if name.endswith(".weight") and t.dim() == 4}
 
     def swish(t):
         return t * torch.sigmoid(t)
@@ -134,14 +148,14 @@ def build_net(torch, resolution, width, blocks, label_dim, seed):
         return (c @ m)[:, :, None, None]
 
     def forward(x, c):
-        h = swish(F.conv2d(x, sn["stem"], padding=1))
+        h = swish(F.conv2d(x, w["stem"], padding=1))
         cin = width
         for k, (mult, down) in enumerate(blocks):
             cout = width * mult
-            a = swish(F.conv2d(h + bias(c, params[f"blocks.{k}.gb1"]), sn[f"blocks.{k}.conv1"], padding=1))
-            bb = F.conv2d(a + bias(c, params[f"blocks.{k}.gb2"]), sn[f"blocks.{k}.conv2"], padding=1)
+            a = swish(F.conv2d(h + bias(c, params[f"blocks.{k}.gb1"]), w[f"blocks.{k}.conv1"], padding=1))
+            bb = F.conv2d(a + bias(c, params[f"blocks.{k}.gb2"]), w[f"blocks.{k}.conv2"], padding=1)
             bb = bb * (c @ params[f"blocks.{k}.g2"] + params[f"blocks.{k}.cb2"])[:, :, None, None]
-            byp = F.conv2d(h, sn[f"blocks.{k}.bypass"], padding=1) if cin != cout else h
+            byp = F.conv2d(h, w[f"blocks.{k}.bypass"], padding=1) if cin != cout else h
             out = bb + byp
             if down:
                 out = F.avg_pool2d(out, 2)
@@ -151,6 +165,59 @@ def build_net(torch, resolution, width, blocks, label_dim, seed):
         return pooled @ params["head.weight"] + params["head.bias"]
 
     return forward
+
+
+def read_safetensors(path):
+    """Plain numpy reader: u64 header length, JSON header, little-endian F32 data."""
+    import numpy as np
+    with open(path, "rb") as f:
+        blob = f.read()
+    (n,) = struct.unpack("<Q", blob[:8])
+    header = json.loads(blob[8:8 + n].decode("utf-8"))
+    meta = header.pop("__metadata__", {})
+    data = blob[8 + n:]
+    out = {}
+    for name, e in header.items():
+        if e["dtype"] != "F32":
+            raise ValueError(f"{path}: {name} is {e['dtype']}, expected F32")
+        b, end = e["data_offsets"]
+        out[name] = np.frombuffer(data, dtype="<f4", count=(end - b) // 4, offset=b).reshape(e["shape"])
+    return meta, out
+
+
+def check_against_vkebm(torch, d, tol):
+    """Load DIR/model.safetensors (a vkebm model file) into this network, evaluate it in
+    float64 on DIR/io.safetensors' x and c, and compare energy, dE/dx, dE/dc with vkebm's."""
+    meta, tensors = read_safetensors(f"{d}/model.safetensors")
+    io_meta, io = read_safetensors(f"{d}/io.safetensors")
+    if meta.get("format") != "vkebm-model":
+        raise ValueError(f"{d}/model.safetensors is not a vkebm model (format={meta.get('format')})")
+    width, blocks = int(meta["base_width"]), parse_blocks(meta["blocks"])
+    sn = meta.get("spectral_norm", "1") == "1"
+    t64 = {k: torch.from_numpy(v.astype("float64")) for k, v in tensors.items()}
+    params = {k: v for k, v in t64.items() if not k.startswith(("sn_u.", "extra."))}
+    us = {k[len("sn_u."):]: v for k, v in t64.items() if k.startswith("sn_u.")}
+    forward = make_forward(torch, params, us, width, blocks, sn)
+    x = torch.from_numpy(io["x"].astype("float64")).requires_grad_(True)
+    c = torch.from_numpy(io["c"].astype("float64")).requires_grad_(True)
+    e = forward(x, c)
+    dx, dc = torch.autograd.grad(e.sum(), (x, c))
+    ok = True
+    for name, ref in (("energy", e), ("dx", dx), ("dc", dc)):
+        got = torch.from_numpy(io[name].astype("float64"))
+        ref = ref.detach()
+        err = (got - ref).abs()
+        scale = ref.abs().max().item()
+        worst = err.argmax().item()
+        rel = err.max().item() / max(scale, 1e-30)
+        good = rel <= tol
+        ok &= good
+        print(f"{name:6s} max|vkebm - torch| = {err.max().item():.3e} (relative to max|torch| "
+              f"{scale:.3e}: {rel:.2e}) worst at {worst}: vkebm {got.flatten()[worst].item():.9g} "
+              f"torch {ref.flatten()[worst].item():.9g} {'ok' if good else 'FAIL'}")
+    print(f"vkebm {io_meta.get('backend', '?')} backend, {meta['resolution']}x{meta['resolution']} W={width} blocks={meta['blocks']} "
+          f"L={meta['label_dim']} sn={int(sn)}: {'agree' if ok else 'DISAGREE'} (tolerance {tol:g})")
+    return 0 if ok else 1
 
 
 def cpu_name():
@@ -205,7 +272,17 @@ def main():
     ap.add_argument("--blocks", help="custom config: e.g. 1d,2d,2d,2,4d")
     ap.add_argument("--seed", type=int, default=1)
     ap.add_argument("--flops-only", action="store_true", help="print the FLOP counts and exit")
+    ap.add_argument("--check", metavar="DIR", action="append",
+                    help="compare with vkebm: DIR/model.safetensors + DIR/io.safetensors "
+                         "(written by test_net_export --export DIR PRESET); repeatable")
+    ap.add_argument("--tolerance", type=float, default=1e-4,
+                    help="--check: max |vkebm - torch| relative to max |torch| (default 1e-4)")
     args = ap.parse_args()
+
+    if args.check:
+        import torch
+        torch.set_num_threads(args.threads)
+        return max(check_against_vkebm(torch, d, args.tolerance) for d in args.check)
 
     configs = {}
     for name in args.configs.split(","):
@@ -237,7 +314,8 @@ def main():
     for name, (r, w, spec) in configs.items():
         blocks = parse_blocks(spec)
         _, step_flops = flops(r, w, blocks)
-        forward = build_net(torch, r, w, blocks, args.label_dim, args.seed)
+        params, us = random_params(torch, r, w, blocks, args.label_dim, args.seed)
+        forward = make_forward(torch, params, us, w, blocks)
         for batch in batches:
             sec = bench_one(torch, forward, r, batch, args.label_dim, args.min_time, args.warmup, args.seed)
             ips = batch / sec

@@ -69,7 +69,8 @@ int ebm_model_read_info(const char *path, ebm_model_info *info, char *err, size_
 int ebm_model_save(const char *path, ebm_net *net, const ebm_model_info *info,
                    const ebm_model_extra *extras, int nextras, char *err, size_t errlen);
 
-/* Loads a model file into a new network on be for batches up to max_batch. info (optional)
+/* Loads a model file into a new network on be for batches up to max_batch; the normalised
+ * weights are computed from the saved u with update_u = 0 (see ebm_net_refresh). info (optional)
  * receives the metadata; extras (optional) are filled as described above. 0 or -1 with err. */
 int ebm_model_load(const char *path, ebm_backend *be, int max_batch, ebm_net **net,
                    ebm_model_info *info, ebm_model_extra *extras, int nextras, char *err,

@@ -41,8 +41,10 @@ typedef struct ebm_net_config {
   int spectral_norm;         /* 1: conv weights spectrally normalised (one power iteration) */
 } ebm_net_config;
 
-/* Presets. "paper64": the paper's 64x64 CubesNet (W=64; blocks 1d,2d,2d,2,4d). "default32":
- * the shipped 32x32 configuration sized for a 2-core CPU. "tiny": tests. */
+/* Presets. "paper64": the paper's 64x64 CubesNet (W=64; blocks 1d,2d,2d,2,4d; 2.14 M weights,
+ * 1.56 GFLOP/forward). "default32": the shipped 32x32 configuration sized for a 2-core CPU
+ * (W=32; 1d,2d,2d,2; 0.24 M weights, 89 MFLOP). "small32": the same at W=16 (61 K weights,
+ * 22 MFLOP) for quick training. "tiny": tests (R=8, W=4, 1d,2,2d). 0, or -1 for an unknown name. */
 int ebm_net_config_preset(ebm_net_config *cfg, const char *name, int label_dim);
 /* Parses "1d,2d,2d,2,4d" into block_mult/block_down; returns 0 or -1. */
 int ebm_net_config_parse_blocks(ebm_net_config *cfg, const char *spec);
@@ -112,7 +114,10 @@ int ebm_net_get_params(ebm_net *net, float *params, float *sn_u);
  * update_u = 1 advances the persistent vectors (training), 0 keeps them (sampling). Must be
  * called after the parameters change and before forward. ebm_net_create runs 15 iterations
  * with update_u = 1 from a random u (as PyTorch's parametrized spectral_norm does at
- * construction), so sigma starts converged rather than a one-step underestimate. */
+ * construction), so sigma starts converged rather than a one-step underestimate, and then one
+ * with update_u = 0, so w_sn is the function of (w, u) that a reloaded model computes.
+ * After training with update_u = 1, call it once with update_u = 0 before saving to have the
+ * saved model's energies match the live network's bit for bit. */
 void ebm_net_refresh(ebm_net *net, int update_u);
 
 /* energy[B] = E(x | c).  x: [B, 3, R, R] in [0, 1];  c: [B, L].  B <= max_batch.
@@ -120,6 +125,8 @@ void ebm_net_refresh(ebm_net *net, int update_u);
  * the caller must not change x or c between forward and backward. */
 void ebm_net_forward(ebm_net *net, ebm_ref energy, ebm_ref x, ebm_ref c, int B);
 
+/* Forward with B outside 1..max_batch, or backward with a B other than the last forward's,
+ * prints one line on stderr and computes nothing. */
 /* Backward from dE[B] (usually all ones, or the composition's weights) through the last
  * forward. dx [B,3,R,R] (overwritten) and dc [B,L] (overwritten) are optional (EBM_NOREF);
  * param_grads = 1 accumulates dE/dθ into ebm_net_grads (+=), spectral norm included. */

@@ -43,10 +43,14 @@ VKEBM_PUSH_END(avgpool2, AVGPOOL2)
 
 /* conv3x3_forward / backward_input / backward_weight. Register tiles (shaders/conv3x3_tile.glsl,
  * shaders/conv3x3_backward_weight.comp); the host computes the dispatch grid from them. */
-#define VKEBM_CONV_OT 8u  /* output channels per invocation (forward, backward_input) */
+#define VKEBM_CONV_OT 4u  /* output channels per invocation (forward, backward_input) */
+#define VKEBM_CONV_RT 4u  /* rows per invocation */
 #define VKEBM_CONV_PX 8u  /* consecutive pixels of a row per invocation */
-#define VKEBM_CONVW_OT 2u /* backward_weight: output channels per invocation */
-#define VKEBM_CONVW_IT 2u /* backward_weight: input channels per invocation */
+#define VKEBM_CONVW_OT 4u /* backward_weight: output channels per invocation */
+#define VKEBM_CONVW_IT 4u /* backward_weight: input channels per invocation */
+/* backward_weight splits the (b, h) rows into this many invocations' worth of parallel work
+ * at least (partial sums, then conv3x3_backward_weight_reduce), for GPUs' sake */
+#define VKEBM_CONVW_TARGET_INVOCATIONS 8192u
 #if !defined(VULKAN) || defined(VKEBM_PC_CONV3X3)
 VKEBM_PUSH_BEGIN(conv3x3, CONV3X3)
   VKEBM_PUSH_BINDING_OFFSETS
@@ -55,7 +59,18 @@ VKEBM_PUSH_BEGIN(conv3x3, CONV3X3)
   u32 cout;
   u32 h;
   u32 w;
+  u32 rows_per_split; /* backward_weight: (b, h) rows per split (gl_WorkGroupID.y) */
+  u32 partial;        /* backward_weight: 0 = dw += sums; 1 = out[split] = sums (partials) */
 VKEBM_PUSH_END(conv3x3, CONV3X3)
+#endif
+
+/* conv3x3_backward_weight_reduce: dw[k] += sum_{s < splits} partial[s*n + k]. */
+#if !defined(VULKAN) || defined(VKEBM_PC_SPLIT_SUM)
+VKEBM_PUSH_BEGIN(split_sum, SPLIT_SUM)
+  VKEBM_PUSH_BINDING_OFFSETS
+  u32 n;
+  u32 splits;
+VKEBM_PUSH_END(split_sum, SPLIT_SUM)
 #endif
 
 /* cond_bias_forward, cond_scale_forward, cond_scale_backward, cond_params_backward.
@@ -151,6 +166,27 @@ VKEBM_PUSH_BEGIN(adam_step, ADAM_STEP)
   f32 bc2_prev;
   f32 grad_scale;
 VKEBM_PUSH_END(adam_step, ADAM_STEP)
+#endif
+
+/* ---- sampler ops (shaders/langevin_*.comp, src/backend/vulkan_sampler.c) ----------------------
+ * One struct for all of them. rows x cols: chains (or stacked rows) by values per row;
+ * rows_per_group: rows sharing a target/precision row (quadratic energy); flags bit 0: grad
+ * present (langevin_update); clip when clip_lo < clip_hi. */
+#define VKEBM_SAMPLER_HAS_GRAD 1u
+#if !defined(VULKAN) || defined(VKEBM_PC_SAMPLER)
+VKEBM_PUSH_BEGIN(sampler, SAMPLER)
+  VKEBM_PUSH_BINDING_OFFSETS
+  u32 rows;
+  u32 cols;
+  u32 rows_per_group;
+  u32 seed;
+  u32 step;
+  u32 flags;
+  f32 step_size;
+  f32 noise_std;
+  f32 clip_lo;
+  f32 clip_hi;
+VKEBM_PUSH_END(sampler, SAMPLER)
 #endif
 
 #endif

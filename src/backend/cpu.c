@@ -152,16 +152,18 @@ static int cpu_sync(ebm_backend *be) { return cpu_of(be)->failed ? EBM_ERR : 0; 
 
 /* ---- ops: resolve refs, then the array twin ------------------------------------------------ */
 
-#define P(ref, n, name) float *name##_p = ref_ptr(cb, ref, n, OP, #name)
-#define CHECK_OK(...) \
+/* RESOLVE(ref, n, name) declares float *name_p, the checked pointer for ref (NULL if bad);
+ * RETURN_UNLESS(cond) leaves the op when a ref or a shape was bad (already reported). */
+#define RESOLVE(ref, n, name) float *name##_p = ref_ptr(cb, ref, n, OP, #name)
+#define RETURN_UNLESS(...) \
   if (!(__VA_ARGS__)) return
 
 static void cpu_fill_op(ebm_backend *be, ebm_ref y, float v, size_t n) {
 #define OP "fill"
   cpu_backend *cb = cpu_of(be);
   if (!n) return;
-  P(y, n, y);
-  CHECK_OK(y_p);
+  RESOLVE(y, n, y);
+  RETURN_UNLESS(y_p);
   fill_cpu(y_p, v, n);
 #undef OP
 }
@@ -170,10 +172,10 @@ static void cpu_add_op(ebm_backend *be, ebm_ref y, ebm_ref a, ebm_ref b, size_t 
 #define OP "add"
   cpu_backend *cb = cpu_of(be);
   if (!n) return;
-  P(y, n, y);
-  P(a, n, a);
-  P(b, n, b);
-  CHECK_OK(y_p && a_p && b_p);
+  RESOLVE(y, n, y);
+  RESOLVE(a, n, a);
+  RESOLVE(b, n, b);
+  RETURN_UNLESS(y_p && a_p && b_p);
   add_cpu(y_p, a_p, b_p, n);
 #undef OP
 }
@@ -182,9 +184,9 @@ static void cpu_axpy_op(ebm_backend *be, ebm_ref y, float alpha, ebm_ref x, size
 #define OP "axpy"
   cpu_backend *cb = cpu_of(be);
   if (!n) return;
-  P(y, n, y);
-  P(x, n, x);
-  CHECK_OK(y_p && x_p);
+  RESOLVE(y, n, y);
+  RESOLVE(x, n, x);
+  RETURN_UNLESS(y_p && x_p);
   axpy_cpu(y_p, alpha, x_p, n);
 #undef OP
 }
@@ -193,9 +195,9 @@ static void cpu_scale_op(ebm_backend *be, ebm_ref y, float alpha, ebm_ref x, siz
 #define OP "scale"
   cpu_backend *cb = cpu_of(be);
   if (!n) return;
-  P(y, n, y);
-  P(x, n, x);
-  CHECK_OK(y_p && x_p);
+  RESOLVE(y, n, y);
+  RESOLVE(x, n, x);
+  RETURN_UNLESS(y_p && x_p);
   scale_cpu(y_p, alpha, x_p, n);
 #undef OP
 }
@@ -204,13 +206,13 @@ static void cpu_conv3x3_forward_op(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_re
                                    int Ci, int Co, int H, int W) {
 #define OP "conv3x3_forward"
   cpu_backend *cb = cpu_of(be);
-  CHECK_OK(dims_ok(cb, OP, B, Ci, Co, H, W));
+  RETURN_UNLESS(dims_ok(cb, OP, B, Ci, Co, H, W));
   const size_t HW = (size_t)H * W;
   if (!B || !Co || !HW) return;
-  P(y, (size_t)B * Co * HW, y);
-  P(x, (size_t)B * Ci * HW, x);
-  P(w, (size_t)Co * Ci * 9, w);
-  CHECK_OK(y_p && x_p && w_p);
+  RESOLVE(y, (size_t)B * Co * HW, y);
+  RESOLVE(x, (size_t)B * Ci * HW, x);
+  RESOLVE(w, (size_t)Co * Ci * 9, w);
+  RETURN_UNLESS(y_p && x_p && w_p);
   if (conv3x3_forward_cpu(&cb->ctx, y_p, x_p, w_p, B, Ci, Co, H, W)) cpu_fail(cb, OP, "out of memory");
 #undef OP
 }
@@ -219,13 +221,13 @@ static void cpu_conv3x3_backward_input_op(ebm_backend *be, ebm_ref dx, ebm_ref d
                                           int B, int Ci, int Co, int H, int W) {
 #define OP "conv3x3_backward_input"
   cpu_backend *cb = cpu_of(be);
-  CHECK_OK(dims_ok(cb, OP, B, Ci, Co, H, W));
+  RETURN_UNLESS(dims_ok(cb, OP, B, Ci, Co, H, W));
   const size_t HW = (size_t)H * W;
   if (!B || !Ci || !HW) return;
-  P(dx, (size_t)B * Ci * HW, dx);
-  P(dy, (size_t)B * Co * HW, dy);
-  P(w, (size_t)Co * Ci * 9, w);
-  CHECK_OK(dx_p && dy_p && w_p);
+  RESOLVE(dx, (size_t)B * Ci * HW, dx);
+  RESOLVE(dy, (size_t)B * Co * HW, dy);
+  RESOLVE(w, (size_t)Co * Ci * 9, w);
+  RETURN_UNLESS(dx_p && dy_p && w_p);
   if (conv3x3_backward_input_cpu(&cb->ctx, dx_p, dy_p, w_p, B, Ci, Co, H, W))
     cpu_fail(cb, OP, "out of memory");
 #undef OP
@@ -235,13 +237,13 @@ static void cpu_conv3x3_backward_weight_op(ebm_backend *be, ebm_ref dw, ebm_ref 
                                            int B, int Ci, int Co, int H, int W) {
 #define OP "conv3x3_backward_weight"
   cpu_backend *cb = cpu_of(be);
-  CHECK_OK(dims_ok(cb, OP, B, Ci, Co, H, W));
+  RETURN_UNLESS(dims_ok(cb, OP, B, Ci, Co, H, W));
   const size_t HW = (size_t)H * W;
   if (!Ci || !Co || !B || !HW) return;
-  P(dw, (size_t)Co * Ci * 9, dw);
-  P(dy, (size_t)B * Co * HW, dy);
-  P(x, (size_t)B * Ci * HW, x);
-  CHECK_OK(dw_p && dy_p && x_p);
+  RESOLVE(dw, (size_t)Co * Ci * 9, dw);
+  RESOLVE(dy, (size_t)B * Co * HW, dy);
+  RESOLVE(x, (size_t)B * Ci * HW, x);
+  RETURN_UNLESS(dw_p && dy_p && x_p);
   if (conv3x3_backward_weight_cpu(&cb->ctx, dw_p, dy_p, x_p, B, Ci, Co, H, W))
     cpu_fail(cb, OP, "out of memory");
 #undef OP
@@ -251,9 +253,9 @@ static void cpu_swish_forward_op(ebm_backend *be, ebm_ref y, ebm_ref x, size_t n
 #define OP "swish_forward"
   cpu_backend *cb = cpu_of(be);
   if (!n) return;
-  P(y, n, y);
-  P(x, n, x);
-  CHECK_OK(y_p && x_p);
+  RESOLVE(y, n, y);
+  RESOLVE(x, n, x);
+  RETURN_UNLESS(y_p && x_p);
   swish_forward_cpu(y_p, x_p, n);
 #undef OP
 }
@@ -262,10 +264,10 @@ static void cpu_swish_backward_op(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_r
 #define OP "swish_backward"
   cpu_backend *cb = cpu_of(be);
   if (!n) return;
-  P(dx, n, dx);
-  P(dy, n, dy);
-  P(x, n, x);
-  CHECK_OK(dx_p && dy_p && x_p);
+  RESOLVE(dx, n, dx);
+  RESOLVE(dy, n, dy);
+  RESOLVE(x, n, x);
+  RETURN_UNLESS(dx_p && dy_p && x_p);
   swish_backward_cpu(dx_p, dy_p, x_p, n);
 #undef OP
 }
@@ -283,12 +285,12 @@ static void cpu_avgpool2_forward_op(ebm_backend *be, ebm_ref y, ebm_ref x, int B
                                     int W) {
 #define OP "avgpool2_forward"
   cpu_backend *cb = cpu_of(be);
-  CHECK_OK(pool_dims_ok(cb, OP, B, C, H, W));
+  RETURN_UNLESS(pool_dims_ok(cb, OP, B, C, H, W));
   const size_t n = (size_t)B * C * H * W;
   if (!n) return;
-  P(y, n / 4, y);
-  P(x, n, x);
-  CHECK_OK(y_p && x_p);
+  RESOLVE(y, n / 4, y);
+  RESOLVE(x, n, x);
+  RETURN_UNLESS(y_p && x_p);
   avgpool2_forward_cpu(y_p, x_p, B, C, H, W);
 #undef OP
 }
@@ -297,12 +299,12 @@ static void cpu_avgpool2_backward_op(ebm_backend *be, ebm_ref dx, ebm_ref dy, in
                                      int W) {
 #define OP "avgpool2_backward"
   cpu_backend *cb = cpu_of(be);
-  CHECK_OK(pool_dims_ok(cb, OP, B, C, H, W));
+  RETURN_UNLESS(pool_dims_ok(cb, OP, B, C, H, W));
   const size_t n = (size_t)B * C * H * W;
   if (!n) return;
-  P(dx, n, dx);
-  P(dy, n / 4, dy);
-  CHECK_OK(dx_p && dy_p);
+  RESOLVE(dx, n, dx);
+  RESOLVE(dy, n / 4, dy);
+  RETURN_UNLESS(dx_p && dy_p);
   avgpool2_backward_cpu(dx_p, dy_p, B, C, H, W);
 #undef OP
 }
@@ -311,14 +313,14 @@ static void cpu_cond_bias_forward_op(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_
                                      int B, int C, int HW, int L) {
 #define OP "cond_bias_forward"
   cpu_backend *cb = cpu_of(be);
-  CHECK_OK(dims_ok(cb, OP, B, C, HW, L, 0));
+  RETURN_UNLESS(dims_ok(cb, OP, B, C, HW, L, 0));
   const size_t n = (size_t)B * C * HW;
   if (!n) return;
-  P(y, n, y);
-  P(x, n, x);
-  P(c, (size_t)B * L, c);
-  P(G, (size_t)L * C, G);
-  CHECK_OK(y_p && x_p && c_p && G_p);
+  RESOLVE(y, n, y);
+  RESOLVE(x, n, x);
+  RESOLVE(c, (size_t)B * L, c);
+  RESOLVE(G, (size_t)L * C, G);
+  RETURN_UNLESS(y_p && x_p && c_p && G_p);
   cond_bias_forward_cpu(y_p, x_p, c_p, G_p, B, C, HW, L);
 #undef OP
 }
@@ -327,15 +329,15 @@ static void cpu_cond_bias_backward_op(ebm_backend *be, ebm_ref dG, ebm_ref dc, e
                                       ebm_ref c, ebm_ref G, int B, int C, int HW, int L) {
 #define OP "cond_bias_backward"
   cpu_backend *cb = cpu_of(be);
-  CHECK_OK(dims_ok(cb, OP, B, C, HW, L, 0));
+  RETURN_UNLESS(dims_ok(cb, OP, B, C, HW, L, 0));
   if (!B || !C || !L) return;
   int ok = 1;
-  P(dG, (size_t)L * C, dG);
+  RESOLVE(dG, (size_t)L * C, dG);
   float *dc_p = opt_ptr(cb, dc, (size_t)B * L, OP, "dc", &ok);
-  P(dy, (size_t)B * C * HW, dy);
-  P(c, (size_t)B * L, c);
-  P(G, (size_t)L * C, G);
-  CHECK_OK(ok && dG_p && dy_p && c_p && G_p);
+  RESOLVE(dy, (size_t)B * C * HW, dy);
+  RESOLVE(c, (size_t)B * L, c);
+  RESOLVE(G, (size_t)L * C, G);
+  RETURN_UNLESS(ok && dG_p && dy_p && c_p && G_p);
   if (cond_bias_backward_cpu(dG_p, dc_p, dy_p, c_p, G_p, B, C, HW, L))
     cpu_fail(cb, OP, "out of memory");
 #undef OP
@@ -345,15 +347,15 @@ static void cpu_cond_scale_forward_op(ebm_backend *be, ebm_ref y, ebm_ref x, ebm
                                       ebm_ref CB, int B, int C, int HW, int L) {
 #define OP "cond_scale_forward"
   cpu_backend *cb = cpu_of(be);
-  CHECK_OK(dims_ok(cb, OP, B, C, HW, L, 0));
+  RETURN_UNLESS(dims_ok(cb, OP, B, C, HW, L, 0));
   const size_t n = (size_t)B * C * HW;
   if (!n) return;
-  P(y, n, y);
-  P(x, n, x);
-  P(c, (size_t)B * L, c);
-  P(G, (size_t)L * C, G);
-  P(CB, (size_t)C, CB);
-  CHECK_OK(y_p && x_p && c_p && G_p && CB_p);
+  RESOLVE(y, n, y);
+  RESOLVE(x, n, x);
+  RESOLVE(c, (size_t)B * L, c);
+  RESOLVE(G, (size_t)L * C, G);
+  RESOLVE(CB, (size_t)C, CB);
+  RETURN_UNLESS(y_p && x_p && c_p && G_p && CB_p);
   if (cond_scale_forward_cpu(y_p, x_p, c_p, G_p, CB_p, B, C, HW, L))
     cpu_fail(cb, OP, "out of memory");
 #undef OP
@@ -364,7 +366,7 @@ static void cpu_cond_scale_backward_op(ebm_backend *be, ebm_ref dx, ebm_ref dG, 
                                        ebm_ref CB, int B, int C, int HW, int L) {
 #define OP "cond_scale_backward"
   cpu_backend *cb = cpu_of(be);
-  CHECK_OK(dims_ok(cb, OP, B, C, HW, L, 0));
+  RETURN_UNLESS(dims_ok(cb, OP, B, C, HW, L, 0));
   if (!B || !C) return;
   const size_t n = (size_t)B * C * HW;
   int ok = 1;
@@ -374,10 +376,10 @@ static void cpu_cond_scale_backward_op(ebm_backend *be, ebm_ref dx, ebm_ref dG, 
   float *dc_p = L ? opt_ptr(cb, dc, (size_t)B * L, OP, "dc", &ok) : NULL;
   float *dy_p = n ? ref_ptr(cb, dy, n, OP, "dy") : NULL;
   float *x_p = n ? ref_ptr(cb, x, n, OP, "x") : NULL;
-  P(c, (size_t)B * L, c);
-  P(G, (size_t)L * C, G);
-  P(CB, (size_t)C, CB);
-  CHECK_OK(ok && (!n || (dx_p && dy_p && x_p)) && c_p && G_p && CB_p);
+  RESOLVE(c, (size_t)B * L, c);
+  RESOLVE(G, (size_t)L * C, G);
+  RESOLVE(CB, (size_t)C, CB);
+  RETURN_UNLESS(ok && (!n || (dx_p && dy_p && x_p)) && c_p && G_p && CB_p);
   if (cond_scale_backward_cpu(dx_p, dG_p, dCB_p, dc_p, dy_p, x_p, c_p, G_p, CB_p, B, C, HW, L))
     cpu_fail(cb, OP, "out of memory");
 #undef OP
@@ -387,17 +389,17 @@ static void cpu_head_forward_op(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref w
                                 int B, int C, int HW) {
 #define OP "head_forward"
   cpu_backend *cb = cpu_of(be);
-  CHECK_OK(dims_ok(cb, OP, B, C, HW, 0, 0));
+  RETURN_UNLESS(dims_ok(cb, OP, B, C, HW, 0, 0));
   if (!B) return;
   if (HW == 0 && C > 0) {
     cpu_fail(cb, OP, "HW must be positive");
     return;
   }
-  P(e, (size_t)B, e);
+  RESOLVE(e, (size_t)B, e);
   float *x_p = C ? ref_ptr(cb, x, (size_t)B * C * HW, OP, "x") : NULL;
   float *w_p = C ? ref_ptr(cb, w, (size_t)C, OP, "w") : NULL;
-  P(bias, 1, bias);
-  CHECK_OK(e_p && bias_p && (!C || (x_p && w_p)));
+  RESOLVE(bias, 1, bias);
+  RETURN_UNLESS(e_p && bias_p && (!C || (x_p && w_p)));
   head_forward_cpu(e_p, x_p, w_p, bias_p, B, C, HW);
 #undef OP
 }
@@ -406,7 +408,7 @@ static void cpu_head_backward_op(ebm_backend *be, ebm_ref dx, ebm_ref dw, ebm_re
                                  ebm_ref de, ebm_ref x, ebm_ref w, int B, int C, int HW) {
 #define OP "head_backward"
   cpu_backend *cb = cpu_of(be);
-  CHECK_OK(dims_ok(cb, OP, B, C, HW, 0, 0));
+  RETURN_UNLESS(dims_ok(cb, OP, B, C, HW, 0, 0));
   if (!B) return;
   if (HW == 0 && C > 0) {
     cpu_fail(cb, OP, "HW must be positive");
@@ -417,10 +419,10 @@ static void cpu_head_backward_op(ebm_backend *be, ebm_ref dx, ebm_ref dw, ebm_re
   float *dx_p = n ? ref_ptr(cb, dx, n, OP, "dx") : NULL;
   float *dw_p = C ? opt_ptr(cb, dw, (size_t)C, OP, "dw", &ok) : NULL;
   float *dbias_p = opt_ptr(cb, dbias, 1, OP, "dbias", &ok);
-  P(de, (size_t)B, de);
+  RESOLVE(de, (size_t)B, de);
   float *x_p = n ? ref_ptr(cb, x, n, OP, "x") : NULL;
   float *w_p = C ? ref_ptr(cb, w, (size_t)C, OP, "w") : NULL;
-  CHECK_OK(ok && de_p && (!n || (dx_p && x_p)) && (!C || w_p));
+  RETURN_UNLESS(ok && de_p && (!n || (dx_p && x_p)) && (!C || w_p));
   head_backward_cpu(dx_p, dw_p, dbias_p, de_p, x_p, w_p, B, C, HW);
 #undef OP
 }
@@ -430,15 +432,15 @@ static void cpu_spectral_norm_forward_op(ebm_backend *be, ebm_ref w_sn, ebm_ref 
                                          int update_u) {
 #define OP "spectral_norm_forward"
   cpu_backend *cb = cpu_of(be);
-  CHECK_OK(dims_ok(cb, OP, rows, cols, 0, 0, 0));
+  RETURN_UNLESS(dims_ok(cb, OP, rows, cols, 0, 0, 0));
   if (!rows || !cols) return;
   const size_t n = (size_t)rows * cols;
-  P(w_sn, n, w_sn);
-  P(u, (size_t)rows, u);
-  P(v, (size_t)cols, v);
-  P(sigma, 1, sigma);
-  P(w, n, w);
-  CHECK_OK(w_sn_p && u_p && v_p && sigma_p && w_p);
+  RESOLVE(w_sn, n, w_sn);
+  RESOLVE(u, (size_t)rows, u);
+  RESOLVE(v, (size_t)cols, v);
+  RESOLVE(sigma, 1, sigma);
+  RESOLVE(w, n, w);
+  RETURN_UNLESS(w_sn_p && u_p && v_p && sigma_p && w_p);
   if (spectral_norm_forward_cpu(w_sn_p, u_p, v_p, sigma_p, w_p, rows, cols, update_u))
     cpu_fail(cb, OP, "out of memory");
 #undef OP
@@ -449,16 +451,16 @@ static void cpu_spectral_norm_backward_op(ebm_backend *be, ebm_ref dw, ebm_ref d
                                           int rows, int cols) {
 #define OP "spectral_norm_backward"
   cpu_backend *cb = cpu_of(be);
-  CHECK_OK(dims_ok(cb, OP, rows, cols, 0, 0, 0));
+  RETURN_UNLESS(dims_ok(cb, OP, rows, cols, 0, 0, 0));
   if (!rows || !cols) return;
   const size_t n = (size_t)rows * cols;
-  P(dw, n, dw);
-  P(dw_sn, n, dw_sn);
-  P(w_sn, n, w_sn);
-  P(u, (size_t)rows, u);
-  P(v, (size_t)cols, v);
-  P(sigma, 1, sigma);
-  CHECK_OK(dw_p && dw_sn_p && w_sn_p && u_p && v_p && sigma_p);
+  RESOLVE(dw, n, dw);
+  RESOLVE(dw_sn, n, dw_sn);
+  RESOLVE(w_sn, n, w_sn);
+  RESOLVE(u, (size_t)rows, u);
+  RESOLVE(v, (size_t)cols, v);
+  RESOLVE(sigma, 1, sigma);
+  RETURN_UNLESS(dw_p && dw_sn_p && w_sn_p && u_p && v_p && sigma_p);
   spectral_norm_backward_cpu(dw_p, dw_sn_p, w_sn_p, u_p, v_p, sigma_p, rows, cols);
 #undef OP
 }
@@ -466,9 +468,9 @@ static void cpu_spectral_norm_backward_op(ebm_backend *be, ebm_ref dw, ebm_ref d
 static void cpu_sumsq_op(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n) {
 #define OP "sumsq"
   cpu_backend *cb = cpu_of(be);
-  P(out, 1, out);
+  RESOLVE(out, 1, out);
   float *x_p = n ? ref_ptr(cb, x, n, OP, "x") : NULL;
-  CHECK_OK(out_p && (x_p || !n));
+  RETURN_UNLESS(out_p && (x_p || !n));
   sumsq_cpu(out_p, x_p, n);
 #undef OP
 }
@@ -481,11 +483,11 @@ static void cpu_quadratic_energy_op(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_r
   cpu_backend *cb = cpu_of(be);
   if (n <= 0 || N <= 0 || rows_per_group <= 0 || !dims_ok(cb, OP, n, N, rows_per_group, 0, 0)) return;
   size_t G = (size_t)(n + rows_per_group - 1) / rows_per_group;
-  P(e, (size_t)n, e);
-  P(x, (size_t)n * N, x);
-  P(mu, G * N, mu);
-  P(prec, G * N, prec);
-  CHECK_OK(e_p && x_p && mu_p && prec_p);
+  RESOLVE(e, (size_t)n, e);
+  RESOLVE(x, (size_t)n * N, x);
+  RESOLVE(mu, G * N, mu);
+  RESOLVE(prec, G * N, prec);
+  RETURN_UNLESS(e_p && x_p && mu_p && prec_p);
   ebm_quadratic_energy_cpu(e_p, x_p, mu_p, prec_p, n, N, rows_per_group);
 #undef OP
 }
@@ -497,12 +499,12 @@ static void cpu_quadratic_energy_backward_op(ebm_backend *be, ebm_ref dx, ebm_re
   cpu_backend *cb = cpu_of(be);
   if (n <= 0 || N <= 0 || rows_per_group <= 0 || !dims_ok(cb, OP, n, N, rows_per_group, 0, 0)) return;
   size_t G = (size_t)(n + rows_per_group - 1) / rows_per_group;
-  P(dx, (size_t)n * N, dx);
-  P(dE, (size_t)n, dE);
-  P(x, (size_t)n * N, x);
-  P(mu, G * N, mu);
-  P(prec, G * N, prec);
-  CHECK_OK(dx_p && dE_p && x_p && mu_p && prec_p);
+  RESOLVE(dx, (size_t)n * N, dx);
+  RESOLVE(dE, (size_t)n, dE);
+  RESOLVE(x, (size_t)n * N, x);
+  RESOLVE(mu, G * N, mu);
+  RESOLVE(prec, G * N, prec);
+  RETURN_UNLESS(dx_p && dE_p && x_p && mu_p && prec_p);
   ebm_quadratic_energy_backward_cpu(dx_p, dE_p, x_p, mu_p, prec_p, n, N, rows_per_group);
 #undef OP
 }
@@ -514,9 +516,9 @@ static void cpu_langevin_update_op(ebm_backend *be, ebm_ref x, ebm_ref grad, int
   cpu_backend *cb = cpu_of(be);
   if (B <= 0 || N <= 0) return;
   int ok = 1;
-  P(x, (size_t)B * N, x);
+  RESOLVE(x, (size_t)B * N, x);
   float *grad_p = opt_ptr(cb, grad, (size_t)B * N, OP, "grad", &ok);
-  CHECK_OK(x_p && ok);
+  RETURN_UNLESS(x_p && ok);
   ebm_langevin_update_cpu(x_p, grad_p, B, N, seed, step, step_size, noise_std, clip_lo, clip_hi);
 #undef OP
 }
@@ -526,11 +528,11 @@ static void cpu_mala_propose_op(ebm_backend *be, ebm_ref xp, ebm_ref x, ebm_ref 
 #define OP "mala_propose"
   cpu_backend *cb = cpu_of(be);
   if (B <= 0 || N <= 0) return;
-  P(xp, (size_t)B * N, xp);
-  P(x, (size_t)B * N, x);
-  P(grad, (size_t)B * N, grad);
-  P(tau, (size_t)B, tau);
-  CHECK_OK(xp_p && x_p && grad_p && tau_p);
+  RESOLVE(xp, (size_t)B * N, xp);
+  RESOLVE(x, (size_t)B * N, x);
+  RESOLVE(grad, (size_t)B * N, grad);
+  RESOLVE(tau, (size_t)B, tau);
+  RETURN_UNLESS(xp_p && x_p && grad_p && tau_p);
   ebm_mala_propose_cpu(xp_p, x_p, grad_p, tau_p, B, N, seed, step);
 #undef OP
 }
@@ -540,12 +542,12 @@ static void cpu_mala_log_q_op(ebm_backend *be, ebm_ref out, ebm_ref to, ebm_ref 
 #define OP "mala_log_q"
   cpu_backend *cb = cpu_of(be);
   if (B <= 0 || N <= 0) return;
-  P(out, (size_t)B, out);
-  P(to, (size_t)B * N, to);
-  P(from, (size_t)B * N, from);
-  P(grad_from, (size_t)B * N, grad_from);
-  P(tau, (size_t)B, tau);
-  CHECK_OK(out_p && to_p && from_p && grad_from_p && tau_p);
+  RESOLVE(out, (size_t)B, out);
+  RESOLVE(to, (size_t)B * N, to);
+  RESOLVE(from, (size_t)B * N, from);
+  RESOLVE(grad_from, (size_t)B * N, grad_from);
+  RESOLVE(tau, (size_t)B, tau);
+  RETURN_UNLESS(out_p && to_p && from_p && grad_from_p && tau_p);
   ebm_mala_log_q_cpu(out_p, to_p, from_p, grad_from_p, tau_p, B, N);
 #undef OP
 }
@@ -555,10 +557,10 @@ static void cpu_chain_select_op(ebm_backend *be, ebm_ref x, ebm_ref src, ebm_ref
 #define OP "chain_select"
   cpu_backend *cb = cpu_of(be);
   if (B <= 0 || N <= 0) return;
-  P(x, (size_t)B * N, x);
-  P(src, (size_t)B * N, src);
-  P(mask, (size_t)B, mask);
-  CHECK_OK(x_p && src_p && mask_p);
+  RESOLVE(x, (size_t)B * N, x);
+  RESOLVE(src, (size_t)B * N, src);
+  RESOLVE(mask, (size_t)B, mask);
+  RETURN_UNLESS(x_p && src_p && mask_p);
   ebm_chain_select_cpu(x_p, src_p, mask_p, B, N);
 #undef OP
 }

@@ -20,9 +20,11 @@
 #include "cpu_ops.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #if defined(VKEBM_BLAS_BLIS)
 #include <blis.h>
@@ -32,16 +34,28 @@
 #error "define VKEBM_BLAS_BLIS or VKEBM_BLAS_OPENBLAS (CMake option VKEBM_BLAS)"
 #endif
 
+/* Our own loops (im2col, col2im, gathers) use OpenMP only next to BLIS's OpenMP build, which
+ * shares the same thread pool. Next to OpenBLAS's pthreads, idle OpenMP workers spin while
+ * OpenBLAS's threads want the same cores: measured 100x slower on small convs, so those loops
+ * run on the calling thread there. Tiny loops stay serial (a parallel region costs ~µs). */
 #define CPU_PRAGMA(x) _Pragma(#x)
-#ifdef _OPENMP
-#define CPU_PARALLEL_FOR(nthreads) CPU_PRAGMA(omp parallel for num_threads(nthreads) schedule(static))
+#if defined(_OPENMP) && defined(VKEBM_BLAS_BLIS)
+#define CPU_PARALLEL_FOR(nthreads, work) \
+  CPU_PRAGMA(omp parallel for num_threads((work) >= 65536 ? (nthreads) : 1) schedule(static))
 #else
-#define CPU_PARALLEL_FOR(nthreads)
+#define CPU_PARALLEL_FOR(nthreads, work)
+#endif
+/* Elementwise loops are vectorised explicitly: -O2's cost model leaves them scalar. */
+#if defined(_OPENMP)
+#define CPU_SIMD CPU_PRAGMA(omp simd)
+#else
+#define CPU_SIMD CPU_PRAGMA(GCC ivdep)
 #endif
 
-/* im2col column budget in floats (16 MiB): big enough to batch 16 images of 64ch x 8x8 or
- * 4 of 64ch x 16x16, small enough to stay near the L3 cache. */
-#define CONV_COL_BUDGET ((size_t)4 << 20)
+/* im2col column budget in floats (2 MiB): chunks of col that stay in the L2/L3 caches between
+ * im2col writing them and the GEMM reading them. Measured (docs/bench-notes.md): 512K floats
+ * beat 4M by 1.2-1.8x on every conv of a 32x32 net; it still batches 8 images of 64ch x 8x8. */
+#define CONV_COL_BUDGET ((size_t)512 << 10)
 
 /* ---- context and BLAS --------------------------------------------------------------------- */
 
@@ -62,28 +76,87 @@ void cpu_ctx_release(cpu_ctx *ctx) {
   ctx->scratch_cap = 0;
 }
 
+#if defined(VKEBM_BLAS_BLIS) && (defined(__x86_64__) || defined(__i386__))
+#include <cpuid.h>
+/* BLIS chooses its kernels from cpuid at its first call. BLIS 0.9 recognises AMD CPUs by
+ * family/model only up to family 0x19 (Zen 3 and Zen 4: zen3 kernels) and gives any later AMD
+ * family (Zen 5 is 0x1A) its slow generic reference kernels; the zen3 (AVX2+FMA) kernels are
+ * right there. Intel CPUs are matched by features and need no help. Runs before any BLIS call;
+ * a BLIS_ARCH_TYPE the user set wins. */
+static void blis_choose_arch(void) {
+  if (getenv("BLIS_ARCH_TYPE")) return;
+  unsigned eax, ebx, ecx, edx;
+  if (!__get_cpuid(0, &eax, &ebx, &ecx, &edx) || ebx != signature_AMD_ebx) return;
+  if (!__get_cpuid(1, &eax, &ebx, &ecx, &edx)) return;
+  unsigned family = (eax >> 8) & 0xf;
+  if (family == 0xf) family += (eax >> 20) & 0xff;
+  __builtin_cpu_init();
+  if (family > 0x19 && __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    char id[16];
+    snprintf(id, sizeof id, "%d", (int)BLIS_ARCH_ZEN3);
+    setenv("BLIS_ARCH_TYPE", id, 0);
+  }
+}
+#elif defined(VKEBM_BLAS_BLIS)
+static void blis_choose_arch(void) {}
+#endif
+
+/* Worker threads of the ops that take no cpu_ctx (elementwise, pooling, reductions); set with the
+ * BLAS's, which is process-global too. */
+static int g_threads = 1;
+
 void cpu_blas_set_threads(int threads) {
+  g_threads = threads > 0 ? threads : 1;
 #if defined(VKEBM_BLAS_BLIS)
+  static int arch_chosen;
+  if (!arch_chosen) {
+    blis_choose_arch();
+    arch_chosen = 1;
+  }
   bli_thread_set_num_threads(threads);
 #else
   openblas_set_num_threads(threads);
 #endif
 }
 
+#if defined(VKEBM_BLAS_OPENBLAS)
+/* OpenBLAS cores without AVX2 kernels: on a CPU that has AVX2, seeing one of these means
+ * OpenBLAS did not recognise the CPU (it reads OPENBLAS_CORETYPE once, when it loads). */
+static int openblas_core_is_weak(const char *core) {
+  static const char *weak[] = {"prescott", "core2", "penryn", "dunnington", "nehalem", "atom",
+                               "sandybridge", "barcelona", "bobcat", "bulldozer", "piledriver",
+                               "steamroller", "opteron", "katmai", "coppermine", "northwood",
+                               "banias", "generic", NULL};
+  for (int i = 0; weak[i]; i++)
+    if (strcasecmp(core, weak[i]) == 0) return 1;
+  return 0;
+}
+#endif
+
 void cpu_blas_describe(char *out, size_t len) {
 #if defined(VKEBM_BLAS_BLIS)
-  snprintf(out, len, "BLIS %s sgemm, %s kernels (%s)", bli_info_get_version_str(),
-           bli_arch_string(bli_arch_query_id()),
-           bli_info_get_enable_openmp() ? "openmp" : "pthreads");
+  const arch_t arch = bli_arch_query_id();
+  int slow = arch == BLIS_ARCH_GENERIC;
+  snprintf(out, len, "BLIS %s sgemm, %s kernels (%s)%s", bli_info_get_version_str(),
+           bli_arch_string(arch), bli_info_get_enable_openmp() ? "openmp" : "pthreads",
+           slow ? " [slow reference kernels: set BLIS_ARCH_TYPE to the nearest known CPU]" : "");
 #else
   const char *env = getenv("OPENBLAS_CORETYPE");
-  snprintf(out, len, "OpenBLAS sgemm, %s kernels%s%s [%s]", openblas_get_corename(),
-           env ? ", OPENBLAS_CORETYPE=" : "", env ? env : "", openblas_get_config());
+  const char *core = openblas_get_corename();
+  int slow = 0;
+#if defined(__x86_64__) || defined(__i386__)
+  __builtin_cpu_init();
+  slow = __builtin_cpu_supports("avx2") && openblas_core_is_weak(core);
+#endif
+  snprintf(out, len, "OpenBLAS sgemm, %s kernels%s%s [%s]%s", core,
+           env ? ", OPENBLAS_CORETYPE=" : "", env ? env : "", openblas_get_config(),
+           slow ? " [pre-AVX2 kernels on an AVX2 CPU: set OPENBLAS_CORETYPE=Haswell or "
+                  "SkylakeX]"
+                : "");
 #endif
 }
 
-/* C[M,N] = alpha * op(A) op(B) + beta * C, row-major. */
-static void sgemm(int transa, int transb, int M, int N, int K, float alpha, const float *A,
+void cpu_sgemm(int transa, int transb, int M, int N, int K, float alpha, const float *A,
                   int lda, const float *Bm, int ldb, float beta, float *C, int ldc) {
   cblas_sgemm(CblasRowMajor, transa ? CblasTrans : CblasNoTrans,
               transb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, Bm, ldb, beta, C, ldc);
@@ -91,20 +164,63 @@ static void sgemm(int transa, int transb, int M, int N, int K, float alpha, cons
 
 /* ---- elementwise ---------------------------------------------------------------------------- */
 
+/* Elementwise loops run in fixed chunks of CHUNK floats spread over the threads; an element's
+ * result never depends on the chunking. Sums over long vectors use 8 double lanes (8
+ * independent add chains instead of one) combined in a fixed tree, then chunk sums in order. */
+#define CHUNK ((size_t)16384)
+#define FOR_CHUNKS(n, i0, i1)                                         \
+  const size_t nchunks_ = ((n) + CHUNK - 1) / CHUNK;                   \
+  CPU_PARALLEL_FOR(g_threads, (n))                                     \
+  for (size_t k_ = 0; k_ < nchunks_; k_++)                             \
+    for (size_t i0 = k_ * CHUNK, i1 = i0 + CHUNK < (n) ? i0 + CHUNK : (n), once_ = 1; once_; \
+         once_ = 0)
+
 void fill_cpu(float *y, float v, size_t n) {
-  for (size_t i = 0; i < n; i++) y[i] = v;
+  FOR_CHUNKS(n, i0, i1) {
+    CPU_SIMD
+    for (size_t i = i0; i < i1; i++) y[i] = v;
+  }
 }
 
 void add_cpu(float *y, const float *a, const float *b, size_t n) {
-  for (size_t i = 0; i < n; i++) y[i] = a[i] + b[i];
+  FOR_CHUNKS(n, i0, i1) {
+    CPU_SIMD
+    for (size_t i = i0; i < i1; i++) y[i] = a[i] + b[i];
+  }
 }
 
 void axpy_cpu(float *y, float alpha, const float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) y[i] += alpha * x[i];
+  FOR_CHUNKS(n, i0, i1) {
+    CPU_SIMD
+    for (size_t i = i0; i < i1; i++) y[i] += alpha * x[i];
+  }
 }
 
 void scale_cpu(float *y, float alpha, const float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) y[i] = alpha * x[i];
+  FOR_CHUNKS(n, i0, i1) {
+    CPU_SIMD
+    for (size_t i = i0; i < i1; i++) y[i] = alpha * x[i];
+  }
+}
+
+/* sum_i x[i] in double: 8 lanes, fixed combination order */
+static double sum_f64(const float *x, size_t n) {
+  double a[8] = {0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; j++) a[j] += x[i + j];
+  for (int j = 0; i < n; i++, j++) a[j] += x[i];
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
+}
+
+/* sum_i x[i] y[i] in double, as sum_f64 */
+static double dot_f64(const float *x, const float *y, size_t n) {
+  double a[8] = {0};
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8)
+    for (int j = 0; j < 8; j++) a[j] += (double)x[i + j] * y[i + j];
+  for (int j = 0; i < n; i++, j++) a[j] += (double)x[i] * y[i];
+  return ((a[0] + a[1]) + (a[2] + a[3])) + ((a[4] + a[5]) + (a[6] + a[7]));
 }
 
 /* ---- conv3x3 ------------------------------------------------------------------------------ */
@@ -113,7 +229,7 @@ void scale_cpu(float *y, float alpha, const float *x, size_t n) {
 static void im2col3x3(int threads, float *col, const float *x, int nb, int Ci, int H, int W) {
   const size_t HW = (size_t)H * W, N = (size_t)nb * HW;
   const int rows = Ci * 9;
-  CPU_PARALLEL_FOR(threads)
+  CPU_PARALLEL_FOR(threads, rows * N)
   for (int r = 0; r < rows; r++) {
     const int ci = r / 9, kh = (r % 9) / 3, kw = r % 3;
     float *dst = col + (size_t)r * N;
@@ -145,7 +261,7 @@ static void im2col3x3(int threads, float *col, const float *x, int nb, int Ci, i
 static void col2im3x3(int threads, float *dx, const float *dcol, int nb, int Ci, int H, int W) {
   const size_t HW = (size_t)H * W, N = (size_t)nb * HW;
   const int planes = nb * Ci;
-  CPU_PARALLEL_FOR(threads)
+  CPU_PARALLEL_FOR(threads, 9 * (size_t)planes * HW)
   for (int pl = 0; pl < planes; pl++) {
     const int b = pl / Ci, ci = pl % Ci;
     float *out = dx + (size_t)pl * HW;
@@ -184,7 +300,7 @@ static int conv_chunk(const cpu_ctx *ctx, int B, int Ci, int H, int W) {
 /* dst[C, nb*HW] <- src[nb, C, HW] */
 static void gather_batch(int threads, float *dst, const float *src, int nb, int C, size_t HW) {
   const size_t N = (size_t)nb * HW;
-  CPU_PARALLEL_FOR(threads)
+  CPU_PARALLEL_FOR(threads, C * N)
   for (int c = 0; c < C; c++)
     for (int b = 0; b < nb; b++)
       memcpy(dst + (size_t)c * N + (size_t)b * HW, src + ((size_t)b * C + c) * HW,
@@ -194,7 +310,7 @@ static void gather_batch(int threads, float *dst, const float *src, int nb, int 
 /* dst[nb, C, HW] <- src[C, nb*HW] */
 static void scatter_batch(int threads, float *dst, const float *src, int nb, int C, size_t HW) {
   const size_t N = (size_t)nb * HW;
-  CPU_PARALLEL_FOR(threads)
+  CPU_PARALLEL_FOR(threads, C * N)
   for (int c = 0; c < C; c++)
     for (int b = 0; b < nb; b++)
       memcpy(dst + ((size_t)b * C + c) * HW, src + (size_t)c * N + (size_t)b * HW,
@@ -220,9 +336,9 @@ int conv3x3_forward_cpu(cpu_ctx *ctx, float *y, const float *x, const float *w, 
     float *yb = y + (size_t)b0 * Co * HW;
     im2col3x3(ctx->threads, col, xb, nb, Ci, H, W);
     if (nb == 1) {
-      sgemm(0, 0, Co, N, K, 1.0f, w, K, col, N, 0.0f, yb, N);
+      cpu_sgemm(0, 0, Co, N, K, 1.0f, w, K, col, N, 0.0f, yb, N);
     } else {
-      sgemm(0, 0, Co, N, K, 1.0f, w, K, col, N, 0.0f, out, N);
+      cpu_sgemm(0, 0, Co, N, K, 1.0f, w, K, col, N, 0.0f, out, N);
       scatter_batch(ctx->threads, yb, out, nb, Co, HW);
     }
   }
@@ -249,7 +365,7 @@ int conv3x3_backward_input_cpu(cpu_ctx *ctx, float *dx, const float *dy, const f
       gather_batch(ctx->threads, dyg, dyb, nb, Co, HW);
       dyb = dyg;
     }
-    sgemm(1, 0, K, N, Co, 1.0f, w, K, dyb, N, 0.0f, dcol, N);
+    cpu_sgemm(1, 0, K, N, Co, 1.0f, w, K, dyb, N, 0.0f, dcol, N);
     col2im3x3(ctx->threads, dx + (size_t)b0 * Ci * HW, dcol, nb, Ci, H, W);
   }
   return 0;
@@ -272,25 +388,103 @@ int conv3x3_backward_weight_cpu(cpu_ctx *ctx, float *dw, const float *dy, const 
       dyb = dyg;
     }
     im2col3x3(ctx->threads, col, x + (size_t)b0 * Ci * HW, nb, Ci, H, W);
-    sgemm(0, 1, Co, K, N, 1.0f, dyb, N, col, N, 1.0f, dw, K);
+    cpu_sgemm(0, 1, Co, K, N, 1.0f, dyb, N, col, N, 1.0f, dw, K);
   }
   return 0;
 }
 
 /* ---- swish ------------------------------------------------------------------------------- */
 
-void swish_forward_cpu(float *y, const float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    const float v = x[i];
-    y[i] = v / (1.0f + expf(-v));
+/* exp(x) in float, 8 lanes at once with GCC vector extensions (libm's expf does not vectorise,
+ * and -O2 will not vectorise a loop with the clamps). Cephes-style: x = n ln2 + r, |r| <= ln2/2
+ * (n rounded by the 1.5*2^23 trick, ln2 split in two so n ln2 is exact), e^r by a degree-6
+ * polynomial (relative error < 2e-7 there), times 2^n built in the exponent bits. x is clamped
+ * to [-87.3, 88.3] so 2^n stays a normal float: below, e^x comes out 1.2e-38 instead of smaller
+ * (swish's absolute error there < 1e-36). Lanes are independent, so the result for an element
+ * does not depend on its position: the scalar tail runs the same arithmetic in lane 0. */
+/* Vectors pass by pointer: 32-byte vector arguments would change the baseline ABI. */
+typedef float vec8f __attribute__((vector_size(32)));
+typedef int32_t vec8i __attribute__((vector_size(32)));
+
+static inline void exp8(vec8f *v) {
+  vec8f x = *v;
+  const vec8i below = x < -87.3f, above = x > 88.3f;
+  x = (vec8f)(((vec8i)x & ~below) | ((vec8i)(x * 0.0f - 87.3f) & below));
+  x = (vec8f)(((vec8i)x & ~above) | ((vec8i)(x * 0.0f + 88.3f) & above));
+  const vec8f n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
+  vec8f r = x - n * 0.693359375f;
+  r = r - n * -2.12194440e-4f;
+  vec8f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
+  p = p * r + 8.3334519073e-3f;
+  p = p * r + 4.1665795894e-2f;
+  p = p * r + 1.6666665459e-1f;
+  p = p * r + 5.0000001201e-1f;
+  const vec8f er = p * r * r + r + 1.0f;
+  const vec8i bits = (__builtin_convertvector(n, vec8i) + 127) << 23;
+  *v = er * (vec8f)bits;
+}
+
+/* v <- v * sigmoid(v) */
+static inline void swish8(vec8f *v) {
+  vec8f e = -*v;
+  exp8(&e);
+  *v = *v / (1.0f + e);
+}
+
+/* g <- g * (s + x s (1 - s)), s = sigmoid(x) */
+static inline void swish_grad8(vec8f *g, const vec8f *x) {
+  vec8f e = -*x;
+  exp8(&e);
+  const vec8f s = 1.0f / (1.0f + e);
+  *g = *g * (s + *x * s * (1.0f - s));
+}
+
+/* Compiled for AVX-512, AVX2 and baseline x86-64; the loader picks one per machine (so the
+ * bits are fixed on a machine). */
+#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
+#define CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
+#else
+#define CPU_CLONES
+#endif
+
+CPU_CLONES static void swish_forward_range(float *y, const float *x, size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    vec8f v;
+    memcpy(&v, x + i, sizeof v);
+    swish8(&v);
+    memcpy(y + i, &v, sizeof v);
+  }
+  for (; i < n; i++) {
+    vec8f v = {x[i]};
+    swish8(&v);
+    y[i] = v[0];
   }
 }
 
-void swish_backward_cpu(float *dx, const float *dy, const float *x, size_t n) {
-  for (size_t i = 0; i < n; i++) {
-    const float v = x[i], s = 1.0f / (1.0f + expf(-v));
-    dx[i] = dy[i] * (s + v * s * (1.0f - s));
+CPU_CLONES static void swish_backward_range(float *dx, const float *dy, const float *x,
+                                            size_t n) {
+  size_t i = 0;
+  for (; i + 8 <= n; i += 8) {
+    vec8f g, v;
+    memcpy(&g, dy + i, sizeof g);
+    memcpy(&v, x + i, sizeof v);
+    swish_grad8(&g, &v);
+    memcpy(dx + i, &g, sizeof g);
   }
+  for (; i < n; i++) {
+    vec8f g = {dy[i]}, v = {x[i]};
+    swish_grad8(&g, &v);
+    dx[i] = g[0];
+  }
+}
+
+void swish_forward_cpu(float *y, const float *x, size_t n) {
+  FOR_CHUNKS(n, i0, i1) swish_forward_range(y + i0, x + i0, i1 - i0);
+}
+
+void swish_backward_cpu(float *dx, const float *dy, const float *x, size_t n) {
+  FOR_CHUNKS(n, i0, i1) swish_backward_range(dx + i0, dy + i0, x + i0, i1 - i0);
 }
 
 /* ---- avgpool2 ----------------------------------------------------------------------------- */
@@ -298,6 +492,7 @@ void swish_backward_cpu(float *dx, const float *dy, const float *x, size_t n) {
 void avgpool2_forward_cpu(float *y, const float *x, int B, int C, int H, int W) {
   const int Ho = H / 2, Wo = W / 2;
   const size_t planes = (size_t)B * C;
+  CPU_PARALLEL_FOR(g_threads, planes * H * W)
   for (size_t pl = 0; pl < planes; pl++) {
     const float *xp = x + pl * H * W;
     float *yp = y + pl * Ho * Wo;
@@ -312,6 +507,7 @@ void avgpool2_forward_cpu(float *y, const float *x, int B, int C, int H, int W) 
 void avgpool2_backward_cpu(float *dx, const float *dy, int B, int C, int H, int W) {
   const int Ho = H / 2, Wo = W / 2;
   const size_t planes = (size_t)B * C;
+  CPU_PARALLEL_FOR(g_threads, planes * H * W)
   for (size_t pl = 0; pl < planes; pl++) {
     float *xp = dx + pl * H * W;
     const float *yp = dy + pl * Ho * Wo;
@@ -341,14 +537,17 @@ static void label_linear(float *s, const float *c, const float *G, const float *
 
 void cond_bias_forward_cpu(float *y, const float *x, const float *c, const float *G, int B, int C,
                            int HW, int L) {
-  for (int b = 0; b < B; b++)
-    for (int ch = 0; ch < C; ch++) {
-      double acc = 0.0;
-      for (int l = 0; l < L; l++) acc += (double)c[(size_t)b * L + l] * G[(size_t)l * C + ch];
-      const float bias = (float)acc;
-      const size_t o = ((size_t)b * C + ch) * HW;
-      for (int p = 0; p < HW; p++) y[o + p] = x[o + p] + bias;
-    }
+  const int BC = B * C;
+  CPU_PARALLEL_FOR(g_threads, (size_t)BC * HW)
+  for (int bc = 0; bc < BC; bc++) {
+    const int b = bc / C, ch = bc % C;
+    double acc = 0.0;
+    for (int l = 0; l < L; l++) acc += (double)c[(size_t)b * L + l] * G[(size_t)l * C + ch];
+    const float bias = (float)acc;
+    const size_t o = (size_t)bc * HW;
+    CPU_SIMD
+    for (int p = 0; p < HW; p++) y[o + p] = x[o + p] + bias;
+  }
 }
 
 /* Per-(b,ch) reductions feed the parameter gradients: dG[l,ch] += sum_b c[b,l] g[b,ch],
@@ -380,14 +579,11 @@ static void label_linear_backward(float *dG, float *dCB, float *dc, const double
 int cond_bias_backward_cpu(float *dG, float *dc, const float *dy, const float *c, const float *G,
                            int B, int C, int HW, int L) {
   if (B <= 0 || C <= 0) return 0;
-  double *g = malloc((size_t)B * C * sizeof(double));
+  const size_t BC = (size_t)B * C;
+  double *g = malloc(BC * sizeof(double));
   if (!g) return -1;
-  for (size_t bc = 0; bc < (size_t)B * C; bc++) {
-    double acc = 0.0;
-    const float *d = dy + bc * HW;
-    for (int p = 0; p < HW; p++) acc += d[p];
-    g[bc] = acc;
-  }
+  CPU_PARALLEL_FOR(g_threads, BC * HW)
+  for (size_t bc = 0; bc < BC; bc++) g[bc] = sum_f64(dy + bc * HW, (size_t)HW);
   label_linear_backward(dG, NULL, dc, g, c, G, B, C, L);
   free(g);
   return 0;
@@ -399,8 +595,11 @@ int cond_scale_forward_cpu(float *y, const float *x, const float *c, const float
   float *s = malloc((size_t)B * C * sizeof(float));
   if (!s) return -1;
   label_linear(s, c, G, CB, B, C, L);
-  for (size_t bc = 0; bc < (size_t)B * C; bc++) {
+  const size_t BC = (size_t)B * C;
+  CPU_PARALLEL_FOR(g_threads, BC * HW)
+  for (size_t bc = 0; bc < BC; bc++) {
     const float k = s[bc];
+    CPU_SIMD
     for (int p = 0; p < HW; p++) y[bc * HW + p] = x[bc * HW + p] * k;
   }
   free(s);
@@ -421,13 +620,13 @@ int cond_scale_backward_cpu(float *dx, float *dG, float *dCB, float *dc, const f
   }
   label_linear(s, c, G, CB, B, C, L);
   /* g first: dx may alias dy or x */
+  CPU_PARALLEL_FOR(g_threads, BC * HW)
   for (size_t bc = 0; bc < BC; bc++) {
-    double acc = 0.0;
-    for (int p = 0; p < HW; p++) acc += (double)dy[bc * HW + p] * x[bc * HW + p];
-    g[bc] = acc;
+    g[bc] = dot_f64(dy + bc * HW, x + bc * HW, (size_t)HW);
+    const float k = s[bc];
+    CPU_SIMD
+    for (int p = 0; p < HW; p++) dx[bc * HW + p] = dy[bc * HW + p] * k;
   }
-  for (size_t bc = 0; bc < BC; bc++)
-    for (int p = 0; p < HW; p++) dx[bc * HW + p] = dy[bc * HW + p] * s[bc];
   label_linear_backward(dG, dCB, dc, g, c, G, B, C, L);
   free(g);
   free(s);
@@ -441,9 +640,7 @@ void head_forward_cpu(float *e, const float *x, const float *w, const float *bia
   for (int b = 0; b < B; b++) {
     double acc = 0.0;
     for (int ch = 0; ch < C; ch++) {
-      const float *xp = x + ((size_t)b * C + ch) * HW;
-      double m = 0.0;
-      for (int p = 0; p < HW; p++) m += xp[p];
+      const double m = sum_f64(x + ((size_t)b * C + ch) * HW, (size_t)HW);
       acc += (double)w[ch] * (m / HW);
     }
     e[b] = (float)(acc + bias[0]);
@@ -457,9 +654,7 @@ void head_backward_cpu(float *dx, float *dw, float *dbias, const float *de, cons
     for (int ch = 0; ch < C; ch++) {
       double acc = 0.0;
       for (int b = 0; b < B; b++) {
-        const float *xp = x + ((size_t)b * C + ch) * HW;
-        double m = 0.0;
-        for (int p = 0; p < HW; p++) m += xp[p];
+        const double m = sum_f64(x + ((size_t)b * C + ch) * HW, (size_t)HW);
         acc += (double)de[b] * (m / HW);
       }
       dw[ch] += (float)acc;
@@ -545,8 +740,19 @@ void spectral_norm_backward_cpu(float *dw, const float *dw_sn, const float *w_sn
 
 /* ---- reductions --------------------------------------------------------------------------- */
 
+/* Chunk sums (in parallel) added in chunk order: the same bits for any thread count. */
 void sumsq_cpu(float *out, const float *x, size_t n) {
-  double acc = 0.0;
-  for (size_t i = 0; i < n; i++) acc += (double)x[i] * x[i];
-  out[0] = (float)acc;
+  const size_t nchunks = (n + CHUNK - 1) / CHUNK;
+  double local[64];
+  double *part = nchunks <= 64 ? local : malloc(nchunks * sizeof(double));
+  double total = 0.0;
+  if (part) {
+    FOR_CHUNKS(n, i0, i1) part[i0 / CHUNK] = dot_f64(x + i0, x + i0, i1 - i0);
+    for (size_t k = 0; k < nchunks; k++) total += part[k];
+    if (part != local) free(part);
+  } else { /* no memory for the parts: the same sums, one after another */
+    for (size_t i0 = 0; i0 < n; i0 += CHUNK)
+      total += dot_f64(x + i0, x + i0, n - i0 < CHUNK ? n - i0 : CHUNK);
+  }
+  out[0] = (float)total;
 }

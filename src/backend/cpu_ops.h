@@ -29,6 +29,9 @@ int cpu_ctx_reserve(cpu_ctx *ctx, size_t nfloats);
 void cpu_ctx_release(cpu_ctx *ctx);
 /* Applies ctx->threads to the BLAS library (global state in both BLIS and OpenBLAS). */
 void cpu_blas_set_threads(int threads);
+/* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, op = transpose when trans* != 0. */
+void cpu_sgemm(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
+               const float *B, int ldb, float beta, float *C, int ldc);
 /* One line naming the BLAS library, its version and the kernel set it selected. */
 void cpu_blas_describe(char *out, size_t len);
 

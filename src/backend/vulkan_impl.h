@@ -52,5 +52,20 @@ int vkb_impl_upload(ebm_backend *be, ebm_ref dst, const float *src, size_t n);
 int vkb_impl_download(ebm_backend *be, float *dst, ebm_ref src, size_t n);
 int vkb_impl_sync(ebm_backend *be);
 extern const ebm_backend_vtable vkb_vtable;
+ 
+/* Sampler ops (src/backend/vulkan_sampler.c), referenced by the vtable in vulkan_ops.c;
+ * arguments as in include/vkebm/backend.h. */
+void vkb_quadratic_energy(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref mu, ebm_ref prec, int n,
+                          int N, int rows_per_group);
+void vkb_quadratic_energy_backward(ebm_backend *be, ebm_ref dx, ebm_ref dE, ebm_ref x, ebm_ref mu,
+                                   ebm_ref prec, int n, int N, int rows_per_group);
+void vkb_langevin_update(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N, uint32_t seed,
+                         uint32_t step, float step_size, float noise_std, float clip_lo,
+                         float clip_hi);
+void vkb_mala_propose(ebm_backend *be, ebm_ref xp, ebm_ref x, ebm_ref grad, ebm_ref tau, int B,
+                      int N, uint32_t seed, uint32_t step);
+void vkb_mala_log_q(ebm_backend *be, ebm_ref out, ebm_ref to, ebm_ref from, ebm_ref grad_from,
+                    ebm_ref tau, int B, int N);
+void vkb_chain_select(ebm_backend *be, ebm_ref x, ebm_ref src, ebm_ref mask, int B, int N);
 
 #endif

@@ -100,7 +100,8 @@ static void conv_tiled(ebm_backend *be, vkb_kernel_id k, ebm_ref out, ebm_ref in
                          .h = (uint32_t)H, .w = (uint32_t)W};
   vkb_arg args[] = {VKB_ARG(out, usz(B) * usz(out_ch) * hw), VKB_ARG(in, usz(B) * usz(in_ch) * hw),
                     VKB_ARG(w, usz(Co) * usz(Ci) * 9)};
-  size_t items = usz(H) * ((usz(W) + VKEBM_CONV_PX - 1) / VKEBM_CONV_PX);
+  size_t items = ((usz(H) + VKEBM_CONV_RT - 1) / VKEBM_CONV_RT) *
+                 ((usz(W) + VKEBM_CONV_PX - 1) / VKEBM_CONV_PX);
   uint32_t gx = (uint32_t)((items + 63) / 64);
   uint32_t gy = (uint32_t)((usz(out_ch) + VKEBM_CONV_OT - 1) / VKEBM_CONV_OT);
   vkb_run(be, k, args, 3, &pc, sizeof pc, gx, gy, (uint32_t)B);
@@ -116,17 +117,36 @@ static void vk_conv3x3_backward_input(ebm_backend *be, ebm_ref dx, ebm_ref dy, e
   conv_tiled(be, VKB_K_conv3x3_backward_input, dx, dy, w, B, Ci, Co, H, W, Ci, Co);
 }
 
+/* Partial sums over splits of the B*H rows when one split would leave the device idle (fewer
+ * than VKEBM_CONVW_TARGET_INVOCATIONS invocations), then a fixed-order reduction. */
 static void vk_conv3x3_backward_weight(ebm_backend *be, ebm_ref dw, ebm_ref dy, ebm_ref x, int B,
                                        int Ci, int Co, int H, int W) {
   size_t hw = usz(H) * usz(W);
   if (!hw || B <= 0 || Ci <= 0 || Co <= 0) return;
-  vkebm_pc_conv3x3 pc = {.batch = (uint32_t)B, .cin = (uint32_t)Ci, .cout = (uint32_t)Co,
-                         .h = (uint32_t)H, .w = (uint32_t)W};
-  vkb_arg args[] = {VKB_ARG(dw, usz(Co) * usz(Ci) * 9), VKB_ARG(dy, usz(B) * usz(Co) * hw),
-                    VKB_ARG(x, usz(B) * usz(Ci) * hw)};
   size_t items = ((usz(Co) + VKEBM_CONVW_OT - 1) / VKEBM_CONVW_OT) *
                  ((usz(Ci) + VKEBM_CONVW_IT - 1) / VKEBM_CONVW_IT);
-  RUN_1D(be, conv3x3_backward_weight, args, pc, items, 64);
+  size_t rows = usz(B) * usz(H), nw = usz(Co) * usz(Ci) * 9;
+  size_t splits = (VKEBM_CONVW_TARGET_INVOCATIONS + items - 1) / items;
+  if (splits > rows) splits = rows;
+  if (splits > 1024) splits = 1024;
+  size_t per = (rows + splits - 1) / splits;
+  splits = (rows + per - 1) / per;
+  ebm_ref out = dw;
+  if (splits > 1) {
+    out = vkb_scratch(be, splits * nw);
+    if (!out.buf) return;
+  }
+  vkebm_pc_conv3x3 pc = {.batch = (uint32_t)B, .cin = (uint32_t)Ci, .cout = (uint32_t)Co,
+                         .h = (uint32_t)H, .w = (uint32_t)W, .rows_per_split = (uint32_t)per,
+                         .partial = splits > 1};
+  vkb_arg args[] = {VKB_ARG(out, splits * nw), VKB_ARG(dy, usz(B) * usz(Co) * hw),
+                    VKB_ARG(x, usz(B) * usz(Ci) * hw)};
+  RUN(be, conv3x3_backward_weight, args, pc, (uint32_t)((items + 63) / 64), (uint32_t)splits, 1);
+  if (splits > 1) {
+    vkebm_pc_split_sum ps = {.n = (uint32_t)nw, .splits = (uint32_t)splits};
+    vkb_arg rargs[] = {VKB_ARG(dw, nw), VKB_ARG(out, splits * nw)};
+    RUN_1D(be, conv3x3_backward_weight_reduce, rargs, ps, nw, 256);
+  }
 }
 
 /* ---- label conditioning --------------------------------------------------------------------- */
@@ -349,4 +369,11 @@ const ebm_backend_vtable vkb_vtable = {
     .sumsq = vk_sumsq,
     .scene_render = vulkan_scene_render,
     .adam_step = vulkan_adam_step,
+    /* sampler ops (vulkan_sampler.c) */
+    .quadratic_energy = vkb_quadratic_energy,
+    .quadratic_energy_backward = vkb_quadratic_energy_backward,
+    .langevin_update = vkb_langevin_update,
+    .mala_propose = vkb_mala_propose,
+    .mala_log_q = vkb_mala_log_q,
+    .chain_select = vkb_chain_select,
 };

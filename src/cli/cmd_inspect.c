@@ -2,7 +2,8 @@
  *
  * Prints the __metadata__ map (sorted by key), one row per tensor (name, dtype, shape, numel and
  * min/max/mean over its finite values, with a count of NaN/Inf when there are any), and the
- * totals. The file goes through the strict reader, so a malformed file gets its one-line reason
+ * totals; for a vkebm model file also the network it describes and its FLOPs per forward pass and
+ * per Langevin image-step. The file goes through the strict reader, so a malformed file gets its one-line reason
  * and exit 1. --json prints the same as one JSON document.
  */
 #include <getopt.h>
@@ -13,7 +14,29 @@
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "vkebm/model.h"
+#include "vkebm/net.h"
 #include "vkebm/safetensors.h"
+
+/* For vkebm model files: the metadata read as a model (or why it cannot be), the network it
+ * describes and its cost. ok = 0 with why set when the file claims to be a model but is not. */
+typedef struct model_view {
+  int is_model, ok;
+  ebm_model_info info;
+  char describe[160], why[400];
+  double forward_flops;
+} model_view;
+
+static void view_model(const char *path, const st_file *f, model_view *m) {
+  memset(m, 0, sizeof *m);
+  const char *fmt = st_meta_get(f, "format");
+  if (!fmt || strcmp(fmt, EBM_MODEL_FORMAT)) return;
+  m->is_model = 1;
+  if (ebm_model_read_info(path, &m->info, m->why, sizeof m->why)) return;
+  m->ok = 1;
+  ebm_net_config_describe(&m->info.config, m->describe, sizeof m->describe);
+  m->forward_flops = ebm_net_forward_flops(&m->info.config);
+}
 
 typedef struct tensor_stats {
   double min, max, mean;
@@ -63,10 +86,22 @@ static void usage(FILE *f) {
              "  -h, --help this text\n");
 }
 
-static int print_json(const char *path, const st_file *f, long long file_bytes) {
+static int print_json(const char *path, const st_file *f, long long file_bytes, const model_view *m) {
   json_t *root = json_object(), *meta = json_object(), *tensors = json_array();
   json_object_set_new(root, "file", json_string(path));
   json_object_set_new(root, "file_bytes", json_integer(file_bytes));
+  if (m->is_model && m->ok) {
+    json_t *jm = json_object();
+    json_object_set_new(jm, "config", json_string(m->describe));
+    json_object_set_new(jm, "concept", json_string(m->info.concept));
+    json_object_set_new(jm, "label_kind", json_string(m->info.label_kind == EBM_LABEL_ONEHOT ? "onehot" : "vector"));
+    json_object_set_new(jm, "forward_flops", json_integer((json_int_t)llround(m->forward_flops)));
+    /* Langevin image-step = forward + backward to the input (tools/bench_torch.py). */
+    json_object_set_new(jm, "flops_per_image_step", json_integer((json_int_t)llround(2 * m->forward_flops)));
+    json_object_set_new(root, "model", jm);
+  } else if (m->is_model) {
+    json_object_set_new(root, "model_error", json_string(m->why));
+  }
   for (int i = 0; i < f->nmeta; i++) json_object_set_new(meta, f->meta[i].key, json_string(f->meta[i].value));
   json_object_set_new(root, "metadata", meta);
   size_t total = 0;
@@ -95,8 +130,15 @@ static int print_json(const char *path, const st_file *f, long long file_bytes) 
   return rc ? EXIT_FAIL : EXIT_OK;
 }
 
-static void print_table(const char *path, const st_file *f, long long file_bytes) {
+static void print_table(const char *path, const st_file *f, long long file_bytes, const model_view *m) {
   printf("file: %s (%lld bytes)\n", path, file_bytes);
+  if (m->is_model && m->ok) {
+    printf("model: %s, concept ", m->describe);
+    print_clean(m->info.concept);
+    printf(" (%s labels), %.4g MFLOP per forward pass, %.4g MFLOP per Langevin image-step\n",
+           m->info.label_kind == EBM_LABEL_ONEHOT ? "one-hot" : "vector", m->forward_flops / 1e6,
+           2 * m->forward_flops / 1e6);
+  }
   printf("metadata (%d):\n", f->nmeta);
   for (int i = 0; i < f->nmeta; i++) {
     printf("  ");
@@ -157,9 +199,14 @@ int cmd_inspect(int argc, char **argv) {
   if (st_read(&f, path, 0, err, sizeof err)) return cli_fail("inspect", "%s", err);
   struct stat st;
   long long file_bytes = stat(path, &st) == 0 ? (long long)st.st_size : -1;
+  model_view m;
+  view_model(path, &f, &m);
+  /* A file marked as a model that the model reader refuses is still shown (that is what
+   * inspect is for), with the reason on stderr. */
+  if (m.is_model && !m.ok) fprintf(stderr, "vkebm inspect: warning: not a loadable model: %s\n", m.why);
   int rc = EXIT_OK;
-  if (json) rc = print_json(path, &f, file_bytes);
-  else print_table(path, &f, file_bytes);
+  if (json) rc = print_json(path, &f, file_bytes, &m);
+  else print_table(path, &f, file_bytes, &m);
   st_free(&f);
   if (fflush(stdout) != 0) rc = EXIT_FAIL;
   return rc;

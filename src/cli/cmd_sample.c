@@ -39,6 +39,7 @@ typedef struct settings {
   long resolution;     /* analytic image size */
   char init[2048];     /* start every chain from this PNG (editing) */
   char hashes[2048];   /* from --from: the model hashes the file recorded */
+  char backend[16];    /* from --from: the backend it ran on */
 } settings;
 
 static void usage(FILE *f) {
@@ -116,6 +117,8 @@ static int load_from_png(const char *path, settings *s, char *err, size_t errlen
       found++;
     } else if (!strcmp(k, "vkebm:init")) {
       snprintf(s->init, sizeof s->init, "%s", v);
+    } else if (!strcmp(k, "vkebm:backend")) {
+      snprintf(s->backend, sizeof s->backend, "%s", v);
     } else if (!strcmp(k, "vkebm:model_hashes")) {
       snprintf(s->hashes, sizeof s->hashes, "%s", v);
     }
@@ -283,7 +286,7 @@ int cmd_sample(int argc, char **argv) {
   s.resolution = 32;
   snprintf(s.models, sizeof s.models, "models");
   const char *out = "grid.png", *frames_dir = NULL, *gif_path = NULL, *from = NULL;
-  int explain = 0, quiet = 0, sampling_opts = 0, backend = EBM_BACKEND_CPU;
+  int explain = 0, quiet = 0, sampling_opts = 0, backend = EBM_BACKEND_CPU, backend_given = 0;
   long every = 0;
 
   enum {
@@ -388,6 +391,7 @@ int cmd_sample(int argc, char **argv) {
     case O_FROM: from = optarg; break;
     case O_BACKEND:
       backend = cli_parse_backend(optarg);
+      backend_given = 1;
       if (backend < 0) return cli_usage(CMD_NAME, "--backend: expected auto, cpu or vulkan, got '%s'", optarg);
       break;
     case O_QUIET: quiet = 1; break;
@@ -404,6 +408,9 @@ int cmd_sample(int argc, char **argv) {
       return cli_usage(CMD_NAME, "--from repeats a recorded run: give only -o, --frames, --gif, "
                                  "--every, --backend, --quiet with it");
     if (load_from_png(from, &s, err, sizeof err)) return cli_fail(CMD_NAME, "%s", err);
+    /* bits are reproducible on the device that made them: use its backend unless told */
+    if (!backend_given && s.backend[0] && cli_parse_backend(s.backend) > 0)
+      backend = cli_parse_backend(s.backend);
   } else {
     if (!s.expr[0]) return cli_usage(CMD_NAME, "--expr EXPR is required (or --from FILE.png; try --help)");
     /* sampler-specific values, checked against the chosen sampler */

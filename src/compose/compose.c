@@ -57,6 +57,16 @@ static void collect_terms(const expr_node *n, const expr_node **out, int *k) {
   for (int i = 0; i < n->num_children; i++) collect_terms(n->children[i], out, k);
 }
 
+/* The widest OR under n (the host evaluation keeps up to 64 operands on the stack). */
+static int widest_or(const expr_node *n) {
+  int w = n->kind == EXPR_OR ? n->num_children : 0;
+  for (int i = 0; i < n->num_children; i++) {
+    int c = widest_or(n->children[i]);
+    if (c > w) w = c;
+  }
+  return w;
+}
+
 static void term_to_text(const expr_node *t, char *out, size_t len) {
   expr_node copy = *t;
   copy.weight = 1.0f;
@@ -104,6 +114,10 @@ ebm_composition *ebm_composition_create(ebm_backend *be, const expr_node *tree,
   }
   if (chains < 1) {
     set_err(err, -1, "need at least one chain");
+    return NULL;
+  }
+  if (widest_or(tree) > 64) {
+    set_err(err, tree->pos, "an OR of more than 64 operands (nest them in parentheses)");
     return NULL;
   }
   int T = expr_count_terms(tree);

@@ -61,6 +61,12 @@ ebm_concept *ebm_concept_create_analytic(ebm_backend *be, const ebm_concept_info
   }
   c->info = *info;
   snprintf(c->info.kind, sizeof c->info.kind, "analytic");
+  if (!c->info.hash[0]) { /* a caller-built concept: identify it by its name and sizes */
+    char def[160];
+    int n = snprintf(def, sizeof def, "analytic:%s:%dx%dx%d:L=%d", info->name, info->channels,
+                     info->height, info->width, info->label_dim);
+    ebm_hash_hex(def, (size_t)n, NULL, c->info.hash);
+  }
   c->be = be;
   c->max_rows = max_rows;
   c->N = info->channels * info->height * info->width;

@@ -134,6 +134,12 @@ int ebm_net_config_preset(ebm_net_config *cfg, const char *name, int label_dim) 
     cfg->resolution = 32;
     cfg->base_width = 32;
     blocks = "1d,2d,2d,2";
+  } else if (!strcmp(name, "small32")) {
+    /* default32 at half the width: ~61 K weights, ~22 MFLOP per forward pass, for quick
+     * training runs on a laptop-class CPU. */
+    cfg->resolution = 32;
+    cfg->base_width = 16;
+    blocks = "1d,2d,2d,2";
   } else if (!strcmp(name, "tiny")) {
     /* Tests: every block kind (identity and conv bypass, with and without pooling). */
     cfg->resolution = 8;
@@ -494,8 +500,10 @@ int ebm_net_create(ebm_net **out, ebm_backend *be, const ebm_net_config *cfg, in
     ebm_net_destroy(net);
     return -1;
   }
+  /* Converge u, then make w_sn a function of (w, u) as stored, so a saved and reloaded net
+   * (which computes w_sn from the saved u with update_u = 0) gives the same energies. */
   for (int it = 0; it < SN_WARMUP_ITERS; it++) ebm_net_refresh(net, 1);
-  if (!cfg->spectral_norm) ebm_net_refresh(net, 0);
+  ebm_net_refresh(net, 0);
   ebm_net_zero_grads(net);
   if (ebm_sync(be)) {
     snprintf(err, errlen, "backend failed while initialising the network");
@@ -565,6 +573,13 @@ void ebm_net_forward(ebm_net *net, ebm_ref energy, ebm_ref x, ebm_ref c, int B) 
   ebm_backend *be = net->be;
   const ebm_net_config *cfg = &net->cfg;
   int R = cfg->resolution, W = cfg->base_width, L = cfg->label_dim;
+  if (B < 1 || B > net->max_batch) {
+    /* The slots are sized for max_batch: a larger batch would overwrite its neighbours. */
+    fprintf(stderr, "vkebm: ebm_net_forward: batch %d outside 1..%d; nothing computed\n", B,
+            net->max_batch);
+    net->last_B = 0;
+    return;
+  }
   net->last_x = x;
   net->last_c = c;
   net->last_B = B;
@@ -631,6 +646,11 @@ void ebm_net_backward(ebm_net *net, ebm_ref dE, ebm_ref dx, ebm_ref dc, int para
   int R = cfg->resolution, W = cfg->base_width, L = cfg->label_dim;
   ebm_ref c = net->last_c;
   int pg = param_grads != 0, want_dc = dc.buf != NULL;
+  if (B < 1 || B != net->last_B) {
+    fprintf(stderr, "vkebm: ebm_net_backward: batch %d does not match the last forward's %d; "
+                    "nothing computed\n", B, net->last_B);
+    return;
+  }
   if (want_dc) ebm_fill(be, dc, 0.0f, (size_t)B * L);
 
   const block_state *last = &net->blocks[cfg->num_blocks - 1];

@@ -43,4 +43,17 @@ grep -Eq "^  a +F32 +\[2, 3, 4\] +24 +-2.875 +2.875 +0" "$T/out" || fail "row fo
 grep -q "total: 40 parameters, 160 bytes" "$T/out" || fail "totals"
 expect 0 "good file --json" -- --json "$T/ok.safetensors"
 grep -q '"total_parameters": 40' "$T/out" || fail "json totals"
+# A vkebm model file gets a model line; a file claiming to be one but lacking its metadata is
+# still shown, with a warning on stderr.
+if [ -x "$BUILD/test_net_export" ]; then
+  "$BUILD/test_net_export" --export "$T" tiny || fail "exporting a model"
+  expect 0 "model file" -- "$T/model.safetensors"
+  grep -q "^model: R=8 W=4 blocks=1d,2,2d L=3 sn=1, concept unnamed (vector labels), 0.1244 MFLOP per forward pass" "$T/out" ||
+    fail "model line: $(head -2 "$T/out")"
+  expect 0 "model file --json" -- --json "$T/model.safetensors"
+  grep -q '"flops_per_image_step": 248864' "$T/out" || fail "json model flops"
+fi
+printf '\x30\x00\x00\x00\x00\x00\x00\x00{"__metadata__":{"format":"vkebm-model"}}       ' > "$T/fake_model"
+expect 0 "model lacking metadata" -- "$T/fake_model"
+grep -q "warning: not a loadable model: .*lacks" "$T/err" || fail "no warning: $(cat "$T/err")"
 echo "inspect: ok"

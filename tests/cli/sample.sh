@@ -59,4 +59,20 @@ check "--gif writes a looping GIF" "head -c 6 g.gif | grep -q GIF89a && grep -q 
 "$V" sample "${common[@]}" --expr "color=green" --seed 5 --nrow 2 --padding 0 -o grid.png
 check "--nrow/--padding shape the grid (2x2 of 16px = 32x32)" \
   "python3 -c \"import struct,sys; d=open('grid.png','rb').read(); w,h=struct.unpack('>II',d[16:24]); sys.exit(0 if (w,h)==(32,32) else 1)\""
+"$V" sample "${common[@]}" --expr "color=red AND pos=(0.5,0.5)" --seed 1 -n 1 --nrow 1 --padding 0 -o start.png
+"$V" sample "${common[@]}" --expr "color=red AND pos=(0.5,0.5)" --init start.png --steps 0 --seed 1 -n 2 --padding 0 -o edit0.png
+check "--init starts every chain from the image (0 steps: the image itself, twice)" \
+  "python3 -c \"import struct,sys,zlib; d=open('edit0.png','rb').read(); w,h=struct.unpack('>II',d[16:24]); sys.exit(0 if (w,h)==(32,16) else 1)\""
+"$V" sample "${common[@]}" --expr "color=blue AND pos=(0.5,0.5)" --init start.png --seed 4 -o edit.png
+check "--init edits and reproduces with --from" "[ -s edit.png ] && $V sample --from edit.png -o edit2.png --quiet && cmp -s edit.png edit2.png"
+"$V" sample "${common[@]}" --expr "color=red" --init grid.png -o bad.png 2>/dev/null
+check "--init of the wrong size is refused" "[ \$? -eq 2 ] && [ ! -e bad.png ]"
+"$V" sample "${common[@]}" --backend vulkan --sampler mala --expr "color=red OR color=blue" --seed 8 -o v1.png 2>/dev/null
+vrc=$?
+if [ $vrc -eq 77 ]; then
+  echo "skip: no Vulkan device for the --backend vulkan reproduction check"
+else
+  "$V" sample --from v1.png -o v2.png --quiet
+  check "a vulkan run reproduces with --from on its recorded backend" "[ $vrc -eq 0 ] && cmp -s v1.png v2.png"
+fi
 exit $fail

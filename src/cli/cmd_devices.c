@@ -1,0 +1,86 @@
+/* cmd_devices.c: `vkebm devices`: every Vulkan device with the limits that matter for compute,
+ * which one `auto`/`--backend vulkan` would choose, and the cpu backend's description.
+ * Exit 0, or 77 when there is no Vulkan loader or device (the cpu backend is still listed). */
+#include <getopt.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "cli.h"
+#include "vkebm/vkx.h"
+
+static void usage(FILE *f) {
+  fprintf(f, "usage: vkebm devices [--help]\n\n"
+             "Lists the Vulkan devices (index, name, type, API version, subgroup size, workgroup,\n"
+             "shared memory, push constants, storage-buffer range, device-local memory), marks the\n"
+             "one the vulkan backend picks by default (`*`; env VKEBM_DEVICE overrides), and\n"
+             "describes the cpu backend. Exit 77 when no Vulkan device exists.\n");
+}
+
+int cmd_devices(int argc, char **argv) {
+  static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  optind = 1;
+  int c;
+  while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
+    if (c == 'h') {
+      usage(stdout);
+      return EXIT_OK;
+    }
+    usage(stderr);
+    return EXIT_USAGE;
+  }
+  if (optind < argc) return cli_usage("devices", "unexpected argument '%s'", argv[optind]);
+
+  vkx_device_info infos[16];
+  int n = vkx_enumerate(infos, 16);
+  if (n > 16) n = 16;
+  int chosen = n > 0 ? vkx_choose_device(infos, n) : -1;
+  const char *env = getenv("VKEBM_DEVICE");
+  if (env && *env) {
+    long v;
+    if (cli_parse_int(env, 0, 15, &v) == 0 && v < n) chosen = (int)v;
+  }
+  if (n < 0)
+    printf("vulkan: no Vulkan loader or driver could create an instance\n");
+  else if (n == 0)
+    printf("vulkan: the loader found no devices\n");
+  else
+    printf("vulkan devices (* = used by the vulkan backend):\n");
+  for (int i = 0; i < n; i++) {
+    const vkx_device_info *d = &infos[i];
+    printf("%c %d: %s\n", i == chosen ? '*' : ' ', i, d->name);
+    printf("     type %s, Vulkan %u.%u.%u, driver %s%s%s\n", vkx_device_type_name(d->type),
+           VK_API_VERSION_MAJOR(d->api_version), VK_API_VERSION_MINOR(d->api_version),
+           VK_API_VERSION_PATCH(d->api_version), d->driver_name[0] ? d->driver_name : "?",
+           d->driver_info[0] ? " " : "", d->driver_info);
+    printf("     subgroup %u, workgroup <= %u invocations (%u x %u x %u), shared memory %u KiB, "
+           "push constants %u B\n", d->subgroup_size, d->max_workgroup_invocations,
+           d->max_workgroup_size[0], d->max_workgroup_size[1], d->max_workgroup_size[2],
+           d->max_shared_memory / 1024, d->max_push_constants);
+    printf("     storage-buffer range %llu MiB, offset alignment %u B, device-local memory %.1f GiB%s\n",
+           (unsigned long long)(d->max_storage_buffer_range >> 20), d->min_storage_offset_alignment,
+           (double)d->device_local_bytes / (1024.0 * 1024.0 * 1024.0),
+           d->has_compute_queue ? "" : ", NO compute queue");
+  }
+  const char *auto_choice = "cpu";
+  if (chosen >= 0 && infos[chosen].type != VK_PHYSICAL_DEVICE_TYPE_CPU &&
+      infos[chosen].type != VK_PHYSICAL_DEVICE_TYPE_OTHER)
+    auto_choice = "vulkan";
+  printf("--backend auto uses: %s (vulkan only on a hardware GPU)\n", auto_choice);
+
+  ebm_backend_options o = {.kind = EBM_BACKEND_CPU};
+  ebm_backend *cpu = NULL;
+  char err[512];
+  if (ebm_backend_create(&cpu, &o, err, sizeof err) == 0) {
+    printf("cpu: %s: %s\n", ebm_backend_device_name(cpu), ebm_backend_describe(cpu));
+    ebm_backend_destroy(cpu);
+  } else {
+    printf("cpu: unavailable: %s\n", err);
+  }
+  if (chosen < 0) {
+    fprintf(stderr, "vkebm devices: no usable Vulkan device%s\n",
+            n < 0 ? " (no Vulkan loader or driver)" : "");
+    return EXIT_NO_DEVICE;
+  }
+  return EXIT_OK;
+}
