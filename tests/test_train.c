@@ -118,7 +118,7 @@ static int run_steps(ebm_trainer *tr, int n, ebm_train_stats *last) {
 static void test_toy_problem(ebm_backend *be) {
   ebm_train_config cfg = tiny_config();
   ebm_trainer *tr = make(be, &cfg, NULL);
-  const int steps = 60, window = 15;
+  const int steps = 120, window = 20;
   double loss_first = 0, loss_last = 0, gap_last = 0;
   ebm_train_stats s;
   for (int i = 0; i < steps; i++) {
@@ -128,8 +128,8 @@ static void test_toy_problem(ebm_backend *be) {
   }
   printf("toy: mean loss first %d steps %.4f, last %d steps %.4f; mean E- - E+ last %.4f\n", window,
          loss_first, window, loss_last, gap_last);
-  TU_CHECK(loss_last < loss_first - 0.05, "loss did not fall: %g -> %g", loss_first, loss_last);
-  TU_CHECK(gap_last > 0.05, "E- - E+ = %g: positives and negatives not separated", gap_last);
+  TU_CHECK(loss_last < loss_first - 0.1, "loss did not fall: %g -> %g", loss_first, loss_last);
+  TU_CHECK(gap_last > 0.2, "E- - E+ = %g: positives and negatives not separated", gap_last);
   ebm_trainer_destroy(tr);
 }
 
@@ -254,7 +254,15 @@ static void test_model_output(ebm_backend *be, const char *dir) {
 int main(void) {
   char dir[] = "/tmp/vkebm_test_train_XXXXXX";
   if (!mkdtemp(dir)) return 1;
-  ebm_backend *be = tu_cpu_backend();
+  /* one thread: the tiny network is too small to gain from more, and spinning threads
+   * slow everything down on a shared machine */
+  ebm_backend *be = NULL;
+  ebm_backend_options opt = {.kind = EBM_BACKEND_CPU, .threads = 1};
+  char err[256];
+  if (ebm_backend_create(&be, &opt, err, sizeof err) != 0) {
+    fprintf(stderr, "cpu backend: %s\n", err);
+    return 1;
+  }
   clock_t t0 = clock();
   test_adam(be);
   test_divergence_guard(be);
