@@ -61,6 +61,7 @@ static void usage(FILE *f) {
           "  --frozen MODEL=LABEL add a frozen model into the sampler (continual learning);\n"
           "                       LABEL: data | a label name | comma-separated numbers\n"
           "  --seed S             default 1\n"
+          "  --max-energy X       stop as diverged when |mean E| exceeds X, default 1e4\n"
           "files:\n"
           "  -o, --output FILE    the trained model (EMA weights), written at the end\n"
           "  --checkpoint FILE    default OUT with .ckpt.safetensors\n"
@@ -120,7 +121,7 @@ enum {
   O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_STEPS, O_BATCH,
   O_LR, O_NO_ADAM_CLIP, O_GRAD_CLIP, O_LSTEPS, O_STEP_LR, O_NOISE, O_REPLAY, O_BUFFER,
   O_RESERVOIR, O_ALPHA, O_EMA, O_FROZEN, O_SEED, O_CKPT, O_CKPT_EVERY, O_RESUME, O_METRICS,
-  O_LOG_EVERY, O_BACKEND
+  O_LOG_EVERY, O_BACKEND, O_MAX_ENERGY
 };
 
 int cmd_train(int argc, char **argv) {
@@ -142,6 +143,7 @@ int cmd_train(int argc, char **argv) {
       {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
       {"resume", required_argument, 0, O_RESUME}, {"metrics", required_argument, 0, O_METRICS},
       {"log-every", required_argument, 0, O_LOG_EVERY},
+      {"max-energy", required_argument, 0, O_MAX_ENERGY},
       {"backend", required_argument, 0, O_BACKEND}, {"quiet", no_argument, 0, 'q'},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   const char *concept = NULL, *data = "general", *data_dir = NULL, *preset = "default32";
@@ -150,6 +152,7 @@ int cmd_train(int argc, char **argv) {
   int nfrozen = 0, quiet = 0, no_adam_clip = 0, reservoir = 0;
   long size = 0, width = 0, steps = 10000, batch = -1, lsteps = -1, buffer = -1, seed = -1;
   long ckpt_every = 500, log_every = 50;
+  double max_energy = -1;
   double lr = -1, grad_clip = -1, step_lr = -1, noise = -1, replay = -1, alpha = -1, ema = -1;
   int backend = EBM_BACKEND_AUTO, ch;
   optind = 1;
@@ -198,6 +201,7 @@ int cmd_train(int argc, char **argv) {
     case O_CKPT_EVERY: INT_OPT(ckpt_every, 1, 100000000L, "checkpoint-every")
     case O_RESUME: resume = optarg; break;
     case O_METRICS: metrics_arg = optarg; break;
+    case O_MAX_ENERGY: FLT_OPT(max_energy, 1e-30, 1e30, "max-energy")
     case O_LOG_EVERY: INT_OPT(log_every, 1, 100000000L, "log-every")
     case O_BACKEND:
       if ((backend = cli_parse_backend(optarg)) < 0)
@@ -242,6 +246,7 @@ int cmd_train(int argc, char **argv) {
     if (alpha >= 0) cfg.alpha = (float)alpha;
     if (ema >= 0) cfg.ema = (float)ema;
     if (seed >= 0) cfg.seed = (uint32_t)seed;
+    if (max_energy > 0) cfg.diverge_energy = (float)max_energy;
     if (ebm_train_config_validate(&cfg, err, sizeof err) != 0) return cli_usage(CMD_NAME, "%s", err);
   } else if (concept || data_dir || size || width || blocks || batch > 0 || lr > 0 || lsteps > 0) {
     fprintf(stderr, "vkebm train: --resume: the checkpoint's settings are used; data and model flags are ignored\n");
