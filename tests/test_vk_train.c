@@ -5,11 +5,13 @@
  *     device, Langevin negatives, Adam, EMA) on both backends from the same seed: the losses,
  *     energies, parameters and EMA weights agree within a tolerance (the devices' exp/log/cos
  *     differ in the last ulps, so the Langevin noise and swish differ slightly);
- *   - the same run twice on vulkan gives the same bits. */
+ *   - the same run twice on vulkan gives the same bits, and so does a run checkpointed and
+ *     resumed halfway. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "../src/backend/backend_impl.h"
 #include "testutil.h"
@@ -63,7 +65,8 @@ typedef struct run_result {
   size_t n;
 } run_result;
 
-static int train_run(ebm_backend *be, int steps, run_result *r) {
+/* steps iterations, optionally saved after `split` and resumed from the file. */
+static int train_run_split(ebm_backend *be, int steps, int split, const char *ckpt, run_result *r) {
   ebm_train_config cfg;
   char err[512];
   if (ebm_train_config_default(&cfg, "shape", "general", "tiny", 8, err, sizeof err) != 0) {
@@ -81,12 +84,26 @@ static int train_run(ebm_backend *be, int steps, run_result *r) {
     fprintf(stderr, "%s\n", err);
     return -1;
   }
-  for (int i = 0; i < steps; i++)
+  for (int i = 0; i < steps; i++) {
+    if (i == split) {
+      if (ebm_trainer_save_checkpoint(tr, ckpt, err, sizeof err) != 0) {
+        fprintf(stderr, "save: %s\n", err);
+        ebm_trainer_destroy(tr);
+        return -1;
+      }
+      ebm_trainer_destroy(tr);
+      tr = NULL;
+      if (ebm_trainer_create(&tr, be, NULL, ckpt, NULL, 0, err, sizeof err) != 0) {
+        fprintf(stderr, "resume: %s\n", err);
+        return -1;
+      }
+    }
     if (ebm_trainer_step(tr, &r->s[i], err, sizeof err) != 0) {
       fprintf(stderr, "step %d on %s: %s\n", i, ebm_backend_name(be), err);
       ebm_trainer_destroy(tr);
       return -1;
     }
+  }
   r->n = ebm_net_param_count(ebm_trainer_net(tr));
   r->params = malloc(r->n * 4);
   r->ema = malloc(r->n * 4);
@@ -94,6 +111,10 @@ static int train_run(ebm_backend *be, int steps, run_result *r) {
            ebm_net_get_params(ebm_trainer_ema_net(tr), r->ema, NULL);
   ebm_trainer_destroy(tr);
   return rc;
+}
+
+static int train_run(ebm_backend *be, int steps, run_result *r) {
+  return train_run_split(be, steps, -1, NULL, r);
 }
 
 int main(void) {
@@ -133,6 +154,20 @@ int main(void) {
   if (rv.params && rv2.params)
     TU_CHECK(!memcmp(rv.params, rv2.params, rv.n * 4) && rv.s[steps - 1].loss == rv2.s[steps - 1].loss,
              "two vulkan runs differ");
+  /* checkpoint after 2 steps, resume, 2 more: the same bits as the uninterrupted vulkan run */
+  char dir[] = "/tmp/vkebm_test_vk_train_XXXXXX", ckpt[128];
+  run_result rr = {0};
+  if (mkdtemp(dir)) {
+    snprintf(ckpt, sizeof ckpt, "%s/ckpt.safetensors", dir);
+    TU_CHECK(train_run_split(vk, steps, 2, ckpt, &rr) == 0, "vulkan resumed run");
+    if (rr.params && rv.params)
+      TU_CHECK(!memcmp(rv.params, rr.params, rv.n * 4) && !memcmp(rv.ema, rr.ema, rv.n * 4) &&
+                   rv.s[steps - 1].loss == rr.s[steps - 1].loss,
+               "resumed vulkan run differs from the uninterrupted one");
+    remove(ckpt);
+    rmdir(dir);
+  }
+  free(rr.params), free(rr.ema);
   free(rc.params), free(rc.ema), free(rv.params), free(rv.ema), free(rv2.params), free(rv2.ema);
   ebm_backend_destroy(cpu);
   tu_backend_done(vk);

@@ -67,7 +67,7 @@ int ebm_train_config_validate(const ebm_train_config *cfg, char *err, size_t err
  * each chain uses the positive scene's label for the model's concept (rendered data only);
  * else every chain uses label[]. */
 typedef struct ebm_train_frozen {
-  const char *path;
+  char path[512];
   int label_from_data;
   float label[EBM_MAX_LABEL];
 } ebm_train_frozen;

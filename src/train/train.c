@@ -267,14 +267,11 @@ int ebm_train_frozen_parse(const char *arg, ebm_train_frozen *out, char *err, si
   const char *eq = strrchr(arg, '=');
   if (!eq || eq == arg || !eq[1])
     return fail(err, errlen, "--frozen '%.80s': expected MODEL=LABEL", arg);
-  static char paths[EBM_TRAIN_MAX_FROZEN][512];
-  static int next;
-  char *path = paths[next++ % EBM_TRAIN_MAX_FROZEN];
   size_t plen = (size_t)(eq - arg);
-  if (plen >= 512) return fail(err, errlen, "--frozen: path too long");
-  memcpy(path, arg, plen);
-  path[plen] = 0;
-  out->path = path;
+  if (plen >= sizeof out->path) return fail(err, errlen, "--frozen: path too long");
+  memcpy(out->path, arg, plen);
+  out->path[plen] = 0;
+  const char *path = out->path;
   ebm_model_info info;
   char why[512];
   if (ebm_model_read_info(path, &info, why, sizeof why) != 0)
