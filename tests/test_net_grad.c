@@ -3,7 +3,9 @@
  * 1. Gradients against central finite differences of F = sum_b w_b E_b(x | c) (w = dE,
  *    deliberately not all ones): dF/dx (a sample of pixels), dF/dc (every element) and dF/dθ for
  *    every parameter tensor (first, last and a few sampled elements of each), on the tiny
- *    configuration with batch 3 < max_batch 4 and label_dim 3, with and without spectral norm.
+ *    configuration with batch 3 < max_batch 4 and label_dim 3, with and without spectral norm,
+ *    and on R8 W4 blocks "1,2d,4,4d", which adds the block kinds tiny lacks (identity bypass
+ *    without pooling, conv bypass with pooling).
  *    The differences are taken on a double-precision twin of the network written here from
  *    net.h's formulas (ref_energy), not on the float32 network: in float32, F's rounding error
  *    (~1e-7 |F|) divided by the step swamps the small gradients of the early blocks (we measured
@@ -53,11 +55,15 @@ typedef struct fixture {
   float dE[B];
 } fixture;
 
-static void setup(fixture *f, ebm_backend *be, int sn) {
+/* blocks: NULL = the tiny preset's ("1d,2,2d": identity+pool, bypass, identity+pool), else a
+ * spec such as "1,2d,4,4d" that adds the other block kinds (identity without pooling, bypass
+ * with pooling). */
+static void setup_blocks(fixture *f, ebm_backend *be, int sn, const char *blocks) {
   memset(f, 0, sizeof *f);
   f->be = be;
   TU_CHECK(ebm_net_config_preset(&f->cfg, "tiny", L) == 0, "tiny preset");
   f->cfg.spectral_norm = sn;
+  if (blocks) TU_CHECK(ebm_net_config_parse_blocks(&f->cfg, blocks) == 0, "blocks %s", blocks);
   char err[256];
   if (ebm_net_create(&f->net, be, &f->cfg, MAXB, 7, err, sizeof err)) {
     fprintf(stderr, "net create: %s\n", err);
@@ -101,6 +107,8 @@ static void setup(fixture *f, ebm_backend *be, int sn) {
   ebm_net_get_params(f->net, f->hp, f->hu);
   ebm_net_refresh(f->net, 0);
 }
+
+static void setup(fixture *f, ebm_backend *be, int sn) { setup_blocks(f, be, sn, NULL); }
 
 static void teardown(fixture *f) {
   ebm_buffer *bufs[] = {f->x, f->c, f->e, f->de, f->dx, f->dc};
@@ -344,11 +352,12 @@ static double *to_double(const float *a, size_t n) {
   return d;
 }
 
-static void check_fd(ebm_backend *be, int sn) {
+static void check_fd(ebm_backend *be, int sn, const char *blocks) {
   fixture f;
-  setup(&f, be, sn);
-  fprintf(stderr, "finite differences (double twin), tiny config, spectral_norm=%d, batch %d, "
-                  "label_dim %d\n", sn, B, L);
+  setup_blocks(&f, be, sn, blocks);
+  char desc[128];
+  ebm_net_config_describe(&f.cfg, desc, sizeof desc);
+  fprintf(stderr, "finite differences (double twin), %s, batch %d\n", desc, B);
   /* analytic, float32 network */
   float e[B];
   ebm_net_forward(f.net, ebm_ref_of(f.e), ebm_ref_of(f.x), ebm_ref_of(f.c), B);
@@ -672,8 +681,9 @@ static void check_config(void) {
 int main(void) {
   ebm_backend *be = tu_cpu_backend();
   check_config();
-  check_fd(be, 1);
-  check_fd(be, 0);
+  check_fd(be, 1, NULL);
+  check_fd(be, 0, NULL);
+  check_fd(be, 1, "1,2d,4,4d");
   check_determinism_and_accumulation(be);
   check_model_files(be);
   fprintf(stderr, "worst finite-difference relative error: %.2e (bound %.0e)\n", worst_overall,

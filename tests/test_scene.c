@@ -142,6 +142,17 @@ static void test_labels(void) {
     for (int k = 0; k < SCENE_NCOLOURS; k++) sum += l[k];
     TU_CHECK(sum == 1.0f && l[d.obj[0].colour] == 1.0f, "colour one-hot");
   }
+  /* the batch helper agrees with scene-by-scene sampling */
+  scene_spec multi = spec_of("multi 3");
+  float packed[5 * VKEBM_SCENE_FLOATS], labels[5 * 2], one[VKEBM_SCENE_FLOATS];
+  scene_sample_batch(&multi, 4, 20, 5, 2, SCENE_CONCEPT_POSITION, packed, labels);
+  for (int i = 0; i < 5; i++) {
+    scene_desc d;
+    scene_sample(&multi, 4, 20 + (uint32_t)i, &d);
+    scene_pack(&d, one);
+    TU_CHECK(!memcmp(one, packed + i * VKEBM_SCENE_FLOATS, sizeof one), "batch scene %d", i);
+    TU_CHECK(labels[2 * i] == d.obj[2].x && labels[2 * i + 1] == d.obj[2].y, "batch label %d", i);
+  }
   for (int k = 0; k < SCENE_NSHAPES; k++) TU_CHECK(scene_shape_from_name(scene_shape_name(k)) == k, "shape names");
   for (int k = 0; k < SCENE_NCOLOURS; k++) TU_CHECK(scene_colour_from_name(scene_colour_name(k)) == k, "colour names");
 }
@@ -243,11 +254,14 @@ static void test_in_view(void) {
   for (size_t s = 0; s < sizeof specs / sizeof *specs; s++) {
     scene_spec sp = spec_of(specs[s]);
     float worst = 0;
-    int nobj_ok = 1;
+    int nobj_ok = 1, fallbacks = 0;
     for (uint32_t i = 0; i < 600; i++) {
       scene_desc d;
       scene_sample(&sp, 5, i, &d);
       nobj_ok &= d.nobj == sp.nobj;
+      /* multi: the placement's last resort puts object 0 at (-0.8, -0.8) with the smallest size */
+      fallbacks += sp.kind == SCENE_SPEC_MULTI && d.obj[0].x == -0.8f && d.obj[0].y == -0.8f &&
+                   d.obj[0].size == sp.size_min;
       for (int k = 0; k < d.nobj; k++) {
         float r[4];
         scene_object_ndc_bounds(&d, k, r);
@@ -255,6 +269,7 @@ static void test_in_view(void) {
       }
     }
     TU_CHECK(nobj_ok, "%s: wrong object count", specs[s]);
+    TU_CHECK(fallbacks == 0, "%s: %d scenes needed the fixed fallback layout", specs[s], fallbacks);
     TU_CHECK(worst < 0.98f, "%s: an object reaches NDC %.3f (out of view)", specs[s], worst);
     printf("  in view %-24s worst |ndc| of a bounding box %.3f\n", specs[s], worst);
   }

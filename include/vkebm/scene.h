@@ -149,5 +149,10 @@ int scene_label_dim(scene_concept c);
 const char *scene_label_names(scene_concept c);
 /* Label of object k of the scene for concept c into out[scene_label_dim(c)]. */
 void scene_label(const scene_desc *d, int k, scene_concept c, float *out);
+/* A training batch: scenes first .. first+n-1 packed into packed[n, VKEBM_SCENE_FLOATS] (for
+ * ebm_upload + ebm_scene_render) and object k's label for concept c into
+ * labels[n, scene_label_dim(c)] (labels may be NULL). */
+void scene_sample_batch(const scene_spec *spec, uint32_t seed, uint32_t first, int n, int k,
+                        scene_concept c, float *packed, float *labels);
 
 #endif /* VKEBM_SCENE_H */

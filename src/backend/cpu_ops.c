@@ -104,6 +104,11 @@ static void blis_choose_arch(void) {}
 /* Worker threads of the ops that take no cpu_ctx (elementwise, pooling, reductions); set with the
  * BLAS's, which is process-global too. */
 static int g_threads = 1;
+/* What BLIS was last told (cpu_sgemm lowers it for small GEMMs). Ops are issued from one host
+ * thread at a time: the BLAS's thread count is process-global state anyway. */
+#if defined(VKEBM_BLAS_BLIS)
+static int g_blas_threads_now = -1;
+#endif
 
 void cpu_blas_set_threads(int threads) {
   g_threads = threads > 0 ? threads : 1;
@@ -113,7 +118,8 @@ void cpu_blas_set_threads(int threads) {
     blis_choose_arch();
     arch_chosen = 1;
   }
-  bli_thread_set_num_threads(threads);
+  bli_thread_set_num_threads(g_threads);
+  g_blas_threads_now = g_threads;
 #else
   openblas_set_num_threads(threads);
 #endif
@@ -156,8 +162,20 @@ void cpu_blas_describe(char *out, size_t len) {
 #endif
 }
 
+/* GEMMs under GEMM_SERIAL_FLOPS run on one thread (BLIS): waking a second one costs more than
+ * it saves there, and on a shared machine a descheduled partner thread stalls the pair for a
+ * whole scheduler slice. OpenBLAS has its own threshold. */
+#define GEMM_SERIAL_FLOPS 4e6
+
 void cpu_sgemm(int transa, int transb, int M, int N, int K, float alpha, const float *A,
                   int lda, const float *Bm, int ldb, float beta, float *C, int ldc) {
+#if defined(VKEBM_BLAS_BLIS)
+  const int want = 2.0 * M * N * K < GEMM_SERIAL_FLOPS ? 1 : g_threads;
+  if (want != g_blas_threads_now) {
+    bli_thread_set_num_threads(want);
+    g_blas_threads_now = want;
+  }
+#endif
   cblas_sgemm(CblasRowMajor, transa ? CblasTrans : CblasNoTrans,
               transb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, Bm, ldb, beta, C, ldc);
 }

@@ -264,7 +264,7 @@ int cmd_bench(int argc, char **argv) {
         if (json) {
           printf("{\"impl\":\"vkebm\",\"backend\":\"%s\",\"config\":\"%s\",\"resolution\":%d,"
                  "\"batch\":%d,\"image_steps_per_s\":%.6g,\"ms_per_step\":%.6g,"
-                 "\"flops_per_image_step\":%.6g,\"gflops\":%.6g,\"device\":",
+                 "\"flops_per_image_step\":%.0f,\"gflops\":%.6g,\"device\":",
                  ebm_backend_name(be), configs[ci], cfgs[ci].resolution, B,
                  res.image_steps_per_s, res.ms_per_step, res.flops_per_image_step, res.gflops);
           json_string(stdout, ebm_backend_device_name(be));

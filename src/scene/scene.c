@@ -473,3 +473,14 @@ void scene_label(const scene_desc *d, int k, scene_concept c, float *out) {
   default: break;
   }
 }
+
+void scene_sample_batch(const scene_spec *spec, uint32_t seed, uint32_t first, int n, int k,
+                        scene_concept c, float *packed, float *labels) {
+  int dim = scene_label_dim(c);
+  for (int i = 0; i < n; i++) {
+    scene_desc d;
+    scene_sample(spec, seed, first + (uint32_t)i, &d);
+    scene_pack(&d, packed + (size_t)i * VKEBM_SCENE_FLOATS);
+    if (labels) scene_label(&d, k < d.nobj ? k : 0, c, labels + (size_t)i * (size_t)dim);
+  }
+}
