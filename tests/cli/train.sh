@@ -3,7 +3,7 @@
 # --help 0; bad flags exit 2 with one line; a short run writes a loadable model (concept
 # metadata), metrics.csv and a checkpoint; SIGINT exits 130 after writing a checkpoint, and
 # --resume continues from it (metrics appended); a truncated checkpoint is refused (exit 1) and
-# left alone; a runaway energy stops training with a clear message, keeping the last good
+# left alone; on a terminal the progress line is redrawn in place; a runaway energy stops training with a clear message, keeping the last good
 # checkpoint; --data-dir from `vkebm data`; --frozen (continual mode).
 set -u
 VKEBM=$1
@@ -48,6 +48,15 @@ M="$T/models/color.metrics.csv"
 head -2 "$M" | tail -1 | grep -q "^step,time_s,loss,e_pos,e_neg,grad_norm,steps_per_s$" || fail "metrics header: $(head -2 "$M")"
 [ "$(grep -c '^[0-9]' "$M")" -eq 6 ] || fail "metrics rows: $(cat "$M")"
 grep -q "step 6/6" "$T/err" || fail "no progress line: $(cat "$T/err")"
+
+# on a terminal: one progress line redrawn in place (carriage returns, no newline per step)
+if command -v script >/dev/null 2>&1; then
+  script -qec "$VKEBM train --concept color --steps 5 -o $T/tty.safetensors ${TINY[*]}" /dev/null >"$T/tty" 2>&1 ||
+    fail "run under a terminal: $(cat "$T/tty")"
+  grep -q $'\r' "$T/tty" || fail "no in-place redraw on a terminal"
+  grep -q "step 5/5 .*it/s  ETA" "$T/tty" || fail "terminal progress line: $(cat -v "$T/tty")"
+  [ "$(grep -c 'vkebm train: step' "$T/tty")" -eq 0 ] || fail "log lines instead of a redraw on a terminal"
+fi
 
 # SIGINT: exit 130 after writing a checkpoint, then resume
 "$VKEBM" train --concept shape --steps 1000000 -o "$T/int/shape.safetensors" "${TINY[@]}" >"$T/out" 2>"$T/err" &
