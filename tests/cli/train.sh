@@ -3,8 +3,9 @@
 # --help 0; bad flags exit 2 with one line; a short run writes a loadable model (concept
 # metadata), metrics.csv and a checkpoint; SIGINT exits 130 after writing a checkpoint, and
 # --resume continues from it (metrics appended); a truncated checkpoint is refused (exit 1) and
-# left alone; on a terminal the progress line is redrawn in place; a runaway energy stops training with a clear message, keeping the last good
-# checkpoint; --data-dir from `vkebm data`; --frozen (continual mode).
+# left alone; on a terminal the progress line is redrawn in place; a runaway energy stops
+# training with a clear message, keeping the last good checkpoint; --data-dir from `vkebm data`;
+# --frozen (continual mode).
 set -u
 VKEBM=$1
 T=$(mktemp -d)
