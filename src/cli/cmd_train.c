@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "vkebm/image.h"
 #include "vkebm/net.h"
 #include "vkebm/scene.h"
 #include "vkebm/train.h"
@@ -69,6 +70,7 @@ static void usage(FILE *f) {
           "  --resume FILE        continue a checkpoint (its settings win; --steps may extend)\n"
           "  --metrics FILE       CSV per step, default OUT with .metrics.csv\n"
           "  --log-every K        progress lines when stderr is not a terminal, default 50\n"
+          "  --preview FILE.png   a grid of the current negatives, at every checkpoint\n"
           "  --backend B          auto | cpu | vulkan (default auto)\n"
           "  -q, --quiet          no progress output\n"
           "  -h, --help\n",
@@ -121,8 +123,31 @@ enum {
   O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_STEPS, O_BATCH,
   O_LR, O_NO_ADAM_CLIP, O_GRAD_CLIP, O_LSTEPS, O_STEP_LR, O_NOISE, O_REPLAY, O_BUFFER,
   O_RESERVOIR, O_ALPHA, O_EMA, O_FROZEN, O_SEED, O_CKPT, O_CKPT_EVERY, O_RESUME, O_METRICS,
-  O_LOG_EVERY, O_BACKEND, O_MAX_ENERGY
+  O_LOG_EVERY, O_BACKEND, O_MAX_ENERGY, O_PREVIEW
 };
+
+/* The last iteration's negatives as a grid PNG (atomic), to watch what the sampler makes. */
+static int write_preview(ebm_trainer *tr, const char *path, char *err, size_t errlen) {
+  const ebm_train_config *c = ebm_trainer_config(tr);
+  const int R = c->net.resolution, B = c->batch;
+  float *neg = malloc((size_t)B * 3 * R * R * sizeof(float));
+  if (!neg) return snprintf(err, errlen, "out of memory for the preview"), -1;
+  int gw = 0, gh = 0, rc = -1;
+  uint8_t *grid = NULL;
+  if (ebm_trainer_negatives(tr, neg) != 0) {
+    snprintf(err, errlen, "reading the negatives failed");
+  } else if (!(grid = img_make_grid(neg, B, R, R, B < 8 ? B : 8, 2, 0.0f, &gw, &gh))) {
+    snprintf(err, errlen, "out of memory for the preview grid");
+  } else {
+    char step[32];
+    snprintf(step, sizeof step, "%lld", (long long)ebm_trainer_step_count(tr));
+    img_text text[] = {{"vkebm.concept", c->concept}, {"vkebm.step", step}};
+    rc = img_write_png_rgb8(path, grid, gw, gh, text, 2, err, errlen);
+  }
+  free(grid);
+  free(neg);
+  return rc;
+}
 
 int cmd_train(int argc, char **argv) {
   static const struct option opts[] = {
@@ -144,9 +169,11 @@ int cmd_train(int argc, char **argv) {
       {"resume", required_argument, 0, O_RESUME}, {"metrics", required_argument, 0, O_METRICS},
       {"log-every", required_argument, 0, O_LOG_EVERY},
       {"max-energy", required_argument, 0, O_MAX_ENERGY},
+      {"preview", required_argument, 0, O_PREVIEW},
       {"backend", required_argument, 0, O_BACKEND}, {"quiet", no_argument, 0, 'q'},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   const char *concept = NULL, *data = "general", *data_dir = NULL, *preset = "default32";
+  const char *preview = NULL;
   const char *blocks = NULL, *out = NULL, *ckpt_arg = NULL, *resume = NULL, *metrics_arg = NULL;
   const char *frozen_args[EBM_TRAIN_MAX_FROZEN];
   int nfrozen = 0, quiet = 0, no_adam_clip = 0, reservoir = 0;
@@ -201,6 +228,7 @@ int cmd_train(int argc, char **argv) {
     case O_CKPT_EVERY: INT_OPT(ckpt_every, 1, 100000000L, "checkpoint-every")
     case O_RESUME: resume = optarg; break;
     case O_METRICS: metrics_arg = optarg; break;
+    case O_PREVIEW: preview = optarg; break;
     case O_MAX_ENERGY: FLT_OPT(max_energy, 1e-30, 1e30, "max-energy")
     case O_LOG_EVERY: INT_OPT(log_every, 1, 100000000L, "log-every")
     case O_BACKEND:
@@ -351,11 +379,19 @@ int cmd_train(int argc, char **argv) {
         goto done;
       }
       last_saved = st_.step;
+      if (preview && write_preview(tr, preview, err, sizeof err) != 0) {
+        rc = cli_fail(CMD_NAME, "preview: %s", err);
+        goto done;
+      }
     }
   }
   if (tty && !quiet) fputc('\n', stderr);
   if (ebm_trainer_save_checkpoint(tr, ckpt, err, sizeof err) != 0) {
     rc = cli_fail(CMD_NAME, "checkpoint: %s", err);
+    goto done;
+  }
+  if (preview && ebm_trainer_step_count(tr) > start && write_preview(tr, preview, err, sizeof err) != 0) {
+    rc = cli_fail(CMD_NAME, "preview: %s", err);
     goto done;
   }
   if (g_stop_signal) {

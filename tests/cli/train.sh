@@ -38,7 +38,8 @@ expect 2 "missing frozen model" -- --concept color --frozen "$T/none.safetensors
 expect 1 "missing resume file" -- --resume "$T/none.safetensors" -o "$T/m.safetensors"
 
 # a short run
-expect 0 "short run" -- --concept color --steps 6 --checkpoint-every 4 -o "$T/models/color.safetensors" "${TINY[@]}"
+expect 0 "short run" -- --concept color --steps 6 --checkpoint-every 4 --preview "$T/neg.png" -o "$T/models/color.safetensors" "${TINY[@]}"
+[ -s "$T/neg.png" ] || fail "no preview grid written"
 [ -s "$T/models/color.safetensors" ] || fail "no model written"
 [ -s "$T/models/color.ckpt.safetensors" ] || fail "no checkpoint written"
 "$VKEBM" inspect "$T/models/color.safetensors" >"$T/inspect" 2>&1 || fail "inspect: $(cat "$T/inspect")"
