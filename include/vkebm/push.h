@@ -148,6 +148,27 @@ VKEBM_PUSH_BEGIN(scene_render, SCENE_RENDER)
 VKEBM_PUSH_END(scene_render, SCENE_RENDER)
 #endif
 
+/* ---- optimizer ops ----------------------------------------------------------------------- */
+/* adam_step (shaders/adam_step.comp): n parameters; bias corrections bc1 = 1 - beta1^t and
+ * bc2 = 1 - beta2^t (and bc2_prev = 1 - beta2^(t-1), 0 at t = 1) computed on the host in
+ * double; clip != 0 enables the per-element clip; grad_scale multiplies every gradient first
+ * (the global gradient-norm clip). */
+#if !defined(VULKAN) || defined(VKEBM_PC_ADAM_STEP)
+VKEBM_PUSH_BEGIN(adam_step, ADAM_STEP)
+  VKEBM_PUSH_BINDING_OFFSETS
+  u32 n;
+  u32 clip;
+  f32 lr;
+  f32 beta1;
+  f32 beta2;
+  f32 eps;
+  f32 bc1;
+  f32 bc2;
+  f32 bc2_prev;
+  f32 grad_scale;
+VKEBM_PUSH_END(adam_step, ADAM_STEP)
+#endif
+
 /* ---- sampler ops (shaders/langevin_*.comp, src/backend/vulkan_sampler.c) ----------------------
  * One struct for all of them. rows x cols: chains (or stacked rows) by values per row;
  * rows_per_group: rows sharing a target/precision row (quadratic energy); flags bit 0: grad

@@ -610,6 +610,7 @@ static const ebm_backend_vtable cpu_vtable = {
     .spectral_norm_backward = cpu_spectral_norm_backward_op,
     .sumsq = cpu_sumsq_op,
     .scene_render = cpu_scene_render,
+
     /* sampler ops */
     .quadratic_energy = cpu_quadratic_energy_op,
     .quadratic_energy_backward = cpu_quadratic_energy_backward_op,
@@ -617,6 +618,7 @@ static const ebm_backend_vtable cpu_vtable = {
     .mala_propose = cpu_mala_propose_op,
     .mala_log_q = cpu_mala_log_q_op,
     .chain_select = cpu_chain_select_op,
+    .adam_step = cpu_adam_step,
 };
 
 /* "model name" from /proc/cpuinfo, or a generic name. */

@@ -421,6 +421,7 @@ const ebm_backend_vtable vkb_vtable = {
     .spectral_norm_backward = vk_spectral_norm_backward,
     .sumsq = vk_sumsq,
     .scene_render = vulkan_scene_render,
+    .adam_step = vulkan_adam_step,
     /* sampler ops (vulkan_sampler.c) */
     .quadratic_energy = vkb_quadratic_energy,
     .quadratic_energy_backward = vkb_quadratic_energy_backward,
