@@ -466,6 +466,15 @@ static void check_determinism_and_accumulation(ebm_backend *be) {
   TU_CHECK(!memcmp(g1, g2, f.np * 4), "param_grads=0 changed the parameter gradients");
   TU_CHECK(!memcmp(dx1, dx2, f.nx * 4), "param_grads=0 gave a different dE/dx");
 
+  /* dE/dc alone (label inference: no parameter gradients, no dx) equals dE/dc from the full
+   * backward, and leaves the parameter gradients untouched. */
+  ebm_net_backward(f.net, ebm_ref_of(f.de), EBM_NOREF, ebm_ref_of(f.dc), 0, B);
+  TU_CHECK(ebm_sync(be) == 0, "dE/dc-only backward failed");
+  ebm_download(be, dc2, ebm_ref_of(f.dc), B * L);
+  ebm_download(be, g2, ebm_net_grads(f.net), f.np);
+  TU_CHECK(!memcmp(dc1, dc2, sizeof dc1), "dE/dc-only backward differs from the full one");
+  TU_CHECK(!memcmp(g1, g2, f.np * 4), "dE/dc-only backward changed the parameter gradients");
+
   /* Batch independence: image 0 alone gives the same energy as in the batch of 3. */
   float e0;
   ebm_net_forward(f.net, ebm_ref_of(f.e), ebm_ref_of(f.x), ebm_ref_of(f.c), 1);

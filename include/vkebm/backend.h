@@ -116,7 +116,7 @@ void ebm_avgpool2_backward(ebm_backend *be, ebm_ref dx, ebm_ref dy, int B, int C
  *   y[b,ch,p] = x[b,ch,p] + sum_l c[b,l] * G[l,ch]      x,y: [B,C,HW]  c: [B,L]  G: [L,C]
  * Backward: dx = dy (the caller reuses dy), so only parameter/label gradients:
  *   dG[l,ch] += sum_b c[b,l] * sum_p dy[b,ch,p]
- *   dc[b,l]  += sum_ch G[l,ch] * sum_p dy[b,ch,p]                      (dc optional) */
+ *   dc[b,l]  += sum_ch G[l,ch] * sum_p dy[b,ch,p]              (dG and dc each optional) */
 void ebm_cond_bias_forward(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref c, ebm_ref G,
                            int B, int C, int HW, int L);
 void ebm_cond_bias_backward(ebm_backend *be, ebm_ref dG, ebm_ref dc, ebm_ref dy, ebm_ref c,

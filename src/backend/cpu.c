@@ -344,12 +344,13 @@ static void cpu_cond_bias_backward_op(ebm_backend *be, ebm_ref dG, ebm_ref dc, e
   RETURN_UNLESS(dims_ok(cb, OP, B, C, HW, L, 0));
   if (!B || !C || !L) return;
   int ok = 1;
-  RESOLVE(dG, (size_t)L * C, dG);
+  float *dG_p = opt_ptr(cb, dG, (size_t)L * C, OP, "dG", &ok);
   float *dc_p = opt_ptr(cb, dc, (size_t)B * L, OP, "dc", &ok);
+  if (ok && !dG_p && !dc_p) return; /* nothing asked for */
   RESOLVE(dy, (size_t)B * C * HW, dy);
   RESOLVE(c, (size_t)B * L, c);
   RESOLVE(G, (size_t)L * C, G);
-  RETURN_UNLESS(ok && dG_p && dy_p && c_p && G_p);
+  RETURN_UNLESS(ok && dy_p && c_p && G_p);
   if (cond_bias_backward_cpu(dG_p, dc_p, dy_p, c_p, G_p, B, C, HW, L))
     cpu_fail(cb, OP, "out of memory");
 #undef OP
