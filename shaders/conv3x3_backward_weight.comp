@@ -49,22 +49,23 @@ void main() {
     /* window columns w-1, w, w+1 of input rows h-1, h, h+1 for each ci of the block */
     float xl[WG_IT][3], xc[WG_IT][3], xr[WG_IT][3];
     uint rowbase[WG_IT][3];
-    bool rowok[3];
+    float rowmask[3]; /* 0 for the padding rows: loads stay unconditional (clamped address) */
     [[unroll]] for (uint kh = 0u; kh < 3u; kh++) {
       int r = int(h) + int(kh) - 1;
-      rowok[kh] = r >= 0 && r < int(H);
+      rowmask[kh] = (r >= 0 && r < int(H)) ? 1.0 : 0.0;
       [[unroll]] for (uint i = 0u; i < WG_IT; i++) {
         rowbase[i][kh] = BOFF(2) + (b * Ci + cic[i]) * HW + uint(clamp(r, 0, int(H) - 1)) * W;
         xl[i][kh] = 0.0;
-        xc[i][kh] = rowok[kh] ? x[rowbase[i][kh]] : 0.0;
+        xc[i][kh] = x[rowbase[i][kh]] * rowmask[kh];
       }
     }
     uint dybase = BOFF(1) + b * Co * HW + h * W;
     for (uint w = 0u; w < W; w++) {
-      bool right = w + 1u < W;
+      uint wr = min(w + 1u, W - 1u);
+      float right = w + 1u < W ? 1.0 : 0.0;
       [[unroll]] for (uint i = 0u; i < WG_IT; i++)
         [[unroll]] for (uint kh = 0u; kh < 3u; kh++)
-          xr[i][kh] = (right && rowok[kh]) ? x[rowbase[i][kh] + w + 1u] : 0.0;
+          xr[i][kh] = x[rowbase[i][kh] + wr] * (rowmask[kh] * right);
       [[unroll]] for (uint o = 0u; o < WG_OT; o++) {
         float d = dy[dybase + coc[o] * HW + w];
         [[unroll]] for (uint i = 0u; i < WG_IT; i++)

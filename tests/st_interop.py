@@ -118,8 +118,8 @@ def compare(path, inspect_json):
             fail(f"{name}: min/max {r['min']} {r['max']} vs {a.min()} {a.max()}")
         if abs(r["mean"] - a64.mean()) > 1e-7 * max(1.0, abs(a64).max()):
             fail(f"{name}: mean {r['mean']} vs {a64.mean()}")
-    if got["total_parameters"] != total or got["total_bytes"] != 4 * total:
-        fail(f"totals {got['total_parameters']} {got['total_bytes']} vs {total}")
+    if got["total_values"] != total or got["total_bytes"] != 4 * total:
+        fail(f"totals {got['total_values']} {got['total_bytes']} vs {total}")
     print(f"compare: inspect agrees with numpy on {len(t)} tensors")
 
 

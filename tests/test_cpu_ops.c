@@ -112,7 +112,7 @@ static void test_conv_chunking(void) {
   conv3x3_backward_input_ref(want_dx, dy, w, B, Ci, Co, H, W);
   conv3x3_backward_weight_ref(want_dw, dy, x, B, Ci, Co, H, W);
   for (size_t i = 0; i < sizeof budgets / sizeof budgets[0]; i++) {
-    cpu_ctx ctx = {.threads = 2, .col_budget = budgets[i]};
+    cpu_ctx ctx = {.col_budget = budgets[i]};
     char label[80];
     memset(dw, 0, nw * 4);
     TU_CHECK(conv3x3_forward_cpu(&ctx, y, x, w, B, Ci, Co, H, W) == 0, "fwd");
@@ -627,7 +627,7 @@ static void test_determinism(void) {
   float *x = rnd(nx, 81), *w = rnd(nw, 82), *dy = rnd(ny, 83);
   float *out[2][3];
   for (int run = 0; run < 2; run++) {
-    cpu_ctx ctx = {.threads = 2, .col_budget = (size_t)Ci * 9 * H * W * 5};
+    cpu_ctx ctx = {.col_budget = (size_t)Ci * 9 * H * W * 5};
     out[run][0] = malloc(ny * 4), out[run][1] = malloc(nx * 4), out[run][2] = calloc(nw, 4);
     conv3x3_forward_cpu(&ctx, out[run][0], x, w, B, Ci, Co, H, W);
     conv3x3_backward_input_cpu(&ctx, out[run][1], dy, w, B, Ci, Co, H, W);
@@ -640,8 +640,8 @@ static void test_determinism(void) {
   /* the same convolutions on 1 thread: BLAS partitions output blocks, not sums, so the bits
    * should not change; reported, not required (a BLAS may legitimately differ) */
   {
-    cpu_ctx one = {.threads = 1, .col_budget = (size_t)Ci * 9 * H * W * 5};
-    cpu_blas_set_threads(1);
+    cpu_ctx one = {.col_budget = (size_t)Ci * 9 * H * W * 5};
+    cpu_set_threads(1);
     float *y1 = malloc(ny * 4);
     conv3x3_forward_cpu(&one, y1, x, w, B, Ci, Co, H, W);
     fprintf(stderr, "  conv forward 1 vs 2 threads: %s\n",
@@ -657,7 +657,7 @@ static void test_determinism(void) {
   const size_t n = 1000003;
   float *a = rnd(n, 84), *r[2][3];
   for (int t = 0; t < 2; t++) {
-    cpu_blas_set_threads(t + 1);
+    cpu_set_threads(t + 1);
     r[t][0] = malloc(n * 4), r[t][1] = malloc(n * 4), r[t][2] = malloc(4);
     swish_forward_cpu(r[t][0], a, n);
     swish_backward_cpu(r[t][1], a, a, n);
@@ -673,12 +673,14 @@ static void test_determinism(void) {
   for (int t = 0; t < 2; t++)
     for (int k = 0; k < 3; k++) free(r[t][k]);
   free(a);
-  cpu_blas_set_threads(2);
+  cpu_set_threads(2);
 }
 
 int main(void) {
   be = tu_cpu_backend();
   fprintf(stderr, "backend: %s\n", ebm_backend_describe(be));
+  char why[512] = "";
+  TU_CHECK(cpu_blas_selfcheck(why, sizeof why) == 0, "%s", why);
 
   static const int conv_shapes[][5] = {
       /* B, Ci, Co, H, W */

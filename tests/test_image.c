@@ -4,6 +4,7 @@
 #define _GNU_SOURCE /* memmem */
 #include <math.h>
 #include <png.h>
+#include <zlib.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,14 @@ static void test_round_trip(void) {
   size_t n1, n2;
   TU_CHECK(read_bytes(p1, &b1, &n1) == 0 && read_bytes(p2, &b2, &n2) == 0, "read bytes");
   TU_CHECK(n1 == n2 && memcmp(b1, b2, n1) == 0, "same input, different bytes");
+  /* The non-durable write gives the same file. */
+  const char *p3 = in_dir("nofsync.png");
+  TU_CHECK(img_write_png_rgb8_flags(p3, rgb, W, H, text, 3, IMG_WRITE_NO_FSYNC, err, sizeof err) == 0,
+           "write without fsync: %s", err);
+  unsigned char *b3;
+  size_t n3;
+  TU_CHECK(read_bytes(p3, &b3, &n3) == 0 && n3 == n1 && memcmp(b1, b3, n1) == 0, "no-fsync bytes differ");
+  free(b3);
   TU_CHECK(memmem(b1, n1, "tIME", 4) == NULL, "time chunk written");
   TU_CHECK(memmem(b1, n1, "tEXtexpression", 14) != NULL, "tEXt chunk missing");
   TU_CHECK(memmem(b1, n1, "iTXtComment", 11) != NULL, "non-ASCII value not in iTXt");
@@ -100,6 +109,40 @@ static void test_round_trip(void) {
                strstr(err, "No such file"), "missing: %s", err);
   free(b1);
   free(b2);
+}
+
+/* A Latin-1 tEXt chunk (as other programs write them) reads back as UTF-8. */
+static void test_latin1_text(void) {
+  uint8_t rgb[2 * 2 * 3] = {0};
+  char err[512];
+  const char *path = in_dir("l1.png");
+  TU_CHECK(img_write_png_rgb8(path, rgb, 2, 2, NULL, 0, err, sizeof err) == 0, "write: %s", err);
+  unsigned char *b;
+  size_t n;
+  if (read_bytes(path, &b, &n)) return;
+  /* Insert after IHDR (8-byte signature + 25-byte IHDR chunk): tEXt "note" = "caf\xe9". */
+  static const unsigned char body[] = {'t', 'E', 'X', 't', 'n', 'o', 't', 'e', 0, 'c', 'a', 'f', 0xe9};
+  unsigned char chunk[4 + sizeof body + 4] = {0, 0, 0, sizeof body - 4};
+  memcpy(chunk + 4, body, sizeof body);
+  uLong crc = crc32(0L, body, sizeof body);
+  for (int i = 0; i < 4; i++) chunk[4 + sizeof body + i] = (unsigned char)(crc >> (24 - 8 * i));
+  unsigned char *out = malloc(n + sizeof chunk);
+  memcpy(out, b, 33);
+  memcpy(out + 33, chunk, sizeof chunk);
+  memcpy(out + 33 + sizeof chunk, b + 33, n - 33);
+  write_bytes(path, out, n + sizeof chunk);
+  uint8_t *px = NULL;
+  img_text *t = NULL;
+  int w, h, nt = 0;
+  TU_CHECK(img_read_png_rgb8(path, &px, &w, &h, &t, &nt, err, sizeof err) == 0, "read: %s", err);
+  int found = 0;
+  for (int i = 0; i < nt; i++)
+    if (!strcmp(t[i].key, "note")) found = !strcmp(t[i].value, "caf\xc3\xa9");
+  TU_CHECK(found, "Latin-1 tEXt value not converted to UTF-8");
+  free(px);
+  img_text_free(t, nt);
+  free(out);
+  free(b);
 }
 
 /* Other colour types, written with libpng's simplified API, all read as 8-bit RGB. */
@@ -285,7 +328,8 @@ static int write_grids(const char *out_dir) {
     uint8_t *rgb = img_make_grid(img, n, W, H, grids[g].nrow, grids[g].padding, grids[g].pad_value, &gw, &gh);
     char path[512], err[512];
     snprintf(path, sizeof path, "%s/%s", out_dir, grids[g].name);
-    int rc = rgb ? img_write_png_rgb8(path, rgb, gw, gh, NULL, 0, err, sizeof err) : -1;
+    img_text text[] = {{"expression", "red AND (cube OR sphere)"}, {"seed", "42"}};
+    int rc = rgb ? img_write_png_rgb8(path, rgb, gw, gh, text, 2, err, sizeof err) : -1;
     free(rgb);
     free(img);
     if (rc) {
@@ -304,6 +348,7 @@ int main(int argc, char **argv) {
   }
   test_round_trip();
   test_color_types();
+  test_latin1_text();
   test_conversion();
   test_grid();
   test_mutations();

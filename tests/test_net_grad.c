@@ -3,7 +3,9 @@
  * 1. Gradients against central finite differences of F = sum_b w_b E_b(x | c) (w = dE,
  *    deliberately not all ones): dF/dx (a sample of pixels), dF/dc (every element) and dF/dθ for
  *    every parameter tensor (first, last and a few sampled elements of each), on the tiny
- *    configuration with batch 3 < max_batch 4 and label_dim 3, with and without spectral norm.
+ *    configuration with batch 3 < max_batch 4 and label_dim 3, with and without spectral norm,
+ *    and on R8 W4 blocks "1,2d,4,4d", which adds the block kinds tiny lacks (identity bypass
+ *    without pooling, conv bypass with pooling).
  *    The differences are taken on a double-precision twin of the network written here from
  *    net.h's formulas (ref_energy), not on the float32 network: in float32, F's rounding error
  *    (~1e-7 |F|) divided by the step swamps the small gradients of the early blocks (we measured
@@ -53,11 +55,15 @@ typedef struct fixture {
   float dE[B];
 } fixture;
 
-static void setup(fixture *f, ebm_backend *be, int sn) {
+/* blocks: NULL = the tiny preset's ("1d,2,2d": identity+pool, bypass, identity+pool), else a
+ * spec such as "1,2d,4,4d" that adds the other block kinds (identity without pooling, bypass
+ * with pooling). */
+static void setup_blocks(fixture *f, ebm_backend *be, int sn, const char *blocks) {
   memset(f, 0, sizeof *f);
   f->be = be;
   TU_CHECK(ebm_net_config_preset(&f->cfg, "tiny", L) == 0, "tiny preset");
   f->cfg.spectral_norm = sn;
+  if (blocks) TU_CHECK(ebm_net_config_parse_blocks(&f->cfg, blocks) == 0, "blocks %s", blocks);
   char err[256];
   if (ebm_net_create(&f->net, be, &f->cfg, MAXB, 7, err, sizeof err)) {
     fprintf(stderr, "net create: %s\n", err);
@@ -101,6 +107,8 @@ static void setup(fixture *f, ebm_backend *be, int sn) {
   ebm_net_get_params(f->net, f->hp, f->hu);
   ebm_net_refresh(f->net, 0);
 }
+
+static void setup(fixture *f, ebm_backend *be, int sn) { setup_blocks(f, be, sn, NULL); }
 
 static void teardown(fixture *f) {
   ebm_buffer *bufs[] = {f->x, f->c, f->e, f->de, f->dx, f->dc};
@@ -344,11 +352,12 @@ static double *to_double(const float *a, size_t n) {
   return d;
 }
 
-static void check_fd(ebm_backend *be, int sn) {
+static void check_fd(ebm_backend *be, int sn, const char *blocks) {
   fixture f;
-  setup(&f, be, sn);
-  fprintf(stderr, "finite differences (double twin), tiny config, spectral_norm=%d, batch %d, "
-                  "label_dim %d\n", sn, B, L);
+  setup_blocks(&f, be, sn, blocks);
+  char desc[128];
+  ebm_net_config_describe(&f.cfg, desc, sizeof desc);
+  fprintf(stderr, "finite differences (double twin), %s, batch %d\n", desc, B);
   /* analytic, float32 network */
   float e[B];
   ebm_net_forward(f.net, ebm_ref_of(f.e), ebm_ref_of(f.x), ebm_ref_of(f.c), B);
@@ -456,6 +465,15 @@ static void check_determinism_and_accumulation(ebm_backend *be) {
   ebm_download(be, dx2, ebm_ref_of(f.dx), f.nx);
   TU_CHECK(!memcmp(g1, g2, f.np * 4), "param_grads=0 changed the parameter gradients");
   TU_CHECK(!memcmp(dx1, dx2, f.nx * 4), "param_grads=0 gave a different dE/dx");
+
+  /* dE/dc alone (label inference: no parameter gradients, no dx) equals dE/dc from the full
+   * backward, and leaves the parameter gradients untouched. */
+  ebm_net_backward(f.net, ebm_ref_of(f.de), EBM_NOREF, ebm_ref_of(f.dc), 0, B);
+  TU_CHECK(ebm_sync(be) == 0, "dE/dc-only backward failed");
+  ebm_download(be, dc2, ebm_ref_of(f.dc), B * L);
+  ebm_download(be, g2, ebm_net_grads(f.net), f.np);
+  TU_CHECK(!memcmp(dc1, dc2, sizeof dc1), "dE/dc-only backward differs from the full one");
+  TU_CHECK(!memcmp(g1, g2, f.np * 4), "dE/dc-only backward changed the parameter gradients");
 
   /* Batch independence: image 0 alone gives the same energy as in the batch of 3. */
   float e0;
@@ -595,6 +613,34 @@ static void check_model_files(ebm_backend *be) {
            "load without extras: %s", err);
   ebm_net_destroy(net2);
 
+  /* A vector label space round-trips its component names and ranges. */
+  char vpath[256];
+  snprintf(vpath, sizeof vpath, "%s/vector.safetensors", dir);
+  ebm_model_info vec;
+  ebm_model_info_default(&vec, &f.cfg);
+  snprintf(vec.concept, sizeof vec.concept, "position");
+  const char *comp[L] = {"x", "y", "z"};
+  for (int k = 0; k < L; k++) {
+    snprintf(vec.label_names[k], EBM_LABEL_NAME_MAX, "%s", comp[k]);
+    vec.label_min[k] = -1.5f + (float)k;
+    vec.label_max[k] = 0.25f + (float)k;
+  }
+  TU_CHECK(ebm_model_save(vpath, f.net, &vec, NULL, 0, err, sizeof err) == 0, "save: %s", err);
+  TU_CHECK(ebm_model_read_info(vpath, &back, err, sizeof err) == 0, "read_info: %s", err);
+  TU_CHECK(back.label_kind == EBM_LABEL_VECTOR && !strcmp(back.concept, "position") &&
+               !strcmp(back.label_names[1], "y") && back.label_min[2] == 0.5f &&
+               back.label_max[0] == 0.25f,
+           "vector label space did not round-trip");
+  /* Invalid label spaces are refused at save time. */
+  vec.label_max[1] = vec.label_min[1];
+  TU_CHECK(ebm_model_save(vpath, f.net, &vec, NULL, 0, err, sizeof err) != 0 &&
+               strstr(err, "'y'"), "an empty label range was saved: %s", err);
+  vec.label_max[1] = 2;
+  snprintf(vec.label_names[2], EBM_LABEL_NAME_MAX, "x");
+  TU_CHECK(ebm_model_save(vpath, f.net, &vec, NULL, 0, err, sizeof err) != 0 &&
+               strstr(err, "twice"), "duplicate label names were saved: %s", err);
+  unlink(vpath);
+
   st_file src;
   TU_CHECK(st_read(&src, path, 0, err, sizeof err) == 0, "st_read: %s", err);
   write_edited(&src, bad, EDIT_DROP, "blocks.1.gb2", NULL);
@@ -672,8 +718,9 @@ static void check_config(void) {
 int main(void) {
   ebm_backend *be = tu_cpu_backend();
   check_config();
-  check_fd(be, 1);
-  check_fd(be, 0);
+  check_fd(be, 1, NULL);
+  check_fd(be, 0, NULL);
+  check_fd(be, 1, "1,2d,4,4d");
   check_determinism_and_accumulation(be);
   check_model_files(be);
   fprintf(stderr, "worst finite-difference relative error: %.2e (bound %.0e)\n", worst_overall,

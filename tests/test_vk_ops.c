@@ -13,7 +13,9 @@
 #include "testutil.h"
 
 #define MAXT 10
-#define LEAD 3  /* the float offset of every tensor */
+/* each tensor sits at float offset LEAD(seed) = 3..66 of its buffer: binding remainders below
+ * any alignment up to 256 bytes */
+#define LEAD (3u + seed % 64u)
 #define TAIL 5  /* guard floats after it */
 
 typedef struct tspec {
@@ -38,7 +40,7 @@ static void check_op(const char *label, ebm_backend *cpu, ebm_backend *vk, op_fn
   ebm_buffer *bc[MAXT] = {0}, *bv[MAXT] = {0};
   ebm_ref rc[MAXT], rv[MAXT];
   float *init[MAXT] = {0}, *gotc[MAXT] = {0}, *gotv[MAXT] = {0}, *again[MAXT] = {0};
-  uint32_t seed = label_seed(label);
+  uint32_t seed = label_seed(label); /* LEAD depends on it */
   for (int i = 0; i < nt; i++) {
     rc[i] = rv[i] = EBM_NOREF;
     if (!ts[i].n) continue;
@@ -165,20 +167,21 @@ static void pooling(ebm_backend *cpu, ebm_backend *vk) {
   }
 }
 
-static void convs(ebm_backend *cpu, ebm_backend *vk) {
-  /* B, Ci, Co, H, W */
-  const int shapes[][5] = {{1, 3, 13, 5, 5}, {7, 13, 3, 2, 2}, {1, 1, 1, 1, 1}, {7, 3, 3, 1, 1},
-                           {2, 13, 13, 32, 32}, {1, 3, 17, 64, 64}, {1, 9, 5, 7, 11}};
-  for (int k = 0; k < 7; k++) {
+static void convs(ebm_backend *cpu, ebm_backend *vk, const char *path, int nshapes) {
+  /* B, Ci, Co, H, W (the first two also fit the small bindings of the chunked pass) */
+  const int shapes[][5] = {{7, 13, 13, 5, 5}, {3, 13, 13, 32, 32}, {1, 3, 13, 5, 5},
+                           {7, 13, 3, 2, 2}, {1, 1, 1, 1, 1}, {7, 3, 3, 1, 1},
+                           {1, 3, 17, 64, 64}, {1, 9, 5, 7, 11}};
+  for (int k = 0; k < nshapes; k++) {
     const int *s = shapes[k];
     size_t x = (size_t)s[0] * s[1] * s[3] * s[4], y = (size_t)s[0] * s[2] * s[3] * s[4],
            w = (size_t)s[1] * s[2] * 9;
     char l[80];
-    snprintf(l, sizeof l, "conv3x3_forward B%d %d->%d %dx%d", s[0], s[1], s[2], s[3], s[4]);
+    snprintf(l, sizeof l, "conv3x3_forward%s B%d %d->%d %dx%d", path, s[0], s[1], s[2], s[3], s[4]);
     CHECK(l, op_conv_f, s, 1e-5, 1e-4, T("y", y, 1), T("x", x, 0), T("w", w, 0));
-    snprintf(l, sizeof l, "conv3x3_backward_input B%d %d->%d %dx%d", s[0], s[1], s[2], s[3], s[4]);
+    snprintf(l, sizeof l, "conv3x3_backward_input%s B%d %d->%d %dx%d", path, s[0], s[1], s[2], s[3], s[4]);
     CHECK(l, op_conv_bi, s, 1e-5, 1e-4, T("dx", x, 1), T("dy", y, 0), T("w", w, 0));
-    snprintf(l, sizeof l, "conv3x3_backward_weight B%d %d->%d %dx%d", s[0], s[1], s[2], s[3], s[4]);
+    snprintf(l, sizeof l, "conv3x3_backward_weight%s B%d %d->%d %dx%d", path, s[0], s[1], s[2], s[3], s[4]);
     CHECK(l, op_conv_bw, s, 2e-4, 1e-4, T("dw", w, 1), T("dy", y, 0), T("x", x, 0));
   }
 }
@@ -246,17 +249,53 @@ static void reductions(ebm_backend *cpu, ebm_backend *vk) {
   }
 }
 
+static void chunked(ebm_backend *cpu, ebm_backend *vk) {
+  const int s[] = {70001};
+  size_t n = 70001;
+  CHECK("fill chunked", op_fill, s, 0, 0, T("y", n, 1));
+  CHECK("add chunked", op_add, s, 0, 0, T("y", n, 1), T("a", n, 0), T("b", n, 0));
+  CHECK("axpy chunked", op_axpy, s, 1e-7, 1e-6, T("y", n, 1), T("x", n, 0));
+  CHECK("scale chunked", op_scale, s, 0, 1e-6, T("y", n, 1), T("x", n, 0));
+  CHECK("swish_forward chunked", op_swish_f, s, 1e-6, 1e-5, T("y", n, 1), {"x", n, 0, -8.0f, 8.0f});
+  CHECK("swish_backward chunked", op_swish_b, s, 1e-6, 1e-5, T("dx", n, 1), T("dy", n, 0),
+        {"x", n, 0, -8.0f, 8.0f});
+  const int big[] = {3 * 4096 * 5 + 17};
+  CHECK("sumsq chunked", op_sumsq, big, 1e-5, 1e-5, T("out", 1, 1), T("x", big[0], 0));
+}
+
 int main(void) {
   ebm_backend *vk = tu_vulkan_backend();
   ebm_backend *cpu = tu_cpu_backend();
   elementwise(cpu, vk);
   pooling(cpu, vk);
-  convs(cpu, vk);
+  convs(cpu, vk, "", 8);
   conditioning(cpu, vk);
   head(cpu, vk);
   spectral(cpu, vk);
   reductions(cpu, vk);
-  ebm_backend_destroy(cpu);
   tu_backend_done(vk);
+  /* the convolutions' storage-buffer path (used where a tensor exceeds maxTexelBufferElements) */
+  setenv("VKEBM_NO_TEXEL", "1", 1);
+  vk = tu_vulkan_backend();
+  convs(cpu, vk, " ssbo", 8);
+  tu_backend_done(vk);
+  /* tensors larger than one binding: elementwise ops and sumsq in ranges, convs by batch */
+  setenv("VKEBM_NO_TEXEL", "0", 1);
+  setenv("VKEBM_MAX_BINDING_FLOATS", "20000", 1);
+  vk = tu_vulkan_backend();
+  convs(cpu, vk, " chunked", 2);
+  chunked(cpu, vk);
+  tu_backend_done(vk);
+  /* the strictest alignment the spec allows (256 bytes): remainders up to 63 floats */
+  unsetenv("VKEBM_MAX_BINDING_FLOATS");
+  setenv("VKEBM_OFFSET_ALIGNMENT", "256", 1);
+  vk = tu_vulkan_backend();
+  convs(cpu, vk, " align256", 3);
+  chunked(cpu, vk);
+  conditioning(cpu, vk);
+  head(cpu, vk);
+  spectral(cpu, vk);
+  tu_backend_done(vk);
+  ebm_backend_destroy(cpu);
   return tu_finish("test_vk_ops");
 }

@@ -12,7 +12,8 @@
 #   --vkebm-json FILE   use these vkebm JSON lines instead of running vkebm bench
 #   --torch-json FILE   use these torch JSON lines instead of running the torch script
 #   --threads N         torch threads (default 2), --min-time S: seconds per torch measurement
-#   everything after -- goes to `vkebm bench --json`, e.g. -- --config default32 --batch 16
+#   --torch-arg ARG     passed on to bench_torch.py (repeatable), e.g. --torch-arg --channels-last
+#   everything after -- goes to `vkebm bench --json`, e.g. -- --backend cpu --configs default32 --batches 1,16
 set -euo pipefail
 cd "$(dirname "$0")/.."
 VKEBM=build/vkebm
@@ -20,6 +21,7 @@ VKEBM_JSON=""
 TORCH_JSON=""
 THREADS=2
 MIN_TIME=2
+TORCH_ARGS=()
 while [ $# -gt 0 ]; do
   case "$1" in
     --vkebm) VKEBM=$2; shift 2 ;;
@@ -27,7 +29,8 @@ while [ $# -gt 0 ]; do
     --torch-json) TORCH_JSON=$2; shift 2 ;;
     --threads) THREADS=$2; shift 2 ;;
     --min-time) MIN_TIME=$2; shift 2 ;;
-    -h|--help) sed -n '2,17p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    --torch-arg) TORCH_ARGS+=("$2"); shift 2 ;;
+    -h|--help) sed -n '2,16p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     --) shift; break ;;
     *) echo "bench_compare: unknown option '$1' (try --help)" >&2; exit 2 ;;
   esac
@@ -58,7 +61,7 @@ if [ -z "$TORCH_JSON" ]; then
   TORCH_JSON=$TMP/torch.jsonl
   echo "running: bench_torch.py --configs $CONFIGS --batches $BATCHES --threads $THREADS" >&2
   "$PY" tools/bench_torch.py --configs "$CONFIGS" --batches "$BATCHES" --threads "$THREADS" \
-    --min-time "$MIN_TIME" > "$TORCH_JSON"
+    --min-time "$MIN_TIME" ${TORCH_ARGS[@]+"${TORCH_ARGS[@]}"} > "$TORCH_JSON"
 fi
 
 "$PY" - "$VKEBM_JSON" "$TORCH_JSON" <<'PYEOF'

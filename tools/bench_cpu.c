@@ -4,6 +4,8 @@
  * choice of BLAS. Usage: bench_cpu [threads] [B] [C]   (defaults: all cores, 16, 64)
  * Each figure is the best of several repetitions after a warm-up (min time), plus the median.
  * A conv counts 2*B*Co*Ci*9*H*W flops (multiply-adds of the direct formula, padding included).
+ * "sgemm1t" lines are the BLAS on one thread (how the cpu backend calls it: its pool runs one
+ * GEMM per thread); conv lines use all [threads].
  */
 #include <stdio.h>
 #include <stdlib.h>
@@ -65,7 +67,7 @@ static void bench_gemm(const char *what, int ta, int tb, int M, int N, int K) {
   gemm_arg g = {ta, tb, M, N, K, rnd((size_t)M * K, 1), rnd((size_t)K * N, 2),
                 rnd((size_t)M * N, 3)};
   char label[96];
-  snprintf(label, sizeof label, "sgemm %s %c%c M%d N%d K%d", what, ta ? 'T' : 'N', tb ? 'T' : 'N',
+  snprintf(label, sizeof label, "sgemm1t %s %c%c M%d N%d K%d", what, ta ? 'T' : 'N', tb ? 'T' : 'N',
            M, N, K);
   measure(label, 2.0 * M * N * K, run_gemm, &g);
   free(g.A), free(g.B), free(g.C);
@@ -157,7 +159,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "usage: bench_cpu [threads] [B] [C]\n");
     return 2;
   }
-  cpu_blas_set_threads(threads);
+  if (cpu_set_threads(threads) != 0) fprintf(stderr, "bench_cpu: could not start %d threads\n", threads);
   char desc[300];
   cpu_blas_describe(desc, sizeof desc);
   printf("%s, %d threads\n", desc, threads);
@@ -170,7 +172,7 @@ int main(int argc, char **argv) {
   bench_gemm("bwd_in 32x32", 1, 0, K, 1024, C);
   bench_gemm("bwd_w 32x32", 0, 1, C, K, 1024);
 
-  cpu_ctx ctx = {.threads = threads};
+  cpu_ctx ctx = {0};
   const char *budget = getenv("VKEBM_BENCH_COL_BUDGET"); /* im2col floats per GEMM chunk */
   if (budget) ctx.col_budget = (size_t)atol(budget);
   bench_conv(&ctx, B, 3, C, 32, 32);

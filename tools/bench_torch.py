@@ -132,7 +132,7 @@ def spectral_norm(torch, w, u):
     u2 = wm @ v
     u2 = u2 / (u2.norm() + 1e-12)
     sigma = torch.dot(u2, wm @ v)
-    return (w / sigma).contiguous()
+    return w / sigma  # keeps w's memory format (channels_last when asked)
 
 
 def make_forward(torch, params, us, width, blocks, sn=True):
@@ -231,9 +231,11 @@ def cpu_name():
     return platform.processor() or "cpu"
 
 
-def bench_one(torch, forward, resolution, batch, label_dim, min_time, warmup, seed):
+def bench_one(torch, forward, resolution, batch, label_dim, min_time, warmup, seed, channels_last):
     g = torch.Generator().manual_seed(seed + batch)
     x = torch.rand(batch, 3, resolution, resolution, generator=g)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
     c = torch.zeros(batch, label_dim)
     c[torch.arange(batch), torch.arange(batch) % label_dim] = 1.0
     eta, sigma = 100.0, 0.005
@@ -271,6 +273,8 @@ def main():
     ap.add_argument("--width", type=int, help="custom config: base width W")
     ap.add_argument("--blocks", help="custom config: e.g. 1d,2d,2d,2,4d")
     ap.add_argument("--seed", type=int, default=1)
+    ap.add_argument("--channels-last", action="store_true",
+                    help="NHWC memory format for images and weights (oneDNN's preferred layout)")
     ap.add_argument("--flops-only", action="store_true", help="print the FLOP counts and exit")
     ap.add_argument("--check", metavar="DIR", action="append",
                     help="compare with vkebm: DIR/model.safetensors + DIR/io.safetensors "
@@ -310,14 +314,19 @@ def main():
 
     torch.set_num_threads(args.threads)
     torch.manual_seed(args.seed)
-    device = f"torch {torch.__version__} cpu, {args.threads} threads, {cpu_name()}"
+    layout = ", channels_last" if args.channels_last else ""
+    device = f"torch {torch.__version__} cpu, {args.threads} threads{layout}, {cpu_name()}"
     for name, (r, w, spec) in configs.items():
         blocks = parse_blocks(spec)
         _, step_flops = flops(r, w, blocks)
         params, us = random_params(torch, r, w, blocks, args.label_dim, args.seed)
+        if args.channels_last:
+            params = {k: (v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v)
+                      for k, v in params.items()}
         forward = make_forward(torch, params, us, w, blocks)
         for batch in batches:
-            sec = bench_one(torch, forward, r, batch, args.label_dim, args.min_time, args.warmup, args.seed)
+            sec = bench_one(torch, forward, r, batch, args.label_dim, args.min_time, args.warmup, args.seed,
+                            args.channels_last)
             ips = batch / sec
             print(json.dumps({"impl": "torch", "backend": "torch-cpu", "config": name, "resolution": r,
                               "batch": batch, "image_steps_per_s": round(ips, 3),

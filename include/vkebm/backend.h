@@ -116,7 +116,7 @@ void ebm_avgpool2_backward(ebm_backend *be, ebm_ref dx, ebm_ref dy, int B, int C
  *   y[b,ch,p] = x[b,ch,p] + sum_l c[b,l] * G[l,ch]      x,y: [B,C,HW]  c: [B,L]  G: [L,C]
  * Backward: dx = dy (the caller reuses dy), so only parameter/label gradients:
  *   dG[l,ch] += sum_b c[b,l] * sum_p dy[b,ch,p]
- *   dc[b,l]  += sum_ch G[l,ch] * sum_p dy[b,ch,p]                      (dc optional) */
+ *   dc[b,l]  += sum_ch G[l,ch] * sum_p dy[b,ch,p]              (dG and dc each optional) */
 void ebm_cond_bias_forward(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref c, ebm_ref G,
                            int B, int C, int HW, int L);
 void ebm_cond_bias_backward(ebm_backend *be, ebm_ref dG, ebm_ref dc, ebm_ref dy, ebm_ref c,
@@ -196,5 +196,27 @@ void ebm_mala_log_q(ebm_backend *be, ebm_ref out, ebm_ref to, ebm_ref from, ebm_
                     ebm_ref tau, int B, int N);
 /* Per-chain select: x[b,:] = src[b,:] where mask[b] > 0.5, else unchanged.   mask: [B] */
 void ebm_chain_select(ebm_backend *be, ebm_ref x, ebm_ref src, ebm_ref mask, int B, int N);
+
+/* ---- optimizer ops (src/backend/cpu_optim.c is the CPU twin, src/backend/vulkan_optim.c +
+ *      shaders/adam_step.comp the Vulkan side) ------------------------------------------- */
+
+/* Adam hyperparameters for one step. t is the step number after this update (1, 2, ...). */
+typedef struct ebm_adam_params {
+  float lr, beta1, beta2, eps;
+  int64_t t;
+  int clip;          /* 1: the paper's per-element clip (below) */
+  float grad_scale;  /* every gradient is multiplied by this first (1, or a norm-clip factor) */
+} ebm_adam_params;
+
+/* One Adam step on n parameters, in place (params, m, v: [n]; grads: [n], read only):
+ *   g  = grad_scale * grads[i]
+ *   g  = clamp(g, -(3 sqrt(vh_prev) + 0.1), +(3 sqrt(vh_prev) + 0.1))   when clip;
+ *        vh_prev = v[i] / (1 - beta2^(t-1)) (the bias-corrected second moment BEFORE this
+ *        step; 0 at t = 1, so the first step's elements are clipped to +-0.1, as in the
+ *        paper's code which bounds each element by the running second moment)
+ *   m  = beta1 m + (1 - beta1) g;   v = beta2 v + (1 - beta2) g^2
+ *   p -= lr * (m / (1 - beta1^t)) / (sqrt(v / (1 - beta2^t)) + eps) */
+void ebm_adam_step(ebm_backend *be, ebm_ref params, ebm_ref grads, ebm_ref m, ebm_ref v, size_t n,
+                   const ebm_adam_params *hp);
 
 #endif /* VKEBM_BACKEND_H */

@@ -61,6 +61,7 @@ VKEBM_PUSH_BEGIN(conv3x3, CONV3X3)
   u32 w;
   u32 rows_per_split; /* backward_weight: (b, h) rows per split (gl_WorkGroupID.y) */
   u32 partial;        /* backward_weight: 0 = dw += sums; 1 = out[split] = sums (partials) */
+  u32 texel;          /* 1: read the inputs through texel buffers (bindings 8, 9) */
 VKEBM_PUSH_END(conv3x3, CONV3X3)
 #endif
 
@@ -145,6 +146,27 @@ VKEBM_PUSH_BEGIN(scene_render, SCENE_RENDER)
   u32 n;
   u32 size;
 VKEBM_PUSH_END(scene_render, SCENE_RENDER)
+#endif
+
+/* ---- optimizer ops ----------------------------------------------------------------------- */
+/* adam_step (shaders/adam_step.comp): n parameters; bias corrections bc1 = 1 - beta1^t and
+ * bc2 = 1 - beta2^t (and bc2_prev = 1 - beta2^(t-1), 0 at t = 1) computed on the host in
+ * double; clip != 0 enables the per-element clip; grad_scale multiplies every gradient first
+ * (the global gradient-norm clip). */
+#if !defined(VULKAN) || defined(VKEBM_PC_ADAM_STEP)
+VKEBM_PUSH_BEGIN(adam_step, ADAM_STEP)
+  VKEBM_PUSH_BINDING_OFFSETS
+  u32 n;
+  u32 clip;
+  f32 lr;
+  f32 beta1;
+  f32 beta2;
+  f32 eps;
+  f32 bc1;
+  f32 bc2;
+  f32 bc2_prev;
+  f32 grad_scale;
+VKEBM_PUSH_END(adam_step, ADAM_STEP)
 #endif
 
 /* ---- sampler ops (shaders/langevin_*.comp, src/backend/vulkan_sampler.c) ----------------------

@@ -145,3 +145,9 @@ void ebm_mala_log_q(ebm_backend *be, ebm_ref out, ebm_ref to, ebm_ref from, ebm_
 void ebm_chain_select(ebm_backend *be, ebm_ref x, ebm_ref src, ebm_ref mask, int B, int N) {
   be->vt->chain_select(be, x, src, mask, B, N);
 }
+
+/* ---- optimizer ops ------------------------------------------------------------------------ */
+void ebm_adam_step(ebm_backend *be, ebm_ref params, ebm_ref grads, ebm_ref m, ebm_ref v, size_t n,
+                   const ebm_adam_params *hp) {
+  be->vt->adam_step(be, params, grads, m, v, n, hp);
+}

@@ -46,6 +46,7 @@ typedef struct ebm_backend_vtable {
   void (*sumsq)(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n);
   /* scene ops */
   void (*scene_render)(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
+
   /* sampler ops (src/backend/cpu_sampler.c, src/backend/vulkan_sampler.c) */
   void (*quadratic_energy)(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref mu, ebm_ref prec, int n, int N, int rows_per_group);
   void (*quadratic_energy_backward)(ebm_backend *be, ebm_ref dx, ebm_ref dE, ebm_ref x, ebm_ref mu, ebm_ref prec, int n, int N, int rows_per_group);
@@ -53,6 +54,8 @@ typedef struct ebm_backend_vtable {
   void (*mala_propose)(ebm_backend *be, ebm_ref xp, ebm_ref x, ebm_ref grad, ebm_ref tau, int B, int N, uint32_t seed, uint32_t step);
   void (*mala_log_q)(ebm_backend *be, ebm_ref out, ebm_ref to, ebm_ref from, ebm_ref grad_from, ebm_ref tau, int B, int N);
   void (*chain_select)(ebm_backend *be, ebm_ref x, ebm_ref src, ebm_ref mask, int B, int N);
+  /* optimizer ops (src/backend/cpu_optim.c, src/backend/vulkan_optim.c) */
+  void (*adam_step)(ebm_backend *be, ebm_ref params, ebm_ref grads, ebm_ref m, ebm_ref v, size_t n, const ebm_adam_params *hp);
 } ebm_backend_vtable;
 
 /* Every backend struct starts with this header, so backend.c can reach the vtable. */
@@ -72,6 +75,7 @@ int ebm_vulkan_hardware_gpu_present(void);
  * vulkan_scene_render (src/backend/vulkan_scene.c) dispatches shaders/scene_render.comp. */
 void cpu_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
 void vulkan_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
+
 /* CPU twins of the sampler ops on plain host arrays (src/backend/cpu_sampler.c), shared by the
  * cpu backend's vtable entries and by tests; argument meaning as in backend.h. */
 void ebm_quadratic_energy_cpu(float *e, const float *x, const float *mu, const float *prec, int n,
@@ -87,6 +91,17 @@ void ebm_mala_propose_cpu(float *xp, const float *x, const float *grad, const fl
 void ebm_mala_log_q_cpu(float *out, const float *to, const float *from, const float *grad_from,
                         const float *tau, int B, int N);
 void ebm_chain_select_cpu(float *x, const float *src, const float *mask, int B, int N);
+
+/* Optimizer ops. adam_step_cpu is the plain-C twin on host arrays (tests call it directly);
+ * cpu_adam_step is the cpu backend's entry (through the host, as cpu_scene_render);
+ * vulkan_adam_step dispatches shaders/adam_step.comp. */
+void adam_push_from_params(const ebm_adam_params *hp, size_t n, void *push /* vkebm_pc_adam_step */);
+void adam_step_cpu(float *params, const float *grads, float *m, float *v, size_t n,
+                   const ebm_adam_params *hp);
+void cpu_adam_step(ebm_backend *be, ebm_ref params, ebm_ref grads, ebm_ref m, ebm_ref v, size_t n,
+                   const ebm_adam_params *hp);
+void vulkan_adam_step(ebm_backend *be, ebm_ref params, ebm_ref grads, ebm_ref m, ebm_ref v,
+                      size_t n, const ebm_adam_params *hp);
 
 /* Every ebm_buffer starts with its size, so ebm_buffer_size works for both backends. */
 struct ebm_buffer {

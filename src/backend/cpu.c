@@ -25,12 +25,19 @@ typedef struct cpu_buffer {
 typedef struct cpu_backend {
   struct ebm_backend base; /* first */
   cpu_ctx ctx;
+  int threads; /* this backend's; the pool is process-global (see threads_for) */
   int failed;
   char device[128];
   char describe[384];
 } cpu_backend;
 
 static cpu_backend *cpu_of(ebm_backend *be) { return (cpu_backend *)be; }
+
+/* The thread pool is process-global; with several cpu backends of different thread counts in
+ * one process, the threaded ops (convs, swish) set it back to this backend's count first. */
+static void threads_for(cpu_backend *cb) {
+  if (cpu_threads() != cb->threads && cpu_set_threads(cb->threads) != 0) cb->threads = 1;
+}
 
 static void cpu_fail(cpu_backend *cb, const char *op, const char *what) {
   fprintf(stderr, "vkebm: cpu %s: %s\n", op, what);
@@ -206,6 +213,7 @@ static void cpu_conv3x3_forward_op(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_re
                                    int Ci, int Co, int H, int W) {
 #define OP "conv3x3_forward"
   cpu_backend *cb = cpu_of(be);
+  threads_for(cb);
   RETURN_UNLESS(dims_ok(cb, OP, B, Ci, Co, H, W));
   const size_t HW = (size_t)H * W;
   if (!B || !Co || !HW) return;
@@ -221,6 +229,7 @@ static void cpu_conv3x3_backward_input_op(ebm_backend *be, ebm_ref dx, ebm_ref d
                                           int B, int Ci, int Co, int H, int W) {
 #define OP "conv3x3_backward_input"
   cpu_backend *cb = cpu_of(be);
+  threads_for(cb);
   RETURN_UNLESS(dims_ok(cb, OP, B, Ci, Co, H, W));
   const size_t HW = (size_t)H * W;
   if (!B || !Ci || !HW) return;
@@ -237,6 +246,7 @@ static void cpu_conv3x3_backward_weight_op(ebm_backend *be, ebm_ref dw, ebm_ref 
                                            int B, int Ci, int Co, int H, int W) {
 #define OP "conv3x3_backward_weight"
   cpu_backend *cb = cpu_of(be);
+  threads_for(cb);
   RETURN_UNLESS(dims_ok(cb, OP, B, Ci, Co, H, W));
   const size_t HW = (size_t)H * W;
   if (!Ci || !Co || !B || !HW) return;
@@ -252,6 +262,7 @@ static void cpu_conv3x3_backward_weight_op(ebm_backend *be, ebm_ref dw, ebm_ref 
 static void cpu_swish_forward_op(ebm_backend *be, ebm_ref y, ebm_ref x, size_t n) {
 #define OP "swish_forward"
   cpu_backend *cb = cpu_of(be);
+  threads_for(cb);
   if (!n) return;
   RESOLVE(y, n, y);
   RESOLVE(x, n, x);
@@ -263,6 +274,7 @@ static void cpu_swish_forward_op(ebm_backend *be, ebm_ref y, ebm_ref x, size_t n
 static void cpu_swish_backward_op(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_ref x, size_t n) {
 #define OP "swish_backward"
   cpu_backend *cb = cpu_of(be);
+  threads_for(cb);
   if (!n) return;
   RESOLVE(dx, n, dx);
   RESOLVE(dy, n, dy);
@@ -332,12 +344,13 @@ static void cpu_cond_bias_backward_op(ebm_backend *be, ebm_ref dG, ebm_ref dc, e
   RETURN_UNLESS(dims_ok(cb, OP, B, C, HW, L, 0));
   if (!B || !C || !L) return;
   int ok = 1;
-  RESOLVE(dG, (size_t)L * C, dG);
+  float *dG_p = opt_ptr(cb, dG, (size_t)L * C, OP, "dG", &ok);
   float *dc_p = opt_ptr(cb, dc, (size_t)B * L, OP, "dc", &ok);
+  if (ok && !dG_p && !dc_p) return; /* nothing asked for */
   RESOLVE(dy, (size_t)B * C * HW, dy);
   RESOLVE(c, (size_t)B * L, c);
   RESOLVE(G, (size_t)L * C, G);
-  RETURN_UNLESS(ok && dG_p && dy_p && c_p && G_p);
+  RETURN_UNLESS(ok && dy_p && c_p && G_p);
   if (cond_bias_backward_cpu(dG_p, dc_p, dy_p, c_p, G_p, B, C, HW, L))
     cpu_fail(cb, OP, "out of memory");
 #undef OP
@@ -598,6 +611,7 @@ static const ebm_backend_vtable cpu_vtable = {
     .spectral_norm_backward = cpu_spectral_norm_backward_op,
     .sumsq = cpu_sumsq_op,
     .scene_render = cpu_scene_render,
+
     /* sampler ops */
     .quadratic_energy = cpu_quadratic_energy_op,
     .quadratic_energy_backward = cpu_quadratic_energy_backward_op,
@@ -605,6 +619,7 @@ static const ebm_backend_vtable cpu_vtable = {
     .mala_propose = cpu_mala_propose_op,
     .mala_log_q = cpu_mala_log_q_op,
     .chain_select = cpu_chain_select_op,
+    .adam_step = cpu_adam_step,
 };
 
 /* "model name" from /proc/cpuinfo, or a generic name. */
@@ -657,13 +672,17 @@ int ebm_cpu_backend_create(ebm_backend **out, const ebm_backend_options *opt, ch
   }
   cb->base.vt = &cpu_vtable;
   cb->base.kind = EBM_BACKEND_CPU;
-  cb->ctx.threads = threads;
-  cpu_blas_set_threads(threads);
+  if (cpu_set_threads(threads) != 0) threads = 1; /* could not start the workers: run on one */
+  if (cpu_blas_selfcheck(err, errlen) != 0) {
+    free(cb);
+    return EBM_ERR;
+  }
+  cb->threads = threads;
   cpu_model_name(cb->device, sizeof cb->device);
   char blas[300];
   cpu_blas_describe(blas, sizeof blas);
-  snprintf(cb->describe, sizeof cb->describe, "%s, %d thread%s", blas, threads,
-           threads == 1 ? "" : "s");
+  snprintf(cb->describe, sizeof cb->describe, "%s, one GEMM per thread, %d thread%s", blas,
+           threads, threads == 1 ? "" : "s");
   *out = &cb->base;
   return 0;
 }

@@ -9,15 +9,18 @@
  *   back input:  dcol[K, N] = w^T[K, Co] * dy[Co, N]                then col2im (gather) -> dx
  *   back weight: dw[Co, K] += dy[Co, N] * col^T[N, K]
  * Batching several images into one GEMM keeps N large at the deep, small-spatial layers
- * (8x8 = 64 pixels per image would be a thin, slow GEMM). The chunk is sized so col stays
- * within CONV_COL_BUDGET floats. dy[b] is already [Co, HW]; with nb > 1 it is gathered into
- * [Co, N] (a copy that costs 1/(2K) of the GEMM's flops).
+ * (8x8 = 64 pixels per image would be a thin, slow GEMM). A chunk is sized so each thread's
+ * share of col stays within CONV_COL_BUDGET floats. dy[b] is already [Co, HW]; with nb > 1 it
+ * is gathered into [Co, N] (a copy that costs 1/(2K) of the GEMM's flops).
  *
- * Threads: the GEMMs use the BLAS library's threads (set to ctx->threads); im2col, col2im and
- * the gathers split rows across OpenMP threads. No thread ever reduces across another's rows,
- * so results do not depend on scheduling.
+ * Threads (cpu_pool.h): the BLAS runs single-threaded; each chunk is split between our pool's
+ * threads so that every thread owns a disjoint part of the output and does its own im2col:
+ * forward by pixel rows, backward input by input channels (its dcol rows and dx planes),
+ * backward weight by columns of dw. One fork-join per chunk (two with the dy gather), blocking
+ * waits, no thread reads another's partial sums: results are bitwise repeatable.
  */
 #include "cpu_ops.h"
+#include "cpu_pool.h"
 
 #include <math.h>
 #include <stdint.h>
@@ -34,27 +37,15 @@
 #error "define VKEBM_BLAS_BLIS or VKEBM_BLAS_OPENBLAS (CMake option VKEBM_BLAS)"
 #endif
 
-/* Our own loops (im2col, col2im, gathers) use OpenMP only next to BLIS's OpenMP build, which
- * shares the same thread pool. Next to OpenBLAS's pthreads, idle OpenMP workers spin while
- * OpenBLAS's threads want the same cores: measured 100x slower on small convs, so those loops
- * run on the calling thread there. Tiny loops stay serial (a parallel region costs ~µs). */
+/* Elementwise loops are vectorised explicitly: -O2's cost model leaves them scalar
+ * (CMake compiles this file with -fopenmp-simd, which honours the pragma without a runtime). */
 #define CPU_PRAGMA(x) _Pragma(#x)
-#if defined(_OPENMP) && defined(VKEBM_BLAS_BLIS)
-#define CPU_PARALLEL_FOR(nthreads, work) \
-  CPU_PRAGMA(omp parallel for num_threads((work) >= 65536 ? (nthreads) : 1) schedule(static))
-#else
-#define CPU_PARALLEL_FOR(nthreads, work)
-#endif
-/* Elementwise loops are vectorised explicitly: -O2's cost model leaves them scalar. */
-#if defined(_OPENMP)
 #define CPU_SIMD CPU_PRAGMA(omp simd)
-#else
-#define CPU_SIMD CPU_PRAGMA(GCC ivdep)
-#endif
 
-/* im2col column budget in floats (2 MiB): chunks of col that stay in the L2/L3 caches between
- * im2col writing them and the GEMM reading them. Measured (docs/bench-notes.md): 512K floats
- * beat 4M by 1.2-1.8x on every conv of a 32x32 net; it still batches 8 images of 64ch x 8x8. */
+/* im2col column budget per thread in floats (2 MiB): chunks of col that stay in the L2/L3
+ * caches between im2col writing them and the GEMM reading them. Measured (docs/bench-notes.md):
+ * 512K floats beat 4M by 1.2-1.8x on every conv of a 32x32 net; 2 threads still batch 16
+ * images of 64ch x 8x8 into one chunk. */
 #define CONV_COL_BUDGET ((size_t)512 << 10)
 
 /* ---- context and BLAS --------------------------------------------------------------------- */
@@ -101,23 +92,31 @@ static void blis_choose_arch(void) {
 static void blis_choose_arch(void) {}
 #endif
 
-/* Worker threads of the ops that take no cpu_ctx (elementwise, pooling, reductions); set with the
- * BLAS's, which is process-global too. */
-static int g_threads = 1;
+/* The thread pool every op shares (process-global, like the BLAS's own settings). NULL: one
+ * thread. Ops are issued from one host thread at a time. */
+static cpu_pool *g_pool;
 
-void cpu_blas_set_threads(int threads) {
-  g_threads = threads > 0 ? threads : 1;
+int cpu_set_threads(int threads) {
+  if (threads < 1) threads = 1;
 #if defined(VKEBM_BLAS_BLIS)
   static int arch_chosen;
   if (!arch_chosen) {
     blis_choose_arch();
     arch_chosen = 1;
   }
-  bli_thread_set_num_threads(threads);
+  bli_thread_set_num_threads(1); /* the parallelism is ours (cpu_pool) */
 #else
-  openblas_set_num_threads(threads);
+  openblas_set_num_threads(1);
 #endif
+  if (cpu_pool_threads(g_pool) == threads) return 0;
+  cpu_pool_destroy(g_pool);
+  g_pool = NULL;
+  if (threads == 1) return 0;
+  g_pool = cpu_pool_create(threads);
+  return g_pool ? 0 : -1;
 }
+
+int cpu_threads(void) { return cpu_pool_threads(g_pool); }
 
 #if defined(VKEBM_BLAS_OPENBLAS)
 /* OpenBLAS cores without AVX2 kernels: on a CPU that has AVX2, seeing one of these means
@@ -137,8 +136,8 @@ void cpu_blas_describe(char *out, size_t len) {
 #if defined(VKEBM_BLAS_BLIS)
   const arch_t arch = bli_arch_query_id();
   int slow = arch == BLIS_ARCH_GENERIC;
-  snprintf(out, len, "BLIS %s sgemm, %s kernels (%s)%s", bli_info_get_version_str(),
-           bli_arch_string(arch), bli_info_get_enable_openmp() ? "openmp" : "pthreads",
+  snprintf(out, len, "BLIS %s sgemm, %s kernels%s", bli_info_get_version_str(),
+           bli_arch_string(arch),
            slow ? " [slow reference kernels: set BLIS_ARCH_TYPE to the nearest known CPU]" : "");
 #else
   const char *env = getenv("OPENBLAS_CORETYPE");
@@ -162,18 +161,48 @@ void cpu_sgemm(int transa, int transb, int M, int N, int K, float alpha, const f
               transb ? CblasTrans : CblasNoTrans, M, N, K, alpha, A, lda, Bm, ldb, beta, C, ldc);
 }
 
+/* The three GEMM forms the convolutions use (NN, TN, NT with beta 1), on odd sizes against a
+ * double loop. Guards against a BLAS whose kernels are wrong on this CPU (old OpenBLAS builds
+ * on newer CPUs are known to compute garbage). ~0.2 MFLOP, once per backend. */
+int cpu_blas_selfcheck(char *err, size_t errlen) {
+  enum { M = 37, N = 29, K = 41 };
+  static float A[M * K], Bm[K * N], C[M * N];
+  static const int forms[3][2] = {{0, 0}, {1, 0}, {0, 1}};
+  for (int f = 0; f < 3; f++) {
+    const int ta = forms[f][0], tb = forms[f][1];
+    for (int i = 0; i < M * K; i++) A[i] = (float)((i * 37 + f) % 23) / 11.0f - 1.0f;
+    for (int i = 0; i < K * N; i++) Bm[i] = (float)((i * 29 + 3 * f) % 19) / 9.0f - 1.0f;
+    for (int i = 0; i < M * N; i++) C[i] = (float)(i % 7) - 3.0f;
+    cpu_sgemm(ta, tb, M, N, K, 1.0f, A, ta ? M : K, Bm, tb ? K : N, 1.0f, C, N);
+    for (int m = 0; m < M; m++)
+      for (int n = 0; n < N; n++) {
+        double want = (double)((m * N + n) % 7) - 3.0;
+        for (int k = 0; k < K; k++)
+          want += (double)(ta ? A[k * M + m] : A[m * K + k]) * (tb ? Bm[n * K + k] : Bm[k * N + n]);
+        const double got = C[m * N + n];
+        if (!(fabs(got - want) <= 1e-4 * (1.0 + fabs(want)))) {
+          char blas[256];
+          cpu_blas_describe(blas, sizeof blas);
+          snprintf(err, errlen,
+                   "the BLAS computes wrong results on this CPU (%s; sgemm %c%c [%d,%d] = %g, "
+                   "want %g): set BLIS_ARCH_TYPE or OPENBLAS_CORETYPE to an older CPU",
+                   blas, ta ? 'T' : 'N', tb ? 'T' : 'N', m, n, got, want);
+          return -1;
+        }
+      }
+  }
+  return 0;
+}
+
 /* ---- elementwise ---------------------------------------------------------------------------- */
 
-/* Elementwise loops run in fixed chunks of CHUNK floats spread over the threads; an element's
- * result never depends on the chunking. Sums over long vectors use 8 double lanes (8
+/* Memory-bound loops run on the calling thread (a second thread buys little on memory
+ * bandwidth); swish, which is compute-bound, spreads fixed chunks over the pool. Sums over long vectors use 8 double lanes (8
  * independent add chains instead of one) combined in a fixed tree, then chunk sums in order. */
 #define CHUNK ((size_t)16384)
-#define FOR_CHUNKS(n, i0, i1)                                         \
-  const size_t nchunks_ = ((n) + CHUNK - 1) / CHUNK;                   \
-  CPU_PARALLEL_FOR(g_threads, (n))                                     \
-  for (size_t k_ = 0; k_ < nchunks_; k_++)                             \
-    for (size_t i0 = k_ * CHUNK, i1 = i0 + CHUNK < (n) ? i0 + CHUNK : (n), once_ = 1; once_; \
-         once_ = 0)
+#define FOR_CHUNKS(n, i0, i1)                                                               \
+  for (size_t i0 = 0, i1 = CHUNK < (n) ? CHUNK : (n); i0 < (n);                               \
+       i0 = i1, i1 = i1 + CHUNK < (n) ? i1 + CHUNK : (n))
 
 void fill_cpu(float *y, float v, size_t n) {
   FOR_CHUNKS(n, i0, i1) {
@@ -225,96 +254,163 @@ static double dot_f64(const float *x, const float *y, size_t n) {
 
 /* ---- conv3x3 ------------------------------------------------------------------------------ */
 
-/* col[K, N] from x[nb, Ci, H, W], N = nb*H*W, rows (ci, kh, kw). */
-static void im2col3x3(int threads, float *col, const float *x, int nb, int Ci, int H, int W) {
-  const size_t HW = (size_t)H * W, N = (size_t)nb * HW;
-  const int rows = Ci * 9;
-  CPU_PARALLEL_FOR(threads, rows * N)
-  for (int r = 0; r < rows; r++) {
-    const int ci = r / 9, kh = (r % 9) / 3, kw = r % 3;
-    float *dst = col + (size_t)r * N;
-    for (int b = 0; b < nb; b++) {
-      const float *plane = x + ((size_t)b * Ci + ci) * HW;
-      for (int h = 0; h < H; h++, dst += W) {
-        const int hs = h + kh - 1;
-        if (hs < 0 || hs >= H) {
-          memset(dst, 0, (size_t)W * sizeof(float));
-          continue;
-        }
-        const float *src = plane + (size_t)hs * W;
-        if (kw == 1) {
-          memcpy(dst, src, (size_t)W * sizeof(float));
-        } else if (kw == 0) { /* dst[w] = src[w-1] */
-          dst[0] = 0.0f;
-          memcpy(dst + 1, src, (size_t)(W - 1) * sizeof(float));
-        } else { /* dst[w] = src[w+1] */
-          memcpy(dst, src + 1, (size_t)(W - 1) * sizeof(float));
-          dst[W - 1] = 0.0f;
-        }
+/* col rows [k0, k1) (row k = (ci, kh, kw)) over the pixel rows [r0, r1) of a chunk of images
+ * x[nb, Ci, H, W]; pixel row r is (b, h) = (r / H, r % H). col is [k1-k0, (r1-r0)*W]. */
+static void im2col3x3(float *col, const float *x, int Ci, int H, int W, int k0, int k1, int r0,
+                      int r1) {
+  const size_t HW = (size_t)H * W, n = (size_t)(r1 - r0) * W;
+  for (int k = k0; k < k1; k++) {
+    const int ci = k / 9, kh = (k % 9) / 3, kw = k % 3;
+    float *dst = col + (size_t)(k - k0) * n;
+    for (int r = r0; r < r1; r++, dst += W) {
+      const int b = r / H, h = r % H, hs = h + kh - 1;
+      if (hs < 0 || hs >= H) {
+        memset(dst, 0, (size_t)W * sizeof(float));
+        continue;
+      }
+      const float *src = x + ((size_t)b * Ci + ci) * HW + (size_t)hs * W;
+      if (kw == 1) {
+        memcpy(dst, src, (size_t)W * sizeof(float));
+      } else if (kw == 0) { /* dst[w] = src[w-1] */
+        dst[0] = 0.0f;
+        memcpy(dst + 1, src, (size_t)(W - 1) * sizeof(float));
+      } else { /* dst[w] = src[w+1] */
+        memcpy(dst, src + 1, (size_t)(W - 1) * sizeof(float));
+        dst[W - 1] = 0.0f;
       }
     }
   }
 }
 
-/* dx[nb, Ci, H, W] = sum over the 9 taps of dcol[K, N] shifted back (the adjoint of im2col).
- * Gathers per output plane in tap order (kh, kw), so the sum order is fixed. */
-static void col2im3x3(int threads, float *dx, const float *dcol, int nb, int Ci, int H, int W) {
+/* dx planes (b, ci) for b < nb, ci in [c0, c1) = sum over the 9 taps of dcol shifted back (the
+ * adjoint of im2col); dcol is [9*(c1-c0), nb*HW], rows (ci-c0, kh, kw). Gathers per output
+ * plane in tap order, so the sum order is fixed. */
+static void col2im3x3(float *dx, const float *dcol, int nb, int Ci, int H, int W, int c0, int c1) {
   const size_t HW = (size_t)H * W, N = (size_t)nb * HW;
-  const int planes = nb * Ci;
-  CPU_PARALLEL_FOR(threads, 9 * (size_t)planes * HW)
-  for (int pl = 0; pl < planes; pl++) {
-    const int b = pl / Ci, ci = pl % Ci;
-    float *out = dx + (size_t)pl * HW;
-    memset(out, 0, HW * sizeof(float));
-    for (int k = 0; k < 9; k++) {
-      const int kh = k / 3, kw = k % 3;
-      const float *src = dcol + ((size_t)ci * 9 + k) * N + (size_t)b * HW;
-      /* out[h', w'] += src[h'-kh+1, w'-kw+1] where that is inside the image */
-      for (int ho = 0; ho < H; ho++) {
-        const int h = ho - kh + 1;
-        if (h < 0 || h >= H) continue;
-        const float *s = src + (size_t)h * W;
-        float *o = out + (size_t)ho * W;
-        if (kw == 1) {
-          for (int w = 0; w < W; w++) o[w] += s[w];
-        } else if (kw == 0) { /* w = w' + 1 */
-          for (int wo = 0; wo < W - 1; wo++) o[wo] += s[wo + 1];
-        } else { /* w = w' - 1 */
-          for (int wo = 1; wo < W; wo++) o[wo] += s[wo - 1];
+  for (int b = 0; b < nb; b++)
+    for (int ci = c0; ci < c1; ci++) {
+      float *out = dx + ((size_t)b * Ci + ci) * HW;
+      memset(out, 0, HW * sizeof(float));
+      for (int k = 0; k < 9; k++) {
+        const int kh = k / 3, kw = k % 3;
+        const float *src = dcol + ((size_t)(ci - c0) * 9 + k) * N + (size_t)b * HW;
+        /* out[h', w'] += src[h'-kh+1, w'-kw+1] where that is inside the image */
+        for (int ho = 0; ho < H; ho++) {
+          const int h = ho - kh + 1;
+          if (h < 0 || h >= H) continue;
+          const float *s = src + (size_t)h * W;
+          float *o = out + (size_t)ho * W;
+          /* o and s never overlap (dx vs scratch): the simd pragmas skip the alias check */
+          if (kw == 1) {
+            CPU_SIMD
+            for (int w = 0; w < W; w++) o[w] += s[w];
+          } else if (kw == 0) { /* w = w' + 1 */
+            CPU_SIMD
+            for (int wo = 0; wo < W - 1; wo++) o[wo] += s[wo + 1];
+          } else { /* w = w' - 1 */
+            CPU_SIMD
+            for (int wo = 1; wo < W; wo++) o[wo] += s[wo - 1];
+          }
         }
       }
     }
-  }
 }
 
-/* Images per GEMM chunk so that col [Ci*9, nb*HW] fits the budget (at least 1). */
-static int conv_chunk(const cpu_ctx *ctx, int B, int Ci, int H, int W) {
-  const size_t budget = ctx->col_budget ? ctx->col_budget : CONV_COL_BUDGET;
-  const size_t per_image = (size_t)Ci * 9 * H * W;
-  size_t nb = per_image ? budget / per_image : (size_t)B;
+/* Images per chunk: each of the T threads' share of col stays within the budget. */
+static int conv_chunk(const cpu_ctx *ctx, int T, int B, size_t col_floats_per_image) {
+  const size_t budget = (ctx->col_budget ? ctx->col_budget : CONV_COL_BUDGET) * (size_t)T;
+  size_t nb = col_floats_per_image ? budget / col_floats_per_image : (size_t)B;
   if (nb < 1) nb = 1;
   if (nb > (size_t)B) nb = (size_t)B;
   return (int)nb;
 }
 
-/* dst[C, nb*HW] <- src[nb, C, HW] */
-static void gather_batch(int threads, float *dst, const float *src, int nb, int C, size_t HW) {
-  const size_t N = (size_t)nb * HW;
-  CPU_PARALLEL_FOR(threads, C * N)
-  for (int c = 0; c < C; c++)
-    for (int b = 0; b < nb; b++)
-      memcpy(dst + (size_t)c * N + (size_t)b * HW, src + ((size_t)b * C + c) * HW,
-             HW * sizeof(float));
+/* [lo, hi) = thread t's share of [0, n) in T near-equal contiguous parts */
+static void split_range(int n, int t, int T, int *lo, int *hi) {
+  *lo = (int)((long long)n * t / T);
+  *hi = (int)((long long)n * (t + 1) / T);
 }
 
-/* dst[nb, C, HW] <- src[C, nb*HW] */
-static void scatter_batch(int threads, float *dst, const float *src, int nb, int C, size_t HW) {
-  const size_t N = (size_t)nb * HW;
-  CPU_PARALLEL_FOR(threads, C * N)
-  for (int c = 0; c < C; c++)
-    for (int b = 0; b < nb; b++)
-      memcpy(dst + ((size_t)b * C + c) * HW, src + (size_t)c * N + (size_t)b * HW,
-             HW * sizeof(float));
+/* One chunk of one conv op, shared by the threads of a pool run. */
+typedef struct conv_job {
+  const float *x, *w, *dy; /* chunk-relative inputs (x, dy point at image b0) */
+  float *y, *dx, *dw;      /* outputs (y, dx point at image b0) */
+  float *scratch;          /* per_thread floats for each thread */
+  size_t per_thread;
+  const float *dyg; /* dy of the chunk as [Co, N] (bwd ops): dy itself or dyg_buf */
+  float *dyg_buf;
+  int nb, Ci, Co, H, W;
+} conv_job;
+
+/* Forward: thread t owns the pixel rows [r0, r1) of the chunk: its own im2col columns, its own
+ * GEMM out[Co, n] = w[Co, K] col[K, n], its own part of y. No thread waits for another. */
+static void conv_forward_part(void *arg, int t, int T) {
+  const conv_job *j = arg;
+  int r0, r1;
+  split_range(j->nb * j->H, t, T, &r0, &r1);
+  if (r0 == r1) return;
+  const int K = j->Ci * 9, n = (r1 - r0) * j->W;
+  const size_t HW = (size_t)j->H * j->W;
+  float *col = j->scratch + (size_t)t * j->per_thread, *out = col + (size_t)K * n;
+  im2col3x3(col, j->x, j->Ci, j->H, j->W, 0, K, r0, r1);
+  cpu_sgemm(0, 0, j->Co, n, K, 1.0f, j->w, K, col, n, 0.0f, out, n);
+  for (int co = 0; co < j->Co; co++)
+    for (int r = r0; r < r1; r++) {
+      const int b = r / j->H, h = r % j->H;
+      memcpy(j->y + ((size_t)b * j->Co + co) * HW + (size_t)h * j->W,
+             out + (size_t)co * n + (size_t)(r - r0) * j->W, (size_t)j->W * sizeof(float));
+    }
+}
+
+/* dyg[Co, nb*HW] <- dy[nb, Co, HW], thread t copying channels [c0, c1) */
+static void gather_dy_part(void *arg, int t, int T) {
+  const conv_job *j = arg;
+  const size_t HW = (size_t)j->H * j->W, N = (size_t)j->nb * HW;
+  int c0, c1;
+  split_range(j->Co, t, T, &c0, &c1);
+  for (int c = c0; c < c1; c++)
+    for (int b = 0; b < j->nb; b++)
+      memcpy(j->dyg_buf + (size_t)c * N + (size_t)b * HW,
+             j->dy + ((size_t)b * j->Co + c) * HW, HW * sizeof(float));
+}
+
+/* Backward input: thread t owns input channels [c0, c1): dcol rows for them
+ * (= w[:, c0*9 : c1*9]^T dy) and then their dx planes. */
+static void conv_backward_input_part(void *arg, int t, int T) {
+  const conv_job *j = arg;
+  int c0, c1;
+  split_range(j->Ci, t, T, &c0, &c1);
+  if (c0 == c1) return;
+  const int K = j->Ci * 9, N = j->nb * j->H * j->W, rows = (c1 - c0) * 9;
+  float *dcol = j->scratch + (size_t)t * j->per_thread;
+  cpu_sgemm(1, 0, rows, N, j->Co, 1.0f, j->w + (size_t)c0 * 9, K, j->dyg, N, 0.0f, dcol, N);
+  col2im3x3(j->dx, dcol, j->nb, j->Ci, j->H, j->W, c0, c1);
+}
+
+/* Backward weight: thread t owns the columns [k0, k1) of dw[Co, K]: its own im2col rows and
+ * dw[:, k0:k1] += dy[Co, N] col[k0:k1, N]^T. Chunks accumulate in chunk order. */
+static void conv_backward_weight_part(void *arg, int t, int T) {
+  const conv_job *j = arg;
+  const int K = j->Ci * 9, N = j->nb * j->H * j->W;
+  int k0, k1;
+  split_range(K, t, T, &k0, &k1);
+  if (k0 == k1) return;
+  float *col = j->scratch + (size_t)t * j->per_thread;
+  im2col3x3(col, j->x, j->Ci, j->H, j->W, k0, k1, 0, j->nb * j->H);
+  cpu_sgemm(0, 1, j->Co, k1 - k0, N, 1.0f, j->dyg, N, col, N, 1.0f, j->dw + k0, K);
+}
+
+/* Threads for a conv op: one when the whole op is below ~2 MFLOP (waking a worker costs more). */
+static int conv_threads(int B, int Ci, int Co, int H, int W) {
+  const double flops = 2.0 * B * Ci * Co * 9.0 * H * W;
+  return flops < 2e6 ? 1 : cpu_pool_threads(g_pool);
+}
+
+static void conv_run(int T, cpu_pool_fn fn, conv_job *j) {
+  if (T == 1)
+    fn(j, 0, 1);
+  else
+    cpu_pool_run(g_pool, fn, j);
 }
 
 int conv3x3_forward_cpu(cpu_ctx *ctx, float *y, const float *x, const float *w, int B, int Ci,
@@ -325,22 +421,19 @@ int conv3x3_forward_cpu(cpu_ctx *ctx, float *y, const float *x, const float *w, 
     fill_cpu(y, 0.0f, (size_t)B * Co * HW);
     return 0;
   }
-  const int K = Ci * 9, nbmax = conv_chunk(ctx, B, Ci, H, W);
-  const size_t colsz = (size_t)K * nbmax * HW, outsz = nbmax > 1 ? (size_t)Co * nbmax * HW : 0;
-  if (cpu_ctx_reserve(ctx, colsz + outsz)) return -1;
-  float *col = ctx->scratch, *out = col + colsz;
+  const int T = conv_threads(B, Ci, Co, H, W), K = Ci * 9;
+  const int nbmax = conv_chunk(ctx, T, B, (size_t)K * HW);
+  /* a thread's share: ceil(nbmax*H / T) pixel rows of col [K, n] and out [Co, n] */
+  const size_t rows = ((size_t)nbmax * H + T - 1) / T;
+  const size_t per_thread = (size_t)(K + Co) * rows * W;
+  if (cpu_ctx_reserve(ctx, per_thread * T)) return -1;
+  conv_job j = {.w = w, .scratch = ctx->scratch, .per_thread = per_thread, .Ci = Ci, .Co = Co,
+                .H = H, .W = W};
   for (int b0 = 0; b0 < B; b0 += nbmax) {
-    const int nb = B - b0 < nbmax ? B - b0 : nbmax;
-    const int N = (int)(nb * HW);
-    const float *xb = x + (size_t)b0 * Ci * HW;
-    float *yb = y + (size_t)b0 * Co * HW;
-    im2col3x3(ctx->threads, col, xb, nb, Ci, H, W);
-    if (nb == 1) {
-      cpu_sgemm(0, 0, Co, N, K, 1.0f, w, K, col, N, 0.0f, yb, N);
-    } else {
-      cpu_sgemm(0, 0, Co, N, K, 1.0f, w, K, col, N, 0.0f, out, N);
-      scatter_batch(ctx->threads, yb, out, nb, Co, HW);
-    }
+    j.nb = B - b0 < nbmax ? B - b0 : nbmax;
+    j.x = x + (size_t)b0 * Ci * HW;
+    j.y = y + (size_t)b0 * Co * HW;
+    conv_run(T, conv_forward_part, &j);
   }
   return 0;
 }
@@ -353,20 +446,24 @@ int conv3x3_backward_input_cpu(cpu_ctx *ctx, float *dx, const float *dy, const f
     fill_cpu(dx, 0.0f, (size_t)B * Ci * HW);
     return 0;
   }
-  const int K = Ci * 9, nbmax = conv_chunk(ctx, B, Ci, H, W);
-  const size_t colsz = (size_t)K * nbmax * HW, dysz = nbmax > 1 ? (size_t)Co * nbmax * HW : 0;
-  if (cpu_ctx_reserve(ctx, colsz + dysz)) return -1;
-  float *dcol = ctx->scratch, *dyg = dcol + colsz;
+  const int T = conv_threads(B, Ci, Co, H, W);
+  const size_t cis = ((size_t)Ci + T - 1) / T; /* input channels per thread, at most */
+  const int nbmax = conv_chunk(ctx, T, B, 9 * cis * T * HW);
+  const size_t per_thread = 9 * cis * nbmax * HW, dygsz = nbmax > 1 ? (size_t)Co * nbmax * HW : 0;
+  if (cpu_ctx_reserve(ctx, per_thread * T + dygsz)) return -1;
+  float *dyg = ctx->scratch + per_thread * T;
+  conv_job j = {.w = w, .scratch = ctx->scratch, .per_thread = per_thread, .Ci = Ci, .Co = Co,
+                .H = H, .W = W};
   for (int b0 = 0; b0 < B; b0 += nbmax) {
-    const int nb = B - b0 < nbmax ? B - b0 : nbmax;
-    const int N = (int)(nb * HW);
-    const float *dyb = dy + (size_t)b0 * Co * HW;
-    if (nb > 1) {
-      gather_batch(ctx->threads, dyg, dyb, nb, Co, HW);
-      dyb = dyg;
+    j.nb = B - b0 < nbmax ? B - b0 : nbmax;
+    j.dy = dy + (size_t)b0 * Co * HW;
+    j.dx = dx + (size_t)b0 * Ci * HW;
+    j.dyg = j.dy; /* one image: dy[b] is already [Co, HW] */
+    if (j.nb > 1) {
+      j.dyg = j.dyg_buf = dyg;
+      conv_run(T, gather_dy_part, &j);
     }
-    cpu_sgemm(1, 0, K, N, Co, 1.0f, w, K, dyb, N, 0.0f, dcol, N);
-    col2im3x3(ctx->threads, dx + (size_t)b0 * Ci * HW, dcol, nb, Ci, H, W);
+    conv_run(T, conv_backward_input_part, &j);
   }
   return 0;
 }
@@ -375,20 +472,24 @@ int conv3x3_backward_weight_cpu(cpu_ctx *ctx, float *dw, const float *dy, const 
                                 int Ci, int Co, int H, int W) {
   if (B <= 0 || Ci <= 0 || Co <= 0 || H <= 0 || W <= 0) return 0;
   const size_t HW = (size_t)H * W;
-  const int K = Ci * 9, nbmax = conv_chunk(ctx, B, Ci, H, W);
-  const size_t colsz = (size_t)K * nbmax * HW, dysz = nbmax > 1 ? (size_t)Co * nbmax * HW : 0;
-  if (cpu_ctx_reserve(ctx, colsz + dysz)) return -1;
-  float *col = ctx->scratch, *dyg = col + colsz;
+  const int T = conv_threads(B, Ci, Co, H, W), K = Ci * 9;
+  const size_t ks = ((size_t)K + T - 1) / T; /* col rows per thread, at most */
+  const int nbmax = conv_chunk(ctx, T, B, ks * T * HW);
+  const size_t per_thread = ks * nbmax * HW, dygsz = nbmax > 1 ? (size_t)Co * nbmax * HW : 0;
+  if (cpu_ctx_reserve(ctx, per_thread * T + dygsz)) return -1;
+  float *dyg = ctx->scratch + per_thread * T;
+  conv_job j = {.dw = dw, .scratch = ctx->scratch, .per_thread = per_thread, .Ci = Ci, .Co = Co,
+                .H = H, .W = W};
   for (int b0 = 0; b0 < B; b0 += nbmax) {
-    const int nb = B - b0 < nbmax ? B - b0 : nbmax;
-    const int N = (int)(nb * HW);
-    const float *dyb = dy + (size_t)b0 * Co * HW;
-    if (nb > 1) {
-      gather_batch(ctx->threads, dyg, dyb, nb, Co, HW);
-      dyb = dyg;
+    j.nb = B - b0 < nbmax ? B - b0 : nbmax;
+    j.x = x + (size_t)b0 * Ci * HW;
+    j.dy = dy + (size_t)b0 * Co * HW;
+    j.dyg = j.dy;
+    if (j.nb > 1) {
+      j.dyg = j.dyg_buf = dyg;
+      conv_run(T, gather_dy_part, &j);
     }
-    im2col3x3(ctx->threads, col, x + (size_t)b0 * Ci * HW, nb, Ci, H, W);
-    cpu_sgemm(0, 1, Co, K, N, 1.0f, dyb, N, col, N, 1.0f, dw, K);
+    conv_run(T, conv_backward_weight_part, &j);
   }
   return 0;
 }
@@ -479,12 +580,39 @@ CPU_CLONES static void swish_backward_range(float *dx, const float *dy, const fl
   }
 }
 
+typedef struct swish_job {
+  float *out;
+  const float *dy, *x; /* dy NULL: forward */
+  size_t n;
+} swish_job;
+
+/* thread t takes chunks t, t+T, ... (an element's result does not depend on which) */
+static void swish_part(void *arg, int t, int T) {
+  const swish_job *j = arg;
+  for (size_t i0 = (size_t)t * CHUNK; i0 < j->n; i0 += (size_t)T * CHUNK) {
+    const size_t m = j->n - i0 < CHUNK ? j->n - i0 : CHUNK;
+    if (j->dy)
+      swish_backward_range(j->out + i0, j->dy + i0, j->x + i0, m);
+    else
+      swish_forward_range(j->out + i0, j->x + i0, m);
+  }
+}
+
+static void swish_run(swish_job *j) {
+  if (j->n < 4 * CHUNK)
+    swish_part(j, 0, 1);
+  else
+    cpu_pool_run(g_pool, swish_part, j);
+}
+
 void swish_forward_cpu(float *y, const float *x, size_t n) {
-  FOR_CHUNKS(n, i0, i1) swish_forward_range(y + i0, x + i0, i1 - i0);
+  swish_job j = {y, NULL, x, n};
+  swish_run(&j);
 }
 
 void swish_backward_cpu(float *dx, const float *dy, const float *x, size_t n) {
-  FOR_CHUNKS(n, i0, i1) swish_backward_range(dx + i0, dy + i0, x + i0, i1 - i0);
+  swish_job j = {dx, dy, x, n};
+  swish_run(&j);
 }
 
 /* ---- avgpool2 ----------------------------------------------------------------------------- */
@@ -492,7 +620,6 @@ void swish_backward_cpu(float *dx, const float *dy, const float *x, size_t n) {
 void avgpool2_forward_cpu(float *y, const float *x, int B, int C, int H, int W) {
   const int Ho = H / 2, Wo = W / 2;
   const size_t planes = (size_t)B * C;
-  CPU_PARALLEL_FOR(g_threads, planes * H * W)
   for (size_t pl = 0; pl < planes; pl++) {
     const float *xp = x + pl * H * W;
     float *yp = y + pl * Ho * Wo;
@@ -507,7 +634,6 @@ void avgpool2_forward_cpu(float *y, const float *x, int B, int C, int H, int W) 
 void avgpool2_backward_cpu(float *dx, const float *dy, int B, int C, int H, int W) {
   const int Ho = H / 2, Wo = W / 2;
   const size_t planes = (size_t)B * C;
-  CPU_PARALLEL_FOR(g_threads, planes * H * W)
   for (size_t pl = 0; pl < planes; pl++) {
     float *xp = dx + pl * H * W;
     const float *yp = dy + pl * Ho * Wo;
@@ -538,7 +664,6 @@ static void label_linear(float *s, const float *c, const float *G, const float *
 void cond_bias_forward_cpu(float *y, const float *x, const float *c, const float *G, int B, int C,
                            int HW, int L) {
   const int BC = B * C;
-  CPU_PARALLEL_FOR(g_threads, (size_t)BC * HW)
   for (int bc = 0; bc < BC; bc++) {
     const int b = bc / C, ch = bc % C;
     double acc = 0.0;
@@ -582,7 +707,6 @@ int cond_bias_backward_cpu(float *dG, float *dc, const float *dy, const float *c
   const size_t BC = (size_t)B * C;
   double *g = malloc(BC * sizeof(double));
   if (!g) return -1;
-  CPU_PARALLEL_FOR(g_threads, BC * HW)
   for (size_t bc = 0; bc < BC; bc++) g[bc] = sum_f64(dy + bc * HW, (size_t)HW);
   label_linear_backward(dG, NULL, dc, g, c, G, B, C, L);
   free(g);
@@ -596,7 +720,6 @@ int cond_scale_forward_cpu(float *y, const float *x, const float *c, const float
   if (!s) return -1;
   label_linear(s, c, G, CB, B, C, L);
   const size_t BC = (size_t)B * C;
-  CPU_PARALLEL_FOR(g_threads, BC * HW)
   for (size_t bc = 0; bc < BC; bc++) {
     const float k = s[bc];
     CPU_SIMD
@@ -620,7 +743,6 @@ int cond_scale_backward_cpu(float *dx, float *dG, float *dCB, float *dc, const f
   }
   label_linear(s, c, G, CB, B, C, L);
   /* g first: dx may alias dy or x */
-  CPU_PARALLEL_FOR(g_threads, BC * HW)
   for (size_t bc = 0; bc < BC; bc++) {
     g[bc] = dot_f64(dy + bc * HW, x + bc * HW, (size_t)HW);
     const float k = s[bc];

@@ -9,16 +9,15 @@
  * Aliasing: elementwise ops allow y == x exactly (in place); cond_scale_backward and
  * head_backward allow dx == dy or dx == x. Convolutions need distinct input and output.
  * Reductions run in a fixed order (double accumulators where cheap), so results are bitwise
- * repeatable for a given thread count.
+ * repeatable.
  */
 #ifndef VKEBM_CPU_OPS_H
 #define VKEBM_CPU_OPS_H
 
 #include <stddef.h>
 
-/* Execution context: worker threads and a growable scratch area for im2col. */
+/* Execution context: a growable scratch area for im2col. */
 typedef struct cpu_ctx {
-  int threads;
   float *scratch;      /* 64-byte aligned */
   size_t scratch_cap;  /* floats */
   size_t col_budget;   /* im2col floats per GEMM chunk; 0 = default (tests shrink it) */
@@ -27,11 +26,18 @@ typedef struct cpu_ctx {
 /* Returns 0, or -1 when scratch could not grow (the op then does nothing). */
 int cpu_ctx_reserve(cpu_ctx *ctx, size_t nfloats);
 void cpu_ctx_release(cpu_ctx *ctx);
-/* Applies ctx->threads to the BLAS library (global state in both BLIS and OpenBLAS). */
-void cpu_blas_set_threads(int threads);
+/* Sets the threads every op uses (process-global, like the BLAS's settings): a blocking pool
+ * of `threads` (cpu_pool.h), the BLAS itself single-threaded. On the first call with BLIS it also
+ * picks BLIS's kernels for CPUs BLIS does not know. Returns -1 if the pool could not start
+ * (the ops then run on one thread). */
+int cpu_set_threads(int threads);
+int cpu_threads(void);
 /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, op = transpose when trans* != 0. */
 void cpu_sgemm(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc);
+/* Checks the BLAS's sgemm (the forms the convs use) against a double loop on odd sizes.
+ * Returns 0, or -1 with a one-line reason in err. */
+int cpu_blas_selfcheck(char *err, size_t errlen);
 /* One line naming the BLAS library, its version and the kernel set it selected. */
 void cpu_blas_describe(char *out, size_t len);
 

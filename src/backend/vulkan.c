@@ -48,6 +48,8 @@ typedef struct vk_backend {
   vkx_buffer dummy;     /* bound for optional (EBM_NOREF) tensors */
   vk_buffer *scratch;   /* vkb_scratch */
   int error;            /* a recording failed; reported by the next sync/download */
+  int no_texel;         /* env VKEBM_NO_TEXEL=1: shaders read through storage buffers only */
+  size_t max_binding_floats;
   char describe[768];
 } vk_backend;
 
@@ -149,8 +151,23 @@ ebm_ref vkb_scratch(ebm_backend *be, size_t nfloats) {
   return (ebm_ref){&b->scratch->hdr, 0};
 }
 
+void vkb_fail(ebm_backend *be) { vkb(be)->error = 1; }
+
+size_t vkb_max_binding_floats(ebm_backend *be) { return vkb(be)->max_binding_floats; }
+
+int vkb_texel_ok(ebm_backend *be, size_t nfloats) {
+  /* + the alignment remainder the binding starts with */
+  return !vkb(be)->no_texel && vkx_texel_ok(vkb(be)->ctx, (VkDeviceSize)(nfloats + 64) * 4);
+}
+
 void vkb_run(ebm_backend *be, vkb_kernel_id k, const vkb_arg *args, int nargs, const void *push,
              uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz) {
+  vkb_run_texel(be, k, 0, args, nargs, push, push_size, gx, gy, gz);
+}
+
+void vkb_run_texel(ebm_backend *be, vkb_kernel_id k, uint32_t texel_mask, const vkb_arg *args,
+                   int nargs, const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
+                   uint32_t gz) {
   vk_backend *b = vkb(be);
   if ((unsigned)k >= VKB_K_COUNT) {
     fprintf(stderr, "vulkan: unknown kernel id %d\n", (int)k);
@@ -199,6 +216,11 @@ void vkb_run(ebm_backend *be, vkb_kernel_id k, const vkb_arg *args, int nargs, c
     boff[i / 4] |= rem << (8 * (i % 4));
   }
   memcpy(pushbuf, boff, sizeof boff);
+  if (vkx_kernel_set_texel(b->kernels[k], texel_mask) != 0) {
+    fprintf(stderr, "vulkan: %s: bad texel mask 0x%x\n", spec->name, texel_mask);
+    b->error = 1;
+    return;
+  }
   if (vkx_dispatch(b->ctx, b->kernels[k], bind, (uint32_t)nargs, pushbuf, push_size, gx, gy, gz) != 0)
     b->error = 1;
 }
@@ -250,17 +272,32 @@ int ebm_vulkan_backend_create(ebm_backend **out, const ebm_backend_options *opt,
     free(b);
     return EBM_ERR;
   }
+  b->max_binding_floats = (size_t)(vkx_info(b->ctx)->max_storage_buffer_range / 4) - 64;
+  const char *mb = getenv("VKEBM_MAX_BINDING_FLOATS");
+  if (mb && *mb) {
+    char *end;
+    unsigned long long v = strtoull(mb, &end, 10);
+    if (*end || v < 4096) {
+      snprintf(err, errlen, "VKEBM_MAX_BINDING_FLOATS must be a number >= 4096");
+      vk_destroy(&b->hdr);
+      return EBM_ERR;
+    }
+    if (v < b->max_binding_floats) b->max_binding_floats = (size_t)v;
+  }
+  const char *nt = getenv("VKEBM_NO_TEXEL");
+  b->no_texel = nt && nt[0] == '1';
   const vkx_device_info *in = vkx_info(b->ctx);
   snprintf(b->describe, sizeof b->describe,
            "%s device, driver %s%s%s, Vulkan %u.%u, subgroup %u, workgroup <= %u, shared %u KiB, "
-           "push %u B, storage range %llu MiB, offset alignment %llu B, %s buffers",
+           "push %u B, storage range %llu MiB, offset alignment %llu B, %s buffers%s",
            vkx_device_type_name(in->type), in->driver_name[0] ? in->driver_name : "?",
            in->driver_info[0] ? " " : "", in->driver_info, VK_API_VERSION_MAJOR(in->api_version),
            VK_API_VERSION_MINOR(in->api_version), in->subgroup_size,
            in->max_workgroup_invocations, in->max_shared_memory / 1024, in->max_push_constants,
            (unsigned long long)(in->max_storage_buffer_range >> 20),
            (unsigned long long)vkx_offset_alignment(b->ctx),
-           vkx_buffers_mapped(b->ctx) ? "mapped" : "staged");
+           vkx_buffers_mapped(b->ctx) ? "mapped" : "staged",
+           b->no_texel ? ", texel loads off (VKEBM_NO_TEXEL)" : "");
   *out = &b->hdr;
   return EBM_OK;
 }

@@ -32,6 +32,22 @@ typedef enum vkb_kernel_id {
 void vkb_run(ebm_backend *be, vkb_kernel_id k, const vkb_arg *args, int nargs, const void *push,
              uint32_t push_size, uint32_t gx, uint32_t gy, uint32_t gz);
 
+/* Added: vkb_run that also binds the tensors of texel_mask (bit i = args[i]; at most 2) as
+ * R32F uniform texel buffers at bindings 8, 9 in order (see vkx_kernel_set_texel); use it only
+ * when vkb_texel_ok says every such tensor fits (else vkb_run, the shader's SSBO path). */
+void vkb_run_texel(ebm_backend *be, vkb_kernel_id k, uint32_t texel_mask, const vkb_arg *args,
+                   int nargs, const void *push, uint32_t push_size, uint32_t gx, uint32_t gy,
+                   uint32_t gz);
+int vkb_texel_ok(ebm_backend *be, size_t nfloats);
+
+/* Added: the most floats one binding may cover (maxStorageBufferRange less the alignment
+ * remainder; env VKEBM_MAX_BINDING_FLOATS lowers it so tests can exercise the chunked paths).
+ * Ops split larger tensors (elementwise ops by range, convs by batch). */
+size_t vkb_max_binding_floats(ebm_backend *be);
+/* Added: marks the recorded work failed (after printing why); the next sync/download returns
+ * an error. */
+void vkb_fail(ebm_backend *be);
+
 /* Splits n work items into a 2D grid of groups of `local` items (x up to 65535 groups),
  * for shaders that compute i = gl_GlobalInvocationID.x + gl_NumWorkGroups.x * local * gid.y. */
 void vkb_grid_1d(size_t n, uint32_t local, uint32_t *gx, uint32_t *gy);

@@ -8,6 +8,7 @@
  * dispatches so every read of an input precedes the write that could clobber it.
  */
 #include <stdint.h>
+#include <stdio.h>
 
 #include "vkebm/push.h"
 #include "vulkan_impl.h"
@@ -30,46 +31,49 @@ static size_t usz(int v) { return v > 0 ? (size_t)v : 0; }
 
 /* ---- elementwise ---------------------------------------------------------------------------- */
 
+/* Elementwise kernels over n elements, in pieces of at most one binding's range (a multiple
+ * of 256, so the pieces are whole workgroups). refs[i] are the kernel's tensors in binding
+ * order, all of n elements. */
+static void eltwise(ebm_backend *be, vkb_kernel_id k, const ebm_ref *refs, int nrefs, float alpha,
+                    size_t n) {
+  size_t piece = vkb_max_binding_floats(be) / 256 * 256;
+  for (size_t off = 0; off < n; off += piece) {
+    size_t len = n - off < piece ? n - off : piece;
+    vkb_arg args[3];
+    for (int i = 0; i < nrefs; i++) args[i] = VKB_ARG(ebm_at(refs[i], off), len);
+    vkebm_pc_eltwise pc = {.n = (uint32_t)len, .alpha = alpha};
+    run_1d(be, k, args, nrefs, &pc, sizeof pc, len, 256);
+  }
+}
+
 static void vk_fill(ebm_backend *be, ebm_ref y, float v, size_t n) {
-  if (!n) return;
-  vkebm_pc_fill pc = {.n = (uint32_t)n, .value = v};
-  vkb_arg a[] = {VKB_ARG(y, n)};
-  RUN_1D(be, fill, a, pc, n, 256);
+  size_t piece = vkb_max_binding_floats(be) / 256 * 256;
+  for (size_t off = 0; off < n; off += piece) {
+    size_t len = n - off < piece ? n - off : piece;
+    vkebm_pc_fill pc = {.n = (uint32_t)len, .value = v};
+    vkb_arg a[] = {VKB_ARG(ebm_at(y, off), len)};
+    RUN_1D(be, fill, a, pc, len, 256);
+  }
 }
 
 static void vk_add(ebm_backend *be, ebm_ref y, ebm_ref a, ebm_ref b, size_t n) {
-  if (!n) return;
-  vkebm_pc_eltwise pc = {.n = (uint32_t)n};
-  vkb_arg args[] = {VKB_ARG(y, n), VKB_ARG(a, n), VKB_ARG(b, n)};
-  RUN_1D(be, add, args, pc, n, 256);
+  eltwise(be, VKB_K_add, (ebm_ref[]){y, a, b}, 3, 0.0f, n);
 }
 
 static void vk_axpy(ebm_backend *be, ebm_ref y, float alpha, ebm_ref x, size_t n) {
-  if (!n) return;
-  vkebm_pc_eltwise pc = {.n = (uint32_t)n, .alpha = alpha};
-  vkb_arg args[] = {VKB_ARG(y, n), VKB_ARG(x, n)};
-  RUN_1D(be, axpy, args, pc, n, 256);
+  eltwise(be, VKB_K_axpy, (ebm_ref[]){y, x}, 2, alpha, n);
 }
 
 static void vk_scale(ebm_backend *be, ebm_ref y, float alpha, ebm_ref x, size_t n) {
-  if (!n) return;
-  vkebm_pc_eltwise pc = {.n = (uint32_t)n, .alpha = alpha};
-  vkb_arg args[] = {VKB_ARG(y, n), VKB_ARG(x, n)};
-  RUN_1D(be, scale, args, pc, n, 256);
+  eltwise(be, VKB_K_scale, (ebm_ref[]){y, x}, 2, alpha, n);
 }
 
 static void vk_swish_forward(ebm_backend *be, ebm_ref y, ebm_ref x, size_t n) {
-  if (!n) return;
-  vkebm_pc_eltwise pc = {.n = (uint32_t)n};
-  vkb_arg args[] = {VKB_ARG(y, n), VKB_ARG(x, n)};
-  RUN_1D(be, swish_forward, args, pc, n, 256);
+  eltwise(be, VKB_K_swish_forward, (ebm_ref[]){y, x}, 2, 0.0f, n);
 }
 
 static void vk_swish_backward(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_ref x, size_t n) {
-  if (!n) return;
-  vkebm_pc_eltwise pc = {.n = (uint32_t)n};
-  vkb_arg args[] = {VKB_ARG(dx, n), VKB_ARG(dy, n), VKB_ARG(x, n)};
-  RUN_1D(be, swish_backward, args, pc, n, 256);
+  eltwise(be, VKB_K_swish_backward, (ebm_ref[]){dx, dy, x}, 3, 0.0f, n);
 }
 
 /* ---- pooling -------------------------------------------------------------------------------- */
@@ -104,23 +108,51 @@ static void conv_tiled(ebm_backend *be, vkb_kernel_id k, ebm_ref out, ebm_ref in
                  ((usz(W) + VKEBM_CONV_PX - 1) / VKEBM_CONV_PX);
   uint32_t gx = (uint32_t)((items + 63) / 64);
   uint32_t gy = (uint32_t)((usz(out_ch) + VKEBM_CONV_OT - 1) / VKEBM_CONV_OT);
-  vkb_run(be, k, args, 3, &pc, sizeof pc, gx, gy, (uint32_t)B);
+  /* texel fetches for the input and the weights when both fit maxTexelBufferElements */
+  pc.texel = vkb_texel_ok(be, args[1].n) && vkb_texel_ok(be, args[2].n);
+  vkb_run_texel(be, k, pc.texel ? 0x6u : 0u, args, 3, &pc, sizeof pc, gx, gy, (uint32_t)B);
+}
+
+/* Images per dispatch so that every activation binding fits one binding's range; 0 when a
+ * single image is too large (reported, the op is skipped and the next sync fails). */
+static int conv_batch_piece(ebm_backend *be, const char *op, int B, int Ci, int Co, int H, int W) {
+  size_t per_image = usz(Ci > Co ? Ci : Co) * usz(H) * usz(W);
+  size_t fit = vkb_max_binding_floats(be) / (per_image ? per_image : 1);
+  if (fit == 0 || usz(Co) * usz(Ci) * 9 > vkb_max_binding_floats(be)) {
+    fprintf(stderr, "vulkan: %s: one image of %d x %d x %d (or the weights) exceeds the device's "
+            "storage-buffer range\n", op, Ci > Co ? Ci : Co, H, W);
+    vkb_fail(be);
+    return 0;
+  }
+  return fit < usz(B) ? (int)fit : B;
 }
 
 static void vk_conv3x3_forward(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref w, int B, int Ci,
                                int Co, int H, int W) {
-  conv_tiled(be, VKB_K_conv3x3_forward, y, x, w, B, Ci, Co, H, W, Co, Ci);
+  int piece = conv_batch_piece(be, "conv3x3_forward", B, Ci, Co, H, W);
+  size_t hw = usz(H) * usz(W);
+  for (int b0 = 0; piece > 0 && b0 < B; b0 += piece) {
+    int nb = B - b0 < piece ? B - b0 : piece;
+    conv_tiled(be, VKB_K_conv3x3_forward, ebm_at(y, usz(b0) * usz(Co) * hw),
+               ebm_at(x, usz(b0) * usz(Ci) * hw), w, nb, Ci, Co, H, W, Co, Ci);
+  }
 }
 
 static void vk_conv3x3_backward_input(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_ref w, int B,
                                       int Ci, int Co, int H, int W) {
-  conv_tiled(be, VKB_K_conv3x3_backward_input, dx, dy, w, B, Ci, Co, H, W, Ci, Co);
+  int piece = conv_batch_piece(be, "conv3x3_backward_input", B, Ci, Co, H, W);
+  size_t hw = usz(H) * usz(W);
+  for (int b0 = 0; piece > 0 && b0 < B; b0 += piece) {
+    int nb = B - b0 < piece ? B - b0 : piece;
+    conv_tiled(be, VKB_K_conv3x3_backward_input, ebm_at(dx, usz(b0) * usz(Ci) * hw),
+               ebm_at(dy, usz(b0) * usz(Co) * hw), w, nb, Ci, Co, H, W, Ci, Co);
+  }
 }
 
 /* Partial sums over splits of the B*H rows when one split would leave the device idle (fewer
  * than VKEBM_CONVW_TARGET_INVOCATIONS invocations), then a fixed-order reduction. */
-static void vk_conv3x3_backward_weight(ebm_backend *be, ebm_ref dw, ebm_ref dy, ebm_ref x, int B,
-                                       int Ci, int Co, int H, int W) {
+static void conv_weight_grad(ebm_backend *be, ebm_ref dw, ebm_ref dy, ebm_ref x, int B, int Ci,
+                             int Co, int H, int W) {
   size_t hw = usz(H) * usz(W);
   if (!hw || B <= 0 || Ci <= 0 || Co <= 0) return;
   size_t items = ((usz(Co) + VKEBM_CONVW_OT - 1) / VKEBM_CONVW_OT) *
@@ -146,6 +178,19 @@ static void vk_conv3x3_backward_weight(ebm_backend *be, ebm_ref dw, ebm_ref dy, 
     vkebm_pc_split_sum ps = {.n = (uint32_t)nw, .splits = (uint32_t)splits};
     vkb_arg rargs[] = {VKB_ARG(dw, nw), VKB_ARG(out, splits * nw)};
     RUN_1D(be, conv3x3_backward_weight_reduce, rargs, ps, nw, 256);
+  }
+}
+
+/* Batch pieces that fit a binding each add their sums into dw in turn (the piece size depends
+ * on the shape and the device's range only, so the result is still repeatable). */
+static void vk_conv3x3_backward_weight(ebm_backend *be, ebm_ref dw, ebm_ref dy, ebm_ref x, int B,
+                                       int Ci, int Co, int H, int W) {
+  int piece = conv_batch_piece(be, "conv3x3_backward_weight", B, Ci, Co, H, W);
+  size_t hw = usz(H) * usz(W);
+  for (int b0 = 0; piece > 0 && b0 < B; b0 += piece) {
+    int nb = B - b0 < piece ? B - b0 : piece;
+    conv_weight_grad(be, dw, ebm_at(dy, usz(b0) * usz(Co) * hw), ebm_at(x, usz(b0) * usz(Ci) * hw),
+                     nb, Ci, Co, H, W);
   }
 }
 
@@ -289,9 +334,17 @@ static void dot_into(ebm_backend *be, ebm_ref out, ebm_ref a, ebm_ref b, size_t 
     RUN(be, dot_reduce, args, pc, 1, 1, 1);
     return;
   }
-  vkebm_pc_dot p1 = {.n = (uint32_t)n, .mode = mode, .chunk = (uint32_t)chunk};
-  vkb_arg a1[] = {VKB_ARG(partials, groups), VKB_ARG(a, n), VKB_ARG(bb, n)};
-  RUN(be, dot_reduce, a1, p1, (uint32_t)groups, 1, 1);
+  /* first pass in pieces of whole chunks that fit one binding; the chunking is the same */
+  size_t piece_groups = vkb_max_binding_floats(be) / chunk;
+  if (piece_groups == 0) piece_groups = 1;
+  for (size_t g0 = 0; g0 < groups; g0 += piece_groups) {
+    size_t ng = groups - g0 < piece_groups ? groups - g0 : piece_groups;
+    size_t begin = g0 * chunk, len = n - begin < ng * chunk ? n - begin : ng * chunk;
+    vkebm_pc_dot p1 = {.n = (uint32_t)len, .mode = mode, .chunk = (uint32_t)chunk};
+    vkb_arg a1[] = {VKB_ARG(ebm_at(partials, g0), ng), VKB_ARG(ebm_at(a, begin), len),
+                    VKB_ARG(ebm_at(bb, begin), len)};
+    RUN(be, dot_reduce, a1, p1, (uint32_t)ng, 1, 1);
+  }
   vkebm_pc_dot p2 = {.n = (uint32_t)groups, .mode = VKEBM_DOT_A, .chunk = (uint32_t)groups};
   vkb_arg a2[] = {VKB_ARG(out, 1), VKB_ARG(partials, groups), VKB_ARG(partials, groups)};
   RUN(be, dot_reduce, a2, p2, 1, 1, 1);
@@ -368,6 +421,7 @@ const ebm_backend_vtable vkb_vtable = {
     .spectral_norm_backward = vk_spectral_norm_backward,
     .sumsq = vk_sumsq,
     .scene_render = vulkan_scene_render,
+    .adam_step = vulkan_adam_step,
     /* sampler ops (vulkan_sampler.c) */
     .quadratic_energy = vkb_quadratic_energy,
     .quadratic_energy_backward = vkb_quadratic_energy_backward,

@@ -3,17 +3,20 @@
  * Prints the __metadata__ map (sorted by key), one row per tensor (name, dtype, shape, numel and
  * min/max/mean over its finite values, with a count of NaN/Inf when there are any), and the
  * totals; for a vkebm model file also the network it describes and its FLOPs per forward pass and
- * per Langevin image-step. The file goes through the strict reader, so a malformed file gets its one-line reason
+ * per Langevin image-step; for a PNG, its size and text chunks (the provenance vkebm writes
+ * there). The file goes through the strict reader, so a malformed file gets its one-line reason
  * and exit 1. --json prints the same as one JSON document.
  */
 #include <getopt.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 
 #include "cli.h"
+#include "vkebm/image.h"
 #include "vkebm/model.h"
 #include "vkebm/net.h"
 #include "vkebm/safetensors.h"
@@ -25,6 +28,7 @@ typedef struct model_view {
   ebm_model_info info;
   char describe[160], why[400];
   double forward_flops;
+  size_t parameters; /* network weights: every tensor but sn_u.* (power-iteration state) and extra.* */
 } model_view;
 
 static void view_model(const char *path, const st_file *f, model_view *m) {
@@ -36,6 +40,9 @@ static void view_model(const char *path, const st_file *f, model_view *m) {
   m->ok = 1;
   ebm_net_config_describe(&m->info.config, m->describe, sizeof m->describe);
   m->forward_flops = ebm_net_forward_flops(&m->info.config);
+  for (int i = 0; i < f->ntensors; i++)
+    if (strncmp(f->tensors[i].name, "sn_u.", 5) && strncmp(f->tensors[i].name, "extra.", 6))
+      m->parameters += f->tensors[i].numel;
 }
 
 typedef struct tensor_stats {
@@ -81,7 +88,8 @@ static void print_clean(const char *s) {
 static void usage(FILE *f) {
   fprintf(f, "usage: vkebm inspect FILE [--json]\n\n"
              "Shows a model file's metadata and tensors (name, dtype, shape, numel, min/max/mean)\n"
-             "after checking it with the strict safetensors reader.\n\n"
+             "after checking it with the strict safetensors reader. For a PNG, shows its size and\n"
+             "text chunks (what vkebm records there: expression, seed, settings).\n\n"
              "  --json     print one JSON document instead of a table\n"
              "  -h, --help this text\n");
 }
@@ -95,6 +103,7 @@ static int print_json(const char *path, const st_file *f, long long file_bytes, 
     json_object_set_new(jm, "config", json_string(m->describe));
     json_object_set_new(jm, "concept", json_string(m->info.concept));
     json_object_set_new(jm, "label_kind", json_string(m->info.label_kind == EBM_LABEL_ONEHOT ? "onehot" : "vector"));
+    json_object_set_new(jm, "parameters", json_integer((json_int_t)m->parameters));
     json_object_set_new(jm, "forward_flops", json_integer((json_int_t)llround(m->forward_flops)));
     /* Langevin image-step = forward + backward to the input (tools/bench_torch.py). */
     json_object_set_new(jm, "flops_per_image_step", json_integer((json_int_t)llround(2 * m->forward_flops)));
@@ -122,7 +131,7 @@ static int print_json(const char *path, const st_file *f, long long file_bytes, 
     total += t->numel;
   }
   json_object_set_new(root, "tensors", tensors);
-  json_object_set_new(root, "total_parameters", json_integer((json_int_t)total));
+  json_object_set_new(root, "total_values", json_integer((json_int_t)total));
   json_object_set_new(root, "total_bytes", json_integer((json_int_t)(total * 4)));
   int rc = json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(9));
   json_decref(root);
@@ -135,9 +144,9 @@ static void print_table(const char *path, const st_file *f, long long file_bytes
   if (m->is_model && m->ok) {
     printf("model: %s, concept ", m->describe);
     print_clean(m->info.concept);
-    printf(" (%s labels), %.4g MFLOP per forward pass, %.4g MFLOP per Langevin image-step\n",
-           m->info.label_kind == EBM_LABEL_ONEHOT ? "one-hot" : "vector", m->forward_flops / 1e6,
-           2 * m->forward_flops / 1e6);
+    printf(" (%s labels), %zu parameters, %.4g MFLOP per forward pass, %.4g MFLOP per Langevin image-step\n",
+           m->info.label_kind == EBM_LABEL_ONEHOT ? "one-hot" : "vector", m->parameters,
+           m->forward_flops / 1e6, 2 * m->forward_flops / 1e6);
   }
   printf("metadata (%d):\n", f->nmeta);
   for (int i = 0; i < f->nmeta; i++) {
@@ -173,7 +182,57 @@ static void print_table(const char *path, const st_file *f, long long file_bytes
     putchar('\n');
     total += t->numel;
   }
-  printf("total: %zu parameters, %zu bytes of tensor data\n", total, total * 4);
+  printf("total: %zu values in %d tensors, %zu bytes of tensor data\n", total, f->ntensors, total * 4);
+}
+
+/* PNGs: size and text chunks, which is where vkebm records how an image was made. */
+static int inspect_png(const char *path, int json, long long file_bytes) {
+  uint8_t *rgb;
+  int W, H, ntext = 0;
+  img_text *text = NULL;
+  char err[512];
+  if (img_read_png_rgb8(path, &rgb, &W, &H, &text, &ntext, err, sizeof err))
+    return cli_fail("inspect", "%s", err);
+  free(rgb);
+  int rc = EXIT_OK;
+  if (json) {
+    json_t *root = json_object(), *jt = json_object();
+    json_object_set_new(root, "file", json_string(path));
+    json_object_set_new(root, "file_bytes", json_integer(file_bytes));
+    json_object_set_new(root, "width", json_integer(W));
+    json_object_set_new(root, "height", json_integer(H));
+    /* tEXt is Latin-1; a value jansson refuses as UTF-8 is shown as null rather than lost. */
+    for (int i = 0; i < ntext; i++) {
+      json_t *v = json_string(text[i].value);
+      json_object_set_new(jt, text[i].key, v ? v : json_null());
+    }
+    json_object_set_new(root, "text", jt);
+    rc = json_dumpf(root, stdout, JSON_INDENT(2) | JSON_PRESERVE_ORDER) ? EXIT_FAIL : EXIT_OK;
+    putchar('\n');
+    json_decref(root);
+  } else {
+    printf("file: %s (%lld bytes)\nimage: %dx%d PNG\ntext (%d):\n", path, file_bytes, W, H, ntext);
+    for (int i = 0; i < ntext; i++) {
+      printf("  ");
+      print_clean(text[i].key);
+      printf(" = ");
+      print_clean(text[i].value);
+      putchar('\n');
+    }
+  }
+  img_text_free(text, ntext);
+  if (fflush(stdout) != 0) rc = EXIT_FAIL;
+  return rc;
+}
+
+static int is_png(const char *path) {
+  static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
+  unsigned char head[8];
+  FILE *f = fopen(path, "rb");
+  if (!f) return 0;
+  size_t n = fread(head, 1, 8, f);
+  fclose(f);
+  return n == 8 && !memcmp(head, sig, 8);
 }
 
 int cmd_inspect(int argc, char **argv) {
@@ -194,11 +253,12 @@ int cmd_inspect(int argc, char **argv) {
   if (argc - optind != 1)
     return cli_usage("inspect", "expected exactly one FILE (try `vkebm inspect --help`)");
   const char *path = argv[optind];
+  struct stat st;
+  long long file_bytes = stat(path, &st) == 0 ? (long long)st.st_size : -1;
+  if (is_png(path)) return inspect_png(path, json, file_bytes);
   st_file f;
   char err[512];
   if (st_read(&f, path, 0, err, sizeof err)) return cli_fail("inspect", "%s", err);
-  struct stat st;
-  long long file_bytes = stat(path, &st) == 0 ? (long long)st.st_size : -1;
   model_view m;
   view_model(path, &f, &m);
   /* A file marked as a model that the model reader refuses is still shown (that is what

@@ -23,6 +23,11 @@ static char *dir_of(const char *path) {
 }
 
 int io_write_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen) {
+  return io_write_atomic_ex(path, data, n, 1, err, errlen);
+}
+
+int io_write_atomic_ex(const char *path, const void *data, size_t n, int durable, char *err,
+                       size_t errlen) {
   struct stat st;
   if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
     snprintf(err, errlen, "%s: is a directory", path);
@@ -59,7 +64,7 @@ int io_write_atomic(const char *path, const void *data, size_t n, char *err, siz
     fclose(f);
     goto fail;
   }
-  if (fsync(fileno(f)) != 0) {
+  if (durable && fsync(fileno(f)) != 0) {
     snprintf(err, errlen, "%s: fsync failed: %s", path, strerror(errno));
     fclose(f);
     goto fail;
@@ -73,6 +78,7 @@ int io_write_atomic(const char *path, const void *data, size_t n, char *err, siz
     goto fail;
   }
   free(tmp);
+  if (!durable) return 0;
   /* Make the rename durable; failure here cannot un-write the file, so it is not an error. */
   char *dir = dir_of(path);
   if (dir) {

@@ -80,6 +80,11 @@ static int is_ascii(const char *s) {
 
 int img_write_png_rgb8(const char *path, const uint8_t *rgb, int W, int H, const img_text *text,
                        int ntext, char *err, size_t errlen) {
+  return img_write_png_rgb8_flags(path, rgb, W, H, text, ntext, 0, err, errlen);
+}
+
+int img_write_png_rgb8_flags(const char *path, const uint8_t *rgb, int W, int H,
+                             const img_text *text, int ntext, int flags, char *err, size_t errlen) {
   if (W < 1 || H < 1 || W > IMG_MAX_SIDE || H > IMG_MAX_SIDE) {
     snprintf(err, errlen, "%s: image size %dx%d is out of range (1..%d)", path, W, H, IMG_MAX_SIDE);
     return -1;
@@ -146,7 +151,7 @@ int img_write_png_rgb8(const char *path, const uint8_t *rgb, int W, int H, const
   png_write_end(png, info);
   png_destroy_write_struct(&png, &info);
   free(chunks);
-  int rc = io_write_atomic(path, c->out, c->out_size, err, errlen);
+  int rc = io_write_atomic_ex(path, c->out, c->out_size, !(flags & IMG_WRITE_NO_FSYNC), err, errlen);
   free(c->out);
   return rc;
 }
@@ -158,6 +163,23 @@ void img_text_free(img_text *text, int ntext) {
     free((char *)text[i].value);
   }
   free(text);
+}
+
+static char *latin1_to_utf8(const char *s) {
+  size_t n = strlen(s);
+  char *out = malloc(2 * n + 1), *o = out;
+  if (!out) return NULL;
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch < 0x80) {
+      *o++ = (char)ch;
+    } else {
+      *o++ = (char)(0xc0 | (ch >> 6));
+      *o++ = (char)(0x80 | (ch & 0x3f));
+    }
+  }
+  *o = 0;
+  return out;
 }
 
 int img_read_png_rgb8(const char *path, uint8_t **rgb, int *W, int *H, img_text **text, int *ntext,
@@ -255,7 +277,9 @@ int img_read_png_rgb8(const char *path, uint8_t **rgb, int *W, int *H, img_text 
       if (!out_text) png_error(png, "out of memory");
       for (int i = 0; i < nc; i++) {
         out_text[i].key = strdup(chunks[i].key);
-        out_text[i].value = strdup(chunks[i].text ? chunks[i].text : "");
+        const char *v = chunks[i].text ? chunks[i].text : "";
+        /* tEXt/zTXt are Latin-1, iTXt is UTF-8: callers always get UTF-8. */
+        out_text[i].value = chunks[i].compression <= PNG_TEXT_COMPRESSION_zTXt ? latin1_to_utf8(v) : strdup(v);
         nout = i + 1;
         if (!out_text[i].key || !out_text[i].value) png_error(png, "out of memory");
       }

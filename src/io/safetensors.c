@@ -278,18 +278,11 @@ int st_parse(st_file *f, const void *bytes, size_t n, int check_finite, char *er
       tmp[i].name = strdup(k);
       if (!tmp[i].name) {
         fail(err, errlen, "out of memory");
-        goto bad_tmp;
+        goto bad;
       }
-      if (parse_entry(&tmp[i], &spans[i], k, v, data_size, err, errlen)) {
-        free(tmp[i].name);
-        goto bad_tmp;
-      }
+      if (parse_entry(&tmp[i], &spans[i], k, v, data_size, err, errlen)) goto bad;
       spans[i].index = i;
       i++;
-      continue;
-    bad_tmp:
-      for (int j = 0; j < i; j++) free(tmp[j].name);
-      goto bad;
     }
   }
   qsort(spans, nt, sizeof *spans, span_cmp);
@@ -308,20 +301,20 @@ int st_parse(st_file *f, const void *bytes, size_t n, int check_finite, char *er
         else
           fail(err, errlen, "tensor '%s': gap in the data before it (begin %llu, previous end %llu)",
                cn, (unsigned long long)spans[i].begin, (unsigned long long)pos);
-        goto bad_all;
+        goto bad;
       }
       pos = spans[i].end;
     }
     if (pos != data_size) {
       fail(err, errlen, "tensors end at byte %llu of the data but the data is %zu bytes",
            (unsigned long long)pos, data_size);
-      goto bad_all;
+      goto bad;
     }
   }
   f->blob = malloc(data_size ? data_size : 1);
   if (!f->blob) {
     fail(err, errlen, "out of memory (%zu data bytes)", data_size);
-    goto bad_all;
+    goto bad;
   }
   memcpy(f->blob, data, data_size);
   f->blob_size = data_size;
@@ -350,9 +343,9 @@ int st_parse(st_file *f, const void *bytes, size_t n, int check_finite, char *er
     }
   }
   return 0;
-bad_all:
-  for (size_t j = 0; j < nt; j++) free(tmp[j].name);
-bad:
+bad: /* tmp is zero-filled: names not yet parsed are NULL */
+  if (tmp)
+    for (size_t j = 0; j < nt; j++) free(tmp[j].name);
   free(tmp);
   free(spans);
   json_decref(root);

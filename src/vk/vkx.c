@@ -51,6 +51,7 @@ const char *vkx_result_name(VkResult r) {
 struct vkx_kernel {
   char name[64];
   uint32_t nbindings, push_size;
+  uint32_t texel_mask; /* bindings also bound as texel buffers at VKX_MAX_BINDINGS + j */
   VkShaderModule module;
   VkPipeline pipeline;
 };
@@ -76,7 +77,11 @@ struct vkx_context {
   VkFence fence;
   int recording;
   uint32_t dispatches_in_cmd;
+  VkBufferView *views; /* texel-buffer views of the recorded dispatches, freed after submit */
+  uint32_t nviews, cap_views;
+  uint32_t max_texel_elements;
   vkx_buffer dummy;
+  VkBufferView dummy_view; /* texel bindings a dispatch does not use */
   vkx_buffer staging; /* only when buffers are not host visible */
   int mapped_buffers; /* 1: buffers are persistently mapped (no staging) */
   uint64_t validation_messages;
@@ -295,6 +300,7 @@ static int buffer_create_with(vkx_context *ctx, vkx_buffer *buf, VkDeviceSize si
   VkBufferCreateInfo bci = {.sType = VK_STRUCTURE_TYPE_BUFFER_CREATE_INFO,
                             .size = size,
                             .usage = VK_BUFFER_USAGE_STORAGE_BUFFER_BIT |
+                                     VK_BUFFER_USAGE_UNIFORM_TEXEL_BUFFER_BIT |
                                      VK_BUFFER_USAGE_TRANSFER_SRC_BIT |
                                      VK_BUFFER_USAGE_TRANSFER_DST_BIT,
                             .sharingMode = VK_SHARING_MODE_EXCLUSIVE};
@@ -517,8 +523,24 @@ int vkx_create(vkx_context **out, const vkx_options *opt, char *err, size_t errl
   vkGetPhysicalDeviceMemoryProperties(ctx->phys, &ctx->memprops);
   VkPhysicalDeviceProperties props;
   vkGetPhysicalDeviceProperties(ctx->phys, &props);
+  /* one alignment for storage and texel bindings: the larger of the two (both powers of two) */
   ctx->offset_alignment = props.limits.minStorageBufferOffsetAlignment;
+  if (ctx->offset_alignment < props.limits.minTexelBufferOffsetAlignment)
+    ctx->offset_alignment = props.limits.minTexelBufferOffsetAlignment;
   if (ctx->offset_alignment < 4) ctx->offset_alignment = 4;
+  /* developer/test override: a larger power-of-two alignment (up to the spec's 256 bytes), so
+   * the binding-offset remainders of stricter GPUs can be exercised on any device */
+  const char *al = getenv("VKEBM_OFFSET_ALIGNMENT");
+  if (al && *al) {
+    long v = strtol(al, NULL, 10);
+    if (v < (long)ctx->offset_alignment || v > 256 || (v & (v - 1))) {
+      snprintf(err, errlen, "VKEBM_OFFSET_ALIGNMENT must be a power of two from %llu to 256",
+               (unsigned long long)ctx->offset_alignment);
+      goto fail_quiet;
+    }
+    ctx->offset_alignment = (VkDeviceSize)v;
+  }
+  ctx->max_texel_elements = props.limits.maxTexelBufferElements;
   if (ctx->verbose)
     fprintf(stderr, "vkx: device %d: %s (%s, Vulkan %u.%u.%u)%s\n", chosen, ctx->info.name,
             vkx_device_type_name(ctx->info.type), VK_API_VERSION_MAJOR(ctx->info.api_version),
@@ -537,14 +559,19 @@ int vkx_create(vkx_context **out, const vkx_options *opt, char *err, size_t errl
   VKX_CHECK(vkCreateDevice(ctx->phys, &dci, NULL, &ctx->device));
   vkGetDeviceQueue(ctx->device, ctx->queue_family, 0, &ctx->queue);
 
-  VkDescriptorSetLayoutBinding b[VKX_MAX_BINDINGS];
-  for (uint32_t i = 0; i < VKX_MAX_BINDINGS; i++)
+  /* bindings 0..7: storage buffers; 8..8+VKX_MAX_TEXEL-1: uniform texel buffers (R32_SFLOAT
+   * views of storage bindings a kernel asked for: texel fetches are much faster than SSBO
+   * loads on lavapipe) */
+  VkDescriptorSetLayoutBinding b[VKX_MAX_BINDINGS + VKX_MAX_TEXEL];
+  for (uint32_t i = 0; i < VKX_MAX_BINDINGS + VKX_MAX_TEXEL; i++)
     b[i] = (VkDescriptorSetLayoutBinding){.binding = i,
-                                          .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                          .descriptorType = i < VKX_MAX_BINDINGS
+                                                                ? VK_DESCRIPTOR_TYPE_STORAGE_BUFFER
+                                                                : VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
                                           .descriptorCount = 1,
                                           .stageFlags = VK_SHADER_STAGE_COMPUTE_BIT};
   VkDescriptorSetLayoutCreateInfo dslci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_SET_LAYOUT_CREATE_INFO,
-                                           .bindingCount = VKX_MAX_BINDINGS,
+                                           .bindingCount = VKX_MAX_BINDINGS + VKX_MAX_TEXEL,
                                            .pBindings = b};
   VKX_CHECK(vkCreateDescriptorSetLayout(ctx->device, &dslci, NULL, &ctx->set_layout));
   VkPushConstantRange pcr = {.stageFlags = VK_SHADER_STAGE_COMPUTE_BIT, .offset = 0,
@@ -555,12 +582,14 @@ int vkx_create(vkx_context **out, const vkx_options *opt, char *err, size_t errl
                                      .pushConstantRangeCount = 1,
                                      .pPushConstantRanges = &pcr};
   VKX_CHECK(vkCreatePipelineLayout(ctx->device, &plci, NULL, &ctx->pipeline_layout));
-  VkDescriptorPoolSize ps = {.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
-                             .descriptorCount = VKX_SETS_PER_POOL * VKX_MAX_BINDINGS};
+  VkDescriptorPoolSize ps[2] = {{.type = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
+                                 .descriptorCount = VKX_SETS_PER_POOL * VKX_MAX_BINDINGS},
+                                {.type = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+                                 .descriptorCount = VKX_SETS_PER_POOL * VKX_MAX_TEXEL}};
   VkDescriptorPoolCreateInfo dpci = {.sType = VK_STRUCTURE_TYPE_DESCRIPTOR_POOL_CREATE_INFO,
                                      .maxSets = VKX_SETS_PER_POOL,
-                                     .poolSizeCount = 1,
-                                     .pPoolSizes = &ps};
+                                     .poolSizeCount = 2,
+                                     .pPoolSizes = ps};
   VKX_CHECK(vkCreateDescriptorPool(ctx->device, &dpci, NULL, &ctx->pool));
   VkCommandPoolCreateInfo cpci = {.sType = VK_STRUCTURE_TYPE_COMMAND_POOL_CREATE_INFO,
                                   .flags = VK_COMMAND_POOL_CREATE_RESET_COMMAND_BUFFER_BIT,
@@ -585,6 +614,9 @@ int vkx_create(vkx_context **out, const vkx_options *opt, char *err, size_t errl
     if ((f & want) == want && ctx->memprops.memoryHeaps[heap].size >= (1ull << 30))
       ctx->mapped_buffers = 1;
   }
+  /* developer/test override: the discrete-GPU path (device-local buffers + staging copies) */
+  const char *fs = getenv("VKEBM_FORCE_STAGING");
+  if (fs && fs[0] == '1') ctx->mapped_buffers = 0;
   if (!ctx->mapped_buffers &&
       buffer_create_with(ctx, &ctx->staging, VKX_STAGING_BYTES, -1, 0) != 0) {
     snprintf(err, errlen, "could not allocate the staging buffer");
@@ -594,6 +626,12 @@ int vkx_create(vkx_context **out, const vkx_options *opt, char *err, size_t errl
     snprintf(err, errlen, "could not allocate a buffer on the Vulkan device");
     goto fail_quiet;
   }
+  VkBufferViewCreateInfo dvci = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+                                 .buffer = ctx->dummy.buffer,
+                                 .format = VK_FORMAT_R32_SFLOAT,
+                                 .offset = 0,
+                                 .range = ctx->dummy.size};
+  VKX_CHECK(vkCreateBufferView(ctx->device, &dvci, NULL, &ctx->dummy_view));
   *out = ctx;
   return 0;
 fail:
@@ -608,6 +646,9 @@ void vkx_destroy(vkx_context *ctx) {
   if (ctx->device) {
     if (ctx->recording) vkx_submit_wait(ctx);
     vkDeviceWaitIdle(ctx->device);
+    for (uint32_t i = 0; i < ctx->nviews; i++) vkDestroyBufferView(ctx->device, ctx->views[i], NULL);
+    free(ctx->views);
+    if (ctx->dummy_view) vkDestroyBufferView(ctx->device, ctx->dummy_view, NULL);
     vkx_buffer_destroy(ctx, &ctx->dummy);
     vkx_buffer_destroy(ctx, &ctx->staging);
     if (ctx->fence) vkDestroyFence(ctx->device, ctx->fence, NULL);
@@ -710,6 +751,18 @@ fail:
   return NULL;
 }
 
+int vkx_kernel_set_texel(vkx_kernel *k, uint32_t mask) {
+  uint32_t n = 0;
+  for (uint32_t i = 0; i < VKX_MAX_BINDINGS; i++) n += (mask >> i) & 1u;
+  if (!k || n > VKX_MAX_TEXEL || (mask >> k->nbindings)) return -1;
+  k->texel_mask = mask;
+  return 0;
+}
+
+int vkx_texel_ok(const vkx_context *ctx, VkDeviceSize bytes) {
+  return bytes / 4 <= ctx->max_texel_elements;
+}
+
 void vkx_kernel_destroy(vkx_context *ctx, vkx_kernel *k) {
   if (!k) return;
   if (k->pipeline) vkDestroyPipeline(ctx->device, k->pipeline, NULL);
@@ -751,6 +804,13 @@ int vkx_dispatch(vkx_context *ctx, vkx_kernel *k, const vkx_binding *bindings, u
       return -1;
     }
   }
+  for (uint32_t i = 0; i < nbindings; i++)
+    if ((k->texel_mask & (1u << i)) && bindings[i].range / 4 > ctx->max_texel_elements) {
+      fprintf(stderr, "vkx: kernel %s binding %u: %llu floats exceed maxTexelBufferElements %u "
+              "(check vkx_texel_ok first)\n", k->name, i,
+              (unsigned long long)(bindings[i].range / 4), ctx->max_texel_elements);
+      return -1;
+    }
   if (gx == 0 || gy == 0 || gz == 0) return 0;
   if (ctx->sets_used == VKX_SETS_PER_POOL && vkx_submit_wait(ctx) != 0) return -1;
   if (begin_if_needed(ctx) != 0) return -1;
@@ -762,7 +822,42 @@ int vkx_dispatch(vkx_context *ctx, vkx_kernel *k, const vkx_binding *bindings, u
   VKX_CHECK(vkAllocateDescriptorSets(ctx->device, &dsai, &set));
   ctx->sets_used++;
   VkDescriptorBufferInfo bi[VKX_MAX_BINDINGS];
-  VkWriteDescriptorSet w[VKX_MAX_BINDINGS];
+  VkWriteDescriptorSet w[VKX_MAX_BINDINGS + VKX_MAX_TEXEL];
+  VkBufferView tv[VKX_MAX_TEXEL];
+  uint32_t nw = VKX_MAX_BINDINGS, ntexel = 0;
+  for (uint32_t i = 0; i < nbindings && k->texel_mask; i++) {
+    if (!(k->texel_mask & (1u << i))) continue;
+    if (ctx->nviews == ctx->cap_views) {
+      uint32_t cap = ctx->cap_views ? 2 * ctx->cap_views : 256;
+      VkBufferView *nv = realloc(ctx->views, cap * sizeof *nv);
+      if (!nv) goto fail;
+      ctx->views = nv;
+      ctx->cap_views = cap;
+    }
+    VkBufferViewCreateInfo bvci = {.sType = VK_STRUCTURE_TYPE_BUFFER_VIEW_CREATE_INFO,
+                                   .buffer = bindings[i].buf->buffer,
+                                   .format = VK_FORMAT_R32_SFLOAT,
+                                   .offset = bindings[i].offset,
+                                   .range = bindings[i].range};
+    VKX_CHECK(vkCreateBufferView(ctx->device, &bvci, NULL, &tv[ntexel]));
+    ctx->views[ctx->nviews++] = tv[ntexel];
+    w[nw++] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                     .dstSet = set,
+                                     .dstBinding = VKX_MAX_BINDINGS + ntexel,
+                                     .descriptorCount = 1,
+                                     .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+                                     .pTexelBufferView = &tv[ntexel]};
+    ntexel++;
+  }
+  for (uint32_t j = ntexel; j < VKX_MAX_TEXEL; j++) {
+    tv[j] = ctx->dummy_view;
+    w[nw++] = (VkWriteDescriptorSet){.sType = VK_STRUCTURE_TYPE_WRITE_DESCRIPTOR_SET,
+                                     .dstSet = set,
+                                     .dstBinding = VKX_MAX_BINDINGS + j,
+                                     .descriptorCount = 1,
+                                     .descriptorType = VK_DESCRIPTOR_TYPE_UNIFORM_TEXEL_BUFFER,
+                                     .pTexelBufferView = &tv[j]};
+  }
   for (uint32_t i = 0; i < VKX_MAX_BINDINGS; i++) {
     if (i < nbindings)
       bi[i] = (VkDescriptorBufferInfo){bindings[i].buf->buffer, bindings[i].offset, bindings[i].range};
@@ -775,7 +870,7 @@ int vkx_dispatch(vkx_context *ctx, vkx_kernel *k, const vkx_binding *bindings, u
                                   .descriptorType = VK_DESCRIPTOR_TYPE_STORAGE_BUFFER,
                                   .pBufferInfo = &bi[i]};
   }
-  vkUpdateDescriptorSets(ctx->device, VKX_MAX_BINDINGS, w, 0, NULL);
+  vkUpdateDescriptorSets(ctx->device, nw, w, 0, NULL);
   if (ctx->dispatches_in_cmd) vkx_barrier(ctx);
   vkCmdBindPipeline(ctx->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, k->pipeline);
   vkCmdBindDescriptorSets(ctx->cmd, VK_PIPELINE_BIND_POINT_COMPUTE, ctx->pipeline_layout, 0, 1,
@@ -811,6 +906,8 @@ int vkx_submit_wait(vkx_context *ctx) {
   VKX_CHECK(vkResetCommandBuffer(ctx->cmd, 0));
   VKX_CHECK(vkResetDescriptorPool(ctx->device, ctx->pool, 0));
   ctx->sets_used = 0;
+  for (uint32_t i = 0; i < ctx->nviews; i++) vkDestroyBufferView(ctx->device, ctx->views[i], NULL);
+  ctx->nviews = 0;
   return 0;
 fail:
   return -1;

@@ -24,5 +24,5 @@ fail() { echo "FAIL: $*"; exit 1; }
 "$PY" "$SRC/tests/st_interop.py" compare "$T/np.safetensors" "$T/inspect.json" || fail "inspect vs numpy"
 "$VKEBM" inspect "$T/np.safetensors" > "$T/inspect.txt" || fail "inspect of a numpy file"
 grep -q "stem.weight" "$T/inspect.txt" || fail "table lacks stem.weight"
-grep -q "total: 793 parameters, 3172 bytes" "$T/inspect.txt" || fail "table totals: $(tail -1 "$T/inspect.txt")"
+grep -q "total: 793 values in 4 tensors, 3172 bytes" "$T/inspect.txt" || fail "table totals: $(tail -1 "$T/inspect.txt")"
 echo "numpy interop: ok"

@@ -1,0 +1,77 @@
+/* cpu_optim.c: the optimizer ops in plain C: Adam with the paper's per-element clip.
+ *
+ * Owns adam_step_cpu (the twin of shaders/adam_step.comp; tests/test_train.c checks it against
+ * the closed form, tests/test_vk_train.c against the shader), the push-constant packing both
+ * sides share (so the shader and the twin see the same rounded float constants), and the cpu
+ * backend's vtable entry, which works through ebm_download/ebm_upload like cpu_scene_render.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "backend_impl.h"
+#include "vkebm/push.h"
+
+void adam_push_from_params(const ebm_adam_params *hp, size_t n, void *push) {
+  vkebm_pc_adam_step *pc = push;
+  const double t = (double)hp->t;
+  pc->n = (u32)n;
+  pc->clip = hp->clip ? 1u : 0u;
+  pc->lr = hp->lr;
+  pc->beta1 = hp->beta1;
+  pc->beta2 = hp->beta2;
+  pc->eps = hp->eps;
+  pc->bc1 = (float)(1.0 - pow((double)hp->beta1, t));
+  pc->bc2 = (float)(1.0 - pow((double)hp->beta2, t));
+  pc->bc2_prev = hp->t > 1 ? (float)(1.0 - pow((double)hp->beta2, t - 1.0)) : 0.0f;
+  pc->grad_scale = hp->grad_scale;
+}
+
+/* params, grads, m, v: [n]. Same float operations, in the same order, as adam_step.comp. */
+static void adam_step_push(float *params, const float *grads, float *m, float *v,
+                           const vkebm_pc_adam_step *pc) {
+  for (u32 i = 0; i < pc->n; i++) {
+    float g = grads[i] * pc->grad_scale;
+    if (pc->clip) {
+      const float vh_prev = pc->bc2_prev > 0.0f ? v[i] / pc->bc2_prev : 0.0f;
+      const float bound = 3.0f * sqrtf(vh_prev) + 0.1f;
+      g = fminf(fmaxf(g, -bound), bound);
+    }
+    const float mi = pc->beta1 * m[i] + (1.0f - pc->beta1) * g;
+    const float vi = pc->beta2 * v[i] + (1.0f - pc->beta2) * (g * g);
+    m[i] = mi;
+    v[i] = vi;
+    const float mh = mi / pc->bc1;
+    const float vh = vi / pc->bc2;
+    params[i] = params[i] - pc->lr * mh / (sqrtf(vh) + pc->eps);
+  }
+}
+
+void adam_step_cpu(float *params, const float *grads, float *m, float *v, size_t n,
+                   const ebm_adam_params *hp) {
+  vkebm_pc_adam_step pc;
+  adam_push_from_params(hp, n, &pc);
+  adam_step_push(params, grads, m, v, &pc);
+}
+
+void cpu_adam_step(ebm_backend *be, ebm_ref params, ebm_ref grads, ebm_ref m, ebm_ref v, size_t n,
+                   const ebm_adam_params *hp) {
+  if (!n) return;
+  if (n > UINT32_MAX) {
+    fprintf(stderr, "vkebm: cpu adam_step: %zu parameters exceed 2^32\n", n);
+    return;
+  }
+  float *host = malloc(4 * n * sizeof(float));
+  if (!host) {
+    fprintf(stderr, "vkebm: cpu adam_step: out of memory for %zu parameters\n", n);
+    return;
+  }
+  float *p = host, *g = host + n, *mm = host + 2 * n, *vv = host + 3 * n;
+  /* A failed transfer (bad ref) has already marked the backend failed with a reason. */
+  if (!ebm_download(be, p, params, n) && !ebm_download(be, g, grads, n) &&
+      !ebm_download(be, mm, m, n) && !ebm_download(be, vv, v, n)) {
+    adam_step_cpu(p, g, mm, vv, n, hp);
+    if (!ebm_upload(be, params, p, n) && !ebm_upload(be, m, mm, n)) ebm_upload(be, v, vv, n);
+  }
+  free(host);
+}

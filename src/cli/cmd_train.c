@@ -1,0 +1,415 @@
+/* cmd_train.c: `vkebm train`: contrastive-divergence training of one concept model.
+ *
+ *   vkebm train --concept color --data general --size 32 --steps N -o models/color.safetensors
+ *
+ * A thin consumer of include/vkebm/train.h: parses flags into an ebm_train_config, runs
+ * ebm_trainer_step in a loop, writes metrics.csv, a progress line, checkpoints every K steps
+ * and on SIGINT/SIGTERM (then exits 130), and the EMA model at the end. Exit codes: 0 done,
+ * 1 runtime failure or divergence (the last good checkpoint is kept), 2 usage, 77 no Vulkan
+ * device, 130 interrupted (after saving).
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <math.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "vkebm/image.h"
+#include "vkebm/net.h"
+#include "vkebm/scene.h"
+#include "vkebm/train.h"
+
+#define CMD_NAME "train"
+
+static volatile sig_atomic_t g_stop_signal;
+static void on_signal(int sig) { g_stop_signal = sig; }
+
+static void usage(FILE *f) {
+  fprintf(f,
+          "usage: vkebm train --concept C -o OUT.safetensors [options]\n"
+          "       vkebm train --resume CKPT -o OUT.safetensors [--steps N]\n\n"
+          "Trains the energy model E(x | c) of one concept by contrastive divergence\n"
+          "(Langevin negatives from a replay buffer, Adam, EMA weights; docs/training.md).\n\n"
+          "data and model:\n"
+          "  --concept C          position | size | shape | color\n"
+          "  --data SPEC          scene spec rendered each iteration, default general\n"
+          "                       (%s)\n"
+          "  --data-dir DIR       read positives from a `vkebm data` folder instead\n"
+          "  --size PX            image size (default: the preset's)\n"
+          "  --config PRESET      tiny | default32 | paper64 (default default32)\n"
+          "  --width W            override the base width\n"
+          "  --blocks SPEC        override the blocks, e.g. 1d,2d,2d,2\n"
+          "training:\n"
+          "  --steps N            total iterations (default 10000)\n"
+          "  --batch B            default 16\n"
+          "  --lr X               Adam learning rate, default 3e-4 (beta1 0, beta2 0.99)\n"
+          "  --no-adam-clip       disable the per-element clip +-(3 sqrt(vhat) + 0.1)\n"
+          "  --grad-clip X        clip the global gradient norm to X (default off)\n"
+          "  --langevin-steps K   default 60\n"
+          "  --step-lr X          Langevin gradient step eta, default 100\n"
+          "  --noise X            Langevin noise sigma, default 0.001\n"
+          "  --replay P           chains started from the buffer, default 0.95\n"
+          "  --buffer N           replay buffer images, default 10000\n"
+          "  --reservoir          reservoir sampling into the buffer (default: ring)\n"
+          "  --alpha X            energy-squared regulariser, default 1\n"
+          "  --ema D              EMA decay of the sampling weights, default 0.99 (0 = off)\n"
+          "  --frozen MODEL=LABEL add a frozen model into the sampler (continual learning);\n"
+          "                       LABEL: data | a label name | comma-separated numbers\n"
+          "  --seed S             default 1\n"
+          "  --max-energy X       stop as diverged when |mean E| exceeds X, default 1e4\n"
+          "files:\n"
+          "  -o, --output FILE    the trained model (EMA weights), written at the end\n"
+          "  --checkpoint FILE    default OUT with .ckpt.safetensors\n"
+          "  --checkpoint-every K default 500 (also on SIGINT/SIGTERM, then exit 130)\n"
+          "  --resume FILE        continue a checkpoint (its settings win; --steps may extend)\n"
+          "  --metrics FILE       CSV per step, default OUT with .metrics.csv\n"
+          "  --log-every K        progress lines when stderr is not a terminal, default 50\n"
+          "  --preview FILE.png   a grid of the current negatives, at every checkpoint\n"
+          "  --backend B          auto | cpu | vulkan (default auto)\n"
+          "  -q, --quiet          no progress output\n"
+          "  -h, --help\n",
+          scene_spec_usage());
+}
+
+/* OUT minus a ".safetensors" suffix, plus suffix. */
+static void derived_path(char *out, size_t len, const char *base, const char *suffix) {
+  size_t n = strlen(base);
+  const char *ext = ".safetensors";
+  size_t el = strlen(ext);
+  if (n > el && !strcmp(base + n - el, ext)) n -= el;
+  snprintf(out, len, "%.*s%s", (int)n, base, suffix);
+}
+
+/* Creates the folders above path (mkdir -p of its dirname). 0 or -1. */
+static int make_parent_dirs(const char *path) {
+  char buf[4096];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
+  char *slash = strrchr(buf, '/');
+  if (!slash || slash == buf) return 0;
+  *slash = 0;
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+static double now_s(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return ts.tv_sec + ts.tv_nsec * 1e-9;
+}
+
+static void format_duration(char *out, size_t len, double s) {
+  if (!isfinite(s) || s < 0) {
+    snprintf(out, len, "?");
+    return;
+  }
+  long t = (long)(s + 0.5);
+  if (t >= 3600) snprintf(out, len, "%ldh%02ldm", t / 3600, (t / 60) % 60);
+  else if (t >= 60) snprintf(out, len, "%ldm%02lds", t / 60, t % 60);
+  else snprintf(out, len, "%lds", t);
+}
+
+enum {
+  O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_STEPS, O_BATCH,
+  O_LR, O_NO_ADAM_CLIP, O_GRAD_CLIP, O_LSTEPS, O_STEP_LR, O_NOISE, O_REPLAY, O_BUFFER,
+  O_RESERVOIR, O_ALPHA, O_EMA, O_FROZEN, O_SEED, O_CKPT, O_CKPT_EVERY, O_RESUME, O_METRICS,
+  O_LOG_EVERY, O_BACKEND, O_MAX_ENERGY, O_PREVIEW
+};
+
+/* The last iteration's negatives as a grid PNG (atomic), to watch what the sampler makes. */
+static int write_preview(ebm_trainer *tr, const char *path, char *err, size_t errlen) {
+  const ebm_train_config *c = ebm_trainer_config(tr);
+  const int R = c->net.resolution, B = c->batch;
+  float *neg = malloc((size_t)B * 3 * R * R * sizeof(float));
+  if (!neg) return snprintf(err, errlen, "out of memory for the preview"), -1;
+  int gw = 0, gh = 0, rc = -1;
+  uint8_t *grid = NULL;
+  if (ebm_trainer_negatives(tr, neg) != 0) {
+    snprintf(err, errlen, "reading the negatives failed");
+  } else if (!(grid = img_make_grid(neg, B, R, R, B < 8 ? B : 8, 2, 0.0f, &gw, &gh))) {
+    snprintf(err, errlen, "out of memory for the preview grid");
+  } else {
+    char step[32];
+    snprintf(step, sizeof step, "%lld", (long long)ebm_trainer_step_count(tr));
+    img_text text[] = {{"vkebm.concept", c->concept}, {"vkebm.step", step}};
+    rc = img_write_png_rgb8(path, grid, gw, gh, text, 2, err, errlen);
+  }
+  free(grid);
+  free(neg);
+  return rc;
+}
+
+int cmd_train(int argc, char **argv) {
+  static const struct option opts[] = {
+      {"concept", required_argument, 0, O_CONCEPT}, {"data", required_argument, 0, O_DATA},
+      {"data-dir", required_argument, 0, O_DATA_DIR}, {"size", required_argument, 0, O_SIZE},
+      {"config", required_argument, 0, O_CONFIG}, {"width", required_argument, 0, O_WIDTH},
+      {"blocks", required_argument, 0, O_BLOCKS}, {"steps", required_argument, 0, O_STEPS},
+      {"batch", required_argument, 0, O_BATCH}, {"lr", required_argument, 0, O_LR},
+      {"no-adam-clip", no_argument, 0, O_NO_ADAM_CLIP},
+      {"grad-clip", required_argument, 0, O_GRAD_CLIP},
+      {"langevin-steps", required_argument, 0, O_LSTEPS},
+      {"step-lr", required_argument, 0, O_STEP_LR}, {"noise", required_argument, 0, O_NOISE},
+      {"replay", required_argument, 0, O_REPLAY}, {"buffer", required_argument, 0, O_BUFFER},
+      {"reservoir", no_argument, 0, O_RESERVOIR}, {"alpha", required_argument, 0, O_ALPHA},
+      {"ema", required_argument, 0, O_EMA}, {"frozen", required_argument, 0, O_FROZEN},
+      {"seed", required_argument, 0, O_SEED}, {"output", required_argument, 0, 'o'},
+      {"checkpoint", required_argument, 0, O_CKPT},
+      {"checkpoint-every", required_argument, 0, O_CKPT_EVERY},
+      {"resume", required_argument, 0, O_RESUME}, {"metrics", required_argument, 0, O_METRICS},
+      {"log-every", required_argument, 0, O_LOG_EVERY},
+      {"max-energy", required_argument, 0, O_MAX_ENERGY},
+      {"preview", required_argument, 0, O_PREVIEW},
+      {"backend", required_argument, 0, O_BACKEND}, {"quiet", no_argument, 0, 'q'},
+      {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  const char *concept = NULL, *data = "general", *data_dir = NULL, *preset = "default32";
+  const char *preview = NULL;
+  const char *blocks = NULL, *out = NULL, *ckpt_arg = NULL, *resume = NULL, *metrics_arg = NULL;
+  const char *frozen_args[EBM_TRAIN_MAX_FROZEN];
+  int nfrozen = 0, quiet = 0, no_adam_clip = 0, reservoir = 0;
+  long size = 0, width = 0, steps = 10000, batch = -1, lsteps = -1, buffer = -1, seed = -1;
+  long ckpt_every = 500, log_every = 50;
+  double max_energy = -1;
+  double lr = -1, grad_clip = -1, step_lr = -1, noise = -1, replay = -1, alpha = -1, ema = -1;
+  int backend = EBM_BACKEND_AUTO, ch;
+  optind = 1;
+  opterr = 0;
+#define INT_OPT(var, lo, hi, name)                                                           \
+  if (cli_parse_int(optarg, lo, hi, &var) != 0)                                              \
+    return cli_usage(CMD_NAME, "--%s '%s': expected an integer in %ld..%ld", name, optarg,  \
+                     (long)(lo), (long)(hi));                                                \
+  break;
+#define FLT_OPT(var, lo, hi, name)                                                           \
+  if (cli_parse_float(optarg, lo, hi, &var) != 0)                                            \
+    return cli_usage(CMD_NAME, "--%s '%s': expected a number in [%g, %g]", name, optarg,    \
+                     (double)(lo), (double)(hi));                                            \
+  break;
+  while ((ch = getopt_long(argc, argv, "o:qh", opts, NULL)) != -1) {
+    switch (ch) {
+    case 'h': usage(stdout); return EXIT_OK;
+    case O_CONCEPT: concept = optarg; break;
+    case O_DATA: data = optarg; break;
+    case O_DATA_DIR: data_dir = optarg; break;
+    case O_SIZE: INT_OPT(size, 8, 256, "size")
+    case O_CONFIG: preset = optarg; break;
+    case O_WIDTH: INT_OPT(width, 1, 4096, "width")
+    case O_BLOCKS: blocks = optarg; break;
+    case O_STEPS: INT_OPT(steps, 1, 100000000L, "steps")
+    case O_BATCH: INT_OPT(batch, 1, 4096, "batch")
+    case O_LR: FLT_OPT(lr, 1e-12, 1, "lr")
+    case O_NO_ADAM_CLIP: no_adam_clip = 1; break;
+    case O_GRAD_CLIP: FLT_OPT(grad_clip, 0, 1e12, "grad-clip")
+    case O_LSTEPS: INT_OPT(lsteps, 1, 100000, "langevin-steps")
+    case O_STEP_LR: FLT_OPT(step_lr, 0, 1e9, "step-lr")
+    case O_NOISE: FLT_OPT(noise, 0, 1e3, "noise")
+    case O_REPLAY: FLT_OPT(replay, 0, 1, "replay")
+    case O_BUFFER: INT_OPT(buffer, 1, 10000000, "buffer")
+    case O_RESERVOIR: reservoir = 1; break;
+    case O_ALPHA: FLT_OPT(alpha, 0, 1e6, "alpha")
+    case O_EMA: FLT_OPT(ema, 0, 0.999999, "ema")
+    case O_FROZEN:
+      if (nfrozen == EBM_TRAIN_MAX_FROZEN)
+        return cli_usage(CMD_NAME, "at most %d --frozen models", EBM_TRAIN_MAX_FROZEN);
+      frozen_args[nfrozen++] = optarg;
+      break;
+    case O_SEED: INT_OPT(seed, 0, 4294967295L, "seed")
+    case 'o': out = optarg; break;
+    case O_CKPT: ckpt_arg = optarg; break;
+    case O_CKPT_EVERY: INT_OPT(ckpt_every, 1, 100000000L, "checkpoint-every")
+    case O_RESUME: resume = optarg; break;
+    case O_METRICS: metrics_arg = optarg; break;
+    case O_PREVIEW: preview = optarg; break;
+    case O_MAX_ENERGY: FLT_OPT(max_energy, 1e-30, 1e30, "max-energy")
+    case O_LOG_EVERY: INT_OPT(log_every, 1, 100000000L, "log-every")
+    case O_BACKEND:
+      if ((backend = cli_parse_backend(optarg)) < 0)
+        return cli_usage(CMD_NAME, "--backend '%s': expected auto, cpu or vulkan", optarg);
+      break;
+    case 'q': quiet = 1; break;
+    default:
+      if (optopt && optopt < 256)
+        return cli_usage(CMD_NAME, "option '-%c' needs a value or is unknown (try --help)", optopt);
+      return cli_usage(CMD_NAME, "option '%s' needs a value or is unknown (try --help)",
+                       argv[optind - 1]);
+    }
+  }
+#undef INT_OPT
+#undef FLT_OPT
+  if (optind < argc) return cli_usage(CMD_NAME, "unexpected argument '%s'", argv[optind]);
+  if (!out) return cli_usage(CMD_NAME, "-o OUT.safetensors is required");
+  if (!resume && !concept) return cli_usage(CMD_NAME, "--concept is required (position, size, shape, color)");
+
+  char err[1024];
+  ebm_train_config cfg;
+  if (!resume) {
+    if (ebm_train_config_default(&cfg, concept, data, preset, (int)size, err, sizeof err) != 0)
+      return cli_usage(CMD_NAME, "%s", err);
+    if (width > 0) cfg.net.base_width = (int)width;
+    if (blocks && ebm_net_config_parse_blocks(&cfg.net, blocks) != 0)
+      return cli_usage(CMD_NAME, "--blocks '%s': expected e.g. 1d,2d,2d,2", blocks);
+    if (data_dir) {
+      if (strlen(data_dir) >= sizeof cfg.data_dir) return cli_usage(CMD_NAME, "--data-dir: path too long");
+      snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", data_dir);
+    }
+    if (batch > 0) cfg.batch = (int)batch;
+    if (lr > 0) cfg.lr = (float)lr;
+    if (no_adam_clip) cfg.adam_clip = 0;
+    if (grad_clip >= 0) cfg.grad_clip = (float)grad_clip;
+    if (lsteps > 0) cfg.langevin_steps = (int)lsteps;
+    if (step_lr >= 0) cfg.step_lr = (float)step_lr;
+    if (noise >= 0) cfg.noise = (float)noise;
+    if (replay >= 0) cfg.replay = (float)replay;
+    if (buffer > 0) cfg.buffer_size = (int)buffer;
+    if (reservoir) cfg.reservoir = 1;
+    if (alpha >= 0) cfg.alpha = (float)alpha;
+    if (ema >= 0) cfg.ema = (float)ema;
+    if (seed >= 0) cfg.seed = (uint32_t)seed;
+    if (max_energy > 0) cfg.diverge_energy = (float)max_energy;
+    if (ebm_train_config_validate(&cfg, err, sizeof err) != 0) return cli_usage(CMD_NAME, "%s", err);
+  } else if (concept || data_dir || size || width || blocks || batch > 0 || lr > 0 || lsteps > 0) {
+    fprintf(stderr, "vkebm train: --resume: the checkpoint's settings are used; data and model flags are ignored\n");
+  }
+  ebm_train_frozen frozen[EBM_TRAIN_MAX_FROZEN];
+  for (int f = 0; f < nfrozen; f++)
+    if (ebm_train_frozen_parse(frozen_args[f], &frozen[f], err, sizeof err) != 0)
+      return cli_usage(CMD_NAME, "%s", err);
+
+  char ckpt[4096], metrics[4096];
+  if (ckpt_arg) snprintf(ckpt, sizeof ckpt, "%s", ckpt_arg);
+  else derived_path(ckpt, sizeof ckpt, out, ".ckpt.safetensors");
+  if (metrics_arg) snprintf(metrics, sizeof metrics, "%s", metrics_arg);
+  else derived_path(metrics, sizeof metrics, out, ".metrics.csv");
+
+  ebm_backend *be = NULL;
+  int rc = cli_backend_open(CMD_NAME, &be, (ebm_backend_kind)backend, -1, 0, quiet);
+  if (rc) return rc;
+  ebm_trainer *tr = NULL;
+  FILE *mf = NULL;
+  if (ebm_trainer_create(&tr, be, resume ? NULL : &cfg, resume, frozen, nfrozen, err, sizeof err) != 0) {
+    rc = cli_fail(CMD_NAME, "%s", err);
+    return cli_backend_close(be, rc);
+  }
+  const ebm_train_config *c = ebm_trainer_config(tr);
+  int64_t start = ebm_trainer_step_count(tr);
+  if (!quiet) {
+    char desc[256];
+    ebm_net_config_describe(&c->net, desc, sizeof desc);
+    fprintf(stderr,
+            "vkebm train: %s on %s, %s, %zu weights, batch %d, %d Langevin steps, %s%lld -> %ld steps\n",
+            c->concept, c->data_dir[0] ? c->data_dir : c->data_spec, desc,
+            ebm_net_config_num_weights(&c->net), c->batch, c->langevin_steps,
+            resume ? "resuming at " : "", (long long)start, steps);
+    fprintf(stderr, "vkebm train: checkpoint %s, metrics %s, model %s\n", ckpt, metrics, out);
+  }
+
+  const char *dirs_for[] = {out, ckpt, metrics};
+  for (int i = 0; i < 3; i++)
+    if (make_parent_dirs(dirs_for[i]) != 0) {
+      rc = cli_fail(CMD_NAME, "cannot create the folder of %s: %s", dirs_for[i], strerror(errno));
+      goto done;
+    }
+  struct stat st;
+  int metrics_exists = stat(metrics, &st) == 0 && st.st_size > 0;
+  mf = fopen(metrics, resume && metrics_exists ? "a" : "w");
+  if (!mf) {
+    rc = cli_fail(CMD_NAME, "cannot write %s: %s", metrics, strerror(errno));
+    goto done;
+  }
+  if (!(resume && metrics_exists))
+    fprintf(mf, "# vkebm train metrics v1\nstep,time_s,loss,e_pos,e_neg,grad_norm,steps_per_s\n");
+
+  struct sigaction sa;
+  memset(&sa, 0, sizeof sa);
+  sa.sa_handler = on_signal;
+  sa.sa_flags = SA_RESETHAND; /* a second Ctrl-C kills at once; the previous checkpoint stays */
+  sigemptyset(&sa.sa_mask);
+  sigaction(SIGINT, &sa, NULL);
+  sigaction(SIGTERM, &sa, NULL);
+
+  const int tty = isatty(STDERR_FILENO);
+  const double t0 = now_s();
+  double last_draw = 0;
+  int64_t last_saved = start;
+  for (int64_t s = start; s < steps && !g_stop_signal; s++) {
+    ebm_train_stats st_;
+    int src = ebm_trainer_step(tr, &st_, err, sizeof err);
+    if (src != EBM_TRAIN_OK) {
+      if (tty && !quiet) fputc('\n', stderr);
+      if (src == EBM_TRAIN_DIVERGED)
+        rc = cli_fail(CMD_NAME, "training stopped: %s; the last good checkpoint is %s (step %lld)",
+                      err, ckpt, (long long)last_saved);
+      else
+        rc = cli_fail(CMD_NAME, "%s", err);
+      goto done;
+    }
+    const double el = now_s() - t0;
+    const double rate = (double)(st_.step - start) / (el > 0 ? el : 1e-9);
+    fprintf(mf, "%lld,%.3f,%.6g,%.6g,%.6g,%.6g,%.4g\n", (long long)st_.step, el, st_.loss,
+            st_.e_pos, st_.e_neg, st_.grad_norm, rate);
+    fflush(mf);
+    int last = st_.step == steps;
+    if (!quiet) {
+      char eta[32];
+      format_duration(eta, sizeof eta, (steps - st_.step) / rate);
+      if (tty) {
+        double t = now_s();
+        if (t - last_draw >= 0.1 || last) {
+          fprintf(stderr, "\r\033[Kstep %lld/%ld  %.3g it/s  ETA %s  loss %.4f  E+ %.4f  E- %.4f",
+                  (long long)st_.step, steps, rate, eta, st_.loss, st_.e_pos, st_.e_neg);
+          last_draw = t;
+        }
+      } else if (st_.step % log_every == 0 || last) {
+        fprintf(stderr, "vkebm train: step %lld/%ld  %.3g it/s  ETA %s  loss %.4f  E+ %.4f  E- %.4f  |g| %.3g\n",
+                (long long)st_.step, steps, rate, eta, st_.loss, st_.e_pos, st_.e_neg, st_.grad_norm);
+      }
+    }
+    if (st_.step % ckpt_every == 0 && !last) {
+      if (ebm_trainer_save_checkpoint(tr, ckpt, err, sizeof err) != 0) {
+        rc = cli_fail(CMD_NAME, "checkpoint: %s", err);
+        goto done;
+      }
+      last_saved = st_.step;
+      if (preview && write_preview(tr, preview, err, sizeof err) != 0) {
+        rc = cli_fail(CMD_NAME, "preview: %s", err);
+        goto done;
+      }
+    }
+  }
+  if (tty && !quiet) fputc('\n', stderr);
+  if (ebm_trainer_save_checkpoint(tr, ckpt, err, sizeof err) != 0) {
+    rc = cli_fail(CMD_NAME, "checkpoint: %s", err);
+    goto done;
+  }
+  if (preview && ebm_trainer_step_count(tr) > start && write_preview(tr, preview, err, sizeof err) != 0) {
+    rc = cli_fail(CMD_NAME, "preview: %s", err);
+    goto done;
+  }
+  if (g_stop_signal) {
+    fprintf(stderr, "vkebm train: %s at step %lld; checkpoint saved to %s (continue with --resume %s)\n",
+            g_stop_signal == SIGINT ? "interrupted" : "terminated",
+            (long long)ebm_trainer_step_count(tr), ckpt, ckpt);
+    rc = EXIT_INTERRUPTED;
+    goto done;
+  }
+  if (ebm_trainer_save_model(tr, out, 1, err, sizeof err) != 0) {
+    rc = cli_fail(CMD_NAME, "%s", err);
+    goto done;
+  }
+  if (!quiet)
+    fprintf(stderr, "vkebm train: wrote %s (%s weights, step %lld)\n", out,
+            c->ema > 0 ? "EMA" : "trained", (long long)ebm_trainer_step_count(tr));
+done:
+  if (mf) fclose(mf);
+  ebm_trainer_destroy(tr);
+  return cli_backend_close(be, rc);
+}

@@ -1,0 +1,853 @@
+/* train.c: the contrastive-divergence trainer (include/vkebm/train.h): configuration, state,
+ * one iteration, checkpoints.
+ *
+ * Owns the device tensors of a run (positives and negatives side by side in one [2B,3,R,R]
+ * tensor so a single forward/backward of the trained network covers both; labels [2B,L];
+ * Adam moments; the EMA network), the host replay buffer (uint8) and the dataset of a
+ * `vkebm data` folder. Every random draw is vkebm_rng_* keyed by (seed ^ stream, step, chain,
+ * index), which is what makes a resumed run bit-identical.
+ */
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "vkebm/image.h"
+#include "vkebm/fileio.h"
+#include "vkebm/push.h"
+#include "vkebm/scene.h"
+#include "vkebm/scene_shade.h"
+#include "vkebm/shared.h"
+#include "vkebm/train.h"
+
+/* RNG streams (xor-ed into the seed). */
+#define STREAM_REPLAY_PICK 0x52504b31u
+#define STREAM_INIT 0x494e4954u
+#define STREAM_LANGEVIN 0x4c414e47u
+#define STREAM_INSERT 0x494e5352u
+#define STREAM_DATA 0x44415441u
+
+#define TRAIN_STATE_VERSION 1
+#define TRAIN_STATE_FLOATS 32
+
+typedef struct frozen_model {
+  ebm_net *net;
+  ebm_model_info info;
+  int concept;           /* scene_concept of the model, -1 when unknown */
+  int label_from_data;
+  float label[EBM_MAX_LABEL];
+  ebm_buffer *labels;    /* [B, L_f] */
+} frozen_model;
+
+struct ebm_trainer {
+  ebm_backend *be;
+  ebm_train_config cfg;
+  scene_spec spec;
+  int concept;           /* scene_concept */
+  ebm_model_info label_info;
+  ebm_net *net;          /* trained, max batch 2B */
+  ebm_net *ema;          /* sampling weights, max batch B; NULL when cfg.ema == 0 */
+  frozen_model frozen[EBM_TRAIN_MAX_FROZEN];
+  int nfrozen;
+  size_t nparams, nsn_u, npix; /* npix = 3 R R */
+  int64_t step;
+
+  ebm_buffer *x;         /* [2B, 3, R, R]: positives then negatives */
+  ebm_buffer *c;         /* [2B, L] */
+  ebm_buffer *energy;    /* [2B] */
+  ebm_buffer *dE;        /* [2B] */
+  ebm_buffer *ones;      /* [B] */
+  ebm_buffer *e_tmp;     /* [B] */
+  ebm_buffer *dx;        /* [B, 3, R, R] */
+  ebm_buffer *dx_tmp;    /* [B, 3, R, R] */
+  ebm_buffer *scenes;    /* [B, VKEBM_SCENE_FLOATS] */
+  ebm_buffer *adam_m, *adam_v; /* [nparams] */
+  ebm_buffer *norm;      /* [1] */
+
+  /* host */
+  uint8_t *replay;       /* [buffer_size, npix] */
+  int64_t replay_count;  /* images stored (<= buffer_size) */
+  int64_t replay_seen;   /* images ever offered (reservoir) */
+  float *h_x;            /* [B, npix] */
+  float *h_c;            /* [B, L] */
+  float *h_frozen_c;     /* [B, EBM_MAX_LABEL] */
+  float *h_scenes;       /* [B, VKEBM_SCENE_FLOATS] */
+  scene_desc *h_desc;    /* [B] */
+  /* dataset (data_dir) */
+  uint8_t *data_images;  /* [n, npix] CHW uint8 */
+  float *data_labels;    /* [n, L] */
+  scene_desc *data_desc; /* [n] (object 0 filled: for frozen labels) */
+  int64_t data_n;
+};
+
+static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int fail(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  if (err && errlen) vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+  return -1;
+}
+
+/* ---- configuration ------------------------------------------------------------------------ */
+
+static const char *canonical_concept(int c) {
+  return c == SCENE_CONCEPT_COLOUR ? "color" : scene_concept_name((scene_concept)c);
+}
+
+int ebm_train_config_default(ebm_train_config *cfg, const char *concept, const char *data_spec,
+                             const char *preset, int size, char *err, size_t errlen) {
+  memset(cfg, 0, sizeof *cfg);
+  int c = scene_concept_parse(concept);
+  if (c < 0) return fail(err, errlen, "unknown concept '%.40s' (position, size, shape, color)", concept);
+  snprintf(cfg->concept, sizeof cfg->concept, "%s", canonical_concept(c));
+  snprintf(cfg->data_spec, sizeof cfg->data_spec, "%s", data_spec ? data_spec : "general");
+  if (ebm_net_config_preset(&cfg->net, preset, scene_label_dim((scene_concept)c)) != 0)
+    return fail(err, errlen, "unknown network preset '%.40s' (tiny, default32, paper64)", preset);
+  if (size > 0) cfg->net.resolution = size;
+  cfg->batch = 16;
+  cfg->lr = 3e-4f;
+  cfg->beta1 = 0.0f;
+  cfg->beta2 = 0.99f;
+  cfg->eps = 1e-8f;
+  cfg->adam_clip = 1;
+  cfg->grad_clip = 0.0f;
+  cfg->langevin_steps = 60;
+  cfg->step_lr = 100.0f;
+  cfg->noise = 0.001f;
+  cfg->replay = 0.95f;
+  cfg->buffer_size = 10000;
+  cfg->reservoir = 0;
+  cfg->alpha = 1.0f;
+  cfg->ema = 0.99f;
+  cfg->diverge_energy = 1e4f;
+  cfg->seed = 1;
+  return 0;
+}
+
+int ebm_train_config_validate(const ebm_train_config *cfg, char *err, size_t errlen) {
+  char why[256];
+  if (ebm_net_config_validate(&cfg->net, why, sizeof why) != 0)
+    return fail(err, errlen, "network: %s", why);
+  int c = scene_concept_parse(cfg->concept);
+  if (c < 0) return fail(err, errlen, "unknown concept '%.40s'", cfg->concept);
+  if (cfg->net.label_dim != scene_label_dim((scene_concept)c))
+    return fail(err, errlen, "label_dim %d does not match concept %s (%d)", cfg->net.label_dim,
+                cfg->concept, scene_label_dim((scene_concept)c));
+  if (cfg->net.in_channels != 3) return fail(err, errlen, "in_channels must be 3");
+  if (cfg->net.resolution < 8 || cfg->net.resolution > 256)
+    return fail(err, errlen, "size %d outside 8..256", cfg->net.resolution);
+  if (cfg->batch < 1 || cfg->batch > 4096) return fail(err, errlen, "batch %d outside 1..4096", cfg->batch);
+  if (!(cfg->lr > 0 && cfg->lr < 1)) return fail(err, errlen, "lr %g outside (0, 1)", cfg->lr);
+  if (!(cfg->beta1 >= 0 && cfg->beta1 < 1)) return fail(err, errlen, "beta1 %g outside [0, 1)", cfg->beta1);
+  if (!(cfg->beta2 >= 0 && cfg->beta2 < 1)) return fail(err, errlen, "beta2 %g outside [0, 1)", cfg->beta2);
+  if (!(cfg->eps > 0)) return fail(err, errlen, "eps must be positive");
+  if (!(cfg->grad_clip >= 0 && isfinite(cfg->grad_clip)))
+    return fail(err, errlen, "grad clip %g must be >= 0 (0 = off)", cfg->grad_clip);
+  if (cfg->langevin_steps < 1 || cfg->langevin_steps > 100000)
+    return fail(err, errlen, "langevin steps %d outside 1..100000", cfg->langevin_steps);
+  if (!(cfg->step_lr >= 0 && isfinite(cfg->step_lr))) return fail(err, errlen, "step lr must be >= 0");
+  if (!(cfg->noise >= 0 && isfinite(cfg->noise))) return fail(err, errlen, "noise must be >= 0");
+  if (!(cfg->replay >= 0 && cfg->replay <= 1)) return fail(err, errlen, "replay %g outside [0, 1]", cfg->replay);
+  if (cfg->buffer_size < 1 || cfg->buffer_size > 10000000)
+    return fail(err, errlen, "buffer %d outside 1..10000000", cfg->buffer_size);
+  if (!(cfg->alpha >= 0 && isfinite(cfg->alpha))) return fail(err, errlen, "alpha must be >= 0");
+  if (!(cfg->ema >= 0 && cfg->ema < 1)) return fail(err, errlen, "ema %g outside [0, 1)", cfg->ema);
+  if (!(cfg->diverge_energy > 0)) return fail(err, errlen, "divergence threshold must be positive");
+  if (!cfg->data_dir[0]) {
+    scene_spec spec;
+    if (scene_spec_parse(cfg->data_spec, &spec, why, sizeof why) != 0)
+      return fail(err, errlen, "data: %s", why);
+  }
+  return 0;
+}
+
+int ebm_train_label_info(const ebm_train_config *cfg, ebm_model_info *info, char *err,
+                         size_t errlen) {
+  ebm_model_info_default(info, &cfg->net);
+  int c = scene_concept_parse(cfg->concept);
+  if (c < 0) return fail(err, errlen, "unknown concept '%.40s'", cfg->concept);
+  snprintf(info->concept, sizeof info->concept, "%s", cfg->concept);
+  info->label_kind = (c == SCENE_CONCEPT_SHAPE || c == SCENE_CONCEPT_COLOUR) ? EBM_LABEL_ONEHOT
+                                                                             : EBM_LABEL_VECTOR;
+  const char *names = scene_label_names((scene_concept)c);
+  int k = 0;
+  for (const char *p = names; *p && k < EBM_MAX_LABEL; k++) {
+    const char *e = strchr(p, ',');
+    size_t len = e ? (size_t)(e - p) : strlen(p);
+    if (len >= EBM_LABEL_NAME_MAX) len = EBM_LABEL_NAME_MAX - 1;
+    memcpy(info->label_names[k], p, len);
+    info->label_names[k][len] = 0;
+    p = e ? e + 1 : p + strlen(p);
+  }
+  if (k != cfg->net.label_dim)
+    return fail(err, errlen, "concept %s has %d label names for label_dim %d", cfg->concept, k,
+                cfg->net.label_dim);
+  if (c == SCENE_CONCEPT_POSITION) {
+    for (int i = 0; i < 2; i++) info->label_min[i] = -1.0f, info->label_max[i] = 1.0f;
+  } else if (c == SCENE_CONCEPT_SIZE) {
+    scene_spec spec;
+    char why[256];
+    float lo = 0.3f, hi = 0.7f;
+    if (!cfg->data_dir[0] && scene_spec_parse(cfg->data_spec, &spec, why, sizeof why) == 0 &&
+        spec.size_min < spec.size_max)
+      lo = spec.size_min, hi = spec.size_max;
+    info->label_min[0] = lo;
+    info->label_max[0] = hi;
+  }
+  if (cfg->data_dir[0])
+    snprintf(info->data_spec, sizeof info->data_spec, "dir:%.240s", cfg->data_dir);
+  else
+    snprintf(info->data_spec, sizeof info->data_spec, "%.250s", cfg->data_spec);
+  info->seed = cfg->seed;
+  return ebm_model_info_validate(info, err, errlen);
+}
+
+/* The hyperparameters and counters in a checkpoint's train.state extra (floats; integers
+ * below 2^24 are exact). The seed and step live in the model metadata. */
+static void state_pack(const ebm_trainer *tr, float *s) {
+  const ebm_train_config *c = &tr->cfg;
+  memset(s, 0, TRAIN_STATE_FLOATS * sizeof(float));
+  s[0] = TRAIN_STATE_VERSION;
+  s[1] = (float)c->batch;
+  s[2] = c->lr;
+  s[3] = c->beta1;
+  s[4] = c->beta2;
+  s[5] = c->eps;
+  s[6] = (float)c->adam_clip;
+  s[7] = c->grad_clip;
+  s[8] = (float)c->langevin_steps;
+  s[9] = c->step_lr;
+  s[10] = c->noise;
+  s[11] = c->replay;
+  s[12] = (float)c->buffer_size;
+  s[13] = (float)c->reservoir;
+  s[14] = c->alpha;
+  s[15] = c->ema;
+  s[16] = c->diverge_energy;
+  /* counters as two 24-bit halves each */
+  s[17] = (float)(tr->replay_count & 0xffffff);
+  s[18] = (float)(tr->replay_count >> 24);
+  s[19] = (float)(tr->replay_seen & 0xffffff);
+  s[20] = (float)(tr->replay_seen >> 24);
+}
+
+static int state_unpack(ebm_train_config *c, int64_t *count, int64_t *seen, const float *s,
+                        char *err, size_t errlen) {
+  for (int i = 0; i < TRAIN_STATE_FLOATS; i++)
+    if (!isfinite(s[i])) return fail(err, errlen, "train.state[%d] is not finite", i);
+  if (s[0] != TRAIN_STATE_VERSION)
+    return fail(err, errlen, "train.state version %g, expected %d", s[0], TRAIN_STATE_VERSION);
+  c->batch = (int)s[1];
+  c->lr = s[2];
+  c->beta1 = s[3];
+  c->beta2 = s[4];
+  c->eps = s[5];
+  c->adam_clip = (int)s[6];
+  c->grad_clip = s[7];
+  c->langevin_steps = (int)s[8];
+  c->step_lr = s[9];
+  c->noise = s[10];
+  c->replay = s[11];
+  c->buffer_size = (int)s[12];
+  c->reservoir = (int)s[13];
+  c->alpha = s[14];
+  c->ema = s[15];
+  c->diverge_energy = s[16];
+  *count = (int64_t)s[17] + ((int64_t)s[18] << 24);
+  *seen = (int64_t)s[19] + ((int64_t)s[20] << 24);
+  return 0;
+}
+
+/* ---- frozen models ------------------------------------------------------------------------ */
+
+int ebm_train_frozen_parse(const char *arg, ebm_train_frozen *out, char *err, size_t errlen) {
+  memset(out, 0, sizeof *out);
+  const char *eq = strrchr(arg, '=');
+  if (!eq || eq == arg || !eq[1])
+    return fail(err, errlen, "--frozen '%.80s': expected MODEL=LABEL", arg);
+  size_t plen = (size_t)(eq - arg);
+  if (plen >= sizeof out->path) return fail(err, errlen, "--frozen: path too long");
+  memcpy(out->path, arg, plen);
+  out->path[plen] = 0;
+  const char *path = out->path;
+  ebm_model_info info;
+  char why[512];
+  if (ebm_model_read_info(path, &info, why, sizeof why) != 0)
+    return fail(err, errlen, "--frozen %s: %s", path, why);
+  const char *label = eq + 1;
+  if (!strcmp(label, "data")) {
+    if (scene_concept_parse(info.concept) < 0)
+      return fail(err, errlen, "--frozen %s: concept '%s' is not a scene concept, so its label cannot come from the data",
+                  path, info.concept);
+    out->label_from_data = 1;
+    return 0;
+  }
+  const int L = info.config.label_dim;
+  if (info.label_kind == EBM_LABEL_ONEHOT) {
+    int k = ebm_model_label_index(&info, label);
+    if (k < 0) return fail(err, errlen, "--frozen %s: no label '%.40s' in this %s model", path, label, info.concept);
+    out->label[k] = 1.0f;
+    return 0;
+  }
+  const char *p = label;
+  for (int i = 0; i < L; i++) {
+    char *end;
+    double v = strtod(p, &end);
+    if (end == p || !isfinite(v) || (i < L - 1 ? *end != ',' : *end != 0))
+      return fail(err, errlen, "--frozen %s: label '%.40s' must be %d comma-separated numbers", path, label, L);
+    out->label[i] = (float)v;
+    p = end + 1;
+  }
+  return 0;
+}
+
+/* ---- data --------------------------------------------------------------------------------- */
+
+static int read_dataset(ebm_trainer *tr, char *err, size_t errlen) {
+  char path[1100], why[512];
+  snprintf(path, sizeof path, "%s/labels.csv", tr->cfg.data_dir);
+  void *text = NULL;
+  size_t n = 0;
+  if (io_read_file(path, (size_t)1 << 30, &text, &n, why, sizeof why) != 0)
+    return fail(err, errlen, "--data-dir: %s", why);
+  char *s = realloc(text, n + 1);
+  if (!s) {
+    free(text);
+    return fail(err, errlen, "out of memory");
+  }
+  s[n] = 0;
+  int64_t rows = 0;
+  for (char *p = s; *p; p++) rows += *p == '\n';
+  const int R = tr->cfg.net.resolution, L = tr->cfg.net.label_dim;
+  tr->data_images = malloc((size_t)(rows ? rows : 1) * tr->npix);
+  tr->data_labels = malloc((size_t)(rows ? rows : 1) * L * sizeof(float));
+  tr->data_desc = calloc((size_t)(rows ? rows : 1), sizeof(scene_desc));
+  int rc = 0;
+  if (!tr->data_images || !tr->data_labels || !tr->data_desc) {
+    rc = fail(err, errlen, "out of memory for the dataset");
+    goto done;
+  }
+  int line_no = 0;
+  for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
+    line_no++;
+    if (line[0] == '#' || !strncmp(line, "index", 5)) continue;
+    unsigned index;
+    int nobj, used;
+    float x, y, size;
+    char shape[32], colour[32];
+    if (sscanf(line, "%u,%d,%f,%f,%f,%31[^,],%31[^,\r\n]%n", &index, &nobj, &x, &y, &size, shape,
+               colour, &used) != 7 || nobj < 1) {
+      rc = fail(err, errlen, "%s line %d: expected index,nobj,x,y,size,shape,colour", path, line_no);
+      goto done;
+    }
+    scene_desc *d = &tr->data_desc[tr->data_n];
+    d->nobj = 1;
+    d->obj[0].x = x;
+    d->obj[0].y = y;
+    d->obj[0].size = size;
+    d->obj[0].shape = scene_shape_from_name(shape);
+    d->obj[0].colour = scene_colour_from_name(colour);
+    if (d->obj[0].shape < 0 || d->obj[0].colour < 0) {
+      rc = fail(err, errlen, "%s line %d: unknown shape '%s' or colour '%s'", path, line_no, shape, colour);
+      goto done;
+    }
+    scene_label(d, 0, (scene_concept)tr->concept, tr->data_labels + (size_t)tr->data_n * L);
+    char png[1200];
+    snprintf(png, sizeof png, "%s/%06u.png", tr->cfg.data_dir, index);
+    uint8_t *rgb = NULL;
+    int W = 0, H = 0;
+    if (img_read_png_rgb8(png, &rgb, &W, &H, NULL, NULL, why, sizeof why) != 0) {
+      rc = fail(err, errlen, "--data-dir: %s", why);
+      goto done;
+    }
+    if (W != R || H != R) {
+      free(rgb);
+      rc = fail(err, errlen, "%s is %dx%d, the network takes %dx%d (--size)", png, W, H, R, R);
+      goto done;
+    }
+    uint8_t *dst = tr->data_images + (size_t)tr->data_n * tr->npix;
+    for (int ch = 0; ch < 3; ch++)
+      for (int p = 0; p < R * R; p++) dst[(size_t)ch * R * R + p] = rgb[(size_t)p * 3 + ch];
+    free(rgb);
+    tr->data_n++;
+  }
+  if (tr->data_n == 0) rc = fail(err, errlen, "--data-dir %s: no images in labels.csv", tr->cfg.data_dir);
+done:
+  free(s);
+  return rc;
+}
+
+/* Positives of iteration `step` into x[0:B], labels into c[0:B] and the frozen label buffers. */
+static int load_positives(ebm_trainer *tr) {
+  const int B = tr->cfg.batch, L = tr->cfg.net.label_dim, R = tr->cfg.net.resolution;
+  const uint32_t seed = tr->cfg.seed, step = (uint32_t)tr->step;
+  if (!tr->cfg.data_dir[0]) {
+    for (int b = 0; b < B; b++) {
+      scene_sample(&tr->spec, seed, step * (uint32_t)B + (uint32_t)b, &tr->h_desc[b]);
+      scene_pack(&tr->h_desc[b], tr->h_scenes + (size_t)b * VKEBM_SCENE_FLOATS);
+      scene_label(&tr->h_desc[b], 0, (scene_concept)tr->concept, tr->h_c + (size_t)b * L);
+    }
+    if (ebm_upload(tr->be, ebm_ref_of(tr->scenes), tr->h_scenes, (size_t)B * VKEBM_SCENE_FLOATS))
+      return -1;
+    ebm_scene_render(tr->be, ebm_ref_of(tr->x), ebm_ref_of(tr->scenes), B, R);
+  } else {
+    for (int b = 0; b < B; b++) {
+      uint32_t r = vkebm_rng_u32(seed ^ STREAM_DATA, step, (uint32_t)b, 0);
+      int64_t i = (int64_t)(r % (uint32_t)tr->data_n);
+      const uint8_t *src = tr->data_images + (size_t)i * tr->npix;
+      for (size_t p = 0; p < tr->npix; p++) tr->h_x[(size_t)b * tr->npix + p] = src[p] * (1.0f / 255.0f);
+      memcpy(tr->h_c + (size_t)b * L, tr->data_labels + (size_t)i * L, L * sizeof(float));
+      tr->h_desc[b] = tr->data_desc[i];
+    }
+    if (ebm_upload(tr->be, ebm_ref_of(tr->x), tr->h_x, (size_t)B * tr->npix)) return -1;
+  }
+  /* negatives take the positives' labels */
+  if (ebm_upload(tr->be, ebm_ref_of(tr->c), tr->h_c, (size_t)B * L) ||
+      ebm_upload(tr->be, ebm_at(ebm_ref_of(tr->c), (size_t)B * L), tr->h_c, (size_t)B * L))
+    return -1;
+  for (int f = 0; f < tr->nfrozen; f++) {
+    frozen_model *fm = &tr->frozen[f];
+    const int Lf = fm->info.config.label_dim;
+    for (int b = 0; b < B; b++) {
+      float *dst = tr->h_frozen_c + (size_t)b * Lf;
+      if (fm->label_from_data) scene_label(&tr->h_desc[b], 0, (scene_concept)fm->concept, dst);
+      else memcpy(dst, fm->label, Lf * sizeof(float));
+    }
+    if (ebm_upload(tr->be, ebm_ref_of(fm->labels), tr->h_frozen_c, (size_t)B * Lf)) return -1;
+  }
+  return 0;
+}
+
+/* Chain starts: from the buffer (dequantised with uniform noise) or uniform noise. */
+static int init_negatives(ebm_trainer *tr) {
+  const int B = tr->cfg.batch;
+  const uint32_t seed = tr->cfg.seed, step = (uint32_t)tr->step;
+  for (int b = 0; b < B; b++) {
+    float *dst = tr->h_x + (size_t)b * tr->npix;
+    const float pick = vkebm_rng_uniform(seed ^ STREAM_REPLAY_PICK, step, (uint32_t)b, 0);
+    const uint8_t *src = NULL;
+    if (tr->replay_count > 0 && pick < tr->cfg.replay) {
+      uint32_t r = vkebm_rng_u32(seed ^ STREAM_REPLAY_PICK, step, (uint32_t)b, 1);
+      src = tr->replay + (size_t)(r % (uint32_t)tr->replay_count) * tr->npix;
+    }
+    for (size_t p = 0; p < tr->npix; p++) {
+      const float u = vkebm_rng_uniform(seed ^ STREAM_INIT, step, (uint32_t)b, (uint32_t)p);
+      dst[p] = src ? ((float)src[p] + u) * (1.0f / 256.0f) : u;
+    }
+  }
+  return ebm_upload(tr->be, ebm_at(ebm_ref_of(tr->x), (size_t)B * tr->npix), tr->h_x,
+                    (size_t)B * tr->npix);
+}
+
+/* Final samples into the buffer (ring, or reservoir over every sample offered). */
+static void store_negatives(ebm_trainer *tr) {
+  const int B = tr->cfg.batch;
+  const int64_t cap = tr->cfg.buffer_size;
+  for (int b = 0; b < B; b++) {
+    int64_t slot;
+    if (!tr->cfg.reservoir) {
+      slot = tr->replay_seen % cap;
+    } else if (tr->replay_seen < cap) {
+      slot = tr->replay_seen;
+    } else {
+      uint32_t hi = vkebm_rng_u32(tr->cfg.seed ^ STREAM_INSERT, (uint32_t)tr->step, (uint32_t)b, 0);
+      uint32_t lo = vkebm_rng_u32(tr->cfg.seed ^ STREAM_INSERT, (uint32_t)tr->step, (uint32_t)b, 1);
+      uint64_t r = ((uint64_t)hi << 32 | lo) % (uint64_t)(tr->replay_seen + 1);
+      slot = r < (uint64_t)cap ? (int64_t)r : -1;
+    }
+    tr->replay_seen++;
+    if (tr->replay_count < cap) tr->replay_count++;
+    if (slot < 0) continue;
+    const float *src = tr->h_x + (size_t)b * tr->npix;
+    uint8_t *dst = tr->replay + (size_t)slot * tr->npix;
+    for (size_t p = 0; p < tr->npix; p++) {
+      float q = floorf(src[p] * 256.0f);
+      dst[p] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
+    }
+  }
+}
+
+/* ---- lifecycle ---------------------------------------------------------------------------- */
+
+void ebm_trainer_destroy(ebm_trainer *tr) {
+  if (!tr) return;
+  ebm_buffer *bufs[] = {tr->x, tr->c, tr->energy, tr->dE, tr->ones, tr->e_tmp, tr->dx,
+                        tr->dx_tmp, tr->scenes, tr->adam_m, tr->adam_v, tr->norm};
+  for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++)
+    if (bufs[i]) ebm_free(tr->be, bufs[i]);
+  for (int f = 0; f < tr->nfrozen; f++) {
+    if (tr->frozen[f].labels) ebm_free(tr->be, tr->frozen[f].labels);
+    ebm_net_destroy(tr->frozen[f].net);
+  }
+  ebm_net_destroy(tr->net);
+  ebm_net_destroy(tr->ema);
+  free(tr->replay);
+  free(tr->h_x);
+  free(tr->h_c);
+  free(tr->h_frozen_c);
+  free(tr->h_scenes);
+  free(tr->h_desc);
+  free(tr->data_images);
+  free(tr->data_labels);
+  free(tr->data_desc);
+  free(tr);
+}
+
+/* Packs uint8 bytes three to a float (b0 + 256 b1 + 65536 b2 < 2^24: exact and finite). */
+static size_t packed_len(size_t bytes) { return (bytes + 2) / 3; }
+static void pack_bytes(float *dst, const uint8_t *src, size_t bytes) {
+  for (size_t i = 0; i < packed_len(bytes); i++) {
+    uint32_t v = 0;
+    for (int k = 0; k < 3; k++)
+      if (i * 3 + k < bytes) v |= (uint32_t)src[i * 3 + k] << (8 * k);
+    dst[i] = (float)v;
+  }
+}
+static int unpack_bytes(uint8_t *dst, const float *src, size_t bytes) {
+  for (size_t i = 0; i < packed_len(bytes); i++) {
+    float f = src[i];
+    if (!(f >= 0 && f < 16777216.0f) || f != floorf(f)) return -1;
+    uint32_t v = (uint32_t)f;
+    for (int k = 0; k < 3; k++)
+      if (i * 3 + k < bytes) dst[i * 3 + k] = (uint8_t)(v >> (8 * k));
+  }
+  return 0;
+}
+
+static int load_checkpoint(ebm_trainer *tr, const char *path, char *err, size_t errlen) {
+  char why[512];
+  /* The configuration and counters first: they size everything else. */
+  float state[TRAIN_STATE_FLOATS];
+  ebm_model_extra ex0[] = {{"train.state", state, TRAIN_STATE_FLOATS, 1, 0}};
+  ebm_net *probe = NULL;
+  ebm_model_info info;
+  if (ebm_model_load(path, tr->be, 1, &probe, &info, ex0, 1, why, sizeof why) != 0)
+    return fail(err, errlen, "cannot resume from %s: %s", path, why);
+  ebm_net_destroy(probe);
+  if (state_unpack(&tr->cfg, &tr->replay_count, &tr->replay_seen, state, why, sizeof why) != 0)
+    return fail(err, errlen, "cannot resume from %s: %s", path, why);
+  tr->cfg.net = info.config;
+  snprintf(tr->cfg.concept, sizeof tr->cfg.concept, "%s", info.concept);
+  if (!strncmp(info.data_spec, "dir:", 4)) {
+    snprintf(tr->cfg.data_dir, sizeof tr->cfg.data_dir, "%.239s", info.data_spec + 4);
+  } else {
+    tr->cfg.data_dir[0] = 0;
+    snprintf(tr->cfg.data_spec, sizeof tr->cfg.data_spec, "%s", info.data_spec);
+  }
+  tr->cfg.seed = (uint32_t)info.seed;
+  tr->step = info.step;
+  if (ebm_train_config_validate(&tr->cfg, why, sizeof why) != 0)
+    return fail(err, errlen, "cannot resume from %s: %s", path, why);
+  return 0;
+}
+
+int ebm_trainer_create(ebm_trainer **out, ebm_backend *be, const ebm_train_config *cfg,
+                       const char *resume_path, const ebm_train_frozen *frozen, int nfrozen,
+                       char *err, size_t errlen) {
+  *out = NULL;
+  char why[512];
+  if (nfrozen < 0 || nfrozen > EBM_TRAIN_MAX_FROZEN)
+    return fail(err, errlen, "at most %d frozen models", EBM_TRAIN_MAX_FROZEN);
+  ebm_trainer *tr = calloc(1, sizeof *tr);
+  if (!tr) return fail(err, errlen, "out of memory");
+  tr->be = be;
+  if (resume_path) {
+    if (load_checkpoint(tr, resume_path, err, errlen) != 0) goto fail_out;
+  } else {
+    if (!cfg) {
+      fail(err, errlen, "no configuration");
+      goto fail_out;
+    }
+    tr->cfg = *cfg;
+    if (ebm_train_config_validate(&tr->cfg, err, errlen) != 0) goto fail_out;
+  }
+  const ebm_train_config *c = &tr->cfg;
+  tr->concept = scene_concept_parse(c->concept);
+  if (!c->data_dir[0] && scene_spec_parse(c->data_spec, &tr->spec, why, sizeof why) != 0) {
+    fail(err, errlen, "data: %s", why);
+    goto fail_out;
+  }
+  if (ebm_train_label_info(c, &tr->label_info, err, errlen) != 0) goto fail_out;
+  const int B = c->batch, L = c->net.label_dim, R = c->net.resolution;
+  tr->npix = (size_t)3 * R * R;
+
+  if (ebm_net_create(&tr->net, be, &c->net, 2 * B, c->seed, why, sizeof why) != 0 ||
+      (c->ema > 0 && ebm_net_create(&tr->ema, be, &c->net, B, c->seed, why, sizeof why) != 0)) {
+    fail(err, errlen, "network: %s", why);
+    goto fail_out;
+  }
+  tr->nparams = ebm_net_param_count(tr->net);
+  tr->nsn_u = ebm_net_sn_u_count(tr->net);
+  tr->x = ebm_alloc(be, 2 * (size_t)B * tr->npix);
+  tr->c = ebm_alloc(be, 2 * (size_t)B * L);
+  tr->energy = ebm_alloc(be, 2 * (size_t)B);
+  tr->dE = ebm_alloc(be, 2 * (size_t)B);
+  tr->ones = ebm_alloc(be, (size_t)B);
+  tr->e_tmp = ebm_alloc(be, (size_t)B);
+  tr->dx = ebm_alloc(be, (size_t)B * tr->npix);
+  tr->dx_tmp = ebm_alloc(be, (size_t)B * tr->npix);
+  tr->scenes = ebm_alloc(be, (size_t)B * VKEBM_SCENE_FLOATS);
+  tr->adam_m = ebm_alloc(be, tr->nparams);
+  tr->adam_v = ebm_alloc(be, tr->nparams);
+  tr->norm = ebm_alloc(be, 1);
+  tr->replay = calloc((size_t)c->buffer_size, tr->npix);
+  tr->h_x = malloc((size_t)B * tr->npix * sizeof(float));
+  tr->h_c = malloc((size_t)B * L * sizeof(float));
+  tr->h_frozen_c = malloc((size_t)B * EBM_MAX_LABEL * sizeof(float));
+  tr->h_scenes = malloc((size_t)B * VKEBM_SCENE_FLOATS * sizeof(float));
+  tr->h_desc = calloc((size_t)B, sizeof(scene_desc));
+  if (!tr->x || !tr->c || !tr->energy || !tr->dE || !tr->ones || !tr->e_tmp || !tr->dx ||
+      !tr->dx_tmp || !tr->scenes || !tr->adam_m || !tr->adam_v || !tr->norm || !tr->replay ||
+      !tr->h_x || !tr->h_c || !tr->h_frozen_c || !tr->h_scenes || !tr->h_desc) {
+    fail(err, errlen, "out of memory (buffer of %d images at %dx%d, batch %d)", c->buffer_size,
+         R, R, B);
+    goto fail_out;
+  }
+  ebm_fill(be, ebm_ref_of(tr->ones), 1.0f, (size_t)B);
+
+  for (int f = 0; f < nfrozen; f++) {
+    frozen_model *fm = &tr->frozen[f];
+    if (ebm_model_load(frozen[f].path, be, B, &fm->net, &fm->info, NULL, 0, why, sizeof why) != 0) {
+      fail(err, errlen, "--frozen %s: %s", frozen[f].path, why);
+      goto fail_out;
+    }
+    tr->nfrozen = f + 1;
+    if (fm->info.config.resolution != R) {
+      fail(err, errlen, "--frozen %s: resolution %d, the trained model's is %d", frozen[f].path,
+           fm->info.config.resolution, R);
+      goto fail_out;
+    }
+    fm->concept = scene_concept_parse(fm->info.concept);
+    fm->label_from_data = frozen[f].label_from_data;
+    memcpy(fm->label, frozen[f].label, sizeof fm->label);
+    fm->labels = ebm_alloc(be, (size_t)B * fm->info.config.label_dim);
+    if (!fm->labels) {
+      fail(err, errlen, "out of memory");
+      goto fail_out;
+    }
+  }
+
+  if (c->data_dir[0] && read_dataset(tr, err, errlen) != 0) goto fail_out;
+
+  if (resume_path) {
+    size_t rbytes = (size_t)c->buffer_size * tr->npix;
+    float *m = malloc(tr->nparams * sizeof(float)), *v = malloc(tr->nparams * sizeof(float));
+    float *ep = malloc(tr->nparams * sizeof(float)), *eu = malloc((tr->nsn_u + 1) * sizeof(float));
+    float *rp = malloc(packed_len(rbytes) * sizeof(float));
+    ebm_net *loaded = NULL;
+    int ok = m && v && ep && eu && rp;
+    if (!ok) fail(err, errlen, "out of memory reading %s", resume_path);
+    ebm_model_extra ex[] = {{"adam.m", m, tr->nparams, 1, 0},
+                            {"adam.v", v, tr->nparams, 1, 0},
+                            {"replay.images", rp, packed_len(rbytes), 1, 0},
+                            {"ema.params", ep, tr->nparams, c->ema > 0, 0},
+                            {"ema.sn_u", eu, tr->nsn_u, c->ema > 0 && tr->nsn_u > 0, 0}};
+    int nex = tr->nsn_u > 0 ? 5 : 4;
+    if (ok && ebm_model_load(resume_path, be, 1, &loaded, NULL, ex, nex, why, sizeof why) != 0) {
+      ok = 0;
+      fail(err, errlen, "cannot resume from %s: %s", resume_path, why);
+    }
+    float *p = ok ? malloc(tr->nparams * sizeof(float)) : NULL;
+    float *u = ok ? malloc((tr->nsn_u + 1) * sizeof(float)) : NULL;
+    if (ok && (!p || !u || ebm_net_get_params(loaded, p, u) != 0 ||
+               ebm_net_set_params(tr->net, p, u) != 0)) {
+      ok = 0;
+      fail(err, errlen, "cannot resume from %s: copying the parameters failed", resume_path);
+    }
+    if (ok && unpack_bytes(tr->replay, rp, rbytes) != 0) {
+      ok = 0;
+      fail(err, errlen, "cannot resume from %s: replay.images is damaged", resume_path);
+    }
+    if (ok && (ebm_upload(be, ebm_ref_of(tr->adam_m), m, tr->nparams) ||
+               ebm_upload(be, ebm_ref_of(tr->adam_v), v, tr->nparams) ||
+               (tr->ema && ebm_net_set_params(tr->ema, ep, tr->nsn_u ? eu : NULL) != 0))) {
+      ok = 0;
+      fail(err, errlen, "cannot resume from %s: upload failed", resume_path);
+    }
+    ebm_net_destroy(loaded);
+    free(m), free(v), free(ep), free(eu), free(rp), free(p), free(u);
+    if (!ok) goto fail_out;
+  } else if (tr->ema) {
+    /* the EMA starts equal to the trained weights */
+    float *p = malloc(tr->nparams * sizeof(float)), *u = malloc((tr->nsn_u + 1) * sizeof(float));
+    int bad = !p || !u || ebm_net_get_params(tr->net, p, u) != 0 ||
+              ebm_net_set_params(tr->ema, p, u) != 0;
+    free(p), free(u);
+    if (bad) {
+      fail(err, errlen, "initialising the EMA weights failed");
+      goto fail_out;
+    }
+  }
+  if (ebm_sync(be) != 0) {
+    fail(err, errlen, "the %s backend failed while setting up training", ebm_backend_name(be));
+    goto fail_out;
+  }
+  *out = tr;
+  return 0;
+fail_out:
+  ebm_trainer_destroy(tr);
+  return -1;
+}
+
+const ebm_train_config *ebm_trainer_config(const ebm_trainer *tr) { return &tr->cfg; }
+int64_t ebm_trainer_step_count(const ebm_trainer *tr) { return tr->step; }
+ebm_net *ebm_trainer_net(ebm_trainer *tr) { return tr->net; }
+ebm_net *ebm_trainer_ema_net(ebm_trainer *tr) { return tr->ema; }
+
+int ebm_trainer_negatives(ebm_trainer *tr, float *out) {
+  return ebm_download(tr->be, out, ebm_at(ebm_ref_of(tr->x), (size_t)tr->cfg.batch * tr->npix),
+                      (size_t)tr->cfg.batch * tr->npix);
+}
+
+/* ---- one iteration ------------------------------------------------------------------------ */
+
+static int diverged(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int diverged(char *err, size_t errlen, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  if (err && errlen) vsnprintf(err, errlen, fmt, ap);
+  va_end(ap);
+  return EBM_TRAIN_DIVERGED;
+}
+
+int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t errlen) {
+  ebm_backend *be = tr->be;
+  const ebm_train_config *c = &tr->cfg;
+  const int B = c->batch, L = c->net.label_dim;
+  const size_t nneg = (size_t)B * tr->npix;
+  ebm_ref x_pos = ebm_ref_of(tr->x), x_neg = ebm_at(x_pos, nneg);
+  ebm_ref c_neg = ebm_at(ebm_ref_of(tr->c), (size_t)B * L);
+  ebm_net *sampler = tr->ema ? tr->ema : tr->net;
+
+  /* spectral norm: one power iteration per weight per iteration, from the stored u */
+  ebm_net_refresh(tr->net, 1);
+  if (tr->ema) ebm_net_refresh(tr->ema, 1);
+
+  if (load_positives(tr) != 0 || init_negatives(tr) != 0)
+    return fail(err, errlen, "uploading the batch failed");
+
+  /* Langevin: x <- clip(x - step_lr dE/dx + noise N(0,1), 0, 1) under the sampler's energy */
+  for (int k = 0; k < c->langevin_steps; k++) {
+    ebm_net_forward(sampler, ebm_ref_of(tr->e_tmp), x_neg, c_neg, B);
+    ebm_net_backward(sampler, ebm_ref_of(tr->ones), ebm_ref_of(tr->dx), EBM_NOREF, 0, B);
+    for (int f = 0; f < tr->nfrozen; f++) {
+      frozen_model *fm = &tr->frozen[f];
+      ebm_net_forward(fm->net, ebm_ref_of(tr->e_tmp), x_neg, ebm_ref_of(fm->labels), B);
+      ebm_net_backward(fm->net, ebm_ref_of(tr->ones), ebm_ref_of(tr->dx_tmp), EBM_NOREF, 0, B);
+      ebm_axpy(be, ebm_ref_of(tr->dx), 1.0f, ebm_ref_of(tr->dx_tmp), nneg);
+    }
+    const uint32_t lstep = (uint32_t)(tr->step * c->langevin_steps + k);
+    ebm_langevin_update(be, x_neg, ebm_ref_of(tr->dx), B, (int)tr->npix,
+                        c->seed ^ STREAM_LANGEVIN, lstep, c->step_lr, c->noise, 0.0f, 1.0f);
+  }
+
+  /* energies of positives and negatives in one pass of the trained network */
+  ebm_net_forward(tr->net, ebm_ref_of(tr->energy), x_pos, ebm_ref_of(tr->c), 2 * B);
+  float e[2 * 4096];
+  if (ebm_download(be, e, ebm_ref_of(tr->energy), 2 * (size_t)B) != 0 ||
+      ebm_download(be, tr->h_x, x_neg, nneg) != 0)
+    return fail(err, errlen, "the %s backend failed during sampling", ebm_backend_name(be));
+  double sp = 0, sn = 0, sp2 = 0, sn2 = 0;
+  for (int b = 0; b < B; b++) {
+    sp += e[b], sp2 += (double)e[b] * e[b];
+    sn += e[B + b], sn2 += (double)e[B + b] * e[B + b];
+  }
+  const double ep = sp / B, en = sn / B;
+  const double loss = ep - en + c->alpha * (sp2 / B + sn2 / B);
+  if (!isfinite(loss) || !isfinite(ep) || !isfinite(en))
+    return diverged(err, errlen, "diverged at step %lld: energies are not finite (E+ %g, E- %g)",
+                    (long long)tr->step + 1, ep, en);
+  if (fabs(ep) > c->diverge_energy || fabs(en) > c->diverge_energy)
+    return diverged(err, errlen, "diverged at step %lld: |mean E| beyond %g (E+ %g, E- %g)",
+                    (long long)tr->step + 1, c->diverge_energy, ep, en);
+  store_negatives(tr);
+
+  /* dL/dE per sample */
+  float de[2 * 4096];
+  for (int b = 0; b < B; b++) {
+    de[b] = (float)((1.0 + 2.0 * c->alpha * e[b]) / B);
+    de[B + b] = (float)((-1.0 + 2.0 * c->alpha * e[B + b]) / B);
+  }
+  if (ebm_upload(be, ebm_ref_of(tr->dE), de, 2 * (size_t)B) != 0)
+    return fail(err, errlen, "upload failed");
+  ebm_net_zero_grads(tr->net);
+  ebm_net_backward(tr->net, ebm_ref_of(tr->dE), EBM_NOREF, EBM_NOREF, 1, 2 * B);
+  ebm_sumsq(be, ebm_ref_of(tr->norm), ebm_net_grads(tr->net), tr->nparams);
+  float sumsq = 0;
+  if (ebm_download(be, &sumsq, ebm_ref_of(tr->norm), 1) != 0)
+    return fail(err, errlen, "the %s backend failed during the backward pass", ebm_backend_name(be));
+  const double gnorm = sqrt((double)sumsq);
+  if (!isfinite(gnorm))
+    return diverged(err, errlen, "diverged at step %lld: the gradient is not finite",
+                    (long long)tr->step + 1);
+  ebm_adam_params hp = {.lr = c->lr, .beta1 = c->beta1, .beta2 = c->beta2, .eps = c->eps,
+                        .t = tr->step + 1, .clip = c->adam_clip, .grad_scale = 1.0f};
+  if (c->grad_clip > 0 && gnorm > c->grad_clip) hp.grad_scale = (float)(c->grad_clip / gnorm);
+  ebm_adam_step(be, ebm_net_params(tr->net), ebm_net_grads(tr->net), ebm_ref_of(tr->adam_m),
+                ebm_ref_of(tr->adam_v), tr->nparams, &hp);
+  if (tr->ema) {
+    ebm_ref ema = ebm_net_params(tr->ema);
+    ebm_scale(be, ema, c->ema, ema, tr->nparams);
+    ebm_axpy(be, ema, 1.0f - c->ema, ebm_net_params(tr->net), tr->nparams);
+  }
+  if (ebm_sync(be) != 0) return fail(err, errlen, "the %s backend failed during the update", ebm_backend_name(be));
+  tr->step++;
+  if (stats) {
+    stats->step = tr->step;
+    stats->loss = loss;
+    stats->e_pos = ep;
+    stats->e_neg = en;
+    stats->grad_norm = gnorm;
+  }
+  return EBM_TRAIN_OK;
+}
+
+/* ---- files -------------------------------------------------------------------------------- */
+
+int ebm_trainer_save_checkpoint(ebm_trainer *tr, const char *path, char *err, size_t errlen) {
+  const size_t rbytes = (size_t)tr->cfg.buffer_size * tr->npix;
+  float *m = malloc(tr->nparams * sizeof(float)), *v = malloc(tr->nparams * sizeof(float));
+  float *ep = malloc(tr->nparams * sizeof(float)), *eu = malloc((tr->nsn_u + 1) * sizeof(float));
+  float *rp = malloc(packed_len(rbytes) * sizeof(float));
+  float state[TRAIN_STATE_FLOATS];
+  int rc = -1;
+  if (!m || !v || !ep || !eu || !rp) {
+    fail(err, errlen, "out of memory writing a checkpoint");
+    goto done;
+  }
+  if (ebm_download(tr->be, m, ebm_ref_of(tr->adam_m), tr->nparams) ||
+      ebm_download(tr->be, v, ebm_ref_of(tr->adam_v), tr->nparams) ||
+      (tr->ema && ebm_net_get_params(tr->ema, ep, eu) != 0)) {
+    fail(err, errlen, "reading the training state from the %s backend failed", ebm_backend_name(tr->be));
+    goto done;
+  }
+  pack_bytes(rp, tr->replay, rbytes);
+  state_pack(tr, state);
+  ebm_model_info info = tr->label_info;
+  info.step = tr->step;
+  info.seed = tr->cfg.seed;
+  ebm_model_extra ex[6] = {{"train.state", state, TRAIN_STATE_FLOATS, 1, 0},
+                           {"adam.m", m, tr->nparams, 1, 0},
+                           {"adam.v", v, tr->nparams, 1, 0},
+                           {"replay.images", rp, packed_len(rbytes), 1, 0}};
+  int nex = 4;
+  if (tr->ema) {
+    ex[nex++] = (ebm_model_extra){"ema.params", ep, tr->nparams, 1, 0};
+    if (tr->nsn_u) ex[nex++] = (ebm_model_extra){"ema.sn_u", eu, tr->nsn_u, 1, 0};
+  }
+  rc = ebm_model_save(path, tr->net, &info, ex, nex, err, errlen);
+done:
+  free(m), free(v), free(ep), free(eu), free(rp);
+  return rc;
+}
+
+int ebm_trainer_save_model(ebm_trainer *tr, const char *path, int use_ema, char *err,
+                           size_t errlen) {
+  ebm_model_info info = tr->label_info;
+  info.step = tr->step;
+  info.seed = tr->cfg.seed;
+  ebm_net *net = use_ema && tr->ema ? tr->ema : tr->net;
+  return ebm_model_save(path, net, &info, NULL, 0, err, errlen);
+}

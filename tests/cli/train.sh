@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# train.sh: `vkebm train` on the cpu backend with the tiny network at 8x8:
+# --help 0; bad flags exit 2 with one line; a short run writes a loadable model (concept
+# metadata), metrics.csv and a checkpoint; SIGINT exits 130 after writing a checkpoint, and
+# --resume continues from it (metrics appended); a truncated checkpoint is refused (exit 1) and
+# left alone; on a terminal the progress line is redrawn in place; a runaway energy stops
+# training with a clear message, keeping the last good checkpoint; --data-dir from `vkebm data`;
+# --frozen (continual mode).
+set -u
+VKEBM=$1
+T=$(mktemp -d)
+trap 'rm -rf "$T"' EXIT
+export VKEBM_THREADS=1
+fail() { echo "FAIL: $*"; exit 1; }
+expect() { # expect CODE DESCRIPTION -- ARGS...
+  local want=$1 what=$2
+  shift 3
+  "$VKEBM" train "$@" >"$T/out" 2>"$T/err"
+  local rc=$?
+  [ "$rc" -eq "$want" ] || fail "$what: exit $rc, want $want ($(cat "$T/err"))"
+}
+TINY=(--config tiny --size 8 --batch 4 --langevin-steps 3 --buffer 16 --backend cpu)
+
+expect 0 "--help" -- --help
+grep -q "usage: vkebm train" "$T/out" || fail "--help text not on stdout"
+expect 2 "unknown concept" -- --concept smell -o "$T/m.safetensors" "${TINY[@]}"
+[ "$(wc -l <"$T/err")" -eq 1 ] || fail "unknown concept: not one line: $(cat "$T/err")"
+expect 2 "no output" -- --concept color "${TINY[@]}"
+expect 2 "no concept" -- -o "$T/m.safetensors" "${TINY[@]}"
+expect 2 "bad steps" -- --concept color --steps 0 -o "$T/m.safetensors" "${TINY[@]}"
+expect 2 "bad lr" -- --concept color --lr fast -o "$T/m.safetensors" "${TINY[@]}"
+expect 2 "bad replay" -- --concept color --replay 1.5 -o "$T/m.safetensors" "${TINY[@]}"
+expect 2 "bad spec" -- --concept color --data cubes -o "$T/m.safetensors" "${TINY[@]}"
+expect 2 "bad preset" -- --concept color --config huge -o "$T/m.safetensors"
+expect 2 "unknown flag" -- --concept color --frobnicate -o "$T/m.safetensors" "${TINY[@]}"
+expect 2 "bad frozen" -- --concept color --frozen nothing -o "$T/m.safetensors" "${TINY[@]}"
+expect 2 "missing frozen model" -- --concept color --frozen "$T/none.safetensors=red" -o "$T/m.safetensors" "${TINY[@]}"
+expect 1 "missing resume file" -- --resume "$T/none.safetensors" -o "$T/m.safetensors"
+
+# a short run
+expect 0 "short run" -- --concept color --steps 6 --checkpoint-every 4 --preview "$T/neg.png" -o "$T/models/color.safetensors" "${TINY[@]}"
+[ -s "$T/neg.png" ] || fail "no preview grid written"
+[ -s "$T/models/color.safetensors" ] || fail "no model written"
+[ -s "$T/models/color.ckpt.safetensors" ] || fail "no checkpoint written"
+"$VKEBM" inspect "$T/models/color.safetensors" >"$T/inspect" 2>&1 || fail "inspect: $(cat "$T/inspect")"
+grep -q "concept = color" "$T/inspect" || fail "model lacks concept metadata"
+grep -q "label_kind = onehot" "$T/inspect" || fail "model lacks the label kind"
+grep -q "step = 6" "$T/inspect" || fail "model step"
+M="$T/models/color.metrics.csv"
+head -2 "$M" | tail -1 | grep -q "^step,time_s,loss,e_pos,e_neg,grad_norm,steps_per_s$" || fail "metrics header: $(head -2 "$M")"
+[ "$(grep -c '^[0-9]' "$M")" -eq 6 ] || fail "metrics rows: $(cat "$M")"
+grep -q "step 6/6" "$T/err" || fail "no progress line: $(cat "$T/err")"
+
+# on a terminal: one progress line redrawn in place (carriage returns, no newline per step)
+if command -v script >/dev/null 2>&1; then
+  script -qec "$VKEBM train --concept color --steps 5 -o $T/tty.safetensors ${TINY[*]}" /dev/null >"$T/tty" 2>&1 ||
+    fail "run under a terminal: $(cat "$T/tty")"
+  grep -q $'\r' "$T/tty" || fail "no in-place redraw on a terminal"
+  grep -q "step 5/5 .*it/s  ETA" "$T/tty" || fail "terminal progress line: $(cat -v "$T/tty")"
+  [ "$(grep -c 'vkebm train: step' "$T/tty")" -eq 0 ] || fail "log lines instead of a redraw on a terminal"
+fi
+
+# SIGINT: exit 130 after writing a checkpoint, then resume
+"$VKEBM" train --concept shape --steps 1000000 -o "$T/int/shape.safetensors" "${TINY[@]}" >"$T/out" 2>"$T/err" &
+PID=$!
+for _ in $(seq 1 200); do
+  [ -f "$T/int/shape.metrics.csv" ] && [ "$(grep -c '^[0-9]' "$T/int/shape.metrics.csv")" -ge 3 ] && break
+  sleep 0.05
+done
+kill -INT "$PID"
+wait "$PID"
+rc=$?
+[ "$rc" -eq 130 ] || fail "SIGINT: exit $rc, want 130 ($(cat "$T/err"))"
+[ -s "$T/int/shape.ckpt.safetensors" ] || fail "SIGINT: no checkpoint"
+grep -q "interrupted at step" "$T/err" || fail "SIGINT: no message: $(cat "$T/err")"
+DONE=$(grep -c '^[0-9]' "$T/int/shape.metrics.csv")
+expect 0 "resume" -- --resume "$T/int/shape.ckpt.safetensors" --steps $((DONE + 3)) -o "$T/int/shape.safetensors" --backend cpu
+[ "$(grep -c '^[0-9]' "$T/int/shape.metrics.csv")" -eq $((DONE + 3)) ] || fail "resume: metrics not continued"
+tail -1 "$T/int/shape.metrics.csv" | grep -q "^$((DONE + 3))," || fail "resume: last step $(tail -1 "$T/int/shape.metrics.csv")"
+
+# a truncated checkpoint is refused and left as it is
+CK="$T/int/shape.ckpt.safetensors"
+head -c $(($(stat -c %s "$CK") / 2)) "$CK" >"$T/trunc.safetensors"
+cp "$T/trunc.safetensors" "$T/trunc.orig"
+expect 1 "truncated checkpoint" -- --resume "$T/trunc.safetensors" -o "$T/t.safetensors" --backend cpu
+grep -q "trunc.safetensors" "$T/err" || fail "truncated: reason does not name the file: $(cat "$T/err")"
+cmp -s "$T/trunc.safetensors" "$T/trunc.orig" || fail "truncated checkpoint was modified"
+
+# divergence guard: exit 1, clear message, the last good checkpoint kept
+expect 1 "divergence" -- --concept color --steps 5 --max-energy 1e-9 -o "$T/div/color.safetensors" "${TINY[@]}"
+grep -q "diverged" "$T/err" || fail "divergence message: $(cat "$T/err")"
+[ ! -e "$T/div/color.safetensors" ] || fail "a diverged run wrote a model"
+
+# positives from a `vkebm data` folder
+"$VKEBM" data --spec general -n 6 --size 8 -o "$T/ds" >/dev/null 2>&1 || fail "vkebm data"
+expect 0 "--data-dir" -- --concept size --data-dir "$T/ds" --steps 2 -o "$T/ds_size.safetensors" "${TINY[@]}"
+grep -q "data_spec = dir:" <("$VKEBM" inspect "$T/ds_size.safetensors" 2>&1) || fail "data-dir not recorded"
+expect 1 "--data-dir of another size" -- --concept size --data-dir "$T/ds" --size 16 --steps 2 -o "$T/x.safetensors" --config tiny --backend cpu
+
+# continual mode: a frozen model in the sampler
+expect 0 "--frozen" -- --concept shape --frozen "$T/models/color.safetensors=data" --frozen "$T/models/color.safetensors=red" --steps 2 -o "$T/cont.safetensors" "${TINY[@]}"
+echo "train.sh: ok"
