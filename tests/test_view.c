@@ -374,7 +374,7 @@ static void test_runner_and_render(ebm_backend *be) {
   int frames = 0;
   double worst_take = 0, t0 = now_s();
   while (frames < 10 && now_s() - t0 < 20.0) {
-    view_runner_control(r, &s);
+    TU_CHECK(view_runner_control(r, &s) == 0, "worker thread started");
     double a = now_s();
     frames += view_runner_take(r, &f);
     double d = now_s() - a;

@@ -206,8 +206,9 @@ typedef struct view_runner view_runner;
 view_runner *view_runner_create(view_engine *eng, int threaded, char *err, size_t errlen);
 /* Stops the worker (if any) and frees the runner (not the engine). */
 void view_runner_stop(view_runner *r);
-/* Hands the state's settings to the sampler side (copies the active tree when expr_gen moved). */
-void view_runner_control(view_runner *r, const view_state *s);
+/* Hands the state's settings to the sampler side (copies the active tree when expr_gen moved);
+ * the first call starts the worker thread. 0, or -1 when the thread could not start. */
+int view_runner_control(view_runner *r, const view_state *s);
 /* Copies the newest published frame into *f when there is one the caller has not seen; returns
  * 1 then, else 0. Never waits for sampling. f->images is (re)allocated as needed. */
 int view_runner_take(view_runner *r, view_frame *f);

@@ -252,7 +252,10 @@ static int run_loop(options *o, ebm_backend *be, view_state *s, view_engine *eng
       news++;
     }
     if (s->quit) break;
-    view_runner_control(run, s);
+    if (view_runner_control(run, s)) {
+      rc = cli_fail(CMD_NAME, "could not start the sampling thread");
+      break;
+    }
     if (!threaded && view_runner_sync(run)) {
       rc = cli_fail(CMD_NAME, "sampling stopped");
       break;

@@ -359,7 +359,7 @@ void view_runner_stop(view_runner *r) {
   free(r);
 }
 
-void view_runner_control(view_runner *r, const view_state *s) {
+int view_runner_control(view_runner *r, const view_state *s) {
   expr_node *tree = NULL;
   int map[VIEW_MAX_TERMS], na = 0, fresh = 0;
   pthread_mutex_lock(&r->mu);
@@ -387,8 +387,10 @@ void view_runner_control(view_runner *r, const view_state *s) {
   r->ctl.restart_count = s->restart_count;
   pthread_mutex_unlock(&r->mu);
   if (r->threaded && !r->thread_started && r->ctl.have_expr) {
-    if (pthread_create(&r->thread, NULL, worker, r) == 0) r->thread_started = 1;
+    if (pthread_create(&r->thread, NULL, worker, r) != 0) return -1;
+    r->thread_started = 1;
   }
+  return 0;
 }
 
 int view_runner_take(view_runner *r, view_frame *f) {
