@@ -12,6 +12,7 @@
  * vkebm:padding, vkebm:resolution, vkebm:n text chunks) or, with --grid, any torchvision-style
  * grid of RxR cells with --padding px between them.
  */
+#include <errno.h>
 #include <getopt.h>
 #include <math.h>
 #include <signal.h>
@@ -19,6 +20,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -156,6 +158,22 @@ static int parse(int argc, char **argv, opts *o) {
 
 /* ---- train -------------------------------------------------------------------------------- */
 
+/* Creates the folders above path (mkdir -p of its dirname), as `vkebm train` does. 0 or -1. */
+static int make_parent_dirs(const char *path) {
+  char buf[4096];
+  if (snprintf(buf, sizeof buf, "%s", path) >= (int)sizeof buf) return -1;
+  char *slash = strrchr(buf, '/');
+  if (!slash || slash == buf) return 0;
+  *slash = 0;
+  for (char *p = buf + 1; *p; p++) {
+    if (*p != '/') continue;
+    *p = 0;
+    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
+    *p = '/';
+  }
+  return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
 static int judge_train(opts *o) {
   char err[512];
   ebm_judge_config cfg;
@@ -165,6 +183,8 @@ static int judge_train(opts *o) {
   const char *data = o->data ? o->data : "general";
   if (scene_spec_parse(data, &spec, err, sizeof err))
     return cli_usage(CMD_NAME, "--data: %s", err);
+  if (make_parent_dirs(o->out))
+    return cli_fail(CMD_NAME, "cannot create the folder for %s: %s", o->out, strerror(errno));
   ebm_backend *be;
   int rc = cli_backend_open(CMD_NAME, &be, (ebm_backend_kind)o->backend, -1, 0, o->quiet);
   if (rc) return rc;
@@ -318,24 +338,37 @@ static int split_png(const char *path, int R, int force_grid, long padding, floa
     snprintf(err, errlen, "%s", why);
     return -1;
   }
-  long nrow = 0, pad = padding, res = R, count = 0;
+  long nrow = 0, pad = padding, count = 0;
+  /* vkebm:resolution records the analytic size setting, not the models' image size, so the
+   * cell size comes from the grid's geometry (torchvision layout, as img_make_grid). */
   int from_chunks = text_int(text, ntext, "vkebm:nrow", &nrow) == 0 &&
                     text_int(text, ntext, "vkebm:padding", &pad) == 0 &&
-                    text_int(text, ntext, "vkebm:n", &count) == 0;
-  if (from_chunks) text_int(text, ntext, "vkebm:resolution", &res);
+                    text_int(text, ntext, "vkebm:n", &count) == 0 && nrow > 0 && count > 0;
   img_text_free(text, ntext);
   int n = 0;
   if (W == R && H == R) {
     n = 1;
     pad = 0;
     nrow = 1;
-  } else if (from_chunks || force_grid) {
-    if (res != R) {
-      snprintf(err, errlen, "%s: cells are %ldx%ld, the judge reads %dx%d", path, res, res, R, R);
+  } else if (from_chunks) {
+    long xmaps = count < nrow ? count : nrow, ymaps = (count + xmaps - 1) / xmaps;
+    if (count == 1) pad = 0;
+    long cw = (W - pad) / xmaps - pad, chh = (H - pad) / ymaps - pad;
+    if (cw < 1 || chh < 1 || xmaps * (cw + pad) + pad != W || ymaps * (chh + pad) + pad != H ||
+        cw != chh) {
+      snprintf(err, errlen, "%s: %dx%d does not match its vkebm:n/nrow/padding chunks", path, W,
+               H);
       free(rgb);
       return -1;
     }
-    if (count == 1) pad = 0;
+    if (cw != R) {
+      snprintf(err, errlen, "%s: cells are %ldx%ld, the judge reads %dx%d", path, cw, cw, R, R);
+      free(rgb);
+      return -1;
+    }
+    n = (int)count;
+    nrow = xmaps;
+  } else if (force_grid) {
     long cols = (W - pad) / (R + pad), rows = (H - pad) / (R + pad);
     if (cols < 1 || rows < 1 || cols * (R + pad) + pad != W || rows * (R + pad) + pad != H) {
       snprintf(err, errlen, "%s: %dx%d is not a grid of %dx%d cells with padding %ld", path, W,
@@ -343,7 +376,7 @@ static int split_png(const char *path, int R, int force_grid, long padding, floa
       free(rgb);
       return -1;
     }
-    n = (int)(from_chunks && count > 0 && count <= cols * rows ? count : cols * rows);
+    n = (int)(cols * rows);
     nrow = cols;
   } else {
     snprintf(err, errlen,

@@ -544,7 +544,9 @@ int ebm_judge_load(ebm_judge **out, ebm_backend *be, const char *path, int max_b
   st_file f;
   char why[384];
   if (st_read(&f, path, 1, why, sizeof why)) {
-    snprintf(err, errlen, "%s: %s", path, why);
+    /* the reader's messages name the file already */
+    if (strstr(why, path)) snprintf(err, errlen, "%s", why);
+    else snprintf(err, errlen, "%s: %s", path, why);
     return -1;
   }
   ebm_judge *j = NULL;
