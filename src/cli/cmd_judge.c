@@ -57,6 +57,8 @@ static void usage(FILE *f) {
           "  --seed S           initialisation and data seed (default 1)\n"
           "  --data SPEC        scene spec rendered for training (default general)\n"
           "  --config NAME      default32 (R=32, W=16, blocks 1d,2d,2d,2) or tiny (tests)\n"
+          "  --init FILE        start from this judge's weights (fine-tuning; fresh Adam state;\n"
+          "                     its configuration replaces --config)\n"
           "  --save-every K     also save every K steps (default 500)\n"
           "  --log-every K      progress line every K steps (default 50)\n"
           "  -o FILE            output (default " DEFAULT_MODEL ")\n"
@@ -74,14 +76,15 @@ static void usage(FILE *f) {
 
 enum {
   OPT_STEPS = 1000, OPT_BATCH, OPT_LR, OPT_SEED, OPT_DATA, OPT_CONFIG, OPT_SAVE_EVERY,
-  OPT_LOG_EVERY, OPT_MODEL, OPT_BACKEND, OPT_JSON, OPT_QUIET, OPT_GRID, OPT_PADDING, OPT_HELP
+  OPT_LOG_EVERY, OPT_MODEL, OPT_BACKEND, OPT_JSON, OPT_QUIET, OPT_GRID, OPT_PADDING, OPT_HELP,
+  OPT_INIT
 };
 
 typedef struct opts {
   long steps, batch, seed, save_every, log_every, n, padding;
   int seed_given, json, quiet, grid, backend;
   double lr;
-  const char *data, *config, *out, *model;
+  const char *data, *config, *out, *model, *init;
 } opts;
 
 static int parse(int argc, char **argv, opts *o) {
@@ -94,7 +97,8 @@ static int parse(int argc, char **argv, opts *o) {
       {"model", required_argument, 0, OPT_MODEL},   {"backend", required_argument, 0, OPT_BACKEND},
       {"json", no_argument, 0, OPT_JSON},           {"quiet", no_argument, 0, OPT_QUIET},
       {"grid", no_argument, 0, OPT_GRID},           {"padding", required_argument, 0, OPT_PADDING},
-      {"help", no_argument, 0, OPT_HELP},           {0, 0, 0, 0}};
+      {"init", required_argument, 0, OPT_INIT},     {"help", no_argument, 0, OPT_HELP},
+      {0, 0, 0, 0}};
   *o = (opts){.steps = 3000, .batch = 32, .seed = 1, .save_every = 500, .log_every = 50,
               .n = 2000, .padding = 2, .lr = 0.002, .config = "default32", .out = DEFAULT_MODEL,
               .model = DEFAULT_MODEL, .backend = EBM_BACKEND_CPU};
@@ -139,6 +143,7 @@ static int parse(int argc, char **argv, opts *o) {
         return cli_usage(CMD_NAME, "--padding: expected 0..1024, got '%s'", optarg);
       break;
     case 'o': o->out = optarg; break;
+    case OPT_INIT: o->init = optarg; break;
     case OPT_MODEL: o->model = optarg; break;
     case OPT_BACKEND:
       if ((o->backend = cli_parse_backend(optarg)) < 0)
@@ -189,15 +194,19 @@ static int judge_train(opts *o) {
   int rc = cli_backend_open(CMD_NAME, &be, (ebm_backend_kind)o->backend, -1, 0, o->quiet);
   if (rc) return rc;
   ebm_judge *j = NULL;
-  int B = (int)o->batch, R = cfg.resolution;
-  float *img = malloc((size_t)B * 3 * R * R * sizeof *img);
-  ebm_judge_target *t = malloc((size_t)B * sizeof *t);
-  if (!img || !t) {
-    rc = cli_fail(CMD_NAME, "out of memory");
+  int B = (int)o->batch, R;
+  float *img = NULL;
+  ebm_judge_target *t = NULL;
+  if (o->init ? ebm_judge_load(&j, be, o->init, B, err, sizeof err)
+              : ebm_judge_create(&j, be, &cfg, B, (uint64_t)o->seed, err, sizeof err)) {
+    rc = cli_fail(CMD_NAME, "%s", err);
     goto done;
   }
-  if (ebm_judge_create(&j, be, &cfg, B, (uint64_t)o->seed, err, sizeof err)) {
-    rc = cli_fail(CMD_NAME, "%s", err);
+  R = ebm_judge_config_of(j)->resolution;
+  img = malloc((size_t)B * 3 * R * R * sizeof *img);
+  t = malloc((size_t)B * sizeof *t);
+  if (!img || !t) {
+    rc = cli_fail(CMD_NAME, "out of memory");
     goto done;
   }
   char canon[256];

@@ -32,7 +32,8 @@ struct ebm_judge {
   size_t io_x, io_c, io_out, io_dout, io_dfeat, io_scratch;
   float *host_x, *host_out, *host_dout; /* staging */
   ebm_ref feat;                          /* the last forward's trunk features */
-  int64_t step;
+  int64_t step;   /* training steps the weights have seen (saved) */
+  int64_t adam_t; /* Adam steps since this judge was created or loaded (moments start at 0) */
   uint64_t seed;
   char data_spec[256];
 };
@@ -358,7 +359,7 @@ int ebm_judge_train_step(ebm_judge *j, const float *images, const ebm_judge_targ
                          float lr, ebm_judge_loss *loss, char *err, size_t errlen) {
   if (ebm_judge_loss_grad(j, images, t, n, loss, err, errlen)) return -1;
   ebm_adam_params hp = {.lr = lr, .beta1 = 0.9f, .beta2 = 0.999f, .eps = 1e-8f,
-                        .t = j->step + 1, .clip = 0, .grad_scale = 1.0f};
+                        .t = j->adam_t + 1, .clip = 0, .grad_scale = 1.0f};
   ebm_ref a = ebm_ref_of(j->adam);
   ebm_adam_step(j->be, ebm_net_params(j->net), ebm_net_grads(j->net), ebm_at(a, j->adam_net_m),
                 ebm_at(a, j->adam_net_v), ebm_net_param_count(j->net), &hp);
@@ -369,6 +370,7 @@ int ebm_judge_train_step(ebm_judge *j, const float *images, const ebm_judge_targ
     return -1;
   }
   j->step++;
+  j->adam_t++;
   return 0;
 }
 

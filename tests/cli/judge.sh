@@ -46,6 +46,10 @@ run 0 "judge train" -- judge train --config tiny --steps 6 --batch 4 --log-every
 grep -q "step 6/6" "$T/err" || fail "no progress line: $(cat "$T/err")"
 "$VKEBM" inspect "$T/models/judge.safetensors" >"$T/inspect" 2>&1 || fail "inspect: $(cat "$T/inspect")"
 grep -q "vkebm-judge" "$T/inspect" || fail "judge file lacks its format marker: $(cat "$T/inspect")"
+run 0 "judge train --init" -- judge train --init "$T/models/judge.safetensors" --steps 2 --batch 4 --seed 6 --quiet -o "$T/tuned.safetensors"
+"$VKEBM" inspect "$T/tuned.safetensors" 2>&1 | grep -q "step = 8" || fail "--init: step count not continued: $("$VKEBM" inspect "$T/tuned.safetensors" 2>&1)"
+run 1 "judge train --init of a non-judge" -- judge train --init "$T/nothing.safetensors" --steps 2 --quiet -o "$T/x.safetensors"
+one_line "judge train --init of a non-judge"
 run 0 "judge eval" -- judge eval --model "$T/models/judge.safetensors" -n 20 --quiet
 grep -q "shape accuracy" "$T/out" && grep -q "position MAE" "$T/out" || fail "judge eval output: $(cat "$T/out")"
 run 0 "judge eval --json" -- judge eval --model "$T/models/judge.safetensors" -n 8 --json --quiet
