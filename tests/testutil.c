@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "vkebm/shared.h"
 
@@ -78,4 +79,81 @@ void tu_backend_done(ebm_backend *be) {
   uint64_t n = ebm_backend_validation_errors(be);
   TU_CHECK(n == 0, "%llu validation message(s)", (unsigned long long)n);
   ebm_backend_destroy(be);
+}
+
+#define GUARD_AFTER 5 /* guard floats after each tensor (tu_check_op) */
+
+/* FNV-1a of the label: the seed of a case, so every case gets its own values and offset. */
+static uint32_t label_seed(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
+void tu_check_op(const char *label, ebm_backend *cpu, ebm_backend *vk, tu_op_fn fn,
+                 const tu_tensor *ts, int nt, const int *s, double atol, double rtol) {
+  ebm_buffer *bc[TU_MAX_TENSORS] = {0}, *bv[TU_MAX_TENSORS] = {0};
+  ebm_ref rc[TU_MAX_TENSORS], rv[TU_MAX_TENSORS];
+  float *init[TU_MAX_TENSORS] = {0}, *gotc[TU_MAX_TENSORS] = {0}, *gotv[TU_MAX_TENSORS] = {0},
+        *again[TU_MAX_TENSORS] = {0};
+  if (nt < 0 || nt > TU_MAX_TENSORS) {
+    TU_CHECK(0, "%s: %d tensors (at most %d)", label, nt, TU_MAX_TENSORS);
+    return;
+  }
+  for (int i = 0; i < TU_MAX_TENSORS; i++) rc[i] = rv[i] = EBM_NOREF;
+  uint32_t seed = label_seed(label);
+  const size_t lead = 3u + seed % 64u; /* the float offset of every tensor: 3..66 */
+  for (int i = 0; i < nt; i++) {
+    if (!ts[i].n) continue;
+    size_t total = lead + ts[i].n + GUARD_AFTER;
+    init[i] = malloc(total * sizeof(float));
+    gotc[i] = malloc(total * sizeof(float));
+    gotv[i] = malloc(total * sizeof(float));
+    again[i] = malloc(total * sizeof(float));
+    tu_fill_uniform(init[i], total, seed + 101u * (uint32_t)i, ts[i].lo, ts[i].hi);
+    bc[i] = ebm_alloc(cpu, total);
+    bv[i] = ebm_alloc(vk, total);
+    ebm_upload(cpu, ebm_ref_of(bc[i]), init[i], total);
+    ebm_upload(vk, ebm_ref_of(bv[i]), init[i], total);
+    rc[i] = ebm_at(ebm_ref_of(bc[i]), lead);
+    rv[i] = ebm_at(ebm_ref_of(bv[i]), lead);
+  }
+  fn(cpu, rc, s);
+  fn(vk, rv, s);
+  for (int i = 0; i < nt; i++) {
+    if (!ts[i].n) continue;
+    size_t total = lead + ts[i].n + GUARD_AFTER;
+    TU_CHECK(ebm_download(cpu, gotc[i], ebm_ref_of(bc[i]), total) == 0, "cpu download");
+    TU_CHECK(ebm_download(vk, gotv[i], ebm_ref_of(bv[i]), total) == 0, "vulkan download");
+    char name[160];
+    snprintf(name, sizeof name, "%s %s", label, ts[i].name);
+    if (ts[i].output)
+      tu_compare(name, gotv[i] + lead, gotc[i] + lead, ts[i].n, atol, rtol);
+    else
+      TU_CHECK(!memcmp(gotv[i] + lead, init[i] + lead, ts[i].n * sizeof(float)),
+               "%s: an input changed", name);
+    const size_t end = lead + ts[i].n;
+    TU_CHECK(!memcmp(gotv[i], init[i], lead * sizeof(float)) &&
+                 !memcmp(gotv[i] + end, init[i] + end, GUARD_AFTER * sizeof(float)),
+             "%s: write outside the tensor", name);
+  }
+  /* determinism: the same inputs again give the same bits */
+  for (int i = 0; i < nt; i++)
+    if (ts[i].n) ebm_upload(vk, ebm_ref_of(bv[i]), init[i], lead + ts[i].n + GUARD_AFTER);
+  fn(vk, rv, s);
+  for (int i = 0; i < nt; i++) {
+    if (!ts[i].n) continue;
+    size_t total = lead + ts[i].n + GUARD_AFTER;
+    ebm_download(vk, again[i], ebm_ref_of(bv[i]), total);
+    TU_CHECK(!memcmp(again[i], gotv[i], total * sizeof(float)), "%s %s: not bitwise repeatable",
+             label, ts[i].name);
+  }
+  for (int i = 0; i < nt; i++) {
+    ebm_free(cpu, bc[i]);
+    ebm_free(vk, bv[i]);
+    free(init[i]);
+    free(gotc[i]);
+    free(gotv[i]);
+    free(again[i]);
+  }
 }

@@ -39,4 +39,36 @@ ebm_backend *tu_vulkan_backend(void);
 /* Destroys the backend; fails the test when the validation layer reported anything. */
 void tu_backend_done(ebm_backend *be);
 
+/* ---- one op on both backends ------------------------------------------------------------------
+ * tu_check_op runs fn on the cpu and the vulkan backend from identical random tensors and checks
+ * what a shader must get right: outputs (ts[i].output) match the cpu twin within atol/rtol
+ * (worst element printed), inputs stay bit-for-bit unchanged, nothing is written outside a
+ * tensor, and a second vulkan run from the same inputs gives the same bits.
+ * Each tensor sits at float offset 3..66 of its own buffer (chosen from the label: binding
+ * remainders below any alignment up to 256 bytes, so push-constant offsets are exercised),
+ * between guard floats. Outputs start from random values, so an op that accumulates where it
+ * should overwrite (or the reverse) disagrees with the cpu backend. ts[i].n == 0 passes EBM_NOREF
+ * for that tensor (an optional output left out). */
+#define TU_MAX_TENSORS 10
+
+typedef struct tu_tensor {
+  const char *name;
+  size_t n;   /* 0: left out (EBM_NOREF) */
+  int output; /* compared after the op; else an input that must not change */
+  float lo, hi; /* its random values are uniform in [lo, hi) */
+} tu_tensor;
+
+/* The op under test: t[i] is the ref of tensor i, s its shape arguments. */
+typedef void (*tu_op_fn)(ebm_backend *be, const ebm_ref *t, const int *s);
+
+void tu_check_op(const char *label, ebm_backend *cpu, ebm_backend *vk, tu_op_fn fn,
+                 const tu_tensor *ts, int nt, const int *s, double atol, double rtol);
+
+/* TU_CHECK_OP(cpu, vk, label, fn, shape, atol, rtol, tensors...): tu_check_op on a literal list. */
+#define TU_CHECK_OP(cpu, vk, label, fn, shape, atol, rtol, ...)                                \
+  do {                                                                                         \
+    const tu_tensor ts_[] = {__VA_ARGS__};                                                     \
+    tu_check_op(label, cpu, vk, fn, ts_, (int)(sizeof ts_ / sizeof ts_[0]), shape, atol, rtol); \
+  } while (0)
+
 #endif
