@@ -23,6 +23,63 @@ void tu_fill_uniform(float *x, size_t n, uint32_t seed, float lo, float hi) {
     x[i] = lo + (hi - lo) * vkebm_rng_uniform(seed, 0, 0, (uint32_t)i);
 }
 
+static float *tu_floats(size_t n) {
+  float *x = malloc((n ? n : 1) * sizeof(float));
+  if (!x) {
+    fprintf(stderr, "out of memory (%zu floats)\n", n);
+    exit(1);
+  }
+  return x;
+}
+
+float *tu_random(size_t n, uint32_t seed) {
+  float *x = tu_floats(n);
+  tu_fill_uniform(x, n, seed, -1.0f, 1.0f);
+  return x;
+}
+
+ebm_buffer *tu_upload_new(ebm_backend *be, const float *x, size_t n) {
+  ebm_buffer *b = ebm_alloc(be, n);
+  if (!b) {
+    fprintf(stderr, "alloc failed (%zu floats)\n", n);
+    exit(1);
+  }
+  TU_CHECK(ebm_upload(be, ebm_ref_of(b), x, n) == 0, "upload");
+  return b;
+}
+
+float *tu_download_new(ebm_backend *be, ebm_buffer *b, size_t n) {
+  float *x = tu_floats(n);
+  TU_CHECK(ebm_download(be, x, ebm_ref_of(b), n) == 0, "download");
+  return x;
+}
+
+double tu_composition_fd(ebm_composition *c, ebm_backend *be, ebm_buffer *xb, const float *x,
+                         int B, int N, int b, int i, float h) {
+  size_t n = (size_t)B * N;
+  float *xs = tu_floats(n);
+  double *Ep = malloc((size_t)B * sizeof *Ep), *Em = malloc((size_t)B * sizeof *Em);
+  if (!Ep || !Em) {
+    fprintf(stderr, "out of memory\n");
+    exit(1);
+  }
+  char err[256];
+  memcpy(xs, x, n * sizeof *xs);
+  xs[(size_t)b * N + i] += h;
+  ebm_upload(be, ebm_ref_of(xb), xs, n);
+  ebm_composition_eval(c, ebm_ref_of(xb), Ep, EBM_NOREF, 1.0, err, sizeof err);
+  memcpy(xs, x, n * sizeof *xs);
+  xs[(size_t)b * N + i] -= h;
+  ebm_upload(be, ebm_ref_of(xb), xs, n);
+  ebm_composition_eval(c, ebm_ref_of(xb), Em, EBM_NOREF, 1.0, err, sizeof err);
+  ebm_upload(be, ebm_ref_of(xb), x, n);
+  double fd = (Ep[b] - Em[b]) / (2 * h);
+  free(xs);
+  free(Ep);
+  free(Em);
+  return fd;
+}
+
 int tu_compare(const char *label, const float *got, const float *want, size_t n, double atol,
                double rtol) {
   size_t worst = 0;

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "vkebm/backend.h"
+#include "vkebm/compose.h"
 
 extern int tu_failures;
 
@@ -26,6 +27,19 @@ int tu_finish(const char *test_name);
 
 /* Deterministic uniform floats in [lo, hi) from a seed (the project's counter-based RNG). */
 void tu_fill_uniform(float *x, size_t n, uint32_t seed, float lo, float hi);
+
+/* malloc'd n floats, uniform in [-1, 1) from seed (never NULL: exits 1 when out of memory). */
+float *tu_random(size_t n, uint32_t seed);
+/* A new buffer of n floats holding x (exits 1 when it cannot be allocated; a failed upload fails
+ * the test). */
+ebm_buffer *tu_upload_new(ebm_backend *be, const float *x, size_t n);
+/* The n floats of b in a malloc'd array (a failed download fails the test). */
+float *tu_download_new(ebm_backend *be, ebm_buffer *b, size_t n);
+
+/* Central finite difference of a composition's energy of chain b along element i of the batch
+ * x[B * N]: (E_b(x + h e) - E_b(x - h e)) / 2h, evaluated through xb (left holding x). */
+double tu_composition_fd(ebm_composition *c, ebm_backend *be, ebm_buffer *xb, const float *x,
+                         int B, int N, int b, int i, float h);
 
 /* Compares got against want: passes when |got-want| <= atol + rtol*|want| for every element.
  * Prints the worst element (index, values, error) with label either way. Returns 1 on pass. */
