@@ -114,18 +114,7 @@ static void check_nested(ebm_backend *be) {
     worst_e = fmax(worst_e, fabs(E[b] - want) / (1 + fabs(want)));
     /* finite differences of the composed energy, element by element */
     for (int i = 0; i < N; i++) {
-      const float h = 1e-2f;
-      float xp[B * N], xm[B * N];
-      memcpy(xp, x, sizeof x);
-      memcpy(xm, x, sizeof x);
-      xp[b * N + i] += h;
-      xm[b * N + i] -= h;
-      double Ep[B], Em[B];
-      ebm_upload(be, ebm_ref_of(xb), xp, B * N);
-      ebm_composition_eval(c, ebm_ref_of(xb), Ep, EBM_NOREF, 1.0, err, sizeof err);
-      ebm_upload(be, ebm_ref_of(xb), xm, B * N);
-      ebm_composition_eval(c, ebm_ref_of(xb), Em, EBM_NOREF, 1.0, err, sizeof err);
-      double fd = (Ep[b] - Em[b]) / (2 * h);
+      double fd = tu_composition_fd(c, be, xb, x, B, N, b, i, 1e-2f);
       worst_g = fmax(worst_g, fabs(fd - g[b * N + i]) / (1 + fabs(fd)));
     }
   }

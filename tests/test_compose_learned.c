@@ -115,18 +115,7 @@ int main(void) {
   double worst_g = 0;
   for (int b = 0; b < B; b++)
     for (int i = 0; i < N; i += 37) {
-      const float h = 1e-2f;
-      float xp[B * N], xm[B * N];
-      memcpy(xp, x, sizeof x);
-      memcpy(xm, x, sizeof x);
-      xp[b * N + i] += h;
-      xm[b * N + i] -= h;
-      double Eplus[B], Eminus[B];
-      ebm_upload(be, ebm_ref_of(xb), xp, B * N);
-      ebm_composition_eval(c, ebm_ref_of(xb), Eplus, EBM_NOREF, 1.0, err, sizeof err);
-      ebm_upload(be, ebm_ref_of(xb), xm, B * N);
-      ebm_composition_eval(c, ebm_ref_of(xb), Eminus, EBM_NOREF, 1.0, err, sizeof err);
-      double fd = (Eplus[b] - Eminus[b]) / (2 * h);
+      double fd = tu_composition_fd(c, be, xb, x, B, N, b, i, 1e-2f);
       double scale = 0;
       for (int k = 0; k < N; k++) scale = fmax(scale, fabs(g[b * N + k]));
       worst_g = fmax(worst_g, fabs(fd - g[b * N + i]) / (scale + 1e-6));

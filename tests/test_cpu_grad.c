@@ -19,24 +19,11 @@
 
 static ebm_backend *be;
 
-static float *rnd(size_t n, uint32_t seed) {
-  float *x = malloc((n ? n : 1) * sizeof(float));
-  tu_fill_uniform(x, n, seed, -1.0f, 1.0f);
-  return x;
-}
+static float *rnd(size_t n, uint32_t seed) { return tu_random(n, seed); }
 
-static ebm_buffer *up(const float *x, size_t n) {
-  ebm_buffer *b = ebm_alloc(be, n);
-  if (!b) exit(1);
-  TU_CHECK(ebm_upload(be, ebm_ref_of(b), x, n) == 0, "upload");
-  return b;
-}
+static ebm_buffer *up(const float *x, size_t n) { return tu_upload_new(be, x, n); }
 
-static float *down(ebm_buffer *b, size_t n) {
-  float *x = malloc((n ? n : 1) * sizeof(float));
-  TU_CHECK(ebm_download(be, x, ebm_ref_of(b), n) == 0, "download");
-  return x;
-}
+static float *down(ebm_buffer *b, size_t n) { return tu_download_new(be, b, n); }
 
 /* A forward op bound to its buffers: run() writes out[nout]. */
 typedef struct fwd {

@@ -20,11 +20,7 @@
 
 static ebm_backend *be;
 
-static float *rnd(size_t n, uint32_t seed) {
-  float *x = malloc((n ? n : 1) * sizeof(float));
-  tu_fill_uniform(x, n, seed, -1.0f, 1.0f);
-  return x;
-}
+static float *rnd(size_t n, uint32_t seed) { return tu_random(n, seed); }
 
 static float *nans(size_t n) {
   float *x = malloc((n ? n : 1) * sizeof(float));
@@ -32,21 +28,9 @@ static float *nans(size_t n) {
   return x;
 }
 
-static ebm_buffer *up(const float *x, size_t n) {
-  ebm_buffer *b = ebm_alloc(be, n);
-  if (!b) {
-    fprintf(stderr, "alloc failed\n");
-    exit(1);
-  }
-  TU_CHECK(ebm_upload(be, ebm_ref_of(b), x, n) == 0, "upload");
-  return b;
-}
+static ebm_buffer *up(const float *x, size_t n) { return tu_upload_new(be, x, n); }
 
-static float *down(ebm_buffer *b, size_t n) {
-  float *x = malloc((n ? n : 1) * sizeof(float));
-  TU_CHECK(ebm_download(be, x, ebm_ref_of(b), n) == 0, "download");
-  return x;
-}
+static float *down(ebm_buffer *b, size_t n) { return tu_download_new(be, b, n); }
 
 /* ---- convolutions ------------------------------------------------------------------------ */
 
@@ -260,6 +244,25 @@ static void test_avgpool(int B, int C, int H, int W) {
   free(x), free(dy), free(want_y), free(want_dx), free(n1), free(n2), free(gy), free(gdx);
 }
 
+/* The label path's gradients, shared by cond_bias and cond_scale (both use c·G per channel),
+ * accumulated onto dG0 and dc0 as the ops do: g[B,C] is dE/d(c·G),
+ *   wdG[L,C] = dG0 + c^T g,   wdc[B,L] = dc0 + g G^T   (double sums). */
+static void want_label_grads(float *wdG, float *wdc, const float *dG0, const float *dc0,
+                             const float *c, const float *G, const double *g, int B, int C, int L) {
+  for (int l = 0; l < L; l++)
+    for (int ch = 0; ch < C; ch++) {
+      double s = 0;
+      for (int b = 0; b < B; b++) s += c[b * L + l] * g[b * C + ch];
+      wdG[l * C + ch] = dG0[l * C + ch] + (float)s;
+    }
+  for (int b = 0; b < B; b++)
+    for (int l = 0; l < L; l++) {
+      double s = 0;
+      for (int ch = 0; ch < C; ch++) s += G[l * C + ch] * g[b * C + ch];
+      wdc[b * L + l] = dc0[b * L + l] + (float)s;
+    }
+}
+
 /* cond_bias / cond_scale / head against loops written out here. */
 static void test_cond_and_head(int B, int C, int HW, int L) {
   const size_t n = (size_t)B * C * HW;
@@ -302,18 +305,7 @@ static void test_cond_and_head(int B, int C, int HW, int L) {
   free(got);
 
   /* cond_bias backward: dG, dc accumulate */
-  for (int l = 0; l < L; l++)
-    for (int ch = 0; ch < C; ch++) {
-      double s = 0;
-      for (int b = 0; b < B; b++) s += c[b * L + l] * sdy[b * C + ch];
-      wdG[l * C + ch] = dG0[l * C + ch] + (float)s;
-    }
-  for (int b = 0; b < B; b++)
-    for (int l = 0; l < L; l++) {
-      double s = 0;
-      for (int ch = 0; ch < C; ch++) s += G[l * C + ch] * sdy[b * C + ch];
-      wdc[b * L + l] = dc0[b * L + l] + (float)s;
-    }
+  want_label_grads(wdG, wdc, dG0, dc0, c, G, sdy, B, C, L);
   ebm_cond_bias_backward(be, ebm_ref_of(bdG), ebm_ref_of(bdc), ebm_ref_of(bdy), ebm_ref_of(bc),
                          ebm_ref_of(bG), B, C, HW, L);
   got = down(bdG, (size_t)L * C);
@@ -356,23 +348,12 @@ static void test_cond_and_head(int B, int C, int HW, int L) {
         size_t i = ((size_t)b * C + ch) * HW + p;
         want[i] = dy[i] * (float)(lin[b * C + ch] + CB[ch]);
       }
-  for (int l = 0; l < L; l++)
-    for (int ch = 0; ch < C; ch++) {
-      double s = 0;
-      for (int b = 0; b < B; b++) s += c[b * L + l] * g[b * C + ch];
-      wdG[l * C + ch] = dG0[l * C + ch] + (float)s;
-    }
   for (int ch = 0; ch < C; ch++) {
     double s = 0;
     for (int b = 0; b < B; b++) s += g[b * C + ch];
     wdCB[ch] = dCB0[ch] + (float)s;
   }
-  for (int b = 0; b < B; b++)
-    for (int l = 0; l < L; l++) {
-      double s = 0;
-      for (int ch = 0; ch < C; ch++) s += G[l * C + ch] * g[b * C + ch];
-      wdc[b * L + l] = dc0[b * L + l] + (float)s;
-    }
+  want_label_grads(wdG, wdc, dG0, dc0, c, G, g, B, C, L);
   ebm_cond_scale_backward(be, ebm_ref_of(by), ebm_ref_of(bdG), ebm_ref_of(bdCB), ebm_ref_of(bdc),
                           ebm_ref_of(bdy), ebm_ref_of(bx), ebm_ref_of(bc), ebm_ref_of(bG),
                           ebm_ref_of(bCB), B, C, HW, L);

@@ -142,6 +142,17 @@ static void ref_conv(double *y, const double *x, const double *w, int Bn, int Ci
 
 static double ref_swish1(double v) { return v / (1 + exp(-v)); }
 
+/* y[Bn,Ch,HW] = x + (c·GB)[b, ch]: the label bias, c[Bn,Ld], gb[Ld,Ch] */
+static void ref_add_label_bias(double *y, const double *x, const double *c, const double *gb,
+                               int Bn, int Ch, int Ld, int HW) {
+  for (int b = 0; b < Bn; b++)
+    for (int ch = 0; ch < Ch; ch++) {
+      double bias = 0;
+      for (int l = 0; l < Ld; l++) bias += c[b * Ld + l] * gb[l * Ch + ch];
+      for (int p = 0; p < HW; p++) y[(b * Ch + ch) * HW + p] = x[(b * Ch + ch) * HW + p] + bias;
+    }
+}
+
 /* w_sn = w / sigma with one power iteration from the fixed u (u not updated) */
 static void ref_spectral_norm(double *w_sn, const double *w, const double *u, int rows, int cols) {
   double *v = calloc((size_t)cols, sizeof *v), *u2 = calloc((size_t)rows, sizeof *u2);
@@ -212,24 +223,14 @@ static void ref_energy(ebm_net *net, const double *P, const double *U, const dou
     snprintf(name, sizeof name, "blocks.%d.cb2", k);
     const double *cb2 = P + ref_param(net, name)->offset;
     /* a = swish(conv1(h + c·GB1)) */
-    for (int b = 0; b < Bn; b++)
-      for (int ch = 0; ch < cin; ch++) {
-        double bias = 0;
-        for (int l = 0; l < Ld; l++) bias += C[b * Ld + l] * gb1[l * cin + ch];
-        for (int p = 0; p < HW; p++) t[(b * cin + ch) * HW + p] = h[(b * cin + ch) * HW + p] + bias;
-      }
+    ref_add_label_bias(t, h, C, gb1, Bn, cin, Ld, HW);
     snprintf(name, sizeof name, "blocks.%d.conv1.weight", k);
     w = ref_conv_weight(net, ref_param(net, name), P, U);
     ref_conv(a, t, w, Bn, cin, cout, H);
     free(w);
     for (size_t i = 0; i < nout; i++) a[i] = ref_swish1(a[i]);
     /* b = conv2(a + c·GB2) * (c·G2 + CB2) */
-    for (int b = 0; b < Bn; b++)
-      for (int ch = 0; ch < cout; ch++) {
-        double bias = 0;
-        for (int l = 0; l < Ld; l++) bias += C[b * Ld + l] * gb2[l * cout + ch];
-        for (int p = 0; p < HW; p++) t2[(b * cout + ch) * HW + p] = a[(b * cout + ch) * HW + p] + bias;
-      }
+    ref_add_label_bias(t2, a, C, gb2, Bn, cout, Ld, HW);
     snprintf(name, sizeof name, "blocks.%d.conv2.weight", k);
     w = ref_conv_weight(net, ref_param(net, name), P, U);
     ref_conv(bb, t2, w, Bn, cout, cout, H);

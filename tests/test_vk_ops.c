@@ -2,101 +2,18 @@
  * backend (the CPU twins), on awkward sizes (batch 1 and 7, channels 3 and 13, H=W 1, 2, 5, 32,
  * one 64x64 case) with fixed seeds, printing the worst element of every output.
  *
- * Each case puts every tensor at float offset 3 of its own buffer (below the binding alignment,
- * so the push-constant offsets are exercised) between guard floats that must stay untouched.
- * Outputs start from random values, so an op that accumulates where it should overwrite (or the
- * reverse) disagrees with the cpu backend. Each vulkan case runs twice from the same inputs and
- * must give the same bits. Optional outputs are also left out (EBM_NOREF) in some cases. */
+ * Each case goes through tu_check_op (testutil.h): every tensor at float offset 3..66 of its own
+ * buffer (below the binding alignment, so the push-constant offsets are exercised) between guard
+ * floats that must stay untouched; outputs start from random values, so an op that accumulates
+ * where it should overwrite (or the reverse) disagrees with the cpu backend; each vulkan case runs
+ * twice from the same inputs and must give the same bits. Optional outputs are also left out
+ * (EBM_NOREF) in some cases. */
 #include <stdlib.h>
 #include <string.h>
 
 #include "testutil.h"
 
-#define MAXT 10
-/* each tensor sits at float offset LEAD(seed) = 3..66 of its buffer: binding remainders below
- * any alignment up to 256 bytes */
-#define LEAD (3u + seed % 64u)
-#define TAIL 5  /* guard floats after it */
-
-typedef struct tspec {
-  const char *name;
-  size_t n;   /* 0: left out (EBM_NOREF) */
-  int output; /* compared after the op */
-  float lo, hi;
-} tspec;
-
-typedef void (*op_fn)(ebm_backend *be, const ebm_ref *t, const int *s);
-
-static uint32_t label_seed(const char *s) {
-  uint32_t h = 2166136261u;
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-  return h;
-}
-
-/* Runs fn on both backends from identical random tensors; compares outputs, guards and
- * run-to-run bits. */
-static void check_op(const char *label, ebm_backend *cpu, ebm_backend *vk, op_fn fn,
-                     const tspec *ts, int nt, const int *s, double atol, double rtol) {
-  ebm_buffer *bc[MAXT] = {0}, *bv[MAXT] = {0};
-  ebm_ref rc[MAXT], rv[MAXT];
-  float *init[MAXT] = {0}, *gotc[MAXT] = {0}, *gotv[MAXT] = {0}, *again[MAXT] = {0};
-  uint32_t seed = label_seed(label); /* LEAD depends on it */
-  for (int i = 0; i < nt; i++) {
-    rc[i] = rv[i] = EBM_NOREF;
-    if (!ts[i].n) continue;
-    size_t total = LEAD + ts[i].n + TAIL;
-    init[i] = malloc(total * sizeof(float));
-    gotc[i] = malloc(total * sizeof(float));
-    gotv[i] = malloc(total * sizeof(float));
-    again[i] = malloc(total * sizeof(float));
-    tu_fill_uniform(init[i], total, seed + 101u * (uint32_t)i, ts[i].lo, ts[i].hi);
-    bc[i] = ebm_alloc(cpu, total);
-    bv[i] = ebm_alloc(vk, total);
-    ebm_upload(cpu, ebm_ref_of(bc[i]), init[i], total);
-    ebm_upload(vk, ebm_ref_of(bv[i]), init[i], total);
-    rc[i] = ebm_at(ebm_ref_of(bc[i]), LEAD);
-    rv[i] = ebm_at(ebm_ref_of(bv[i]), LEAD);
-  }
-  fn(cpu, rc, s);
-  fn(vk, rv, s);
-  for (int i = 0; i < nt; i++) {
-    if (!ts[i].n) continue;
-    size_t total = LEAD + ts[i].n + TAIL;
-    TU_CHECK(ebm_download(cpu, gotc[i], ebm_ref_of(bc[i]), total) == 0, "cpu download");
-    TU_CHECK(ebm_download(vk, gotv[i], ebm_ref_of(bv[i]), total) == 0, "vulkan download");
-    char name[160];
-    snprintf(name, sizeof name, "%s %s", label, ts[i].name);
-    if (ts[i].output)
-      tu_compare(name, gotv[i] + LEAD, gotc[i] + LEAD, ts[i].n, atol, rtol);
-    else
-      TU_CHECK(!memcmp(gotv[i] + LEAD, init[i] + LEAD, ts[i].n * sizeof(float)),
-               "%s: an input changed", name);
-    TU_CHECK(!memcmp(gotv[i], init[i], LEAD * sizeof(float)) &&
-                 !memcmp(gotv[i] + LEAD + ts[i].n, init[i] + LEAD + ts[i].n, TAIL * sizeof(float)),
-             "%s: write outside the tensor", name);
-  }
-  /* determinism: the same inputs again give the same bits */
-  for (int i = 0; i < nt; i++)
-    if (ts[i].n) ebm_upload(vk, ebm_ref_of(bv[i]), init[i], LEAD + ts[i].n + TAIL);
-  fn(vk, rv, s);
-  for (int i = 0; i < nt; i++) {
-    if (!ts[i].n) continue;
-    size_t total = LEAD + ts[i].n + TAIL;
-    ebm_download(vk, again[i], ebm_ref_of(bv[i]), total);
-    TU_CHECK(!memcmp(again[i], gotv[i], total * sizeof(float)), "%s %s: not bitwise repeatable",
-             label, ts[i].name);
-  }
-  for (int i = 0; i < nt; i++) {
-    ebm_free(cpu, bc[i]);
-    ebm_free(vk, bv[i]);
-    free(init[i]);
-    free(gotc[i]);
-    free(gotv[i]);
-    free(again[i]);
-  }
-}
-
-/* ---- ops as op_fn (s = the shape arguments) ------------------------------------------------- */
+/* ---- ops as tu_op_fn (s = the shape arguments) ---------------------------------------------- */
 
 static void op_fill(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_fill(be, t[0], -0.75f, (size_t)s[0]); }
 static void op_add(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_add(be, t[0], t[1], t[2], (size_t)s[0]); }
@@ -120,11 +37,8 @@ static void op_sn_f(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_spect
 static void op_sn_b(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_spectral_norm_backward(be, t[0], t[1], t[2], t[3], t[4], t[5], s[0], s[1]); }
 static void op_sumsq(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_sumsq(be, t[0], t[1], (size_t)s[0]); }
 
-#define CHECK(label, fn, shape, atol, rtol, ...)                                              \
-  do {                                                                                        \
-    const tspec ts_[] = {__VA_ARGS__};                                                        \
-    check_op(label, cpu, vk, fn, ts_, (int)(sizeof ts_ / sizeof ts_[0]), shape, atol, rtol);  \
-  } while (0)
+#define CHECK(label, fn, shape, atol, rtol, ...) \
+  TU_CHECK_OP(cpu, vk, label, fn, shape, atol, rtol, __VA_ARGS__)
 #define T(name, n, out) {name, (size_t)(n), out, -1.0f, 1.0f}
 #define TP(name, n, out) {name, (size_t)(n), out, 0.1f, 1.0f} /* positive (sigma) */
 

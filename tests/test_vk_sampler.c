@@ -1,8 +1,8 @@
 /* test_vk_sampler.c: the sampler ops (shaders/langevin_*.comp) against their CPU twins
  * (src/backend/cpu_sampler.c via the cpu backend) on awkward sizes (1 and 7 chains, 3, 13 and
  * 1000 values, 1 and 3 rows per group) with fixed seeds, printing the worst element; every tensor
- * at an unaligned offset between guard floats; every vulkan run repeated for the same bits. Then
- * whole compositions sampled with each sampler on both backends: same seed, close images (the
+ * at an unaligned offset between guard floats; every vulkan run repeated for the same bits
+ * (tu_check_op, testutil.h). Then whole compositions sampled with each sampler on both backends: same seed, close images (the
  * normals' transcendental functions may differ in the last ulps; MALA's decisions match). */
 #include <math.h>
 #include <stdlib.h>
@@ -13,89 +13,7 @@
 #include "vkebm/concept.h"
 #include "vkebm/sampler.h"
 
-#define MAXT 10
-#define LEAD 3  /* the float offset of every tensor */
-#define TAIL 5  /* guard floats after it */
-
-typedef struct tspec {
-  const char *name;
-  size_t n;   /* 0: left out (EBM_NOREF) */
-  int output; /* compared after the op */
-  float lo, hi;
-} tspec;
-
-typedef void (*op_fn)(ebm_backend *be, const ebm_ref *t, const int *s);
-
-static uint32_t label_seed(const char *s) {
-  uint32_t h = 2166136261u;
-  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
-  return h;
-}
-
-/* Runs fn on both backends from identical random tensors; compares outputs, guards and
- * run-to-run bits. */
-static void check_op(const char *label, ebm_backend *cpu, ebm_backend *vk, op_fn fn,
-                     const tspec *ts, int nt, const int *s, double atol, double rtol) {
-  ebm_buffer *bc[MAXT] = {0}, *bv[MAXT] = {0};
-  ebm_ref rc[MAXT], rv[MAXT];
-  float *init[MAXT] = {0}, *gotc[MAXT] = {0}, *gotv[MAXT] = {0}, *again[MAXT] = {0};
-  uint32_t seed = label_seed(label);
-  for (int i = 0; i < nt; i++) {
-    rc[i] = rv[i] = EBM_NOREF;
-    if (!ts[i].n) continue;
-    size_t total = LEAD + ts[i].n + TAIL;
-    init[i] = malloc(total * sizeof(float));
-    gotc[i] = malloc(total * sizeof(float));
-    gotv[i] = malloc(total * sizeof(float));
-    again[i] = malloc(total * sizeof(float));
-    tu_fill_uniform(init[i], total, seed + 101u * (uint32_t)i, ts[i].lo, ts[i].hi);
-    bc[i] = ebm_alloc(cpu, total);
-    bv[i] = ebm_alloc(vk, total);
-    ebm_upload(cpu, ebm_ref_of(bc[i]), init[i], total);
-    ebm_upload(vk, ebm_ref_of(bv[i]), init[i], total);
-    rc[i] = ebm_at(ebm_ref_of(bc[i]), LEAD);
-    rv[i] = ebm_at(ebm_ref_of(bv[i]), LEAD);
-  }
-  fn(cpu, rc, s);
-  fn(vk, rv, s);
-  for (int i = 0; i < nt; i++) {
-    if (!ts[i].n) continue;
-    size_t total = LEAD + ts[i].n + TAIL;
-    TU_CHECK(ebm_download(cpu, gotc[i], ebm_ref_of(bc[i]), total) == 0, "cpu download");
-    TU_CHECK(ebm_download(vk, gotv[i], ebm_ref_of(bv[i]), total) == 0, "vulkan download");
-    char name[160];
-    snprintf(name, sizeof name, "%s %s", label, ts[i].name);
-    if (ts[i].output)
-      tu_compare(name, gotv[i] + LEAD, gotc[i] + LEAD, ts[i].n, atol, rtol);
-    else
-      TU_CHECK(!memcmp(gotv[i] + LEAD, init[i] + LEAD, ts[i].n * sizeof(float)),
-               "%s: an input changed", name);
-    TU_CHECK(!memcmp(gotv[i], init[i], LEAD * sizeof(float)) &&
-                 !memcmp(gotv[i] + LEAD + ts[i].n, init[i] + LEAD + ts[i].n, TAIL * sizeof(float)),
-             "%s: write outside the tensor", name);
-  }
-  /* determinism: the same inputs again give the same bits */
-  for (int i = 0; i < nt; i++)
-    if (ts[i].n) ebm_upload(vk, ebm_ref_of(bv[i]), init[i], LEAD + ts[i].n + TAIL);
-  fn(vk, rv, s);
-  for (int i = 0; i < nt; i++) {
-    if (!ts[i].n) continue;
-    size_t total = LEAD + ts[i].n + TAIL;
-    ebm_download(vk, again[i], ebm_ref_of(bv[i]), total);
-    TU_CHECK(!memcmp(again[i], gotv[i], total * sizeof(float)), "%s %s: not bitwise repeatable",
-             label, ts[i].name);
-  }
-  for (int i = 0; i < nt; i++) {
-    ebm_free(cpu, bc[i]);
-    ebm_free(vk, bv[i]);
-    free(init[i]);
-    free(gotc[i]);
-    free(gotv[i]);
-    free(again[i]);
-  }
-}
-
-/* ---- the sampler ops as op_fn (s = shape arguments) ------------------------------------------ */
+/* ---- the sampler ops as tu_op_fn (s = shape arguments) --------------------------------------- */
 
 static void op_qe(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_quadratic_energy(be, t[0], t[1], t[2], t[3], s[0], s[1], s[2]); }
 static void op_qe_b(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_quadratic_energy_backward(be, t[0], t[1], t[2], t[3], t[4], s[0], s[1], s[2]); }
@@ -105,11 +23,8 @@ static void op_mp(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_mala_pr
 static void op_lq(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_mala_log_q(be, t[0], t[1], t[2], t[3], t[4], s[0], s[1]); }
 static void op_sel(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_chain_select(be, t[0], t[1], t[2], s[0], s[1]); }
 
-#define CHECK(label, fn, shape, atol, rtol, ...)                                              \
-  do {                                                                                        \
-    const tspec ts_[] = {__VA_ARGS__};                                                        \
-    check_op(label, cpu, vk, fn, ts_, (int)(sizeof ts_ / sizeof ts_[0]), shape, atol, rtol);  \
-  } while (0)
+#define CHECK(label, fn, shape, atol, rtol, ...) \
+  TU_CHECK_OP(cpu, vk, label, fn, shape, atol, rtol, __VA_ARGS__)
 #define T(name, n, out) {name, (size_t)(n), out, -1.0f, 1.0f}
 #define TR(name, n, out, lo, hi) {name, (size_t)(n), out, lo, hi}
 

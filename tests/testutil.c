@@ -3,6 +3,7 @@
 
 #include <math.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include "vkebm/shared.h"
 
@@ -20,6 +21,63 @@ int tu_finish(const char *test_name) {
 void tu_fill_uniform(float *x, size_t n, uint32_t seed, float lo, float hi) {
   for (size_t i = 0; i < n; i++)
     x[i] = lo + (hi - lo) * vkebm_rng_uniform(seed, 0, 0, (uint32_t)i);
+}
+
+static float *tu_floats(size_t n) {
+  float *x = malloc((n ? n : 1) * sizeof(float));
+  if (!x) {
+    fprintf(stderr, "out of memory (%zu floats)\n", n);
+    exit(1);
+  }
+  return x;
+}
+
+float *tu_random(size_t n, uint32_t seed) {
+  float *x = tu_floats(n);
+  tu_fill_uniform(x, n, seed, -1.0f, 1.0f);
+  return x;
+}
+
+ebm_buffer *tu_upload_new(ebm_backend *be, const float *x, size_t n) {
+  ebm_buffer *b = ebm_alloc(be, n);
+  if (!b) {
+    fprintf(stderr, "alloc failed (%zu floats)\n", n);
+    exit(1);
+  }
+  TU_CHECK(ebm_upload(be, ebm_ref_of(b), x, n) == 0, "upload");
+  return b;
+}
+
+float *tu_download_new(ebm_backend *be, ebm_buffer *b, size_t n) {
+  float *x = tu_floats(n);
+  TU_CHECK(ebm_download(be, x, ebm_ref_of(b), n) == 0, "download");
+  return x;
+}
+
+double tu_composition_fd(ebm_composition *c, ebm_backend *be, ebm_buffer *xb, const float *x,
+                         int B, int N, int b, int i, float h) {
+  size_t n = (size_t)B * N;
+  float *xs = tu_floats(n);
+  double *Ep = malloc((size_t)B * sizeof *Ep), *Em = malloc((size_t)B * sizeof *Em);
+  if (!Ep || !Em) {
+    fprintf(stderr, "out of memory\n");
+    exit(1);
+  }
+  char err[256];
+  memcpy(xs, x, n * sizeof *xs);
+  xs[(size_t)b * N + i] += h;
+  ebm_upload(be, ebm_ref_of(xb), xs, n);
+  ebm_composition_eval(c, ebm_ref_of(xb), Ep, EBM_NOREF, 1.0, err, sizeof err);
+  memcpy(xs, x, n * sizeof *xs);
+  xs[(size_t)b * N + i] -= h;
+  ebm_upload(be, ebm_ref_of(xb), xs, n);
+  ebm_composition_eval(c, ebm_ref_of(xb), Em, EBM_NOREF, 1.0, err, sizeof err);
+  ebm_upload(be, ebm_ref_of(xb), x, n);
+  double fd = (Ep[b] - Em[b]) / (2 * h);
+  free(xs);
+  free(Ep);
+  free(Em);
+  return fd;
 }
 
 int tu_compare(const char *label, const float *got, const float *want, size_t n, double atol,
@@ -78,4 +136,81 @@ void tu_backend_done(ebm_backend *be) {
   uint64_t n = ebm_backend_validation_errors(be);
   TU_CHECK(n == 0, "%llu validation message(s)", (unsigned long long)n);
   ebm_backend_destroy(be);
+}
+
+#define GUARD_AFTER 5 /* guard floats after each tensor (tu_check_op) */
+
+/* FNV-1a of the label: the seed of a case, so every case gets its own values and offset. */
+static uint32_t label_seed(const char *s) {
+  uint32_t h = 2166136261u;
+  for (; *s; s++) h = (h ^ (uint8_t)*s) * 16777619u;
+  return h;
+}
+
+void tu_check_op(const char *label, ebm_backend *cpu, ebm_backend *vk, tu_op_fn fn,
+                 const tu_tensor *ts, int nt, const int *s, double atol, double rtol) {
+  ebm_buffer *bc[TU_MAX_TENSORS] = {0}, *bv[TU_MAX_TENSORS] = {0};
+  ebm_ref rc[TU_MAX_TENSORS], rv[TU_MAX_TENSORS];
+  float *init[TU_MAX_TENSORS] = {0}, *gotc[TU_MAX_TENSORS] = {0}, *gotv[TU_MAX_TENSORS] = {0},
+        *again[TU_MAX_TENSORS] = {0};
+  if (nt < 0 || nt > TU_MAX_TENSORS) {
+    TU_CHECK(0, "%s: %d tensors (at most %d)", label, nt, TU_MAX_TENSORS);
+    return;
+  }
+  for (int i = 0; i < TU_MAX_TENSORS; i++) rc[i] = rv[i] = EBM_NOREF;
+  uint32_t seed = label_seed(label);
+  const size_t lead = 3u + seed % 64u; /* the float offset of every tensor: 3..66 */
+  for (int i = 0; i < nt; i++) {
+    if (!ts[i].n) continue;
+    size_t total = lead + ts[i].n + GUARD_AFTER;
+    init[i] = malloc(total * sizeof(float));
+    gotc[i] = malloc(total * sizeof(float));
+    gotv[i] = malloc(total * sizeof(float));
+    again[i] = malloc(total * sizeof(float));
+    tu_fill_uniform(init[i], total, seed + 101u * (uint32_t)i, ts[i].lo, ts[i].hi);
+    bc[i] = ebm_alloc(cpu, total);
+    bv[i] = ebm_alloc(vk, total);
+    ebm_upload(cpu, ebm_ref_of(bc[i]), init[i], total);
+    ebm_upload(vk, ebm_ref_of(bv[i]), init[i], total);
+    rc[i] = ebm_at(ebm_ref_of(bc[i]), lead);
+    rv[i] = ebm_at(ebm_ref_of(bv[i]), lead);
+  }
+  fn(cpu, rc, s);
+  fn(vk, rv, s);
+  for (int i = 0; i < nt; i++) {
+    if (!ts[i].n) continue;
+    size_t total = lead + ts[i].n + GUARD_AFTER;
+    TU_CHECK(ebm_download(cpu, gotc[i], ebm_ref_of(bc[i]), total) == 0, "cpu download");
+    TU_CHECK(ebm_download(vk, gotv[i], ebm_ref_of(bv[i]), total) == 0, "vulkan download");
+    char name[160];
+    snprintf(name, sizeof name, "%s %s", label, ts[i].name);
+    if (ts[i].output)
+      tu_compare(name, gotv[i] + lead, gotc[i] + lead, ts[i].n, atol, rtol);
+    else
+      TU_CHECK(!memcmp(gotv[i] + lead, init[i] + lead, ts[i].n * sizeof(float)),
+               "%s: an input changed", name);
+    const size_t end = lead + ts[i].n;
+    TU_CHECK(!memcmp(gotv[i], init[i], lead * sizeof(float)) &&
+                 !memcmp(gotv[i] + end, init[i] + end, GUARD_AFTER * sizeof(float)),
+             "%s: write outside the tensor", name);
+  }
+  /* determinism: the same inputs again give the same bits */
+  for (int i = 0; i < nt; i++)
+    if (ts[i].n) ebm_upload(vk, ebm_ref_of(bv[i]), init[i], lead + ts[i].n + GUARD_AFTER);
+  fn(vk, rv, s);
+  for (int i = 0; i < nt; i++) {
+    if (!ts[i].n) continue;
+    size_t total = lead + ts[i].n + GUARD_AFTER;
+    ebm_download(vk, again[i], ebm_ref_of(bv[i]), total);
+    TU_CHECK(!memcmp(again[i], gotv[i], total * sizeof(float)), "%s %s: not bitwise repeatable",
+             label, ts[i].name);
+  }
+  for (int i = 0; i < nt; i++) {
+    ebm_free(cpu, bc[i]);
+    ebm_free(vk, bv[i]);
+    free(init[i]);
+    free(gotc[i]);
+    free(gotv[i]);
+    free(again[i]);
+  }
 }

@@ -8,6 +8,7 @@
 #include <stdio.h>
 
 #include "vkebm/backend.h"
+#include "vkebm/compose.h"
 
 extern int tu_failures;
 
@@ -27,6 +28,19 @@ int tu_finish(const char *test_name);
 /* Deterministic uniform floats in [lo, hi) from a seed (the project's counter-based RNG). */
 void tu_fill_uniform(float *x, size_t n, uint32_t seed, float lo, float hi);
 
+/* malloc'd n floats, uniform in [-1, 1) from seed (never NULL: exits 1 when out of memory). */
+float *tu_random(size_t n, uint32_t seed);
+/* A new buffer of n floats holding x (exits 1 when it cannot be allocated; a failed upload fails
+ * the test). */
+ebm_buffer *tu_upload_new(ebm_backend *be, const float *x, size_t n);
+/* The n floats of b in a malloc'd array (a failed download fails the test). */
+float *tu_download_new(ebm_backend *be, ebm_buffer *b, size_t n);
+
+/* Central finite difference of a composition's energy of chain b along element i of the batch
+ * x[B * N]: (E_b(x + h e) - E_b(x - h e)) / 2h, evaluated through xb (left holding x). */
+double tu_composition_fd(ebm_composition *c, ebm_backend *be, ebm_buffer *xb, const float *x,
+                         int B, int N, int b, int i, float h);
+
 /* Compares got against want: passes when |got-want| <= atol + rtol*|want| for every element.
  * Prints the worst element (index, values, error) with label either way. Returns 1 on pass. */
 int tu_compare(const char *label, const float *got, const float *want, size_t n, double atol,
@@ -38,5 +52,37 @@ ebm_backend *tu_cpu_backend(void);
 ebm_backend *tu_vulkan_backend(void);
 /* Destroys the backend; fails the test when the validation layer reported anything. */
 void tu_backend_done(ebm_backend *be);
+
+/* ---- one op on both backends ------------------------------------------------------------------
+ * tu_check_op runs fn on the cpu and the vulkan backend from identical random tensors and checks
+ * what a shader must get right: outputs (ts[i].output) match the cpu twin within atol/rtol
+ * (worst element printed), inputs stay bit-for-bit unchanged, nothing is written outside a
+ * tensor, and a second vulkan run from the same inputs gives the same bits.
+ * Each tensor sits at float offset 3..66 of its own buffer (chosen from the label: binding
+ * remainders below any alignment up to 256 bytes, so push-constant offsets are exercised),
+ * between guard floats. Outputs start from random values, so an op that accumulates where it
+ * should overwrite (or the reverse) disagrees with the cpu backend. ts[i].n == 0 passes EBM_NOREF
+ * for that tensor (an optional output left out). */
+#define TU_MAX_TENSORS 10
+
+typedef struct tu_tensor {
+  const char *name;
+  size_t n;   /* 0: left out (EBM_NOREF) */
+  int output; /* compared after the op; else an input that must not change */
+  float lo, hi; /* its random values are uniform in [lo, hi) */
+} tu_tensor;
+
+/* The op under test: t[i] is the ref of tensor i, s its shape arguments. */
+typedef void (*tu_op_fn)(ebm_backend *be, const ebm_ref *t, const int *s);
+
+void tu_check_op(const char *label, ebm_backend *cpu, ebm_backend *vk, tu_op_fn fn,
+                 const tu_tensor *ts, int nt, const int *s, double atol, double rtol);
+
+/* TU_CHECK_OP(cpu, vk, label, fn, shape, atol, rtol, tensors...): tu_check_op on a literal list. */
+#define TU_CHECK_OP(cpu, vk, label, fn, shape, atol, rtol, ...)                                \
+  do {                                                                                         \
+    const tu_tensor ts_[] = {__VA_ARGS__};                                                     \
+    tu_check_op(label, cpu, vk, fn, ts_, (int)(sizeof ts_ / sizeof ts_[0]), shape, atol, rtol); \
+  } while (0)
 
 #endif

@@ -4,6 +4,7 @@
 #include <string.h>
 
 #include "backend_impl.h"
+#include "vkebm/scene.h"
 
 int ebm_backend_create(ebm_backend **out, const ebm_backend_options *opt, char *err,
                        size_t errlen) {
@@ -117,6 +118,12 @@ void ebm_sumsq(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n) { be->vt->sums
 
 /* ---- scene ops ---- */
 void ebm_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size) {
+  if (n <= 0) return;
+  if (size < SCENE_MIN_RENDER_SIZE || size > SCENE_MAX_RENDER_SIZE) {
+    fprintf(stderr, "vkebm: ebm_scene_render: size %d outside %d..%d\n", size,
+            SCENE_MIN_RENDER_SIZE, SCENE_MAX_RENDER_SIZE);
+    return; /* callers check sizes (scene.h); the images are left as they were */
+  }
   be->vt->scene_render(be, images, scenes, n, size);
 }
 

@@ -72,7 +72,8 @@ int ebm_vulkan_hardware_gpu_present(void);
 
 /* Scene ops. cpu_scene_render (src/backend/cpu_scene.c) renders through the host with
  * ebm_download/ebm_upload, so it serves any backend whose buffers are host memory;
- * vulkan_scene_render (src/backend/vulkan_scene.c) dispatches shaders/scene_render.comp. */
+ * vulkan_scene_render (src/backend/vulkan_scene.c) dispatches shaders/scene_render.comp. Both
+ * are only called with n > 0 and size in SCENE_MIN/MAX_RENDER_SIZE (ebm_scene_render checks). */
 void cpu_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
 void vulkan_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
 

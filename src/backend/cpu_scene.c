@@ -14,12 +14,7 @@
 #include "vkebm/scene.h"
 
 void cpu_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size) {
-  if (n <= 0) return;
-  if (size < SCENE_MIN_RENDER_SIZE || size > SCENE_MAX_RENDER_SIZE) {
-    fprintf(stderr, "vkebm: ebm_scene_render: size %d outside %d..%d\n", size,
-            SCENE_MIN_RENDER_SIZE, SCENE_MAX_RENDER_SIZE);
-    return; /* callers check sizes (scene.h); the images are left as they were */
-  }
+  /* n > 0 and size in SCENE_MIN_RENDER_SIZE..SCENE_MAX_RENDER_SIZE: ebm_scene_render checked */
   size_t nscn = (size_t)n * VKEBM_SCENE_FLOATS, nimg = (size_t)n * 3 * (size_t)size * (size_t)size;
   float *packed = malloc(nscn * sizeof *packed), *img = malloc(nimg * sizeof *img);
   if (!packed || !img) {

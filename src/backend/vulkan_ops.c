@@ -127,26 +127,30 @@ static int conv_batch_piece(ebm_backend *be, const char *op, int B, int Ci, int 
   return fit < usz(B) ? (int)fit : B;
 }
 
-static void vk_conv3x3_forward(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref w, int B, int Ci,
-                               int Co, int H, int W) {
-  int piece = conv_batch_piece(be, "conv3x3_forward", B, Ci, Co, H, W);
+/* conv_tiled over the batch in pieces of conv_batch_piece images (out: [B, out_ch, H, W],
+ * in: [B, in_ch, H, W]). */
+static void conv_tiled_batched(ebm_backend *be, const char *op, vkb_kernel_id k, ebm_ref out,
+                               ebm_ref in, ebm_ref w, int B, int Ci, int Co, int H, int W,
+                               int out_ch, int in_ch) {
+  int piece = conv_batch_piece(be, op, B, Ci, Co, H, W);
   size_t hw = usz(H) * usz(W);
   for (int b0 = 0; piece > 0 && b0 < B; b0 += piece) {
     int nb = B - b0 < piece ? B - b0 : piece;
-    conv_tiled(be, VKB_K_conv3x3_forward, ebm_at(y, usz(b0) * usz(Co) * hw),
-               ebm_at(x, usz(b0) * usz(Ci) * hw), w, nb, Ci, Co, H, W, Co, Ci);
+    conv_tiled(be, k, ebm_at(out, usz(b0) * usz(out_ch) * hw),
+               ebm_at(in, usz(b0) * usz(in_ch) * hw), w, nb, Ci, Co, H, W, out_ch, in_ch);
   }
+}
+
+static void vk_conv3x3_forward(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref w, int B, int Ci,
+                               int Co, int H, int W) {
+  conv_tiled_batched(be, "conv3x3_forward", VKB_K_conv3x3_forward, y, x, w, B, Ci, Co, H, W, Co,
+                     Ci);
 }
 
 static void vk_conv3x3_backward_input(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_ref w, int B,
                                       int Ci, int Co, int H, int W) {
-  int piece = conv_batch_piece(be, "conv3x3_backward_input", B, Ci, Co, H, W);
-  size_t hw = usz(H) * usz(W);
-  for (int b0 = 0; piece > 0 && b0 < B; b0 += piece) {
-    int nb = B - b0 < piece ? B - b0 : piece;
-    conv_tiled(be, VKB_K_conv3x3_backward_input, ebm_at(dx, usz(b0) * usz(Ci) * hw),
-               ebm_at(dy, usz(b0) * usz(Co) * hw), w, nb, Ci, Co, H, W, Ci, Co);
-  }
+  conv_tiled_batched(be, "conv3x3_backward_input", VKB_K_conv3x3_backward_input, dx, dy, w, B, Ci,
+                     Co, H, W, Ci, Co);
 }
 
 /* Partial sums over splits of the B*H rows when one split would leave the device idle (fewer

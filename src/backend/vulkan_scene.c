@@ -5,19 +5,13 @@
  * maxComputeWorkGroupCount) and its image range within 128 MiB (maxStorageBufferRange).
  * The CPU twin is scene_render_cpu (src/scene/render.c); tests/test_vk_scene.c compares them.
  */
-#include <stdio.h>
 
 #include "vkebm/push.h"
 #include "vkebm/scene.h"
 #include "vulkan_impl.h"
 
 void vulkan_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size) {
-  if (n <= 0) return;
-  if (size < SCENE_MIN_RENDER_SIZE || size > SCENE_MAX_RENDER_SIZE) {
-    fprintf(stderr, "vkebm: ebm_scene_render: size %d outside %d..%d\n", size,
-            SCENE_MIN_RENDER_SIZE, SCENE_MAX_RENDER_SIZE);
-    return; /* callers check sizes (scene.h); the images are left as they were */
-  }
+  /* n > 0 and size in SCENE_MIN_RENDER_SIZE..SCENE_MAX_RENDER_SIZE: ebm_scene_render checked */
   const size_t per_image = 3 * (size_t)size * (size_t)size;
   const size_t range_floats = (size_t)30 << 20; /* 120 MiB: room for the binding's alignment */
   size_t chunk = range_floats / per_image;

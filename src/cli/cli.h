@@ -5,6 +5,7 @@
 #define VKEBM_CLI_H
 
 #include "vkebm/backend.h"
+#include "vkebm/net.h"
 
 enum { EXIT_OK = 0, EXIT_FAIL = 1, EXIT_USAGE = 2, EXIT_NO_DEVICE = 77, EXIT_INTERRUPTED = 130 };
 
@@ -29,5 +30,24 @@ int cli_backend_close(ebm_backend *be, int rc);
 /* Strict number parsing: the whole string must be a number in range. 0 ok, -1 not. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
 int cli_parse_float(const char *s, double lo, double hi, double *out);
+
+/* Seconds on the monotonic clock (for timing; differences only). */
+double cli_now_s(void);
+
+/* The device tensors of one Langevin image-step on a batch of B (demo and bench, cli_energy.c):
+ * x images [B, C, R, R], c labels [B, L], e energies [B], de = 1 [B] (what the backward to the
+ * input starts from), dx = dE/dx [B, C, R, R]. */
+typedef struct cli_energy_io {
+  ebm_buffer *x, *dx, *c, *e, *de;
+  size_t nx, nc; /* floats in x (and dx), in c */
+  int batch;
+} cli_energy_io;
+/* Allocates them for cfg and batch and sets de to ones. 0 ok, -1 out of memory (nothing held). */
+int cli_energy_io_alloc(cli_energy_io *io, ebm_backend *be, const ebm_net_config *cfg, int batch);
+void cli_energy_io_free(cli_energy_io *io, ebm_backend *be);
+/* e = E(x, c). */
+void cli_energy_forward(ebm_net *net, const cli_energy_io *io);
+/* dx = dE/dx from the last forward (no parameter gradients). */
+void cli_energy_backward(ebm_net *net, const cli_energy_io *io);
 
 #endif

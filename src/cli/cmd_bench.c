@@ -17,7 +17,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "cli.h"
 #include "vkebm/net.h"
@@ -41,12 +40,6 @@ static void usage(FILE *f) {
           "  --validate                Vulkan validation layer on; any message fails the run\n"
           "  --quiet                   no progress on stderr\n"
           "  -h, --help                this text\n");
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
 static int cmp_double(const void *a, const void *b) {
@@ -88,33 +81,31 @@ static int bench_one(ebm_backend *be, const ebm_net_config *cfg, int B, int iter
     fprintf(stderr, "vkebm bench: %s\n", err);
     return EXIT_FAIL;
   }
-  int R = cfg->resolution, L = cfg->label_dim;
-  size_t nx = (size_t)B * cfg->in_channels * R * R;
-  float *hx = malloc(nx * sizeof *hx), *hc = malloc((size_t)B * L * sizeof *hc);
-  float *ones = malloc((size_t)B * sizeof *ones), *he = malloc((size_t)B * sizeof *he);
-  ebm_buffer *x = ebm_alloc(be, nx), *dx = ebm_alloc(be, nx), *c = ebm_alloc(be, (size_t)B * L);
-  ebm_buffer *e = ebm_alloc(be, (size_t)B), *de = ebm_alloc(be, (size_t)B);
-  int rc = EXIT_FAIL;
+  cli_energy_io io;
+  float *hx = NULL, *hc = NULL, *he = malloc((size_t)B * sizeof *he);
   double *runs = calloc((size_t)iters, sizeof *runs);
-  if (!hx || !hc || !ones || !he || !x || !dx || !c || !e || !de || !runs) {
+  int rc = EXIT_FAIL, have_io = cli_energy_io_alloc(&io, be, cfg, B) == 0;
+  if (have_io) {
+    hx = malloc(io.nx * sizeof *hx);
+    hc = malloc(io.nc * sizeof *hc);
+  }
+  if (!have_io || !hx || !hc || !he || !runs) {
     fprintf(stderr, "vkebm bench: out of memory at batch %d\n", B);
     goto done;
   }
-  for (size_t i = 0; i < nx; i++) hx[i] = vkebm_rng_uniform(1, 0, 0, (u32)i);
-  for (int i = 0; i < B * L; i++) hc[i] = 2.0f * vkebm_rng_uniform(1, 0, 1, (u32)i) - 1.0f;
-  for (int b = 0; b < B; b++) ones[b] = 1.0f;
-  if (ebm_upload(be, ebm_ref_of(x), hx, nx) || ebm_upload(be, ebm_ref_of(c), hc, (size_t)B * L) ||
-      ebm_upload(be, ebm_ref_of(de), ones, (size_t)B))
+  for (size_t i = 0; i < io.nx; i++) hx[i] = vkebm_rng_uniform(1, 0, 0, (u32)i);
+  for (size_t i = 0; i < io.nc; i++) hc[i] = 2.0f * vkebm_rng_uniform(1, 0, 1, (u32)i) - 1.0f;
+  if (ebm_upload(be, ebm_ref_of(io.x), hx, io.nx) || ebm_upload(be, ebm_ref_of(io.c), hc, io.nc))
     goto failed;
 
   /* warm-up, also sizing the runs */
-  double t0 = now_s();
+  double t0 = cli_now_s();
   for (int k = 0; k < warmup; k++) {
-    ebm_net_forward(net, ebm_ref_of(e), ebm_ref_of(x), ebm_ref_of(c), B);
-    ebm_net_backward(net, ebm_ref_of(de), ebm_ref_of(dx), EBM_NOREF, 0, B);
+    cli_energy_forward(net, &io);
+    cli_energy_backward(net, &io);
     if (ebm_sync(be)) goto failed;
   }
-  double per = warmup ? (now_s() - t0) / warmup : 0;
+  double per = warmup ? (cli_now_s() - t0) / warmup : 0;
   int steps_per_run = per > 0 ? (int)ceil(0.05 / per) : 1;
   if (steps_per_run < 1) steps_per_run = 1;
   if (steps_per_run > 1000) steps_per_run = 1000;
@@ -125,13 +116,13 @@ static int bench_one(ebm_backend *be, const ebm_net_config *cfg, int B, int iter
     iters = fit < 3 ? 3 : fit;
   }
   for (int r = 0; r < iters; r++) {
-    t0 = now_s();
+    t0 = cli_now_s();
     for (int k = 0; k < steps_per_run; k++) {
-      ebm_net_forward(net, ebm_ref_of(e), ebm_ref_of(x), ebm_ref_of(c), B);
-      ebm_net_backward(net, ebm_ref_of(de), ebm_ref_of(dx), EBM_NOREF, 0, B);
+      cli_energy_forward(net, &io);
+      cli_energy_backward(net, &io);
     }
-    if (ebm_download(be, he, ebm_ref_of(e), (size_t)B)) goto failed;
-    runs[r] = (now_s() - t0) / steps_per_run;
+    if (ebm_download(be, he, ebm_ref_of(io.e), (size_t)B)) goto failed;
+    runs[r] = (cli_now_s() - t0) / steps_per_run;
   }
   for (int b = 0; b < B; b++)
     if (!isfinite(he[b])) {
@@ -150,14 +141,9 @@ failed:
   fprintf(stderr, "vkebm bench: the %s backend failed\n", ebm_backend_name(be));
 done:
   free(runs);
-  ebm_free(be, de);
-  ebm_free(be, e);
-  ebm_free(be, c);
-  ebm_free(be, dx);
-  ebm_free(be, x);
+  if (have_io) cli_energy_io_free(&io, be);
   free(hx);
   free(hc);
-  free(ones);
   free(he);
   ebm_net_destroy(net);
   return rc;

@@ -129,12 +129,6 @@ static int render_batch(renderer *r, float *images, const float *packed, int n, 
   return ebm_download(r->be, images, ebm_ref_of(r->images), nimg);
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 int cmd_data(int argc, char **argv) {
   static const struct option opts[] = {
       {"spec", required_argument, 0, 's'},   {"count", required_argument, 0, 'n'},
@@ -252,17 +246,17 @@ int cmd_data(int argc, char **argv) {
     for (int k = 0; k < spec.nobj; k++) tb_printf(&csv, ",x%d,y%d,size%d,shape%d,colour%d", k, k, k, k, k);
     tb_printf(&csv, "\n");
   }
-  double t0 = now_s(), render_s = 0;
+  double t0 = cli_now_s(), render_s = 0;
   for (long done_n = 0; done_n < count; done_n += batch) {
     int nb = count - done_n < batch ? (int)(count - done_n) : batch;
     uint32_t base = (uint32_t)(first + done_n);
     scene_sample_packed(&spec, (uint32_t)seed, base, nb, packed);
-    double tr = now_s();
+    double tr = cli_now_s();
     if (render_batch(&r, images, packed, nb, (int)size) != 0) {
       rc = cli_fail("data", "rendering on the %s backend failed", r.be ? ebm_backend_name(r.be) : "cpu");
       goto done;
     }
-    render_s += now_s() - tr;
+    render_s += cli_now_s() - tr;
     for (int i = 0; i < nb; i++) {
       long gi = done_n + i;
       if (grid_images && gi < grid_n)
@@ -325,7 +319,7 @@ int cmd_data(int argc, char **argv) {
   if (!quiet)
     fprintf(stderr, "vkebm data: %ld %ldx%ld scenes of %s (seed %ld) on %s: %.1f renders/s, %.2f s total\n",
             count, size, size, spec_name, seed, r.be ? ebm_backend_name(r.be) : "cpu",
-            render_s > 0 ? (double)count / render_s : 0.0, now_s() - t0);
+            render_s > 0 ? (double)count / render_s : 0.0, cli_now_s() - t0);
 done:
   free(packed);
   free(images);

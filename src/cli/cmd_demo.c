@@ -49,12 +49,6 @@ static void usage(FILE *f) {
           "  -h, --help                 this text\n");
 }
 
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
-}
-
 /* Structural match: everything but label_dim (the model decides that). */
 static int same_architecture(const ebm_net_config *a, const ebm_net_config *b) {
   ebm_net_config x = *a;
@@ -198,18 +192,17 @@ int cmd_demo(int argc, char **argv) {
   u32 s32 = (u32)seed ^ (u32)(seed >> 32);
 
   /* Chains start from uniform noise; labels: class b mod L (one-hot) or uniform in range. */
+  cli_energy_io io;
+  int have_io = cli_energy_io_alloc(&io, be, cfg, B) == 0;
   float *hx = malloc(nx * sizeof *hx), *hdx = malloc(nx * sizeof *hdx);
   float *hc = calloc((size_t)B * L, sizeof *hc), *he = malloc((size_t)B * sizeof *he);
-  float *ones = malloc((size_t)B * sizeof *ones);
-  ebm_buffer *x = ebm_alloc(be, nx), *dx = ebm_alloc(be, nx), *c = ebm_alloc(be, (size_t)B * L);
-  ebm_buffer *e = ebm_alloc(be, (size_t)B), *de = ebm_alloc(be, (size_t)B), *ss = ebm_alloc(be, 1);
-  if (!hx || !hdx || !hc || !he || !ones || !x || !dx || !c || !e || !de || !ss) {
+  ebm_buffer *ss = ebm_alloc(be, 1);
+  if (!have_io || !hx || !hdx || !hc || !he || !ss) {
     rc = cli_fail("demo", "out of memory for batch %d", B);
     goto done;
   }
   for (size_t i = 0; i < nx; i++) hx[i] = vkebm_rng_uniform(s32, 0, DEMO_STREAM_INIT, (u32)i);
   for (int b = 0; b < B; b++) {
-    ones[b] = 1.0f;
     for (int l = 0; l < L; l++) {
       if (info.label_kind == EBM_LABEL_ONEHOT)
         hc[b * L + l] = l == b % L ? 1.0f : 0.0f;
@@ -219,8 +212,7 @@ int cmd_demo(int argc, char **argv) {
                                                                   (u32)(b * L + l));
     }
   }
-  if (ebm_upload(be, ebm_ref_of(x), hx, nx) || ebm_upload(be, ebm_ref_of(c), hc, (size_t)B * L) ||
-      ebm_upload(be, ebm_ref_of(de), ones, (size_t)B)) {
+  if (ebm_upload(be, ebm_ref_of(io.x), hx, nx) || ebm_upload(be, ebm_ref_of(io.c), hc, io.nc)) {
     rc = cli_fail("demo", "upload failed");
     goto done;
   }
@@ -244,17 +236,17 @@ int cmd_demo(int argc, char **argv) {
 
   double e_before = 0, e_after = 0, g_first = 0, g_last = 0, t_total = 0;
   for (long k = 0; k <= steps; k++) {
-    double t0 = now_s();
-    ebm_net_forward(net, ebm_ref_of(e), ebm_ref_of(x), ebm_ref_of(c), B);
+    double t0 = cli_now_s();
+    cli_energy_forward(net, &io);
     if (k == steps) { /* the last forward only measures the final energy */
-      if (ebm_download(be, he, ebm_ref_of(e), (size_t)B)) goto backend_failed;
+      if (ebm_download(be, he, ebm_ref_of(io.e), (size_t)B)) goto backend_failed;
       break;
     }
-    ebm_net_backward(net, ebm_ref_of(de), ebm_ref_of(dx), EBM_NOREF, 0, B);
-    ebm_sumsq(be, ebm_ref_of(ss), ebm_ref_of(dx), nx);
+    cli_energy_backward(net, &io);
+    ebm_sumsq(be, ebm_ref_of(ss), ebm_ref_of(io.dx), nx);
     float sumsq;
-    if (ebm_download(be, he, ebm_ref_of(e), (size_t)B) ||
-        ebm_download(be, hdx, ebm_ref_of(dx), nx) || ebm_download(be, &sumsq, ebm_ref_of(ss), 1))
+    if (ebm_download(be, he, ebm_ref_of(io.e), (size_t)B) ||
+        ebm_download(be, hdx, ebm_ref_of(io.dx), nx) || ebm_download(be, &sumsq, ebm_ref_of(ss), 1))
       goto backend_failed;
     /* x <- clip(x - step_lr * dE/dx + noise * N(0,1), 0, 1) */
     for (size_t i = 0; i < nx; i++) {
@@ -262,8 +254,8 @@ int cmd_demo(int argc, char **argv) {
                 (float)noise * vkebm_rng_normal(s32, (u32)k, DEMO_STREAM_NOISE, (u32)i);
       hx[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
     }
-    if (ebm_upload(be, ebm_ref_of(x), hx, nx)) goto backend_failed;
-    double dt = now_s() - t0;
+    if (ebm_upload(be, ebm_ref_of(io.x), hx, nx)) goto backend_failed;
+    double dt = cli_now_s() - t0;
     t_total += dt;
     double gnorm = sqrt((double)sumsq / B);
     if (k == 0) {
@@ -300,16 +292,11 @@ backend_failed:
   rc = cli_fail("demo", "the %s backend failed during sampling", ebm_backend_name(be));
 done:
   ebm_free(be, ss);
-  ebm_free(be, de);
-  ebm_free(be, e);
-  ebm_free(be, c);
-  ebm_free(be, dx);
-  ebm_free(be, x);
+  if (have_io) cli_energy_io_free(&io, be);
   ebm_net_destroy(net);
   free(hx);
   free(hdx);
   free(hc);
   free(he);
-  free(ones);
   return cli_backend_close(be, rc);
 }

@@ -16,7 +16,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -100,12 +99,6 @@ static int make_parent_dirs(const char *path) {
     *p = '/';
   }
   return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
-}
-
-static double now_s(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
 static void format_duration(char *out, size_t len, double s) {
@@ -337,7 +330,7 @@ int cmd_train(int argc, char **argv) {
   sigaction(SIGTERM, &sa, NULL);
 
   const int tty = isatty(STDERR_FILENO);
-  const double t0 = now_s();
+  const double t0 = cli_now_s();
   double last_draw = 0;
   int64_t last_saved = start;
   for (int64_t s = start; s < steps && !g_stop_signal; s++) {
@@ -352,7 +345,7 @@ int cmd_train(int argc, char **argv) {
         rc = cli_fail(CMD_NAME, "%s", err);
       goto done;
     }
-    const double el = now_s() - t0;
+    const double el = cli_now_s() - t0;
     const double rate = (double)(st_.step - start) / (el > 0 ? el : 1e-9);
     fprintf(mf, "%lld,%.3f,%.6g,%.6g,%.6g,%.6g,%.4g\n", (long long)st_.step, el, st_.loss,
             st_.e_pos, st_.e_neg, st_.grad_norm, rate);
@@ -362,7 +355,7 @@ int cmd_train(int argc, char **argv) {
       char eta[32];
       format_duration(eta, sizeof eta, (steps - st_.step) / rate);
       if (tty) {
-        double t = now_s();
+        double t = cli_now_s();
         if (t - last_draw >= 0.1 || last) {
           fprintf(stderr, "\r\033[Kstep %lld/%ld  %.3g it/s  ETA %s  loss %.4f  E+ %.4f  E- %.4f",
                   (long long)st_.step, steps, rate, eta, st_.loss, st_.e_pos, st_.e_neg);

@@ -9,6 +9,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text_buf.h"
+
 typedef struct group {
   ebm_concept *model;
   int num_terms;
@@ -33,21 +35,6 @@ struct ebm_composition {
   float *term_energy;  /* [num_terms, B] */
   double *E, *coef;    /* [num_terms] scratch */
 };
-
-typedef struct sbuf {
-  char *out;
-  size_t len, n;
-} sbuf;
-
-static void put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(sbuf *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  size_t room = b->n < b->len ? b->len - b->n : 0;
-  int k = vsnprintf(room ? b->out + b->n : NULL, room, fmt, ap);
-  va_end(ap);
-  if (k > 0) b->n += (size_t)k;
-}
 
 static void collect_terms(const expr_node *n, const expr_node **out, int *k) {
   if (n->kind == EXPR_TERM) {

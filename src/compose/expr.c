@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "text_buf.h"
+
 #define EXPR_MAX_DEPTH 64 /* nesting limit: bounded recursion on hostile input */
 
 typedef struct parser {
@@ -458,21 +460,6 @@ expr_node *expr_parse(const char *src, expr_error *err) {
 }
 
 /* ---- printing ----------------------------------------------------------------------------- */
-
-typedef struct sbuf {
-  char *out;
-  size_t len, n;
-} sbuf;
-
-static void put(sbuf *b, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
-static void put(sbuf *b, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  size_t room = b->n < b->len ? b->len - b->n : 0;
-  int k = vsnprintf(room ? b->out + b->n : NULL, room, fmt, ap);
-  va_end(ap);
-  if (k > 0) b->n += (size_t)k;
-}
 
 /* Precedence: OR 1 < AND 2 < unary 3. A child needs parentheses when its precedence is lower
  * than its context's or when it carries a weight and is not a term. */

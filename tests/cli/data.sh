@@ -4,17 +4,8 @@
 # the spec's object count); a contact sheet; same seed -> same bytes, other seed -> other bytes;
 # the vulkan backend writes images close to the cpu's (when a Vulkan device exists).
 set -u
-VKEBM=$1
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-expect() { # expect CODE DESCRIPTION -- ARGS...
-  local want=$1 what=$2
-  shift 3
-  "$VKEBM" data "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  [ "$rc" -eq "$want" ] || fail "$what: exit $rc, want $want ($(cat "$T/err"))"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
+CLI_COMMAND=data
 
 expect 0 "--help" -- --help
 grep -q "usage: vkebm data" "$T/out" || fail "--help text not on stdout"

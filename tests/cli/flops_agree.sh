@@ -4,12 +4,8 @@
 # vkebm's ebm_net_config_preset builds (read back from an exported model file by
 # `vkebm inspect --json`), and flops_per_image_step agrees. Needs only python3.
 set -u
-VKEBM=$1
-SRC=$2
-BUILD=$(dirname "$VKEBM")
 command -v python3 >/dev/null || { echo "no python3: skipping"; exit 77; }
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 for preset in tiny default32 paper64; do
   mkdir -p "$T/$preset"
   "$BUILD/test_net_export" --export "$T/$preset" "$preset" || { echo "FAIL: export $preset"; exit 1; }

@@ -2,18 +2,8 @@
 # inspect.sh: `vkebm inspect` exit codes and messages: --help 0, bad flag 2, no file 2,
 # missing file 1, corrupt files 1 with exactly one line on stderr, a good file 0.
 set -u
-VKEBM=$1
-BUILD=$(dirname "$VKEBM")
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-expect() { # expect CODE DESCRIPTION -- ARGS...
-  local want=$1 what=$2
-  shift 3
-  "$VKEBM" inspect "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  [ "$rc" -eq "$want" ] || fail "$what: exit $rc, want $want ($(cat "$T/err"))"
-}
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
+CLI_COMMAND=inspect
 
 expect 0 "--help" -- --help
 grep -q "usage: vkebm inspect" "$T/out" || fail "--help text not on stdout"

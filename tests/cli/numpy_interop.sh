@@ -4,17 +4,8 @@
 #     and checks value by value; (b) numpy writes a file that `vkebm inspect --json` reads, and
 #     the shapes and statistics it prints match numpy's. Skips (77) only without numpy.
 set -u
-VKEBM=$1
-SRC=$2
-BUILD=$(dirname "$VKEBM")
-PY=""
-for p in python3 /usr/bin/python3; do
-  if command -v "$p" >/dev/null && "$p" -c "import numpy" 2>/dev/null; then PY=$p; break; fi
-done
-[ -n "$PY" ] || { echo "no python3 with numpy: skipping"; exit 77; }
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
+need_python numpy "import numpy"
 
 "$BUILD/test_safetensors" --write-sample "$T/sample.safetensors" || fail "writing the sample"
 "$PY" "$SRC/tests/st_interop.py" read-sample "$T/sample.safetensors" || fail "numpy read of a vkebm file"

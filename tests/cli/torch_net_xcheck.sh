@@ -7,15 +7,8 @@
 # the head, on the cpu backend (tiny, default32) and on the Vulkan device when there is one (tiny,
 # validation layer on). Skips (77) without a python3 that has torch.
 set -u
-BUILD=$(dirname "$1")
-SRC=$2
-PY=""
-for p in /usr/bin/python3 python3; do
-  if command -v "$p" >/dev/null && "$p" -c "import torch, numpy" 2>/dev/null; then PY=$p; break; fi
-done
-[ -n "$PY" ] || { echo "no python3 with torch: skipping"; exit 77; }
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
+need_python torch "import torch, numpy"
 CHECKS=()
 for preset in tiny default32; do
   mkdir -p "$T/$preset"

@@ -7,18 +7,9 @@
 # training with a clear message, keeping the last good checkpoint; --data-dir from `vkebm data`;
 # --frozen (continual mode).
 set -u
-VKEBM=$1
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
+CLI_COMMAND=train
 export VKEBM_THREADS=1
-fail() { echo "FAIL: $*"; exit 1; }
-expect() { # expect CODE DESCRIPTION -- ARGS...
-  local want=$1 what=$2
-  shift 3
-  "$VKEBM" train "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  [ "$rc" -eq "$want" ] || fail "$what: exit $rc, want $want ($(cat "$T/err"))"
-}
 TINY=(--config tiny --size 8 --batch 4 --langevin-steps 3 --buffer 16 --backend cpu)
 
 expect 0 "--help" -- --help

@@ -5,13 +5,8 @@
 # toggle on differ; the same script twice gives the same bytes; the overlay frames carry the
 # current expression in their metadata. cpu backend, 4 chains of 16x16: a few seconds.
 set -u
-VKEBM=$1
-SRC=$2
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
+CLI_COMMAND=view
 
 "$VKEBM" view --help >"$T/help" 2>&1 || {
   if grep -q "without SDL2" "$T/help"; then echo "SKIP: built without the viewer"; exit 77; fi
@@ -19,13 +14,6 @@ PY=/usr/bin/python3
 }
 grep -q "usage: vkebm view" "$T/help" || fail "--help text"
 
-expect() { # expect CODE WHAT -- ARGS...
-  local want=$1 what=$2
-  shift 3
-  "$VKEBM" view "$@" >"$T/out" 2>"$T/err"
-  local rc=$?
-  [ "$rc" -eq "$want" ] || fail "$what: exit $rc, want $want ($(cat "$T/err"))"
-}
 expect 2 "no --expr" -- --headless --frames 2 -o "$T/x"
 expect 2 "headless without --frames" -- --headless --expr "color=red" -o "$T/x"
 expect 2 "bad key script" -- --headless --frames 2 -o "$T/x" --expr "color=red" --keys "3:nokey"

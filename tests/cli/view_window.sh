@@ -4,13 +4,7 @@
 # screenshot through the S binding), exits 0, and its screenshots are the window's size and not
 # blank. cpu backend, 4 chains of 16x16: a few seconds.
 set -u
-VKEBM=$1
-SRC=$2
-T=$(mktemp -d)
-trap 'rm -rf "$T"' EXIT
-fail() { echo "FAIL: $*"; exit 1; }
-PY=/usr/bin/python3
-[ -x "$PY" ] || PY=python3
+source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 command -v xvfb-run >/dev/null || { echo "SKIP: no xvfb-run"; exit 77; }
 "$VKEBM" view --help >/dev/null 2>&1 || { echo "SKIP: built without the viewer"; exit 77; }
 
