@@ -1,7 +1,7 @@
 /* test_judge.c: the judge (include/vkebm/judge.h) and the evaluation scorer (eval.h), cpu backend.
  *
  * 1. Gradients against central finite differences of the batch loss, on the tiny configuration
- *    (R=8, W=4, blocks 1d,2d), batch 3 < max_batch 4: every head weight row's first and last
+ *    (R=8, W=4, blocks 1d,2d), batch 3 < max_batch 4, two renders and one negative: every head weight row's first and last
  *    element and every head bias (the composed scalar heads), and sampled elements of every trunk
  *    tensor the judge trains (stem, convs, bypass, cb2: the trunk backward from the features).
  *    The loss is float32 network output reduced in double on the host, so the bound allows the
@@ -9,12 +9,15 @@
  *    gradients are checked tightly against a double twin in test_net_grad.
  * 2. The head's backward matches the sum of K single heads (composition is exact) implicitly by
  *    1; determinism: two loss/grad passes give bitwise-equal gradients.
+ * 2b. Negatives (ebm_judge_make_negatives): a pure function of (seed, step), about the asked
+ *    fraction replaced, targets marked, pixels in [0, 1].
  * 3. Training: 80 Adam steps on one fixed batch of 8 rendered scenes cut the loss by half.
  * 4. Model file: save -> load gives bitwise-equal outputs and keeps step/seed/data spec; a concept
  *    model is refused as a judge ("not a judge file") and ebm_model_file_foreign tells the two
  *    apart; a judge file with a missing tensor is refused naming it.
- * 5. Scoring (ebm_eval_score): the boolean reading (AND / OR / NOT, sides' shares, strict) is
- *    consistent with the judge's own readings of the same images, and bad terms are refused.
+ * 5. Scoring (ebm_eval_score): the boolean reading (AND / OR / NOT, sides' shares, strict, the
+ *    readable share) is consistent with the judge's own readings of the same images, and bad
+ *    terms are refused.
  */
 #include <math.h>
 #include <stdio.h>
@@ -88,6 +91,9 @@ static void test_gradients(ebm_backend *be) {
   float img[B * 3 * 8 * 8];
   ebm_judge_target t[B];
   render(B, 11, R, img, t);
+  /* image 1 becomes a negative: only its scene output carries a loss */
+  for (int i = 0; i < 3 * R * R; i++) img[3 * R * R + i] = 0.25f + 0.5f * (float)((i * 7) % 5) / 4;
+  t[1] = (ebm_judge_target){0, 0, 0, 0, 0, 0};
   double worst = 0;
   size_t hc;
   ebm_ref hp = ebm_judge_head_params(j, &hc), hg = ebm_judge_head_grads(j);
@@ -189,9 +195,12 @@ static void test_training(ebm_backend *be) {
     } else {
       int want_shape = 0, want_notc = 0, want_or = 0, want_strict = 0, want_side0 = 0,
           want_side1 = 0;
+      int want_readable = 0;
       for (int b = 0; b < 8; b++) {
-        int a = r[b].shape == r[0].shape, nc = r[b].colour != r[0].colour;
-        int s0 = r[b].colour == r[0].colour, s1 = fabsf(r[b].size - sv) <= 0.1f;
+        int ok = ebm_eval_readable(&r[b]);
+        want_readable += ok;
+        int a = ok && r[b].shape == r[0].shape, nc = ok && r[b].colour != r[0].colour;
+        int s0 = ok && r[b].colour == r[0].colour, s1 = ok && fabsf(r[b].size - sv) <= 0.1f;
         want_shape += a;
         want_notc += nc;
         want_side0 += s0;
@@ -207,7 +216,9 @@ static void test_training(ebm_backend *be) {
                    res.rows[2].side_share[1] == want_side1 / 8.0,
                "OR row %.3f", res.rows[2].satisfied);
       TU_CHECK(res.strict == want_strict / 8.0, "strict %.3f", res.strict);
-      TU_CHECK(res.rows[0].satisfied >= 1.0 / 8, "the first image satisfies its own shape");
+      TU_CHECK(res.readable == want_readable / 8.0, "readable %.3f", res.readable);
+      if (ebm_eval_readable(&r[0]))
+        TU_CHECK(res.rows[0].satisfied >= 1.0 / 8, "the first image satisfies its own shape");
     }
     TU_CHECK(ebm_eval_score(k, "smell=rose", img, 8, 0.1f, 0.25f, &res, err, sizeof err) != 0 &&
                  strstr(err, "smell"),
@@ -256,8 +267,28 @@ static void test_training(ebm_backend *be) {
   ebm_judge_destroy(j);
 }
 
+static void test_negatives(void) {
+  enum { N = 64, R = 8 };
+  static float a[N * 3 * R * R], b[N * 3 * R * R];
+  ebm_judge_target ta[N], tb[N];
+  render(N, 3, R, a, ta);
+  memcpy(b, a, sizeof a);
+  memcpy(tb, ta, sizeof ta);
+  int na = ebm_judge_make_negatives(a, ta, N, R, 9, 4, 0.25f);
+  int nb = ebm_judge_make_negatives(b, tb, N, R, 9, 4, 0.25f);
+  TU_CHECK(na == nb && !memcmp(a, b, sizeof a), "negatives are not a function of (seed, step)");
+  TU_CHECK(na >= 6 && na <= 28, "%d of %d replaced at fraction 0.25", na, N);
+  int scenes = 0, in_range = 1;
+  for (int i = 0; i < N; i++) scenes += ta[i].scene;
+  for (size_t i = 0; i < sizeof a / sizeof *a; i++) in_range &= a[i] >= 0.0f && a[i] <= 1.0f;
+  TU_CHECK(scenes == N - na, "targets not marked: %d scenes, %d replaced", scenes, na);
+  TU_CHECK(in_range, "negative pixels outside [0, 1]");
+  TU_CHECK(ebm_judge_make_negatives(a, ta, N, R, 9, 5, 1.0f) == N, "fraction 1 left renders");
+}
+
 int main(void) {
   ebm_backend *be = tu_cpu_backend();
+  test_negatives();
   test_gradients(be);
   test_training(be);
   tu_backend_done(be);

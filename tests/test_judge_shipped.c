@@ -8,6 +8,7 @@
  *    renders with two objects at (-0.5, 0) and (0.5, 0) must pass `pos=(-0.5,0) AND pos=(0.5,0)`
  *    >= 80% of the time, and 128 renders with one object at (-0.5, 0) must pass it <= 20% of the
  *    time (an empty place must not be read as an object). Both rates are printed.
+ * 3. Readability (eval.h): >= 99% of fresh renders are readable, <= 5% of uniform-noise images.
  */
 #include <math.h>
 #include <stdio.h>
@@ -89,6 +90,19 @@ int main(void) {
          100 * one.rows[0].satisfied, 100 * one.rows[1].satisfied);
   TU_CHECK(two.masked_positions && two.strict >= 0.8, "two objects judged absent too often");
   TU_CHECK(one.strict <= 0.2, "an empty place read as an object too often");
+
+  /* readability: fresh renders are readable, uniform noise is not */
+  ebm_eval_result fresh, noise;
+  ebm_judge_render_batch(&spec, 777002u, 0, NTWO, R, img, NULL, 0);
+  TU_CHECK(ebm_eval_score(j, "shape=cube OR shape=sphere OR shape=cylinder OR shape=cone", img, NTWO, EBM_EVAL_DEFAULT_SIZE_TOL,
+                          EBM_EVAL_DEFAULT_POS_TOL, &fresh, err, sizeof err) == 0, "%s", err);
+  tu_fill_uniform(img, (size_t)NTWO * 3 * R * R, 99, 0.0f, 1.0f);
+  TU_CHECK(ebm_eval_score(j, "shape=cube OR shape=sphere OR shape=cylinder OR shape=cone", img, NTWO, EBM_EVAL_DEFAULT_SIZE_TOL,
+                          EBM_EVAL_DEFAULT_POS_TOL, &noise, err, sizeof err) == 0, "%s", err);
+  printf("readable: fresh renders %.1f%%, uniform noise %.1f%%; two placed objects %.1f%%\n",
+         100 * fresh.readable, 100 * noise.readable, 100 * two.readable);
+  TU_CHECK(fresh.readable >= 0.99 && fresh.strict == fresh.readable, "renders not readable");
+  TU_CHECK(noise.readable <= 0.05, "noise read as a scene");
   free(img);
   ebm_judge_destroy(j);
   tu_backend_done(be);

@@ -17,6 +17,10 @@
  * cells are replaced by the image's per-channel median (the floor), and the judge's position
  * reading of that copy must be within pos_tol of the term's place. Other terms (shape, colour,
  * size) are judged on the whole image in that case, i.e. on whichever object the judge reads.
+ * Readable: a classifier trained on renders answers on anything (the judge without its scene
+ * output read uniform noise as a confident "cube"), so a sample satisfies nothing, NOT terms
+ * included, unless the judge's scene output reads it as a render (scene_prob >= 0.5; trained
+ * against noise, blocky noise and noised renders, judge.h). The readable share is reported.
  * Rows: the root's conjuncts (the root itself when it is not an AND); an OR row also reports
  * each side's share (the fraction of samples satisfying that side). Strict accuracy: the whole
  * expression satisfied.
@@ -72,6 +76,7 @@ typedef struct ebm_eval_result {
   int n, nrows;
   ebm_eval_row rows[EBM_EVAL_MAX_ROWS];
   double strict;           /* all rows at once */
+  double readable;         /* share of samples with a readable reading (see above) */
   int masked_positions;    /* 1 when position terms were judged on masked copies */
   double seconds;
 } ebm_eval_result;
@@ -82,6 +87,9 @@ typedef struct ebm_eval_result {
 int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge, const char *expr,
                   const ebm_eval_settings *s, ebm_eval_result *out, float *images, char *err,
                   size_t errlen);
+
+/* 1 when a reading is one a rendered scene could give (see "Readable" above). */
+int ebm_eval_readable(const ebm_judge_reading *r);
 
 /* Judges given images [n, 3, R, R] against expr (no sampling): the scoring half of
  * ebm_eval_expr, for tests and for scoring images made elsewhere. */

@@ -20,8 +20,13 @@
  *   4..11  colour logits (the 8 palette colours, scene.h order)
  *   12, 13 position x, y (label units, [-1, 1])
  *   14     size, normalised: (s - 0.5) / 0.2 (the general spec's sizes 0.3..0.7 -> -1..1)
- * Loss per image: CE(shape) + CE(colour) + JUDGE_REG_WEIGHT * ((x-x*)^2 + (y-y*)^2 + (z-z*)^2),
- * z the normalised size; the batch loss is the mean. Softmaxes are taken on the host from the
+ *   15     scene logit: is this a render at all (sigmoid > 0.5), or noise / garbage?
+ * Loss per render: CE(shape) + CE(colour) + JUDGE_REG_WEIGHT * ((x-x*)^2 + (y-y*)^2 +
+ * (z-z*)^2) + BCE(scene, 1), z the normalised size; per negative (an image that is not a
+ * render: ebm_judge_make_negatives) only BCE(scene, 0); the batch loss is the mean. The scene
+ * output exists because a classifier trained on renders alone answers confidently on anything
+ * (the first judge read uniform noise as a "cube" with p ~ 1), and an evaluation must not count
+ * a garbage sample as satisfying its terms. Softmaxes are taken on the host from the
  * B*K downloaded floats (in double precision), and dL/d(outputs) goes back up.
  *
  * Model file: safetensors, every trunk parameter by its net.h name except the unused energy
@@ -49,7 +54,8 @@ enum {
   JUDGE_OUT_X = 12,
   JUDGE_OUT_Y = 13,
   JUDGE_OUT_SIZE = 14,
-  JUDGE_OUTPUTS = 15,
+  JUDGE_OUT_SCENE = 15,
+  JUDGE_OUTPUTS = 16,
   JUDGE_IN_CHANNELS = 5,
 };
 #define JUDGE_SIZE_MID 0.5f
@@ -75,12 +81,14 @@ typedef struct ebm_judge_reading {
   float shape_prob[JUDGE_NSHAPES];     /* softmax */
   float colour_prob[JUDGE_NCOLOURS];
   float x, y, size;                    /* label units; size de-normalised */
+  float scene_prob;                    /* sigmoid of the scene logit: >= 0.5 reads as a render */
 } ebm_judge_reading;
 
 /* The ground truth of one training image. */
 typedef struct ebm_judge_target {
   int shape, colour;
   float x, y, size;
+  int scene;        /* 1: a render with the fields above; 0: a negative (fields unused) */
 } ebm_judge_target;
 
 typedef struct ebm_judge ebm_judge;
@@ -115,7 +123,8 @@ int ebm_judge_read(ebm_judge *j, const float *images, int n, ebm_judge_reading *
 /* Loss terms of one batch (means over the batch). */
 typedef struct ebm_judge_loss {
   double total, shape_ce, colour_ce, position_mse, size_mse; /* size_mse in normalised units */
-  double shape_acc, colour_acc;
+  double scene_bce, scene_acc;  /* over every image */
+  double shape_acc, colour_acc; /* over the renders (positions and sizes too) */
 } ebm_judge_loss;
 
 /* Zeroes the gradients, then forward + backward of the mean loss over n <= max_batch images:
@@ -140,6 +149,13 @@ void ebm_judge_render_batch(const struct scene_spec *spec, uint32_t seed, uint32
                             int resolution, float *images, ebm_judge_target *targets,
                             int threads);
 
+/* Replaces images [n, 3, R, R] (and their targets) by negatives with probability fraction each,
+ * a pure function of (seed, step, b): uniform noise, blocky noise (uniform values on 2x2..8x8
+ * blocks, like half-formed samples), or a render mixed with uniform noise (noise weight 0.5 to
+ * 1). Returns how many were replaced. */
+int ebm_judge_make_negatives(float *images, ebm_judge_target *targets, int n, int resolution,
+                             uint32_t seed, uint32_t step, float fraction);
+
 /* Accuracy of a judge on n fresh scenes of spec (seed, indices 0..n-1). */
 typedef struct ebm_judge_eval {
   int n;
@@ -147,6 +163,8 @@ typedef struct ebm_judge_eval {
   double pos_mae, pos_rmse, pos_max; /* per coordinate, label units */
   double size_mae, size_rmse;        /* label units */
   double pos_within_005, size_within_003; /* share with |x|,|y| err <= 0.05 and size <= 0.03 */
+  double scene_renders;   /* share of the renders read as scenes */
+  double scene_negatives; /* share of n negatives (every image replaced) read as scenes */
 } ebm_judge_eval;
 int ebm_judge_evaluate(ebm_judge *j, const struct scene_spec *spec, uint32_t seed, int n,
                        int threads, ebm_judge_eval *out, char *err, size_t errlen);

@@ -29,7 +29,9 @@ static void usage(FILE *f) {
           "with the judge and reports, per conjunct, the share of samples that satisfy it, and the\n"
           "strict accuracy (all at once). shape/color: the judge's argmax; size: within\n"
           "--size-tol; pos: both coordinates within --pos-tol. Two positions (two objects): each\n"
-          "is judged on a copy with the other places' image regions replaced by the floor colour.\n\n"
+          "is judged on a copy with the other places' image regions replaced by the floor colour.\n"
+          "A sample whose reading no rendered scene could give (size or position far out of the\n"
+          "trained range: noise, garbage) satisfies nothing; the readable share is reported.\n\n"
           "options:\n"
           "  --expr EXPR        the composition\n"
           "  --suite            the fixed suite (single concepts; 2-, 3-, 4-term conjunctions;\n"
@@ -92,8 +94,9 @@ static void json_str(FILE *f, const char *s) {
 static void print_json(FILE *f, const ebm_eval_result *r) {
   fprintf(f, "{\"expr\": ");
   json_str(f, r->expr);
-  fprintf(f, ", \"n\": %d, \"strict\": %.5f, \"masked_positions\": %d, \"seconds\": %.2f, "
-             "\"terms\": [", r->n, r->strict, r->masked_positions, r->seconds);
+  fprintf(f, ", \"n\": %d, \"strict\": %.5f, \"readable\": %.5f, \"masked_positions\": %d, "
+             "\"seconds\": %.2f, \"terms\": [", r->n, r->strict, r->readable, r->masked_positions,
+          r->seconds);
   for (int i = 0; i < r->nrows; i++) {
     fprintf(f, "%s{\"term\": ", i ? ", " : "");
     json_str(f, r->rows[i].text);
@@ -122,6 +125,7 @@ static void print_table(const ebm_eval_result *r) {
       printf("    side %-47s %8.1f%%\n", r->rows[i].side_text[k], 100 * r->rows[i].side_share[k]);
   }
   printf("  %-52s %8.1f%%\n", "strict (all at once)", 100 * r->strict);
+  printf("  %-52s %8.1f%%\n", "readable (judged as a plausible scene)", 100 * r->readable);
 }
 
 int cmd_eval(int argc, char **argv) {
@@ -225,7 +229,23 @@ int cmd_eval(int argc, char **argv) {
     goto done;
   }
   int R = ebm_judge_config_of(judge)->resolution;
-  int max_rows = st.batch * 8;
+  /* a learned model evaluates (terms bound to it) x chains rows at once: size it for the most
+   * terms any expression here has */
+  int most_terms = 1;
+  if (expr) {
+    expr_error perr;
+    expr_node *t = expr_parse(expr, &perr);
+    if (t) most_terms = expr_count_terms(t);
+    expr_free(t);
+  } else {
+    for (size_t i = 0; i < sizeof suite / sizeof *suite; i++) {
+      expr_error perr;
+      expr_node *t = expr_parse(suite[i].expr, &perr);
+      if (t && expr_count_terms(t) > most_terms) most_terms = expr_count_terms(t);
+      expr_free(t);
+    }
+  }
+  int max_rows = st.batch * most_terms;
   if (!st.analytic) {
     if (ebm_eval_load_models(be, models, max_rows, &set, err, sizeof err)) {
       rc = cli_fail(CMD_NAME, "%s", err);
@@ -263,8 +283,8 @@ int cmd_eval(int argc, char **argv) {
   }
   char names[512];
   ebm_concept_set_names(&set, names, sizeof names);
-  fprintf(mf, "| # | kind | expression | strict | target | met | per term |\n");
-  fprintf(mf, "|---|------|------------|-------:|-------:|-----|----------|\n");
+  fprintf(mf, "| # | kind | expression | strict | target | met | readable | per term |\n");
+  fprintf(mf, "|---|------|------------|-------:|-------:|-----|---------:|----------|\n");
   if (json) printf("[");
   int nrows = (int)(sizeof suite / sizeof *suite), scored = 0, met_all = 0;
   for (int i = 0; i < nrows; i++) {
@@ -274,7 +294,7 @@ int cmd_eval(int argc, char **argv) {
     const char *miss = t ? missing_concept(t, &set) : "?";
     expr_free(t);
     if (miss) {
-      fprintf(mf, "| %d | %s | `%s` | skipped | %.0f%% | - | no `%s` model in %s |\n", i + 1,
+      fprintf(mf, "| %d | %s | `%s` | skipped | %.0f%% | - | - | no `%s` model in %s |\n", i + 1,
               row->kind, row->expr, 100 * row->target, miss, st.analytic ? "analytic" : models);
       if (json)
         printf("%s\n  {\"kind\": \"%s\", \"expr\": \"%s\", \"skipped\": \"no %s model\"}",
@@ -303,9 +323,9 @@ int cmd_eval(int argc, char **argv) {
     }
     if (r.masked_positions && used < sizeof detail)
       snprintf(detail + used, sizeof detail - used, "; positions judged on masked copies");
-    fprintf(mf, "| %d | %s | `%s` | %.1f%% | %.0f%%%s | %s | %s |\n", i + 1, row->kind, r.expr,
-            100 * r.strict, 100 * row->target, row->or_sides ? ", sides 25-75%" : "",
-            met ? "yes" : "no", detail);
+    fprintf(mf, "| %d | %s | `%s` | %.1f%% | %.0f%%%s | %s | %.1f%% | %s |\n", i + 1, row->kind,
+            r.expr, 100 * r.strict, 100 * row->target, row->or_sides ? ", sides 25-75%" : "",
+            met ? "yes" : "no", 100 * r.readable, detail);
     scored++;
     met_all += met;
     if (json) {

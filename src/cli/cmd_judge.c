@@ -57,6 +57,8 @@ static void usage(FILE *f) {
           "  --seed S           initialisation and data seed (default 1)\n"
           "  --data SPEC        scene spec rendered for training (default general)\n"
           "  --config NAME      default32 (R=32, W=16, blocks 1d,2d,2d,2) or tiny (tests)\n"
+          "  --negatives F      share of each batch replaced by non-scenes (noise, blocky noise,\n"
+          "                     noised renders) for the scene output (default 0.25)\n"
           "  --init FILE        start from this judge's weights (fine-tuning; fresh Adam state;\n"
           "                     its configuration replaces --config)\n"
           "  --save-every K     also save every K steps (default 500)\n"
@@ -77,13 +79,13 @@ static void usage(FILE *f) {
 enum {
   OPT_STEPS = 1000, OPT_BATCH, OPT_LR, OPT_SEED, OPT_DATA, OPT_CONFIG, OPT_SAVE_EVERY,
   OPT_LOG_EVERY, OPT_MODEL, OPT_BACKEND, OPT_JSON, OPT_QUIET, OPT_GRID, OPT_PADDING, OPT_HELP,
-  OPT_INIT
+  OPT_INIT, OPT_NEGATIVES
 };
 
 typedef struct opts {
   long steps, batch, seed, save_every, log_every, n, padding;
   int seed_given, json, quiet, grid, backend;
-  double lr;
+  double lr, negatives;
   const char *data, *config, *out, *model, *init;
 } opts;
 
@@ -98,9 +100,10 @@ static int parse(int argc, char **argv, opts *o) {
       {"json", no_argument, 0, OPT_JSON},           {"quiet", no_argument, 0, OPT_QUIET},
       {"grid", no_argument, 0, OPT_GRID},           {"padding", required_argument, 0, OPT_PADDING},
       {"init", required_argument, 0, OPT_INIT},     {"help", no_argument, 0, OPT_HELP},
+      {"negatives", required_argument, 0, OPT_NEGATIVES},
       {0, 0, 0, 0}};
   *o = (opts){.steps = 3000, .batch = 32, .seed = 1, .save_every = 500, .log_every = 50,
-              .n = 2000, .padding = 2, .lr = 0.002, .config = "default32", .out = DEFAULT_MODEL,
+              .n = 2000, .padding = 2, .lr = 0.002, .negatives = 0.25, .config = "default32", .out = DEFAULT_MODEL,
               .model = DEFAULT_MODEL, .backend = EBM_BACKEND_CPU};
   optind = 1;
   opterr = 0;
@@ -144,6 +147,10 @@ static int parse(int argc, char **argv, opts *o) {
       break;
     case 'o': o->out = optarg; break;
     case OPT_INIT: o->init = optarg; break;
+    case OPT_NEGATIVES:
+      if (cli_parse_float(optarg, 0, 0.9, &o->negatives))
+        return cli_usage(CMD_NAME, "--negatives: expected a fraction in 0..0.9, got '%s'", optarg);
+      break;
     case OPT_MODEL: o->model = optarg; break;
     case OPT_BACKEND:
       if ((o->backend = cli_parse_backend(optarg)) < 0)
@@ -214,7 +221,8 @@ static int judge_train(opts *o) {
   ebm_judge_set_provenance(j, (uint64_t)o->seed, canon);
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
-  double t0 = now_s(), run_loss = 0, run_sacc = 0, run_cacc = 0, run_pos = 0, run_size = 0;
+  double t0 = now_s(), run_loss = 0, run_sacc = 0, run_cacc = 0, run_pos = 0, run_size = 0,
+         run_scene = 0;
   int run_n = 0;
   for (long step = 0; step < o->steps && !g_stop; step++) {
     /* warm-up then cosine from lr to 5% of lr */
@@ -226,6 +234,7 @@ static int judge_train(opts *o) {
       lr *= 0.05 + 0.95 * 0.5 * (1.0 + cos(M_PI * q));
     }
     ebm_judge_render_batch(&spec, (uint32_t)o->seed, (uint32_t)(step * B), B, R, img, t, 0);
+    ebm_judge_make_negatives(img, t, B, R, (uint32_t)o->seed, (uint32_t)step, (float)o->negatives);
     ebm_judge_loss L;
     if (ebm_judge_train_step(j, img, t, B, (float)lr, &L, err, sizeof err)) {
       rc = cli_fail(CMD_NAME, "step %ld: %s", step + 1, err);
@@ -236,17 +245,18 @@ static int judge_train(opts *o) {
     run_cacc += L.colour_acc;
     run_pos += L.position_mse;
     run_size += L.size_mse;
+    run_scene += L.scene_acc;
     run_n++;
     long done_steps = step + 1;
     if (done_steps % o->log_every == 0 || done_steps == o->steps) {
       if (!o->quiet)
         fprintf(stderr,
                 "step %ld/%ld  loss %.4f  shape acc %.3f  colour acc %.3f  pos rmse %.4f  "
-                "size rmse %.4f  lr %.2g  %.1f s\n",
+                "size rmse %.4f  scene acc %.3f  lr %.2g  %.1f s\n",
                 done_steps, o->steps, run_loss / run_n, run_sacc / run_n, run_cacc / run_n,
-                sqrt(run_pos / run_n), JUDGE_SIZE_HALF_RANGE * sqrt(run_size / run_n), lr,
-                now_s() - t0);
-      run_loss = run_sacc = run_cacc = run_pos = run_size = 0;
+                sqrt(run_pos / run_n), JUDGE_SIZE_HALF_RANGE * sqrt(run_size / run_n),
+                run_scene / run_n, lr, now_s() - t0);
+      run_loss = run_sacc = run_cacc = run_pos = run_size = run_scene = 0;
       run_n = 0;
     }
     if (done_steps % o->save_every == 0 && done_steps != o->steps &&
@@ -304,9 +314,11 @@ static int judge_eval(opts *o) {
     printf("{\"model\": \"%s\", \"data\": \"%s\", \"seed\": %u, \"n\": %d, \"shape_acc\": %.5f, "
            "\"colour_acc\": %.5f, \"pos_mae\": %.5f, \"pos_rmse\": %.5f, \"pos_max\": %.5f, "
            "\"pos_within_0.05\": %.5f, \"size_mae\": %.5f, \"size_rmse\": %.5f, "
-           "\"size_within_0.03\": %.5f, \"seconds\": %.2f}\n",
+           "\"size_within_0.03\": %.5f, \"scene_renders\": %.5f, \"scene_negatives\": %.5f, "
+           "\"seconds\": %.2f}\n",
            o->model, data, seed, ev.n, ev.shape_acc, ev.colour_acc, ev.pos_mae, ev.pos_rmse,
-           ev.pos_max, ev.pos_within_005, ev.size_mae, ev.size_rmse, ev.size_within_003, secs);
+           ev.pos_max, ev.pos_within_005, ev.size_mae, ev.size_rmse, ev.size_within_003,
+           ev.scene_renders, ev.scene_negatives, secs);
   } else {
     printf("judge %s on %d fresh renders of '%s' (seed %u, %.1f s)\n", o->model, ev.n, data,
            seed, secs);
@@ -316,6 +328,9 @@ static int judge_eval(opts *o) {
            ev.pos_mae, ev.pos_rmse, ev.pos_max, 100 * ev.pos_within_005);
     printf("  size MAE          %.4f  RMSE %.4f  (%.1f %% within 0.03)\n", ev.size_mae,
            ev.size_rmse, 100 * ev.size_within_003);
+    printf("  read as a scene   %6.2f %% of the renders, %.2f %% of %d non-scenes (noise, blocky\n"
+           "                    noise, noised renders)\n",
+           100 * ev.scene_renders, 100 * ev.scene_negatives, ev.n);
   }
 done:
   ebm_judge_destroy(j);
@@ -448,15 +463,16 @@ static int judge_images(opts *o, int nfiles, char **files) {
       if (o->json) {
         printf("%s\n  {\"file\": \"%s\", \"index\": %d, \"shape\": \"%s\", \"shape_p\": %.4f, "
                "\"colour\": \"%s\", \"colour_p\": %.4f, \"x\": %.4f, \"y\": %.4f, "
-               "\"size\": %.4f}", first_json ? "" : ",", files[f], k, sh, ps, co, pc, r[k].x,
-               r[k].y, r[k].size);
+               "\"size\": %.4f, \"scene_p\": %.4f}", first_json ? "" : ",", files[f], k, sh, ps,
+               co, pc, r[k].x, r[k].y, r[k].size, r[k].scene_prob);
         first_json = 0;
       } else {
         char name[4096];
         if (n > 1) snprintf(name, sizeof name, "%s#%d", files[f], k);
         else snprintf(name, sizeof name, "%s", files[f]);
-        printf("%s: shape %-8s (%.2f)  colour %-6s (%.2f)  x %+.3f  y %+.3f  size %.3f\n", name,
-               sh, ps, co, pc, r[k].x, r[k].y, r[k].size);
+        printf("%s: shape %-8s (%.2f)  colour %-6s (%.2f)  x %+.3f  y %+.3f  size %.3f  "
+               "scene %.2f%s\n", name, sh, ps, co, pc, r[k].x, r[k].y, r[k].size,
+               r[k].scene_prob, r[k].scene_prob < 0.5f ? " (not a scene)" : "");
       }
     }
     free(r);

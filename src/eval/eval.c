@@ -153,6 +153,8 @@ static int collect(const expr_node *n, scorer *s, char *err, size_t errlen) {
   return 0;
 }
 
+int ebm_eval_readable(const ebm_judge_reading *r) { return r->scene_prob >= 0.5f; }
+
 static int term_ok(const scorer *s, const expr_node *n) {
   const char *c = ebm_concept_canonical_name(n->concept);
   const ebm_judge_reading *r = s->whole;
@@ -298,13 +300,16 @@ int ebm_eval_score(ebm_judge *judge, const char *expr, const float *images, int 
   for (int b = 0; b < n; b++) {
     s.whole = &whole[b];
     for (int i = 0; i < s.npos && s.npos > 1; i++) s.masked[i] = masked[(size_t)b * s.npos + i];
-    out->strict += node_ok(&s, tree);
+    int ok = ebm_eval_readable(&whole[b]);
+    out->readable += ok;
+    out->strict += ok && node_ok(&s, tree);
     for (int r = 0; r < nrows; r++) {
-      out->rows[r].satisfied += node_ok(&s, rows[r]);
+      out->rows[r].satisfied += ok && node_ok(&s, rows[r]);
       for (int k = 0; k < out->rows[r].nsides; k++)
-        out->rows[r].side_share[k] += node_ok(&s, rows[r]->children[k]);
+        out->rows[r].side_share[k] += ok && node_ok(&s, rows[r]->children[k]);
     }
   }
+  out->readable /= n;
   out->strict /= n;
   for (int r = 0; r < nrows; r++) {
     out->rows[r].satisfied /= n;

@@ -258,6 +258,7 @@ void ebm_judge_decode(const float *o, ebm_judge_reading *r) {
   r->x = o[JUDGE_OUT_X];
   r->y = o[JUDGE_OUT_Y];
   r->size = JUDGE_SIZE_MID + JUDGE_SIZE_HALF_RANGE * o[JUDGE_OUT_SIZE];
+  r->scene_prob = (float)(1.0 / (1.0 + exp(-(double)o[JUDGE_OUT_SCENE])));
 }
 
 int ebm_judge_read(ebm_judge *j, const float *images, int n, ebm_judge_reading *out, char *err,
@@ -292,7 +293,22 @@ int ebm_judge_loss_grad(ebm_judge *j, const float *images, const ebm_judge_targe
   float *d = j->host_dout;
   double inv = 1.0 / n, p[JUDGE_NCOLOURS];
   float z[JUDGE_NCOLOURS];
+  int renders = 0;
+  for (int b = 0; b < n; b++) renders += t[b].scene != 0;
+  double inv_r = renders ? 1.0 / renders : 0.0;
   for (int b = 0; b < n; b++) {
+    /* scene: BCE with logit s, dL/ds = (sigmoid(s) - label) / n */
+    size_t at_s = (size_t)JUDGE_OUT_SCENE * n + b;
+    double sl = o[at_s], label = t[b].scene ? 1.0 : 0.0;
+    double sp = 1.0 / (1.0 + exp(-sl));
+    /* log(1 + e^-|s|) + max(s, 0) - label s: stable for large |s| */
+    L.scene_bce += inv * (log1p(exp(-fabs(sl))) + (sl > 0 ? sl : 0) - label * sl);
+    L.scene_acc += inv * ((sp >= 0.5) == (label > 0.5));
+    d[at_s] = (float)(inv * (sp - label));
+    if (!t[b].scene) {
+      for (int k = 0; k < JUDGE_OUT_SCENE; k++) d[(size_t)k * n + b] = 0.0f;
+      continue;
+    }
     if (t[b].shape < 0 || t[b].shape >= JUDGE_NSHAPES || t[b].colour < 0 ||
         t[b].colour >= JUDGE_NCOLOURS) {
       snprintf(err, errlen, "target %d: shape %d or colour %d out of range", b, t[b].shape,
@@ -302,12 +318,12 @@ int ebm_judge_loss_grad(ebm_judge *j, const float *images, const ebm_judge_targe
     /* cross-entropy: dL/dz_i = (p_i - [i == target]) / n */
     for (int i = 0; i < JUDGE_NSHAPES; i++) z[i] = o[(size_t)(JUDGE_OUT_SHAPE + i) * n + b];
     L.shape_ce += inv * (softmax(z, JUDGE_NSHAPES, p) - z[t[b].shape]);
-    L.shape_acc += inv * (argmax(z, JUDGE_NSHAPES) == t[b].shape);
+    L.shape_acc += inv_r * (argmax(z, JUDGE_NSHAPES) == t[b].shape);
     for (int i = 0; i < JUDGE_NSHAPES; i++)
       d[(size_t)(JUDGE_OUT_SHAPE + i) * n + b] = (float)(inv * (p[i] - (i == t[b].shape)));
     for (int i = 0; i < JUDGE_NCOLOURS; i++) z[i] = o[(size_t)(JUDGE_OUT_COLOUR + i) * n + b];
     L.colour_ce += inv * (softmax(z, JUDGE_NCOLOURS, p) - z[t[b].colour]);
-    L.colour_acc += inv * (argmax(z, JUDGE_NCOLOURS) == t[b].colour);
+    L.colour_acc += inv_r * (argmax(z, JUDGE_NCOLOURS) == t[b].colour);
     for (int i = 0; i < JUDGE_NCOLOURS; i++)
       d[(size_t)(JUDGE_OUT_COLOUR + i) * n + b] = (float)(inv * (p[i] - (i == t[b].colour)));
     /* regressions: L = w (pred - target)^2, dL/dpred = 2 w (pred - target) / n */
@@ -320,7 +336,8 @@ int ebm_judge_loss_grad(ebm_judge *j, const float *images, const ebm_judge_targe
       d[at] = (float)(2.0 * JUDGE_REG_WEIGHT * e * inv);
     }
   }
-  L.total = L.shape_ce + L.colour_ce + JUDGE_REG_WEIGHT * (2.0 * L.position_mse + L.size_mse);
+  L.total = L.shape_ce + L.colour_ce + JUDGE_REG_WEIGHT * (2.0 * L.position_mse + L.size_mse) +
+            L.scene_bce;
   if (!isfinite(L.total)) {
     snprintf(err, errlen, "the judge's loss is not finite (training diverged)");
     return -1;
@@ -392,8 +409,41 @@ void ebm_judge_render_batch(const struct scene_spec *spec, uint32_t seed, uint32
     scene_desc d;
     scene_sample(spec, seed, first + (uint32_t)b, &d);
     targets[b] = (ebm_judge_target){d.obj[0].shape, d.obj[0].colour, d.obj[0].x, d.obj[0].y,
-                                    d.obj[0].size};
+                                    d.obj[0].size, 1};
   }
+}
+
+#define NEG_STREAM 0x4e454741u /* "NEGA" */
+
+int ebm_judge_make_negatives(float *images, ebm_judge_target *targets, int n, int resolution,
+                             uint32_t seed, uint32_t step, float fraction) {
+  int R = resolution, replaced = 0;
+  size_t plane = (size_t)R * R;
+  for (int b = 0; b < n; b++) {
+    u32 base = (u32)b * 8u;
+    if (vkebm_rng_uniform(seed, step, NEG_STREAM, base) >= fraction) continue;
+    float kind = vkebm_rng_uniform(seed, step, NEG_STREAM, base + 1);
+    float *img = images + (size_t)b * 3 * plane;
+    u32 chain = NEG_STREAM + 1u + (u32)b; /* per-image pixel stream */
+    if (kind < 1.0f / 3.0f) {
+      for (size_t i = 0; i < 3 * plane; i++) img[i] = vkebm_rng_uniform(seed, step, chain, (u32)i);
+    } else if (kind < 2.0f / 3.0f) {
+      int block = 2 << (int)(3.0f * vkebm_rng_uniform(seed, step, NEG_STREAM, base + 2)); /* 2,4,8 */
+      int nb = (R + block - 1) / block;
+      for (int ch = 0; ch < 3; ch++)
+        for (int y = 0; y < R; y++)
+          for (int x = 0; x < R; x++)
+            img[ch * plane + (size_t)y * R + x] = vkebm_rng_uniform(
+                seed, step, chain, (u32)((ch * nb + y / block) * nb + x / block));
+    } else {
+      float a = 0.5f + 0.5f * vkebm_rng_uniform(seed, step, NEG_STREAM, base + 3);
+      for (size_t i = 0; i < 3 * plane; i++)
+        img[i] = (1.0f - a) * img[i] + a * vkebm_rng_uniform(seed, step, chain, (u32)i);
+    }
+    if (targets) targets[b] = (ebm_judge_target){0, 0, 0, 0, 0, 0};
+    replaced++;
+  }
+  return replaced;
 }
 
 int ebm_judge_evaluate(ebm_judge *j, const struct scene_spec *spec, uint32_t seed, int n,
@@ -429,7 +479,12 @@ int ebm_judge_evaluate(ebm_judge *j, const struct scene_spec *spec, uint32_t see
       se_size += es * es;
       out->pos_within_005 += ex <= 0.05 && ey <= 0.05;
       out->size_within_003 += es <= 0.03;
+      out->scene_renders += r[b].scene_prob >= 0.5f;
     }
+    /* the same scenes, every one turned into a negative */
+    ebm_judge_make_negatives(img, NULL, m, R, seed ^ 0x5eedu, (uint32_t)first, 1.0f);
+    if ((rc = ebm_judge_read(j, img, m, r, err, errlen))) break;
+    for (int b = 0; b < m; b++) out->scene_negatives += r[b].scene_prob >= 0.5f;
   }
   free(img);
   free(t);
@@ -444,6 +499,8 @@ int ebm_judge_evaluate(ebm_judge *j, const struct scene_spec *spec, uint32_t see
   out->size_rmse = sqrt(se_size / n);
   out->pos_within_005 /= n;
   out->size_within_003 /= n;
+  out->scene_renders /= n;
+  out->scene_negatives /= n;
   return 0;
 }
 
@@ -491,7 +548,7 @@ int ebm_judge_save(ebm_judge *j, const char *path, char *err, size_t errlen) {
       st_writer_meta(w, "blocks", j->cfg.blocks) || st_writer_meta(w, "in_channels", ic) ||
       st_writer_meta(w, "outputs",
                      "shape:cube,sphere,cylinder,cone;colour:red,green,blue,yellow,purple,cyan,"
-                     "orange,white;x;y;size") ||
+                     "orange,white;x;y;size;scene") ||
       st_writer_meta(w, "size_range", "0.3,0.7") || st_writer_meta(w, "step", step) ||
       st_writer_meta(w, "seed", seed) || st_writer_meta(w, "data_spec", j->data_spec))
     goto oom;
