@@ -64,6 +64,12 @@ int ebm_model_label_index(const ebm_model_info *info, const char *name);
 /* Reads only the metadata (and checks the marker, version, config, label space). */
 int ebm_model_read_info(const char *path, ebm_model_info *info, char *err, size_t errlen);
 
+/* 1 when path is a readable safetensors file whose metadata names another vkebm format (for
+ * example "vkebm-judge"), copying that format into format; 0 otherwise (a concept model, no
+ * marker, or unreadable: the loader then says what is wrong). Loaders of a models folder skip
+ * foreign files. */
+int ebm_model_file_foreign(const char *path, char *format, size_t len);
+
 /* Saves net (parameters, u) with info's label space, step, seed and data_spec; info->config is
  * ignored (the net's own configuration is written). extras may be NULL. 0 or -1 with err. */
 int ebm_model_save(const char *path, ebm_net *net, const ebm_model_info *info,

@@ -134,4 +134,15 @@ void ebm_net_backward(ebm_net *net, ebm_ref dE, ebm_ref dx, ebm_ref dc, int para
 
 void ebm_net_zero_grads(ebm_net *net);
 
+/* The trunk without the energy head, for networks that put their own head on the features
+ * (the judge, include/vkebm/judge.h). forward_features runs everything up to the last block's
+ * output and returns a ref to it ([B, C, H, H] with C, H from ebm_net_feature_shape; valid until
+ * the next forward), or EBM_NOREF when B is out of range. backward_features back-propagates
+ * dfeat (same shape; read only) through the trunk exactly as ebm_net_backward does from the
+ * head: dx, dc optional, param_grads accumulates into ebm_net_grads (head.* get nothing). */
+ebm_ref ebm_net_forward_features(ebm_net *net, ebm_ref x, ebm_ref c, int B);
+void ebm_net_backward_features(ebm_net *net, ebm_ref dfeat, ebm_ref dx, ebm_ref dc,
+                               int param_grads, int B);
+void ebm_net_feature_shape(const ebm_net *net, int *C, int *H);
+
 #endif /* VKEBM_NET_H */

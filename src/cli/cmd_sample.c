@@ -182,7 +182,9 @@ static int load_models(ebm_backend *be, settings *s, ebm_concept_set *set, int r
       for (int i = 0; i < n; i++) {
         char path[4096];
         snprintf(path, sizeof path, "%s/%s", s->models, names[i]);
-        if (rc == 0) {
+        if (rc == 0 && ebm_model_file_foreign(path, NULL, 0)) {
+          /* not a concept model (e.g. the judge, vkebm-judge, which lives next to them) */
+        } else if (rc == 0) {
           ebm_concept *c = ebm_concept_load_learned(be, path, rows, err, sizeof err);
           if (!c || ebm_concept_set_add(set, c, 1, err, sizeof err)) {
             ebm_concept_destroy(c);

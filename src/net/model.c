@@ -224,6 +224,17 @@ int ebm_model_read_info(const char *path, ebm_model_info *info, char *err, size_
   return 0;
 }
 
+int ebm_model_file_foreign(const char *path, char *format, size_t len) {
+  st_file f;
+  char why[300];
+  if (st_read(&f, path, 0, why, sizeof why)) return 0;
+  const char *fmt = st_meta_get(&f, "format");
+  int foreign = fmt && strcmp(fmt, EBM_MODEL_FORMAT) != 0;
+  if (foreign && format && len) snprintf(format, len, "%s", fmt);
+  st_free(&f);
+  return foreign;
+}
+
 /* ---- save -------------------------------------------------------------------------------- */
 
 static int extra_name_ok(const char *s) {

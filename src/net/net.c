@@ -570,6 +570,20 @@ void ebm_net_zero_grads(ebm_net *net) {
 /* ---- forward ----------------------------------------------------------------------------- */
 
 void ebm_net_forward(ebm_net *net, ebm_ref energy, ebm_ref x, ebm_ref c, int B) {
+  ebm_ref h = ebm_net_forward_features(net, x, c, B);
+  if (!h.buf) return;
+  const block_state *last = &net->blocks[net->cfg.num_blocks - 1];
+  ebm_head_forward(net->be, energy, h, pref(net, net->head_w), pref(net, net->head_b), B,
+                   last->cout, last->Ho * last->Ho);
+}
+
+void ebm_net_feature_shape(const ebm_net *net, int *C, int *H) {
+  const block_state *last = &net->blocks[net->cfg.num_blocks - 1];
+  if (C) *C = last->cout;
+  if (H) *H = last->Ho;
+}
+
+ebm_ref ebm_net_forward_features(ebm_net *net, ebm_ref x, ebm_ref c, int B) {
   ebm_backend *be = net->be;
   const ebm_net_config *cfg = &net->cfg;
   int R = cfg->resolution, W = cfg->base_width, L = cfg->label_dim;
@@ -578,7 +592,7 @@ void ebm_net_forward(ebm_net *net, ebm_ref energy, ebm_ref x, ebm_ref c, int B) 
     fprintf(stderr, "vkebm: ebm_net_forward: batch %d outside 1..%d; nothing computed\n", B,
             net->max_batch);
     net->last_B = 0;
-    return;
+    return EBM_NOREF;
   }
   net->last_x = x;
   net->last_c = c;
@@ -616,9 +630,7 @@ void ebm_net_forward(ebm_net *net, ebm_ref energy, ebm_ref x, ebm_ref c, int B) 
                       (size_t)B * co * blk->Ho * blk->Ho);
     h = aref(net, blk->out);
   }
-  const block_state *last = &net->blocks[cfg->num_blocks - 1];
-  ebm_head_forward(be, energy, h, pref(net, net->head_w), pref(net, net->head_b), B, last->cout,
-                   last->Ho * last->Ho);
+  return h;
 }
 
 /* ---- backward ---------------------------------------------------------------------------- */
@@ -640,25 +652,49 @@ static void conv_weight_grad(ebm_net *net, const conv_layer *layer, ebm_ref dy, 
                              layer->sigma, rows, cols);
 }
 
+static void trunk_backward(ebm_net *net, ebm_ref g, ebm_ref dx, ebm_ref dc, int pg, int B);
+
 void ebm_net_backward(ebm_net *net, ebm_ref dE, ebm_ref dx, ebm_ref dc, int param_grads, int B) {
   ebm_backend *be = net->be;
   const ebm_net_config *cfg = &net->cfg;
-  int R = cfg->resolution, W = cfg->base_width, L = cfg->label_dim;
-  ebm_ref c = net->last_c;
-  int pg = param_grads != 0, want_dc = dc.buf != NULL;
+  int pg = param_grads != 0;
   if (B < 1 || B != net->last_B) {
     fprintf(stderr, "vkebm: ebm_net_backward: batch %d does not match the last forward's %d; "
                     "nothing computed\n", B, net->last_B);
     return;
   }
-  if (want_dc) ebm_fill(be, dc, 0.0f, (size_t)B * L);
-
   const block_state *last = &net->blocks[cfg->num_blocks - 1];
-  int ping = 0;
-  ebm_ref g = dref(net, net->ping[ping]); /* dE/d(block output), flowing backwards */
+  ebm_ref g = dref(net, net->ping[0]); /* dE/d(block output), flowing backwards */
   ebm_head_backward(be, g, pg ? gref(net, net->head_w) : EBM_NOREF,
                     pg ? gref(net, net->head_b) : EBM_NOREF, dE, aref(net, last->out),
                     pref(net, net->head_w), B, last->cout, last->Ho * last->Ho);
+  trunk_backward(net, g, dx, dc, pg, B);
+}
+
+void ebm_net_backward_features(ebm_net *net, ebm_ref dfeat, ebm_ref dx, ebm_ref dc,
+                               int param_grads, int B) {
+  if (B < 1 || B != net->last_B) {
+    fprintf(stderr, "vkebm: ebm_net_backward_features: batch %d does not match the last "
+                    "forward's %d; nothing computed\n", B, net->last_B);
+    return;
+  }
+  const block_state *last = &net->blocks[net->cfg.num_blocks - 1];
+  ebm_ref g = dref(net, net->ping[0]);
+  /* The trunk reads its incoming gradient from the ping slot (and ping-pongs through it). */
+  ebm_scale(net->be, g, 1.0f, dfeat, (size_t)B * last->cout * last->Ho * last->Ho);
+  trunk_backward(net, g, dx, dc, param_grads != 0, B);
+}
+
+/* Backward through the blocks and the stem from g = dE/d(last block output), which lives in
+ * the ping[0] slot. dc (optional) is zeroed here and accumulated. */
+static void trunk_backward(ebm_net *net, ebm_ref g, ebm_ref dx, ebm_ref dc, int pg, int B) {
+  ebm_backend *be = net->be;
+  const ebm_net_config *cfg = &net->cfg;
+  int R = cfg->resolution, W = cfg->base_width, L = cfg->label_dim;
+  ebm_ref c = net->last_c;
+  int want_dc = dc.buf != NULL;
+  if (want_dc) ebm_fill(be, dc, 0.0f, (size_t)B * L);
+  int ping = 0;
 
   ebm_ref S[5];
   for (int i = 0; i < 5; i++) S[i] = dref(net, net->scratch[i]);
