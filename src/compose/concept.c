@@ -176,7 +176,11 @@ ebm_concept *ebm_concept_load_learned(ebm_backend *be, const char *path, int max
   c->be = be;
   char why[256];
   if (ebm_model_load(path, be, max_batch, &c->net, &mi, NULL, 0, why, sizeof why)) {
-    snprintf(err, errlen, "%s: %s", path, why);
+    /* model.c names the file in most of its messages; say it once */
+    if (strncmp(why, path, strlen(path)) == 0)
+      snprintf(err, errlen, "%s", why);
+    else
+      snprintf(err, errlen, "%s: %s", path, why);
     free(c);
     return NULL;
   }

@@ -217,7 +217,7 @@ static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t 
 int ebm_model_read_info(const char *path, ebm_model_info *info, char *err, size_t errlen) {
   st_file f;
   char why[300];
-  if (st_read(&f, path, 0, why, sizeof why)) return fail(err, errlen, "%s: %s", path, why);
+  if (st_read(&f, path, 0, why, sizeof why)) return fail(err, errlen, "%s", why); /* st_read names the file */
   int rc = parse_info(&f, info, why, sizeof why);
   st_free(&f);
   if (rc) return fail(err, errlen, "%s: %s", path, why);
@@ -379,7 +379,7 @@ int ebm_model_load(const char *path, ebm_backend *be, int max_batch, ebm_net **o
   *out = NULL;
   st_file f;
   char why[300];
-  if (st_read(&f, path, 1, why, sizeof why)) return fail(err, errlen, "%s: %s", path, why);
+  if (st_read(&f, path, 1, why, sizeof why)) return fail(err, errlen, "%s", why); /* st_read names the file */
   ebm_model_info info;
   ebm_net *net = NULL;
   float *host = NULL, *host_u = NULL;
