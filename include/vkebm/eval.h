@@ -41,11 +41,6 @@
 #define EBM_EVAL_DEFAULT_SIZE_TOL 0.1f
 #define EBM_EVAL_DEFAULT_POS_TOL 0.25f
 
-/* Loads every concept model (*.safetensors whose format is vkebm-model, sorted by name) of dir
- * for evaluations of up to max_rows rows each. A missing folder or one without concept models
- * leaves set empty (returns 0); an unreadable concept model is an error (-1 with err). */
-int ebm_eval_load_models(ebm_backend *be, const char *dir, int max_rows, ebm_concept_set *set,
-                         char *err, size_t errlen);
 /* The shipped analytic concepts at resolution R (as `vkebm sample --analytic`). */
 int ebm_eval_load_analytic(ebm_backend *be, int resolution, int max_rows, ebm_concept_set *set,
                            char *err, size_t errlen);

@@ -247,7 +247,7 @@ int cmd_eval(int argc, char **argv) {
   }
   int max_rows = st.batch * most_terms;
   if (!st.analytic) {
-    if (ebm_eval_load_models(be, models, max_rows, &set, err, sizeof err)) {
+    if (ebm_concept_set_load_dir(&set, be, models, max_rows, err, sizeof err)) {
       rc = cli_fail(CMD_NAME, "%s", err);
       goto done;
     }

@@ -6,7 +6,6 @@
  * setting needed to reproduce it (`--from FILE.png` does, pixel for pixel; no timestamps, so
  * the same command writes the same bytes). Optional per-step PNG frames and a looping GIF.
  */
-#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
@@ -153,48 +152,13 @@ static int load_from_png(const char *path, settings *s, char *err, size_t errlen
 
 /* ---- models -------------------------------------------------------------------------------- */
 
-static int has_suffix(const char *s, const char *suf) {
-  size_t n = strlen(s), m = strlen(suf);
-  return n >= m && !strcmp(s + n - m, suf);
-}
-
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* Fills set from settings: the learned models of s->models (sorted by file name), or the
  * analytic concepts. Returns an exit code (0 ok). */
 static int load_models(ebm_backend *be, settings *s, ebm_concept_set *set, int rows, int quiet) {
   char err[512];
   if (!s->analytic) {
-    DIR *d = opendir(s->models);
-    if (!d) {
-      if (errno != ENOENT) return cli_fail(CMD_NAME, "%s: %s", s->models, strerror(errno));
-    } else {
-      char *names[64];
-      int n = 0;
-      struct dirent *e;
-      while ((e = readdir(d)) && n < 64)
-        if (has_suffix(e->d_name, ".safetensors")) names[n++] = strdup(e->d_name);
-      closedir(d);
-      qsort(names, (size_t)n, sizeof *names, cmp_str);
-      int rc = 0;
-      for (int i = 0; i < n; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", s->models, names[i]);
-        if (rc == 0 && ebm_model_file_foreign(path, NULL, 0)) {
-          /* not a concept model (e.g. the judge, vkebm-judge, which lives next to them) */
-        } else if (rc == 0) {
-          ebm_concept *c = ebm_concept_load_learned(be, path, rows, err, sizeof err);
-          if (!c || ebm_concept_set_add(set, c, 1, err, sizeof err)) {
-            ebm_concept_destroy(c);
-            rc = cli_fail(CMD_NAME, "%s", err);
-          }
-        }
-        free(names[i]);
-      }
-      if (rc) return rc;
-    }
+    if (ebm_concept_set_load_dir(set, be, s->models, rows, err, sizeof err))
+      return cli_fail(CMD_NAME, "%s", err);
     if (set->count == 0) {
       if (!quiet)
         fprintf(stderr, "vkebm sample: no models in %s: using the analytic concepts\n", s->models);

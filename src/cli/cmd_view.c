@@ -20,7 +20,6 @@ int cmd_view(int argc, char **argv) {
 }
 #else
 
-#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <math.h>
@@ -75,48 +74,13 @@ static void usage(FILE *f) {
           "  --quiet              fewer messages\n");
 }
 
-static int has_suffix(const char *s, const char *suf) {
-  size_t n = strlen(s), m = strlen(suf);
-  return n >= m && !strcmp(s + n - m, suf);
-}
-
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
 /* The learned models of DIR (sorted by name), else the analytic concepts. Exit code. */
 static int load_models(ebm_backend *be, options *o, ebm_concept_set *set) {
   char err[512];
   int rows = (int)o->chains * VIEW_MAX_TERMS;
   if (!o->analytic) {
-    DIR *d = opendir(o->models);
-    if (!d) {
-      if (errno != ENOENT) return cli_fail(CMD_NAME, "%s: %s", o->models, strerror(errno));
-    } else {
-      char *names[32];
-      int n = 0;
-      struct dirent *e;
-      while ((e = readdir(d)) && n < 32)
-        if (has_suffix(e->d_name, ".safetensors") && (names[n] = strdup(e->d_name))) n++;
-      closedir(d);
-      qsort(names, (size_t)n, sizeof *names, cmp_str);
-      int rc = 0;
-      for (int i = 0; i < n; i++) {
-        char path[4096];
-        snprintf(path, sizeof path, "%s/%s", o->models, names[i]);
-        if (rc == 0 && ebm_model_file_foreign(path, NULL, 0)) {
-          /* not a concept model (e.g. the judge, vkebm-judge, which lives next to them) */
-        } else if (rc == 0) {
-          ebm_concept *c = ebm_concept_load_learned(be, path, rows, err, sizeof err);
-          if (!c || ebm_concept_set_add(set, c, 1, err, sizeof err)) {
-            ebm_concept_destroy(c);
-            rc = cli_fail(CMD_NAME, "%s", err);
-          }
-        }
-        free(names[i]);
-      }
-      if (rc) return rc;
-    }
+    if (ebm_concept_set_load_dir(set, be, o->models, rows, err, sizeof err))
+      return cli_fail(CMD_NAME, "%s", err);
     if (set->count == 0) {
       if (!o->quiet)
         fprintf(stderr, "vkebm view: no models in %s: using the analytic concepts\n", o->models);

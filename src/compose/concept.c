@@ -5,6 +5,8 @@
 #include "vkebm/concept.h"
 
 #include <ctype.h>
+#include <dirent.h>
+#include <errno.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -448,4 +450,46 @@ void ebm_concept_set_clear(ebm_concept_set *s) {
   for (int i = 0; i < s->count; i++)
     if (s->owned[i]) ebm_concept_destroy(s->items[i]);
   s->count = 0;
+}
+
+/* ---- loading a models folder ---------------------------------------------------------------- */
+
+static int has_suffix(const char *s, const char *suf) {
+  size_t n = strlen(s), m = strlen(suf);
+  return n >= m && !strcmp(s + n - m, suf);
+}
+
+static int cmp_str(const void *a, const void *b) {
+  return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+int ebm_concept_set_load_dir(ebm_concept_set *set, ebm_backend *be, const char *dir, int max_rows,
+                             char *err, size_t errlen) {
+  DIR *d = opendir(dir);
+  if (!d) {
+    if (errno == ENOENT) return 0;
+    snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+    return -1;
+  }
+  char *names[64];
+  int n = 0, rc = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) && n < 64)
+    if (has_suffix(e->d_name, ".safetensors") && !has_suffix(e->d_name, ".ckpt.safetensors") &&
+        (names[n] = strdup(e->d_name)))
+      n++;
+  closedir(d);
+  qsort(names, (size_t)n, sizeof *names, cmp_str);
+  for (int i = 0; i < n; i++) {
+    char path[4096];
+    snprintf(path, sizeof path, "%s/%s", dir, names[i]);
+    free(names[i]);
+    if (rc || ebm_model_file_foreign(path, NULL, 0)) continue;
+    ebm_concept *c = ebm_concept_load_learned(be, path, max_rows, err, errlen);
+    if (!c || ebm_concept_set_add(set, c, 1, err, errlen)) {
+      ebm_concept_destroy(c);
+      rc = -1;
+    }
+  }
+  return rc;
 }

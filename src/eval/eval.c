@@ -6,7 +6,6 @@
  */
 #include "vkebm/eval.h"
 
-#include <dirent.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -23,46 +22,6 @@
 #define PLACE_HEIGHT 0.4f /* world height of a place's projected centre: a mid-sized object */
 
 /* ---- models ------------------------------------------------------------------------------- */
-
-static int has_suffix(const char *s, const char *suf) {
-  size_t n = strlen(s), m = strlen(suf);
-  return n >= m && !strcmp(s + n - m, suf);
-}
-
-static int cmp_str(const void *a, const void *b) {
-  return strcmp(*(const char *const *)a, *(const char *const *)b);
-}
-
-int ebm_eval_load_models(ebm_backend *be, const char *dir, int max_rows, ebm_concept_set *set,
-                         char *err, size_t errlen) {
-  DIR *d = opendir(dir);
-  if (!d) {
-    if (errno == ENOENT) return 0;
-    snprintf(err, errlen, "%s: %s", dir, strerror(errno));
-    return -1;
-  }
-  char *names[64];
-  int n = 0, rc = 0;
-  struct dirent *e;
-  while ((e = readdir(d)) && n < 64)
-    if (has_suffix(e->d_name, ".safetensors") && !has_suffix(e->d_name, ".ckpt.safetensors") &&
-        (names[n] = strdup(e->d_name)))
-      n++;
-  closedir(d);
-  qsort(names, (size_t)n, sizeof *names, cmp_str);
-  for (int i = 0; i < n; i++) {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/%s", dir, names[i]);
-    free(names[i]);
-    if (rc || ebm_model_file_foreign(path, NULL, 0)) continue;
-    ebm_concept *c = ebm_concept_load_learned(be, path, max_rows, err, errlen);
-    if (!c || ebm_concept_set_add(set, c, 1, err, errlen)) {
-      ebm_concept_destroy(c);
-      rc = -1;
-    }
-  }
-  return rc;
-}
 
 int ebm_eval_load_analytic(ebm_backend *be, int resolution, int max_rows, ebm_concept_set *set,
                            char *err, size_t errlen) {
