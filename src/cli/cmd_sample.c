@@ -161,7 +161,7 @@ static int load_models(ebm_backend *be, settings *s, ebm_concept_set *set, int r
       return cli_fail(CMD_NAME, "%s", err);
     if (set->count == 0) {
       if (!quiet)
-        fprintf(stderr, "vkebm sample: no models in %s: using the analytic concepts\n", s->models);
+        fprintf(stderr, "vkebm sample: no concept models in %s: using the analytic concepts\n", s->models);
       s->analytic = 1;
     }
   }

@@ -83,7 +83,7 @@ static int load_models(ebm_backend *be, options *o, ebm_concept_set *set) {
       return cli_fail(CMD_NAME, "%s", err);
     if (set->count == 0) {
       if (!o->quiet)
-        fprintf(stderr, "vkebm view: no models in %s: using the analytic concepts\n", o->models);
+        fprintf(stderr, "vkebm view: no concept models in %s: using the analytic concepts\n", o->models);
       o->analytic = 1;
     }
   }
