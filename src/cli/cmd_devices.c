@@ -20,14 +20,14 @@ static void usage(FILE *f) {
 int cmd_devices(int argc, char **argv) {
   static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   optind = 1;
+  opterr = 0;
   int c;
   while ((c = getopt_long(argc, argv, "h", opts, NULL)) != -1) {
     if (c == 'h') {
       usage(stdout);
       return EXIT_OK;
     }
-    usage(stderr);
-    return EXIT_USAGE;
+    return cli_bad_option("devices", argv);
   }
   if (optind < argc) return cli_usage("devices", "unexpected argument '%s'", argv[optind]);
 

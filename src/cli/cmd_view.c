@@ -331,6 +331,7 @@ int cmd_view(int argc, char **argv) {
       {"quiet", no_argument, 0, O_QUIET},          {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   optind = 1;
+  opterr = 0;
   int ch;
   while ((ch = getopt_long(argc, argv, "n:o:h", opts, NULL)) != -1) {
     switch (ch) {
@@ -398,7 +399,7 @@ int cmd_view(int argc, char **argv) {
       break;
     case O_QUIET: o.quiet = 1; break;
     case 'h': usage(stdout); return EXIT_OK;
-    default: usage(stderr); return EXIT_USAGE;
+    default: return cli_bad_option(CMD_NAME, argv);
     }
   }
   if (optind < argc) return cli_usage(CMD_NAME, "unexpected argument '%s'", argv[optind]);

@@ -4,6 +4,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <errno.h>
+#include <getopt.h>
 #include <math.h>
 
 #include "cli.h"
@@ -69,6 +70,14 @@ int cli_fail(const char *cmd, const char *fmt, ...) {
   vmsg(cmd, fmt, ap);
   va_end(ap);
   return EXIT_FAIL;
+}
+
+int cli_bad_option(const char *cmd, char **argv) {
+  const char *arg = optind > 0 ? argv[optind - 1] : "?";
+  if (optopt && arg[0] == '-' && arg[1] != '-' && arg[1] != (char)optopt)
+    return cli_usage(cmd, "unknown option '-%c' (try `vkebm %s --help`)", optopt, cmd);
+  return cli_usage(cmd, "option '%s' is unknown or lacks its value (try `vkebm %s --help`)", arg,
+                   cmd);
 }
 
 int cli_parse_backend(const char *s) {
