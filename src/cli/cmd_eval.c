@@ -291,8 +291,12 @@ int cmd_eval(int argc, char **argv) {
     const suite_row *row = &suite[i];
     expr_error perr;
     expr_node *t = expr_parse(row->expr, &perr);
-    const char *miss = t ? missing_concept(t, &set) : "?";
+    /* copy the name out before the tree it points into is freed */
+    char miss_buf[64] = "";
+    const char *m = t ? missing_concept(t, &set) : "?";
+    if (m) snprintf(miss_buf, sizeof miss_buf, "%s", m);
     expr_free(t);
+    const char *miss = m ? miss_buf : NULL;
     if (miss) {
       fprintf(mf, "| %d | %s | `%s` | skipped | %.0f%% | - | - | no `%s` model in %s |\n", i + 1,
               row->kind, row->expr, 100 * row->target, miss, st.analytic ? "analytic" : models);
