@@ -185,9 +185,7 @@ int cmd_data(int argc, char **argv) {
     case 'V': validate = 1; break;
     case 'q': quiet = 1; break;
     case 'h': usage(stdout); return EXIT_OK;
-    default:
-      return cli_usage("data", "unknown or malformed option '%s' (try `vkebm data --help`)",
-                       argv[optind - 1]);
+    default: return cli_bad_option("data", argv, o);
     }
   }
   if (optind < argc) return cli_usage("data", "unexpected argument '%s' (try `vkebm data --help`)", argv[optind]);

@@ -27,7 +27,7 @@ int cmd_devices(int argc, char **argv) {
       usage(stdout);
       return EXIT_OK;
     }
-    return cli_bad_option("devices", argv);
+    return cli_bad_option("devices", argv, c);
   }
   if (optind < argc) return cli_usage("devices", "unexpected argument '%s'", argv[optind]);
 

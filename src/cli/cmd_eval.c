@@ -197,8 +197,7 @@ int cmd_eval(int argc, char **argv) {
         return cli_usage(CMD_NAME, "--backend: expected auto, cpu or vulkan, got '%s'", optarg);
       break;
     case O_QUIET: quiet = 1; break;
-    case ':': return cli_usage(CMD_NAME, "%s needs a value", argv[optind - 1]);
-    default: return cli_usage(CMD_NAME, "unknown option '%s' (see --help)", argv[optind - 1]);
+    default: return cli_bad_option(CMD_NAME, argv, ch);
     }
   }
   if (optind < argc) return cli_usage(CMD_NAME, "unexpected argument '%s'", argv[optind]);

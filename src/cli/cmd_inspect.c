@@ -245,9 +245,7 @@ int cmd_inspect(int argc, char **argv) {
     switch (o) {
     case 'j': json = 1; break;
     case 'h': usage(stdout); return EXIT_OK;
-    default:
-      return cli_usage("inspect", "unknown or malformed option '%s' (try `vkebm inspect --help`)",
-                       argv[optind - 1]);
+    default: return cli_bad_option("inspect", argv, o);
     }
   }
   if (argc - optind != 1)

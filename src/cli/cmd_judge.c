@@ -163,8 +163,7 @@ static int parse(int argc, char **argv, opts *o) {
     case OPT_GRID: o->grid = 1; break;
     case 'h':
     case OPT_HELP: usage(stdout); exit(EXIT_OK);
-    case ':': return cli_usage(CMD_NAME, "%s needs a value", argv[optind - 1]);
-    default: return cli_usage(CMD_NAME, "unknown option '%s' (see --help)", argv[optind - 1]);
+    default: return cli_bad_option(CMD_NAME, argv, c);
     }
   }
   return 0;

@@ -361,9 +361,7 @@ int cmd_sample(int argc, char **argv) {
       if (backend < 0) return cli_usage(CMD_NAME, "--backend: expected auto, cpu or vulkan, got '%s'", optarg);
       break;
     case O_QUIET: quiet = 1; break;
-    default:
-      if (optopt) return cli_usage(CMD_NAME, "option '%s' needs a value or is unknown (try --help)", argv[optind - 1]);
-      return cli_usage(CMD_NAME, "unknown option '%s' (try --help)", argv[optind - 1]);
+    default: return cli_bad_option(CMD_NAME, argv, ch);
     }
   }
   if (optind < argc) return cli_usage(CMD_NAME, "unexpected argument '%s'", argv[optind]);

@@ -229,11 +229,7 @@ int cmd_train(int argc, char **argv) {
         return cli_usage(CMD_NAME, "--backend '%s': expected auto, cpu or vulkan", optarg);
       break;
     case 'q': quiet = 1; break;
-    default:
-      if (optopt && optopt < 256)
-        return cli_usage(CMD_NAME, "option '-%c' needs a value or is unknown (try --help)", optopt);
-      return cli_usage(CMD_NAME, "option '%s' needs a value or is unknown (try --help)",
-                       argv[optind - 1]);
+    default: return cli_bad_option(CMD_NAME, argv, ch);
     }
   }
 #undef INT_OPT

@@ -72,10 +72,11 @@ int cli_fail(const char *cmd, const char *fmt, ...) {
   return EXIT_FAIL;
 }
 
-int cli_bad_option(const char *cmd, char **argv) {
+int cli_bad_option(const char *cmd, char **argv, int c) {
   const char *arg = optind > 0 ? argv[optind - 1] : "?";
-  if (optopt && arg[0] == '-' && arg[1] != '-' && arg[1] != (char)optopt)
-    return cli_usage(cmd, "unknown option '-%c' (try `vkebm %s --help`)", optopt, cmd);
+  char shortopt[3] = {'-', (char)optopt, 0};
+  if (strncmp(arg, "--", 2) && optopt > 0 && optopt < 128) arg = shortopt; /* e.g. -xn: the x */
+  if (c == ':') return cli_usage(cmd, "option '%s' needs a value (try `vkebm %s --help`)", arg, cmd);
   return cli_usage(cmd, "option '%s' is unknown or lacks its value (try `vkebm %s --help`)", arg,
                    cmd);
 }
