@@ -39,6 +39,9 @@ static void save_model(ebm_backend *be, const char *path, const char *concept, i
   ebm_model_info info;
   ebm_model_info_default(&info, &cfg);
   snprintf(info.concept, sizeof info.concept, "%s", concept);
+  /* the training sampler each model records: colour 10 / 0.005, position 20 / 0.01 */
+  info.langevin_step_lr = onehot ? 10.0f : 20.0f;
+  info.langevin_noise = onehot ? 0.005f : 0.01f;
   if (onehot) {
     info.label_kind = EBM_LABEL_ONEHOT;
     const char *names[] = {"red", "green", "blue"};
@@ -71,6 +74,9 @@ int main(void) {
   save_model(be, pp, "position", 0, 6);
   enum { B = 3, N = 3 * 8 * 8 };
   ebm_concept_set set = {0};
+  float hs = -1.0f, hn = -1.0f;
+  TU_CHECK(ebm_concept_set_sampler_hint(&set, &hs, &hn) == 0 && hs == -1.0f && hn == -1.0f,
+           "an empty set gives no sampler hint and leaves the values");
   ebm_concept *cc = ebm_concept_load_learned(be, pc, 2 * B, err, sizeof err);
   TU_CHECK(cc, "load: %s", err);
   ebm_concept *cp = ebm_concept_load_learned(be, pp, 2 * B, err, sizeof err);
@@ -81,6 +87,8 @@ int main(void) {
   TU_CHECK(!strcmp(ebm_concept_info_of(cp)->name, "position") &&
                !strcmp(ebm_concept_info_of(cc)->kind, "learned") &&
                strlen(ebm_concept_info_of(cc)->hash) == 16, "learned info");
+  TU_CHECK(ebm_concept_set_sampler_hint(&set, &hs, &hn) == 1 && hs == 10.0f && hn == 0.005f,
+           "sampler hint: the smallest training step and its noise (got %g, %g)", hs, hn);
 
   const char *src = "(color=red AND NOT[0.5] color=blue) OR[0.7] 2*pos=(0.2,-0.3)";
   ebm_composition *c = compose(be, &set, src, B);

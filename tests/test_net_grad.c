@@ -572,6 +572,8 @@ static void check_model_files(ebm_backend *be) {
   info.step = 1234;
   info.seed = 18446744073709551557ull;
   snprintf(info.data_spec, sizeof info.data_spec, "scenes:cubes seed=3");
+  info.langevin_step_lr = 10.0f;
+  info.langevin_noise = 0.005f;
   float adam[5] = {1, 2, 3, 4, 5};
   ebm_model_extra ex = {.name = "adam.m", .data = adam, .numel = 5};
   char err[512];
@@ -582,7 +584,8 @@ static void check_model_files(ebm_backend *be) {
   TU_CHECK(ebm_net_config_equal(&back.config, &f.cfg), "config did not round-trip");
   TU_CHECK(!strcmp(back.concept, "color") && back.label_kind == EBM_LABEL_ONEHOT &&
                !strcmp(back.label_names[2], "blue") && back.step == 1234 &&
-               back.seed == 18446744073709551557ull && !strcmp(back.data_spec, info.data_spec),
+               back.seed == 18446744073709551557ull && !strcmp(back.data_spec, info.data_spec) &&
+               back.langevin_step_lr == 10.0f && back.langevin_noise == 0.005f,
            "metadata did not round-trip");
   TU_CHECK(ebm_model_label_index(&back, "green") == 1, "label index");
 

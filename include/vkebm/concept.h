@@ -32,6 +32,7 @@ typedef struct ebm_concept_info {
   int channels, height, width; /* the images it scores: x is [channels, height, width] */
   char kind[16];             /* "analytic" or "learned" */
   char hash[20];             /* 16 hex digits: FNV-1a of the model's defining bytes */
+  float train_step_lr, train_noise; /* learned: the Langevin step it was trained with (0: unknown) */
 } ebm_concept_info;
 
 typedef struct ebm_concept ebm_concept;
@@ -95,6 +96,10 @@ int ebm_concept_set_add(ebm_concept_set *s, ebm_concept *c, int owned, char *err
  * is an error (-1, err names the file). */
 int ebm_concept_set_load_dir(ebm_concept_set *s, ebm_backend *be, const char *dir, int max_rows,
                              char *err, size_t errlen);
+/* The paper sampler's defaults for a set of learned models: the smallest step any of them was
+ * trained with, and that model's noise. Returns 1 and fills step/noise when some model records
+ * its training sampler, else 0 (both untouched). */
+int ebm_concept_set_sampler_hint(const ebm_concept_set *s, float *step, float *noise);
 /* Looks a concept up by name or alias (pos, colour, ...); NULL when unknown. */
 ebm_concept *ebm_concept_set_find(const ebm_concept_set *s, const char *name);
 /* "color, position, shape, size" into out. */

@@ -51,6 +51,7 @@ typedef struct ebm_eval_settings {
   uint32_t seed;          /* batch k uses seed + k */
   ebm_sampler_config sc;  /* the sampler (its seed is set per batch) */
   int analytic;           /* the set is analytic: the sample CLI's analytic step size */
+  int step_given, noise_given; /* sc's step/noise were chosen: learned models' hints unused */
   float size_tol, pos_tol;
 } ebm_eval_settings;
 
@@ -75,6 +76,11 @@ typedef struct ebm_eval_result {
   int masked_positions;    /* 1 when position terms were judged on masked copies */
   double seconds;
 } ebm_eval_result;
+
+/* The sampler ebm_eval_expr runs: s->sc, with learned models' recorded training step and noise
+ * (ebm_concept_set_sampler_hint) or the analytic step where s does not set them. */
+void ebm_eval_sampler(const ebm_eval_settings *s, const ebm_concept_set *set,
+                      ebm_sampler_config *sc);
 
 /* Samples expr with the models of set and judges it. 0, or -1 with a one-line reason
  * (expression errors carry the caret-formatted message). images (optional): the samples are

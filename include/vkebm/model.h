@@ -40,6 +40,10 @@ typedef struct ebm_model_info {
   int64_t step;                                     /* training iterations done */
   uint64_t seed;                                    /* the run's seed */
   char data_spec[256];                              /* how the training data was made */
+  /* The Langevin sampler the model was trained with (metadata langevin_step_lr and
+   * langevin_noise; 0 = not recorded): samplers use them as defaults, since a learned energy's
+   * gradient scale is only meaningful at the step it was trained against. */
+  float langevin_step_lr, langevin_noise;
 } ebm_model_info;
 
 /* A named extra tensor (1-D, numel floats). Save reads data; load writes data when the file

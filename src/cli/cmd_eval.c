@@ -40,6 +40,9 @@ static void usage(FILE *f) {
           "  -n N               samples per expression (default 256)\n"
           "  --batch B          chains sampled at once (default 64)\n"
           "  --steps K          sampler steps (default 200, as vkebm sample)\n"
+          "  --step-size V      sampler step eta (default: the step the models were trained\n"
+          "                     with, as vkebm sample)\n"
+          "  --noise V          sampler noise sigma (default: the models' training noise)\n"
           "  --seed S           sampling seed (default 1; batch k uses S + k)\n"
           "  --models DIR       concept models (default models/; other files are skipped)\n"
           "  --analytic         use the analytic concepts (the judge reads rendered scenes, so\n"
@@ -131,7 +134,7 @@ static void print_table(const ebm_eval_result *r) {
 int cmd_eval(int argc, char **argv) {
   enum {
     O_EXPR = 256, O_SUITE, O_OUT, O_BATCH, O_STEPS, O_SEED, O_MODELS, O_ANALYTIC, O_JUDGE,
-    O_SIZE_TOL, O_POS_TOL, O_JSON, O_BACKEND, O_QUIET
+    O_SIZE_TOL, O_POS_TOL, O_JSON, O_BACKEND, O_QUIET, O_STEP, O_NOISE
   };
   static const struct option opts[] = {
       {"expr", required_argument, 0, O_EXPR},     {"suite", no_argument, 0, O_SUITE},
@@ -141,6 +144,7 @@ int cmd_eval(int argc, char **argv) {
       {"judge", required_argument, 0, O_JUDGE},   {"size-tol", required_argument, 0, O_SIZE_TOL},
       {"pos-tol", required_argument, 0, O_POS_TOL}, {"json", no_argument, 0, O_JSON},
       {"backend", required_argument, 0, O_BACKEND}, {"quiet", no_argument, 0, O_QUIET},
+      {"step-size", required_argument, 0, O_STEP}, {"noise", required_argument, 0, O_NOISE},
       {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
   ebm_eval_settings st;
   ebm_eval_settings_default(&st);
@@ -172,6 +176,18 @@ int cmd_eval(int argc, char **argv) {
         return cli_usage(CMD_NAME, "--steps: expected 0..1000000, got '%s'", optarg);
       st.sc.steps = (int)l;
       st.sc.adapt_steps = (int)l / 2;
+      break;
+    case O_STEP:
+      if (cli_parse_float(optarg, 1e-30, 1e30, &d))
+        return cli_usage(CMD_NAME, "--step-size: expected a positive number, got '%s'", optarg);
+      st.sc.step_size = (float)d;
+      st.step_given = 1;
+      break;
+    case O_NOISE:
+      if (cli_parse_float(optarg, 0, 1e30, &d))
+        return cli_usage(CMD_NAME, "--noise: expected a number >= 0, got '%s'", optarg);
+      st.sc.noise_std = (float)d;
+      st.noise_given = 1;
       break;
     case O_SEED:
       if (cli_parse_int(optarg, 0, 4294967295L, &l))
@@ -339,10 +355,13 @@ int cmd_eval(int argc, char **argv) {
     }
   }
   if (json) printf("\n]\n");
+  ebm_sampler_config used;
+  ebm_eval_sampler(&st, &set, &used);
   fprintf(mf, "\n%d of %d rows scored, %d met their target. %d samples per row, seed %u, "
-              "sampler: %s, %d steps; models: %s (%s); size tolerance %.2f, position tolerance "
-              "%.2f.\n", scored, nrows, met_all, st.n, st.seed, ebm_sampler_name(st.sc.kind),
-          st.sc.steps, st.analytic ? "analytic" : models, names, st.size_tol, st.pos_tol);
+              "sampler: %s, %d steps of %g with noise %g; models: %s (%s); size tolerance %.2f, "
+              "position tolerance %.2f.\n", scored, nrows, met_all, st.n, st.seed,
+          ebm_sampler_name(used.kind), used.steps, used.step_size, used.noise_std,
+          st.analytic ? "analytic" : models, names, st.size_tol, st.pos_tol);
   fclose(mf);
   mf = NULL;
   if (out) {

@@ -438,6 +438,14 @@ int cmd_sample(int argc, char **argv) {
     rc = cli_usage(CMD_NAME, "%s", msg);
     goto done;
   }
+  /* learned models: the paper sampler defaults to the step and noise they were trained with */
+  if (!s.analytic && s.sc.kind == EBM_SAMPLER_PAPER) {
+    float hs = 0.0f, hn = 0.0f;
+    if (ebm_concept_set_sampler_hint(&set, &hs, &hn)) {
+      if (!s.step_given) s.sc.step_size = hs;
+      if (!s.noise_given) s.sc.noise_std = hn;
+    }
+  }
   /* analytic concepts: default steps sized to their stiffness (see docs/composition.md) */
   if (s.analytic && !s.step_given) {
     s.sc.step_size = s.sc.kind == EBM_SAMPLER_PAPER ? 1e-3f : s.sc.kind == EBM_SAMPLER_LANGEVIN ? 2e-3f : 1e-3f;

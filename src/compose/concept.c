@@ -192,6 +192,8 @@ ebm_concept *ebm_concept_load_learned(ebm_backend *be, const char *path, int max
   snprintf(info->kind, sizeof info->kind, "learned");
   info->label_kind = mi.label_kind;
   info->label_dim = mi.config.label_dim;
+  info->train_step_lr = mi.langevin_step_lr;
+  info->train_noise = mi.langevin_noise;
   info->channels = mi.config.in_channels;
   info->height = info->width = mi.config.resolution;
   if (info->label_dim > EBM_CONCEPT_MAX_LABEL) {
@@ -430,6 +432,20 @@ int ebm_concept_set_add(ebm_concept_set *s, ebm_concept *c, int owned, char *err
   s->items[s->count] = c;
   s->owned[s->count++] = owned;
   return 0;
+}
+
+int ebm_concept_set_sampler_hint(const ebm_concept_set *s, float *step, float *noise) {
+  int found = 0;
+  for (int i = 0; i < s->count; i++) {
+    const ebm_concept_info *in = &s->items[i]->info;
+    if (!(in->train_step_lr > 0.0f)) continue;
+    if (!found || in->train_step_lr < *step) {
+      *step = in->train_step_lr;
+      *noise = in->train_noise;
+    }
+    found = 1;
+  }
+  return found;
 }
 
 ebm_concept *ebm_concept_set_find(const ebm_concept_set *s, const char *name) {

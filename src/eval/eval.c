@@ -292,6 +292,24 @@ static double now_s(void) {
   return (double)ts.tv_sec + ts.tv_nsec * 1e-9;
 }
 
+void ebm_eval_sampler(const ebm_eval_settings *s, const ebm_concept_set *set,
+                      ebm_sampler_config *sc) {
+  *sc = s->sc;
+  /* as `vkebm sample`: learned models' own training step and noise, the analytic concepts'
+   * step sized to their stiffness */
+  if (!s->analytic && sc->kind == EBM_SAMPLER_PAPER) {
+    float hs = 0.0f, hn = 0.0f;
+    if (ebm_concept_set_sampler_hint(set, &hs, &hn)) {
+      if (!s->step_given) sc->step_size = hs;
+      if (!s->noise_given) sc->noise_std = hn;
+    }
+  }
+  if (s->analytic && !s->step_given)
+    sc->step_size = sc->kind == EBM_SAMPLER_PAPER     ? 1e-3f
+                    : sc->kind == EBM_SAMPLER_LANGEVIN ? 2e-3f
+                                                       : 1e-3f;
+}
+
 int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge, const char *expr,
                   const ebm_eval_settings *s, ebm_eval_result *out, float *images, char *err,
                   size_t errlen) {
@@ -332,11 +350,8 @@ int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge,
     snprintf(err, errlen, "out of memory for %d samples", s->n);
     goto done;
   }
-  ebm_sampler_config sc = s->sc;
-  /* as `vkebm sample`: the analytic concepts' default step sized to their stiffness */
-  if (s->analytic)
-    sc.step_size = sc.kind == EBM_SAMPLER_PAPER ? 1e-3f : sc.kind == EBM_SAMPLER_LANGEVIN ? 2e-3f
-                                                                                           : 1e-3f;
+  ebm_sampler_config sc;
+  ebm_eval_sampler(s, set, &sc);
   for (int first = 0, k = 0; first < s->n; first += B, k++) {
     int m = s->n - first < B ? s->n - first : B;
     sc.seed = s->seed + (uint32_t)k;

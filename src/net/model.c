@@ -211,6 +211,18 @@ static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t 
   info->seed = sd;
   const char *spec = st_meta_get(f, "data_spec");
   if (spec) snprintf(info->data_spec, sizeof info->data_spec, "%s", spec);
+  static const char *lkeys[2] = {"langevin_step_lr", "langevin_noise"};
+  float *lvals[2] = {&info->langevin_step_lr, &info->langevin_noise};
+  for (int i = 0; i < 2; i++) {
+    const char *v = st_meta_get(f, lkeys[i]);
+    if (!v) continue;
+    errno = 0;
+    double d = strtod(v, &end);
+    if (errno || end == v || *end || !(d >= 0.0) || d > 1e30)
+      return fail(err, errlen, "model metadata '%s' = '%.30s' is not a non-negative number",
+                  lkeys[i], v);
+    *lvals[i] = (float)d;
+  }
   return ebm_model_info_validate(info, err, errlen);
 }
 
@@ -337,6 +349,12 @@ int ebm_model_save(const char *path, ebm_net *net, const ebm_model_info *info,
   snprintf(num, sizeof num, "%" PRIu64, meta.seed);
   META("seed", num);
   META("data_spec", meta.data_spec);
+  if (meta.langevin_step_lr > 0.0f) {
+    snprintf(num, sizeof num, "%.9g", meta.langevin_step_lr);
+    META("langevin_step_lr", num);
+    snprintf(num, sizeof num, "%.9g", meta.langevin_noise);
+    META("langevin_noise", num);
+  }
 #undef META
 #undef META_INT
   if (st_writer_save(w, path, why, sizeof why)) {

@@ -828,6 +828,8 @@ int ebm_trainer_save_checkpoint(ebm_trainer *tr, const char *path, char *err, si
   ebm_model_info info = tr->label_info;
   info.step = tr->step;
   info.seed = tr->cfg.seed;
+  info.langevin_step_lr = tr->cfg.step_lr;
+  info.langevin_noise = tr->cfg.noise;
   ebm_model_extra ex[6] = {{"train.state", state, TRAIN_STATE_FLOATS, 1, 0},
                            {"adam.m", m, tr->nparams, 1, 0},
                            {"adam.v", v, tr->nparams, 1, 0},
@@ -848,6 +850,8 @@ int ebm_trainer_save_model(ebm_trainer *tr, const char *path, int use_ema, char 
   ebm_model_info info = tr->label_info;
   info.step = tr->step;
   info.seed = tr->cfg.seed;
+  info.langevin_step_lr = tr->cfg.step_lr;
+  info.langevin_noise = tr->cfg.noise;
   ebm_net *net = use_ema && tr->ema ? tr->ema : tr->net;
   return ebm_model_save(path, net, &info, NULL, 0, err, errlen);
 }
