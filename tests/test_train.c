@@ -16,6 +16,7 @@
 #include "../src/backend/backend_impl.h"
 #include "testutil.h"
 #include "vkebm/model.h"
+#include "vkebm/sampler.h"
 #include "vkebm/train.h"
 
 /* Closed form of one Adam step in double (the formulas of backend.h). */
@@ -251,6 +252,57 @@ static void test_model_output(ebm_backend *be, const char *dir) {
   ebm_trainer_destroy(tr);
 }
 
+/* --chain-init data: the trainer fits the data's channel Gaussian (the floor is a mid grey, so
+ * the means sit well inside (0.25, 0.6) and the spreads are far below uniform noise's 0.29),
+ * keeps it across a checkpoint, records it in the model, and the sampler's init reproduces it. */
+static void test_chain_init(ebm_backend *be, const char *dir) {
+  ebm_train_config cfg = tiny_config();
+  cfg.chain_init = 1;
+  cfg.replay = 0.0f; /* every chain fresh: the negatives' first step starts from the Gaussian */
+  ebm_trainer *tr = make(be, &cfg, NULL);
+  const ebm_train_config *c = ebm_trainer_config(tr);
+  for (int k = 0; k < 3; k++)
+    TU_CHECK(c->init_mean[k] > 0.25f && c->init_mean[k] < 0.6f && c->init_std[k] > 0.01f &&
+                 c->init_std[k] < 0.2f,
+             "channel %d: fitted mean %g std %g", k, c->init_mean[k], c->init_std[k]);
+  TU_CHECK(run_steps(tr, 2, NULL) == 0, "steps");
+  char path[512], ckpt[512], err[512];
+  snprintf(path, sizeof path, "%s/ci_model.safetensors", dir);
+  snprintf(ckpt, sizeof ckpt, "%s/ci_ckpt.safetensors", dir);
+  TU_CHECK(ebm_trainer_save_model(tr, path, 1, err, sizeof err) == 0, "save model: %s", err);
+  TU_CHECK(ebm_trainer_save_checkpoint(tr, ckpt, err, sizeof err) == 0, "save checkpoint: %s", err);
+  ebm_model_info info;
+  TU_CHECK(ebm_model_read_info(path, &info, err, sizeof err) == 0, "read: %s", err);
+  TU_CHECK(info.init_channels == 3 && fabsf(info.init_mean[1] - c->init_mean[1]) < 1e-5f &&
+               fabsf(info.init_std[2] - c->init_std[2]) < 1e-5f && info.langevin_step_lr == 10.0f &&
+               info.langevin_noise == 0.005f,
+           "model records the chain start (%d channels) and the training sampler", info.init_channels);
+  ebm_trainer *r = make(be, &cfg, ckpt);
+  const ebm_train_config *rc = ebm_trainer_config(r);
+  TU_CHECK(rc->chain_init == 1 && rc->init_mean[0] == c->init_mean[0] &&
+               rc->init_std[0] == c->init_std[0],
+           "the checkpoint keeps the chain start");
+  ebm_trainer_destroy(r);
+  /* the sampler's start: mean and spread per channel as recorded */
+  enum { B = 4, HW = 256 };
+  float *x = malloc(sizeof(float) * B * 3 * HW);
+  ebm_sampler_init_chains(x, B, 3, HW, info.init_mean, info.init_std, 11);
+  for (int k = 0; k < 3; k++) {
+    double s1 = 0, s2 = 0;
+    for (int b = 0; b < B; b++)
+      for (int p = 0; p < HW; p++) {
+        double v = x[(size_t)b * 3 * HW + (size_t)k * HW + p];
+        s1 += v, s2 += v * v;
+      }
+    double m = s1 / (B * HW), sd = sqrt(s2 / (B * HW) - m * m);
+    TU_CHECK(fabs(m - info.init_mean[k]) < 0.01 && fabs(sd - info.init_std[k]) < 0.01,
+             "init channel %d: mean %g sd %g, want %g %g", k, m, sd, info.init_mean[k],
+             info.init_std[k]);
+  }
+  free(x);
+  ebm_trainer_destroy(tr);
+}
+
 int main(void) {
   char dir[] = "/tmp/vkebm_test_train_XXXXXX";
   if (!mkdtemp(dir)) return 1;
@@ -267,6 +319,7 @@ int main(void) {
   test_adam(be);
   test_divergence_guard(be);
   test_model_output(be, dir);
+  test_chain_init(be, dir);
   test_resume(be, dir);
   test_toy_problem(be);
   printf("cpu time %.1f s\n", (double)(clock() - t0) / CLOCKS_PER_SEC);

@@ -31,6 +31,8 @@ typedef enum ebm_label_kind {
 } ebm_label_kind;
 
 /* Everything in a model file's metadata; readable without building a network. */
+#define EBM_MODEL_MAX_INIT 4
+
 typedef struct ebm_model_info {
   ebm_net_config config;
   char concept[64];                                 /* e.g. "color", "position" */
@@ -44,6 +46,10 @@ typedef struct ebm_model_info {
    * langevin_noise; 0 = not recorded): samplers use them as defaults, since a learned energy's
    * gradient scale is only meaningful at the step it was trained against. */
   float langevin_step_lr, langevin_noise;
+  /* The chains' start the model was trained with: per input channel, a Gaussian clipped to
+   * [0,1] (metadata chain_init_mean/chain_init_std); init_channels 0 = uniform noise. */
+  int init_channels;
+  float init_mean[EBM_MODEL_MAX_INIT], init_std[EBM_MODEL_MAX_INIT];
 } ebm_model_info;
 
 /* A named extra tensor (1-D, numel floats). Save reads data; load writes data when the file

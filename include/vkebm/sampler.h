@@ -64,5 +64,13 @@ int ebm_sample(ebm_composition *comp, ebm_ref x, const ebm_sampler_config *cfg,
 
 /* Chain initialisation, uniform noise in [0,1) from the counter RNG: host x[B, N]. */
 void ebm_sampler_init_uniform(float *x, int B, int N, uint32_t seed);
+/* Chain initialisation from a per-channel Gaussian, clipped to [0,1]: x[b, c, p] =
+ * clip(mean[c] + std[c] z), z ~ N(0,1) from the counter RNG; host x[B, C*HW]. The
+ * distribution learned models record as their chain start (ebm_concept_set_chain_init). */
+void ebm_sampler_init_gaussian(float *x, int B, int C, int HW, const float *mean,
+                               const float *std, uint32_t seed);
+/* ebm_sampler_init_gaussian when C > 0 (mean/std of C channels), else uniform. */
+void ebm_sampler_init_chains(float *x, int B, int C, int HW, const float *mean, const float *std,
+                             uint32_t seed);
 
 #endif

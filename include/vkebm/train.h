@@ -53,6 +53,10 @@ typedef struct ebm_train_config {
   float ema;               /* EMA decay for the sampling weights, 0.99; 0 = sample with the
                               trained weights */
   float diverge_energy;    /* |mean E| above this stops training (default 1e4) */
+  int chain_init;          /* fresh chains: 0 uniform noise (the paper's), 1 a per-channel
+                              Gaussian fitted to the data (its mean/std below, computed when
+                              training starts from 256 positives; recorded in the model) */
+  float init_mean[3], init_std[3];
   uint32_t seed;
 } ebm_train_config;
 

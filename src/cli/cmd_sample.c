@@ -514,7 +514,9 @@ int cmd_sample(int argc, char **argv) {
     free(rgb);
     for (int b = 1; b < B; b++) memcpy(x + b * N, x, sizeof(float) * N);
   } else {
-    ebm_sampler_init_uniform(x, B, (int)N, s.seed);
+    float im[EBM_MODEL_MAX_INIT], is[EBM_MODEL_MAX_INIT];
+    int ic = s.analytic ? 0 : ebm_concept_set_chain_init(&set, im, is);
+    ebm_sampler_init_chains(x, B, ic ? ic : 1, ic ? (int)N / ic : (int)N, im, is, s.seed);
   }
   if (ebm_upload(be, ebm_ref_of(xb), x, B * N)) {
     rc = cli_fail(CMD_NAME, "upload failed");

@@ -56,6 +56,9 @@ static void usage(FILE *f) {
           "  --replay P           chains started from the buffer, default 0.95\n"
           "  --buffer N           replay buffer images, default 10000\n"
           "  --reservoir          reservoir sampling into the buffer (default: ring)\n"
+          "  --chain-init I       fresh chains: uniform (noise in [0,1], the paper's; default)\n"
+          "                       or data (a per-channel Gaussian fitted to 256 positives,\n"
+          "                       recorded in the model so samplers start the same way)\n"
           "  --alpha X            energy-squared regulariser, default 1\n"
           "  --ema D              EMA decay of the sampling weights, default 0.99 (0 = off)\n"
           "  --frozen MODEL=LABEL add a frozen model into the sampler (continual learning);\n"
@@ -116,7 +119,7 @@ enum {
   O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_STEPS, O_BATCH,
   O_LR, O_NO_ADAM_CLIP, O_GRAD_CLIP, O_LSTEPS, O_STEP_LR, O_NOISE, O_REPLAY, O_BUFFER,
   O_RESERVOIR, O_ALPHA, O_EMA, O_FROZEN, O_SEED, O_CKPT, O_CKPT_EVERY, O_RESUME, O_METRICS,
-  O_LOG_EVERY, O_BACKEND, O_MAX_ENERGY, O_PREVIEW
+  O_LOG_EVERY, O_BACKEND, O_MAX_ENERGY, O_PREVIEW, O_CHAIN_INIT
 };
 
 /* The last iteration's negatives as a grid PNG (atomic), to watch what the sampler makes. */
@@ -163,13 +166,14 @@ int cmd_train(int argc, char **argv) {
       {"log-every", required_argument, 0, O_LOG_EVERY},
       {"max-energy", required_argument, 0, O_MAX_ENERGY},
       {"preview", required_argument, 0, O_PREVIEW},
+      {"chain-init", required_argument, 0, O_CHAIN_INIT},
       {"backend", required_argument, 0, O_BACKEND}, {"quiet", no_argument, 0, 'q'},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   const char *concept = NULL, *data = "general", *data_dir = NULL, *preset = "default32";
   const char *preview = NULL;
   const char *blocks = NULL, *out = NULL, *ckpt_arg = NULL, *resume = NULL, *metrics_arg = NULL;
   const char *frozen_args[EBM_TRAIN_MAX_FROZEN];
-  int nfrozen = 0, quiet = 0, no_adam_clip = 0, reservoir = 0;
+  int nfrozen = 0, quiet = 0, no_adam_clip = 0, reservoir = 0, chain_init = -1;
   long size = 0, width = 0, steps = 10000, batch = -1, lsteps = -1, buffer = -1, seed = -1;
   long ckpt_every = 500, log_every = 50;
   double max_energy = -1;
@@ -222,6 +226,11 @@ int cmd_train(int argc, char **argv) {
     case O_RESUME: resume = optarg; break;
     case O_METRICS: metrics_arg = optarg; break;
     case O_PREVIEW: preview = optarg; break;
+    case O_CHAIN_INIT:
+      if (!strcmp(optarg, "uniform")) chain_init = 0;
+      else if (!strcmp(optarg, "data")) chain_init = 1;
+      else return cli_usage(CMD_NAME, "--chain-init '%s': expected uniform or data", optarg);
+      break;
     case O_MAX_ENERGY: FLT_OPT(max_energy, 1e-30, 1e30, "max-energy")
     case O_LOG_EVERY: INT_OPT(log_every, 1, 100000000L, "log-every")
     case O_BACKEND:
@@ -260,6 +269,7 @@ int cmd_train(int argc, char **argv) {
     if (replay >= 0) cfg.replay = (float)replay;
     if (buffer > 0) cfg.buffer_size = (int)buffer;
     if (reservoir) cfg.reservoir = 1;
+    if (chain_init >= 0) cfg.chain_init = chain_init;
     if (alpha >= 0) cfg.alpha = (float)alpha;
     if (ema >= 0) cfg.ema = (float)ema;
     if (seed >= 0) cfg.seed = (uint32_t)seed;

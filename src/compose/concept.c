@@ -194,6 +194,11 @@ ebm_concept *ebm_concept_load_learned(ebm_backend *be, const char *path, int max
   info->label_dim = mi.config.label_dim;
   info->train_step_lr = mi.langevin_step_lr;
   info->train_noise = mi.langevin_noise;
+  info->init_channels = mi.init_channels;
+  for (int i = 0; i < mi.init_channels; i++) {
+    info->init_mean[i] = mi.init_mean[i];
+    info->init_std[i] = mi.init_std[i];
+  }
   info->channels = mi.config.in_channels;
   info->height = info->width = mi.config.resolution;
   if (info->label_dim > EBM_CONCEPT_MAX_LABEL) {
@@ -446,6 +451,19 @@ int ebm_concept_set_sampler_hint(const ebm_concept_set *s, float *step, float *n
     found = 1;
   }
   return found;
+}
+
+int ebm_concept_set_chain_init(const ebm_concept_set *s, float *mean, float *std) {
+  for (int i = 0; i < s->count; i++) {
+    const ebm_concept_info *in = &s->items[i]->info;
+    if (in->init_channels <= 0) continue;
+    for (int c = 0; c < in->init_channels; c++) {
+      mean[c] = in->init_mean[c];
+      std[c] = in->init_std[c];
+    }
+    return in->init_channels;
+  }
+  return 0;
 }
 
 ebm_concept *ebm_concept_set_find(const ebm_concept_set *s, const char *name) {

@@ -223,6 +223,21 @@ static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t 
                   lkeys[i], v);
     *lvals[i] = (float)d;
   }
+  const char *im = st_meta_get(f, "chain_init_mean"), *is = st_meta_get(f, "chain_init_std");
+  if (im || is) {
+    const int C = cfg->in_channels;
+    if (!im || !is || C > EBM_MODEL_MAX_INIT)
+      return fail(err, errlen, "model metadata: chain_init_mean and chain_init_std go together, "
+                               "for at most %d channels", EBM_MODEL_MAX_INIT);
+    if (parse_floats(im, C, info->init_mean, "chain_init_mean", err, errlen) ||
+        parse_floats(is, C, info->init_std, "chain_init_std", err, errlen))
+      return -1;
+    for (int c = 0; c < C; c++)
+      if (!(info->init_mean[c] >= 0.0f && info->init_mean[c] <= 1.0f) ||
+          !(info->init_std[c] >= 0.0f && info->init_std[c] <= 1.0f))
+        return fail(err, errlen, "model metadata: chain_init_mean/std outside [0, 1]");
+    info->init_channels = C;
+  }
   return ebm_model_info_validate(info, err, errlen);
 }
 
@@ -350,10 +365,26 @@ int ebm_model_save(const char *path, ebm_net *net, const ebm_model_info *info,
   META("seed", num);
   META("data_spec", meta.data_spec);
   if (meta.langevin_step_lr > 0.0f) {
-    snprintf(num, sizeof num, "%.9g", meta.langevin_step_lr);
-    META("langevin_step_lr", num);
-    snprintf(num, sizeof num, "%.9g", meta.langevin_noise);
-    META("langevin_noise", num);
+    const float lv[2] = {meta.langevin_step_lr, meta.langevin_noise};
+    for (int i = 0; i < 2; i++) { /* the shortest text that reads back as the same float */
+      for (int digits = 6; digits <= 9; digits++) {
+        snprintf(num, sizeof num, "%.*g", digits, lv[i]);
+        if (strtof(num, NULL) == lv[i]) break;
+      }
+      META(i ? "langevin_noise" : "langevin_step_lr", num);
+    }
+  }
+  if (meta.init_channels > 0 && meta.init_channels == cfg->in_channels &&
+      meta.init_channels <= EBM_MODEL_MAX_INIT) {
+    for (int which = 0; which < 2; which++) {
+      buf[0] = 0;
+      for (int k = 0; k < meta.init_channels; k++) {
+        snprintf(num, sizeof num, "%s%.6g", k ? "," : "",
+                 which ? meta.init_std[k] : meta.init_mean[k]);
+        strcat(buf, num);
+      }
+      META(which ? "chain_init_std" : "chain_init_mean", buf);
+    }
   }
 #undef META
 #undef META_INT

@@ -82,6 +82,23 @@ void ebm_sampler_init_uniform(float *x, int B, int N, uint32_t seed) {
       x[(size_t)b * N + i] = vkebm_rng_uniform(seed ^ INIT_STREAM, 0, (u32)b, (u32)i);
 }
 
+void ebm_sampler_init_gaussian(float *x, int B, int C, int HW, const float *mean,
+                               const float *std, uint32_t seed) {
+  for (int b = 0; b < B; b++)
+    for (int c = 0; c < C; c++)
+      for (int p = 0; p < HW; p++) {
+        const u32 i = (u32)(c * HW + p);
+        float v = mean[c] + std[c] * vkebm_rng_normal(seed ^ INIT_STREAM, 0, (u32)b, i);
+        x[(size_t)b * C * HW + i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+      }
+}
+
+void ebm_sampler_init_chains(float *x, int B, int C, int HW, const float *mean, const float *std,
+                             uint32_t seed) {
+  if (C > 0 && mean && std) ebm_sampler_init_gaussian(x, B, C, HW, mean, std, seed);
+  else ebm_sampler_init_uniform(x, B, C > 0 ? C * HW : HW, seed);
+}
+
 typedef struct run {
   ebm_backend *be;
   int B, N;

@@ -231,6 +231,8 @@ static void state_pack(const ebm_trainer *tr, float *s) {
   s[18] = (float)(tr->replay_count >> 24);
   s[19] = (float)(tr->replay_seen & 0xffffff);
   s[20] = (float)(tr->replay_seen >> 24);
+  s[21] = (float)c->chain_init;
+  for (int k = 0; k < 3; k++) s[22 + k] = c->init_mean[k], s[25 + k] = c->init_std[k];
 }
 
 static int state_unpack(ebm_train_config *c, int64_t *count, int64_t *seen, const float *s,
@@ -255,6 +257,8 @@ static int state_unpack(ebm_train_config *c, int64_t *count, int64_t *seen, cons
   c->alpha = s[14];
   c->ema = s[15];
   c->diverge_energy = s[16];
+  c->chain_init = (int)s[21];
+  for (int k = 0; k < 3; k++) c->init_mean[k] = s[22 + k], c->init_std[k] = s[25 + k];
   *count = (int64_t)s[17] + ((int64_t)s[18] << 24);
   *seen = (int64_t)s[19] + ((int64_t)s[20] << 24);
   return 0;
@@ -420,7 +424,46 @@ static int load_positives(ebm_trainer *tr) {
   return 0;
 }
 
-/* Chain starts: from the buffer (dequantised with uniform noise) or uniform noise. */
+/* Per-channel mean and standard deviation of the first 256 positives of the data stream
+ * (scenes 0..255 of the spec, or the first images of the folder), for chain_init = 1. */
+static int fit_chain_init(ebm_trainer *tr, char *err, size_t errlen) {
+  const int R = tr->cfg.net.resolution, HW = R * R;
+  int n = 256;
+  if (tr->cfg.data_dir[0] && tr->data_n < n) n = (int)tr->data_n;
+  float *img = malloc(sizeof(float) * (size_t)3 * HW), *packed = malloc(sizeof(float) * VKEBM_SCENE_FLOATS);
+  if (!img || !packed) {
+    free(img), free(packed);
+    return fail(err, errlen, "out of memory fitting the chain start");
+  }
+  double s1[3] = {0}, s2[3] = {0};
+  for (int i = 0; i < n; i++) {
+    if (tr->cfg.data_dir[0]) {
+      const uint8_t *src = tr->data_images + (size_t)i * tr->npix;
+      for (size_t p = 0; p < tr->npix; p++) img[p] = src[p] * (1.0f / 255.0f);
+    } else {
+      scene_desc d;
+      scene_sample(&tr->spec, tr->cfg.seed, (uint32_t)i, &d);
+      scene_pack(&d, packed);
+      scene_render_cpu(img, packed, 1, R, NULL, 0);
+    }
+    for (int c = 0; c < 3; c++)
+      for (int p = 0; p < HW; p++) {
+        const double v = img[(size_t)c * HW + p];
+        s1[c] += v, s2[c] += v * v;
+      }
+  }
+  const double m = (double)n * HW;
+  for (int c = 0; c < 3; c++) {
+    const double mean = s1[c] / m, var = s2[c] / m - mean * mean;
+    tr->cfg.init_mean[c] = (float)mean;
+    tr->cfg.init_std[c] = (float)sqrt(var > 0 ? var : 0);
+  }
+  free(img), free(packed);
+  return 0;
+}
+
+/* Chain starts: from the buffer (dequantised with uniform noise), or fresh: uniform noise or
+ * the data's channel Gaussian (chain_init). */
 static int init_negatives(ebm_trainer *tr) {
   const int B = tr->cfg.batch;
   const uint32_t seed = tr->cfg.seed, step = (uint32_t)tr->step;
@@ -431,6 +474,16 @@ static int init_negatives(ebm_trainer *tr) {
     if (tr->replay_count > 0 && pick < tr->cfg.replay) {
       uint32_t r = vkebm_rng_u32(seed ^ STREAM_REPLAY_PICK, step, (uint32_t)b, 1);
       src = tr->replay + (size_t)(r % (uint32_t)tr->replay_count) * tr->npix;
+    }
+    if (!src && tr->cfg.chain_init) { /* a fresh chain from the data's channel Gaussian */
+      const size_t hw = tr->npix / 3;
+      for (size_t p = 0; p < tr->npix; p++) {
+        const int ch = (int)(p / hw);
+        float v = tr->cfg.init_mean[ch] +
+                  tr->cfg.init_std[ch] * vkebm_rng_normal(seed ^ STREAM_INIT, step, (uint32_t)b, (uint32_t)p);
+        dst[p] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
+      }
+      continue;
     }
     for (size_t p = 0; p < tr->npix; p++) {
       const float u = vkebm_rng_uniform(seed ^ STREAM_INIT, step, (uint32_t)b, (uint32_t)p);
@@ -630,6 +683,7 @@ int ebm_trainer_create(ebm_trainer **out, ebm_backend *be, const ebm_train_confi
   }
 
   if (c->data_dir[0] && read_dataset(tr, err, errlen) != 0) goto fail_out;
+  if (!resume_path && tr->cfg.chain_init && fit_chain_init(tr, err, errlen) != 0) goto fail_out;
 
   if (resume_path) {
     size_t rbytes = (size_t)c->buffer_size * tr->npix;
@@ -830,6 +884,10 @@ int ebm_trainer_save_checkpoint(ebm_trainer *tr, const char *path, char *err, si
   info.seed = tr->cfg.seed;
   info.langevin_step_lr = tr->cfg.step_lr;
   info.langevin_noise = tr->cfg.noise;
+  if (tr->cfg.chain_init) {
+    info.init_channels = 3;
+    for (int k = 0; k < 3; k++) info.init_mean[k] = tr->cfg.init_mean[k], info.init_std[k] = tr->cfg.init_std[k];
+  }
   ebm_model_extra ex[6] = {{"train.state", state, TRAIN_STATE_FLOATS, 1, 0},
                            {"adam.m", m, tr->nparams, 1, 0},
                            {"adam.v", v, tr->nparams, 1, 0},
@@ -852,6 +910,10 @@ int ebm_trainer_save_model(ebm_trainer *tr, const char *path, int use_ema, char 
   info.seed = tr->cfg.seed;
   info.langevin_step_lr = tr->cfg.step_lr;
   info.langevin_noise = tr->cfg.noise;
+  if (tr->cfg.chain_init) {
+    info.init_channels = 3;
+    for (int k = 0; k < 3; k++) info.init_mean[k] = tr->cfg.init_mean[k], info.init_std[k] = tr->cfg.init_std[k];
+  }
   ebm_net *net = use_ema && tr->ema ? tr->ema : tr->net;
   return ebm_model_save(path, net, &info, NULL, 0, err, errlen);
 }

@@ -5,7 +5,8 @@
 # --resume continues from it (metrics appended); a truncated checkpoint is refused (exit 1) and
 # left alone; on a terminal the progress line is redrawn in place; a runaway energy stops
 # training with a clear message, keeping the last good checkpoint; --data-dir from `vkebm data`;
-# --frozen (continual mode).
+# --frozen (continual mode); the model records its training sampler and, with --chain-init
+# data, the chains' start.
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 CLI_COMMAND=train
@@ -26,6 +27,7 @@ expect 2 "bad preset" -- --concept color --config huge -o "$T/m.safetensors"
 expect 2 "unknown flag" -- --concept color --frobnicate -o "$T/m.safetensors" "${TINY[@]}"
 expect 2 "bad frozen" -- --concept color --frozen nothing -o "$T/m.safetensors" "${TINY[@]}"
 expect 2 "missing frozen model" -- --concept color --frozen "$T/none.safetensors=red" -o "$T/m.safetensors" "${TINY[@]}"
+expect 2 "bad chain init" -- --concept color --chain-init zeros -o "$T/m.safetensors" "${TINY[@]}"
 expect 1 "missing resume file" -- --resume "$T/none.safetensors" -o "$T/m.safetensors"
 
 # a short run
@@ -37,10 +39,17 @@ expect 0 "short run" -- --concept color --steps 6 --checkpoint-every 4 --preview
 grep -q "concept = color" "$T/inspect" || fail "model lacks concept metadata"
 grep -q "label_kind = onehot" "$T/inspect" || fail "model lacks the label kind"
 grep -q "step = 6" "$T/inspect" || fail "model step"
+grep -q "langevin_step_lr = " "$T/inspect" || fail "model lacks its training sampler"
+grep -q "chain_init_mean" "$T/inspect" && fail "uniform chain start recorded as a Gaussian"
 M="$T/models/color.metrics.csv"
 head -2 "$M" | tail -1 | grep -q "^step,time_s,loss,e_pos,e_neg,grad_norm,steps_per_s$" || fail "metrics header: $(head -2 "$M")"
 [ "$(grep -c '^[0-9]' "$M")" -eq 6 ] || fail "metrics rows: $(cat "$M")"
 grep -q "step 6/6" "$T/err" || fail "no progress line: $(cat "$T/err")"
+# --chain-init data: the fitted start is recorded, and `sample --steps 0` starts from it
+expect 0 "chain-init data" -- --concept color --steps 2 --chain-init data -o "$T/ci/color.safetensors" "${TINY[@]}" -q
+"$VKEBM" inspect "$T/ci/color.safetensors" >"$T/inspect" 2>&1 || fail "inspect: $(cat "$T/inspect")"
+grep -q "chain_init_mean = 0\.[2-5]" "$T/inspect" && grep -q "chain_init_std = 0\.0" "$T/inspect" ||
+  fail "chain start not recorded: $(grep chain_init "$T/inspect")"
 
 # on a terminal: one progress line redrawn in place (carriage returns, no newline per step)
 if command -v script >/dev/null 2>&1; then
