@@ -69,7 +69,8 @@ void ebm_sampler_init_uniform(float *x, int B, int N, uint32_t seed);
  * distribution learned models record as their chain start (ebm_concept_set_chain_init). */
 void ebm_sampler_init_gaussian(float *x, int B, int C, int HW, const float *mean,
                                const float *std, uint32_t seed);
-/* ebm_sampler_init_gaussian when C > 0 (mean/std of C channels), else uniform. */
+/* ebm_sampler_init_gaussian when mean and std are given (C channels of HW), else uniform noise
+ * over all C*HW values. */
 void ebm_sampler_init_chains(float *x, int B, int C, int HW, const float *mean, const float *std,
                              uint32_t seed);
 

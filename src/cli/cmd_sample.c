@@ -516,7 +516,8 @@ int cmd_sample(int argc, char **argv) {
   } else {
     float im[EBM_MODEL_MAX_INIT], is[EBM_MODEL_MAX_INIT];
     int ic = s.analytic ? 0 : ebm_concept_set_chain_init(&set, im, is);
-    ebm_sampler_init_chains(x, B, ic ? ic : 1, ic ? (int)N / ic : (int)N, im, is, s.seed);
+    ebm_sampler_init_chains(x, B, ic ? ic : 1, ic ? (int)N / ic : (int)N, ic ? im : NULL,
+                            ic ? is : NULL, s.seed);
   }
   if (ebm_upload(be, ebm_ref_of(xb), x, B * N)) {
     rc = cli_fail(CMD_NAME, "upload failed");

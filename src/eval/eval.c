@@ -359,7 +359,8 @@ int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge,
     int m = s->n - first < B ? s->n - first : B;
     sc.seed = s->seed + (uint32_t)k;
     /* the composition is sized for B chains: a short last batch still runs B, keeps m */
-    ebm_sampler_init_chains(x, B, ic ? ic : 1, ic ? (int)N / ic : (int)N, im, is, sc.seed);
+    ebm_sampler_init_chains(x, B, ic ? ic : 1, ic ? (int)N / ic : (int)N, ic ? im : NULL,
+                            ic ? is : NULL, sc.seed);
     ebm_sampler_stats st;
     if (ebm_upload(be, ebm_ref_of(xb), x, (size_t)B * N) ||
         ebm_sample(comp, ebm_ref_of(xb), &sc, NULL, NULL, &st, err, errlen) ||

@@ -95,8 +95,8 @@ void ebm_sampler_init_gaussian(float *x, int B, int C, int HW, const float *mean
 
 void ebm_sampler_init_chains(float *x, int B, int C, int HW, const float *mean, const float *std,
                              uint32_t seed) {
-  if (C > 0 && mean && std) ebm_sampler_init_gaussian(x, B, C, HW, mean, std, seed);
-  else ebm_sampler_init_uniform(x, B, C > 0 ? C * HW : HW, seed);
+  if (mean && std) ebm_sampler_init_gaussian(x, B, C, HW, mean, std, seed);
+  else ebm_sampler_init_uniform(x, B, C * HW, seed);
 }
 
 typedef struct run {
