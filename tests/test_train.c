@@ -261,6 +261,7 @@ static void test_chain_init(ebm_backend *be, const char *dir) {
   cfg.replay = 0.0f; /* every chain fresh: the negatives' first step starts from the Gaussian */
   ebm_trainer *tr = make(be, &cfg, NULL);
   const ebm_train_config *c = ebm_trainer_config(tr);
+  const ebm_train_config pix = *c; /* kept past the trainer */
   for (int k = 0; k < 3; k++)
     TU_CHECK(c->init_mean[k] > 0.25f && c->init_mean[k] < 0.6f && c->init_std[k] > 0.01f &&
                  c->init_std[k] < 0.2f,
@@ -286,7 +287,7 @@ static void test_chain_init(ebm_backend *be, const char *dir) {
   /* the sampler's start: mean and spread per channel as recorded */
   enum { B = 4, HW = 256 };
   float *x = malloc(sizeof(float) * B * 3 * HW);
-  ebm_sampler_init_chains(x, B, 3, HW, info.init_mean, info.init_std, 11);
+  ebm_sampler_init_chains(x, B, 3, HW, info.init_mean, info.init_std, 0, 11);
   for (int k = 0; k < 3; k++) {
     double s1 = 0, s2 = 0;
     for (int b = 0; b < B; b++)
@@ -301,6 +302,32 @@ static void test_chain_init(ebm_backend *be, const char *dir) {
   }
   free(x);
   ebm_trainer_destroy(tr);
+
+  /* --chain-init flat: the spread of the images' mean colours (smaller than the pixels'), and
+   * every fresh chain is one flat colour */
+  ebm_train_config fc = tiny_config();
+  fc.chain_init = 2;
+  fc.replay = 0.0f;
+  ebm_trainer *ft = make(be, &fc, NULL);
+  const ebm_train_config *f = ebm_trainer_config(ft);
+  for (int k = 0; k < 3; k++)
+    TU_CHECK(fabsf(f->init_mean[k] - pix.init_mean[k]) < 0.02f && f->init_std[k] > 0.005f &&
+                 f->init_std[k] < pix.init_std[k],
+             "flat channel %d: mean %g std %g (pixels: %g %g)", k, f->init_mean[k], f->init_std[k],
+             pix.init_mean[k], pix.init_std[k]);
+  snprintf(path, sizeof path, "%s/flat_model.safetensors", dir);
+  TU_CHECK(ebm_trainer_save_model(ft, path, 1, err, sizeof err) == 0, "save model: %s", err);
+  TU_CHECK(ebm_model_read_info(path, &info, err, sizeof err) == 0 && info.init_flat == 1 &&
+               info.init_channels == 3,
+           "the model records a flat chain start");
+  float *y = malloc(sizeof(float) * 2 * 3 * 64);
+  ebm_sampler_init_chains(y, 2, 3, 64, info.init_mean, info.init_std, 1, 5);
+  int flat_ok = 1;
+  for (int i = 0; i < 2 * 3; i++)
+    for (int p = 1; p < 64; p++) flat_ok &= y[i * 64 + p] == y[i * 64];
+  TU_CHECK(flat_ok && y[0] != y[3 * 64], "flat starts: one colour per image, differing between images");
+  free(y);
+  ebm_trainer_destroy(ft);
 }
 
 int main(void) {

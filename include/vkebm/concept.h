@@ -34,6 +34,7 @@ typedef struct ebm_concept_info {
   char hash[20];             /* 16 hex digits: FNV-1a of the model's defining bytes */
   float train_step_lr, train_noise; /* learned: the Langevin step it was trained with (0: unknown) */
   int init_channels;                /* learned: its chains' start, a Gaussian per channel (0: uniform) */
+  int init_flat;                    /* 1: one draw per image and channel (a flat colour) */
   float init_mean[EBM_MODEL_MAX_INIT], init_std[EBM_MODEL_MAX_INIT];
 } ebm_concept_info;
 
@@ -103,9 +104,9 @@ int ebm_concept_set_load_dir(ebm_concept_set *s, ebm_backend *be, const char *di
  * its training sampler, else 0 (both untouched). */
 int ebm_concept_set_sampler_hint(const ebm_concept_set *s, float *step, float *noise);
 /* The chain start of a set: the per-channel Gaussian the first model that records one was
- * trained from (mean/std of EBM_MODEL_MAX_INIT floats). Returns its channel count, or 0 (uniform
- * noise) when no model records one. */
-int ebm_concept_set_chain_init(const ebm_concept_set *s, float *mean, float *std);
+ * trained from (mean/std of EBM_MODEL_MAX_INIT floats; *flat: per image rather than per value).
+ * Returns its channel count, or 0 (uniform noise) when no model records one. */
+int ebm_concept_set_chain_init(const ebm_concept_set *s, float *mean, float *std, int *flat);
 /* Looks a concept up by name or alias (pos, colour, ...); NULL when unknown. */
 ebm_concept *ebm_concept_set_find(const ebm_concept_set *s, const char *name);
 /* "color, position, shape, size" into out. */

@@ -49,6 +49,7 @@ typedef struct ebm_model_info {
   /* The chains' start the model was trained with: per input channel, a Gaussian clipped to
    * [0,1] (metadata chain_init_mean/chain_init_std); init_channels 0 = uniform noise. */
   int init_channels;
+  int init_flat; /* metadata chain_init = flat: one draw per image and channel (flat colour) */
   float init_mean[EBM_MODEL_MAX_INIT], init_std[EBM_MODEL_MAX_INIT];
 } ebm_model_info;
 

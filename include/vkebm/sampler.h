@@ -65,13 +65,14 @@ int ebm_sample(ebm_composition *comp, ebm_ref x, const ebm_sampler_config *cfg,
 /* Chain initialisation, uniform noise in [0,1) from the counter RNG: host x[B, N]. */
 void ebm_sampler_init_uniform(float *x, int B, int N, uint32_t seed);
 /* Chain initialisation from a per-channel Gaussian, clipped to [0,1]: x[b, c, p] =
- * clip(mean[c] + std[c] z), z ~ N(0,1) from the counter RNG; host x[B, C*HW]. The
- * distribution learned models record as their chain start (ebm_concept_set_chain_init). */
+ * clip(mean[c] + std[c] z), z ~ N(0,1) from the counter RNG, one z per value or, when flat, one
+ * per image and channel (a flat image of a random colour); host x[B, C*HW]. The distribution
+ * learned models record as their chain start (ebm_concept_set_chain_init). */
 void ebm_sampler_init_gaussian(float *x, int B, int C, int HW, const float *mean,
-                               const float *std, uint32_t seed);
+                               const float *std, int flat, uint32_t seed);
 /* ebm_sampler_init_gaussian when mean and std are given (C channels of HW), else uniform noise
  * over all C*HW values. */
 void ebm_sampler_init_chains(float *x, int B, int C, int HW, const float *mean, const float *std,
-                             uint32_t seed);
+                             int flat, uint32_t seed);
 
 #endif

@@ -54,8 +54,10 @@ typedef struct ebm_train_config {
                               trained weights */
   float diverge_energy;    /* |mean E| above this stops training (default 1e4) */
   int chain_init;          /* fresh chains: 0 uniform noise (the paper's), 1 a per-channel
-                              Gaussian fitted to the data (its mean/std below, computed when
-                              training starts from 256 positives; recorded in the model) */
+                              Gaussian fitted to the data's pixels, 2 flat images whose colour is
+                              a Gaussian fitted to the data's per-image mean colours (mean/std
+                              below, computed when training starts from 256 positives; recorded
+                              in the model) */
   float init_mean[3], init_std[3];
   uint32_t seed;
 } ebm_train_config;

@@ -515,9 +515,9 @@ int cmd_sample(int argc, char **argv) {
     for (int b = 1; b < B; b++) memcpy(x + b * N, x, sizeof(float) * N);
   } else {
     float im[EBM_MODEL_MAX_INIT], is[EBM_MODEL_MAX_INIT];
-    int ic = s.analytic ? 0 : ebm_concept_set_chain_init(&set, im, is);
+    int flat = 0, ic = s.analytic ? 0 : ebm_concept_set_chain_init(&set, im, is, &flat);
     ebm_sampler_init_chains(x, B, ic ? ic : 1, ic ? (int)N / ic : (int)N, ic ? im : NULL,
-                            ic ? is : NULL, s.seed);
+                            ic ? is : NULL, flat, s.seed);
   }
   if (ebm_upload(be, ebm_ref_of(xb), x, B * N)) {
     rc = cli_fail(CMD_NAME, "upload failed");

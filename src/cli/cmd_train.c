@@ -59,6 +59,8 @@ static void usage(FILE *f) {
           "  --chain-init I       fresh chains: uniform (noise in [0,1], the paper's; default)\n"
           "                       or data (a per-channel Gaussian fitted to 256 positives,\n"
           "                       recorded in the model so samplers start the same way)\n"
+          "                       or flat (flat images, colour from a Gaussian fitted to the\n"
+          "                       positives' mean colours: an empty floor to grow objects on)\n"
           "  --alpha X            energy-squared regulariser, default 1\n"
           "  --ema D              EMA decay of the sampling weights, default 0.99 (0 = off)\n"
           "  --frozen MODEL=LABEL add a frozen model into the sampler (continual learning);\n"
@@ -229,7 +231,8 @@ int cmd_train(int argc, char **argv) {
     case O_CHAIN_INIT:
       if (!strcmp(optarg, "uniform")) chain_init = 0;
       else if (!strcmp(optarg, "data")) chain_init = 1;
-      else return cli_usage(CMD_NAME, "--chain-init '%s': expected uniform or data", optarg);
+      else if (!strcmp(optarg, "flat")) chain_init = 2;
+      else return cli_usage(CMD_NAME, "--chain-init '%s': expected uniform, data or flat", optarg);
       break;
     case O_MAX_ENERGY: FLT_OPT(max_energy, 1e-30, 1e30, "max-energy")
     case O_LOG_EVERY: INT_OPT(log_every, 1, 100000000L, "log-every")

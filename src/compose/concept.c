@@ -195,6 +195,7 @@ ebm_concept *ebm_concept_load_learned(ebm_backend *be, const char *path, int max
   info->train_step_lr = mi.langevin_step_lr;
   info->train_noise = mi.langevin_noise;
   info->init_channels = mi.init_channels;
+  info->init_flat = mi.init_flat;
   for (int i = 0; i < mi.init_channels; i++) {
     info->init_mean[i] = mi.init_mean[i];
     info->init_std[i] = mi.init_std[i];
@@ -453,7 +454,7 @@ int ebm_concept_set_sampler_hint(const ebm_concept_set *s, float *step, float *n
   return found;
 }
 
-int ebm_concept_set_chain_init(const ebm_concept_set *s, float *mean, float *std) {
+int ebm_concept_set_chain_init(const ebm_concept_set *s, float *mean, float *std, int *flat) {
   for (int i = 0; i < s->count; i++) {
     const ebm_concept_info *in = &s->items[i]->info;
     if (in->init_channels <= 0) continue;
@@ -461,6 +462,7 @@ int ebm_concept_set_chain_init(const ebm_concept_set *s, float *mean, float *std
       mean[c] = in->init_mean[c];
       std[c] = in->init_std[c];
     }
+    *flat = in->init_flat;
     return in->init_channels;
   }
   return 0;

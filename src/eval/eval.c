@@ -354,13 +354,14 @@ int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge,
   ebm_eval_sampler(s, set, &sc);
   /* chains start as `vkebm sample`'s: the models' recorded start, else uniform noise */
   float im[EBM_MODEL_MAX_INIT], is[EBM_MODEL_MAX_INIT];
-  const int ic = s->analytic ? 0 : ebm_concept_set_chain_init(set, im, is);
+  int flat = 0;
+  const int ic = s->analytic ? 0 : ebm_concept_set_chain_init(set, im, is, &flat);
   for (int first = 0, k = 0; first < s->n; first += B, k++) {
     int m = s->n - first < B ? s->n - first : B;
     sc.seed = s->seed + (uint32_t)k;
     /* the composition is sized for B chains: a short last batch still runs B, keeps m */
     ebm_sampler_init_chains(x, B, ic ? ic : 1, ic ? (int)N / ic : (int)N, ic ? im : NULL,
-                            ic ? is : NULL, sc.seed);
+                            ic ? is : NULL, flat, sc.seed);
     ebm_sampler_stats st;
     if (ebm_upload(be, ebm_ref_of(xb), x, (size_t)B * N) ||
         ebm_sample(comp, ebm_ref_of(xb), &sc, NULL, NULL, &st, err, errlen) ||

@@ -237,6 +237,10 @@ static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t 
           !(info->init_std[c] >= 0.0f && info->init_std[c] <= 1.0f))
         return fail(err, errlen, "model metadata: chain_init_mean/std outside [0, 1]");
     info->init_channels = C;
+    const char *kind = st_meta_get(f, "chain_init");
+    if (kind && strcmp(kind, "flat") && strcmp(kind, "pixel"))
+      return fail(err, errlen, "model metadata 'chain_init' = '%.20s' (expected flat or pixel)", kind);
+    info->init_flat = kind && !strcmp(kind, "flat");
   }
   return ebm_model_info_validate(info, err, errlen);
 }
@@ -385,6 +389,7 @@ int ebm_model_save(const char *path, ebm_net *net, const ebm_model_info *info,
       }
       META(which ? "chain_init_std" : "chain_init_mean", buf);
     }
+    META("chain_init", meta.init_flat ? "flat" : "pixel");
   }
 #undef META
 #undef META_INT

@@ -83,19 +83,22 @@ void ebm_sampler_init_uniform(float *x, int B, int N, uint32_t seed) {
 }
 
 void ebm_sampler_init_gaussian(float *x, int B, int C, int HW, const float *mean,
-                               const float *std, uint32_t seed) {
+                               const float *std, int flat, uint32_t seed) {
   for (int b = 0; b < B; b++)
-    for (int c = 0; c < C; c++)
+    for (int c = 0; c < C; c++) {
+      const float zf = flat ? vkebm_rng_normal(seed ^ INIT_STREAM, 1, (u32)b, (u32)c) : 0.0f;
       for (int p = 0; p < HW; p++) {
         const u32 i = (u32)(c * HW + p);
-        float v = mean[c] + std[c] * vkebm_rng_normal(seed ^ INIT_STREAM, 0, (u32)b, i);
+        const float z = flat ? zf : vkebm_rng_normal(seed ^ INIT_STREAM, 0, (u32)b, i);
+        const float v = mean[c] + std[c] * z;
         x[(size_t)b * C * HW + i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
       }
+    }
 }
 
 void ebm_sampler_init_chains(float *x, int B, int C, int HW, const float *mean, const float *std,
-                             uint32_t seed) {
-  if (mean && std) ebm_sampler_init_gaussian(x, B, C, HW, mean, std, seed);
+                             int flat, uint32_t seed) {
+  if (mean && std) ebm_sampler_init_gaussian(x, B, C, HW, mean, std, flat, seed);
   else ebm_sampler_init_uniform(x, B, C * HW, seed);
 }
 

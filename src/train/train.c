@@ -446,13 +446,17 @@ static int fit_chain_init(ebm_trainer *tr, char *err, size_t errlen) {
       scene_pack(&d, packed);
       scene_render_cpu(img, packed, 1, R, NULL, 0);
     }
-    for (int c = 0; c < 3; c++)
+    for (int c = 0; c < 3; c++) {
+      double im = 0; /* flat (chain_init 2): statistics of the images' mean colours */
       for (int p = 0; p < HW; p++) {
         const double v = img[(size_t)c * HW + p];
-        s1[c] += v, s2[c] += v * v;
+        if (tr->cfg.chain_init == 2) im += v;
+        else s1[c] += v, s2[c] += v * v;
       }
+      if (tr->cfg.chain_init == 2) im /= HW, s1[c] += im, s2[c] += im * im;
+    }
   }
-  const double m = (double)n * HW;
+  const double m = tr->cfg.chain_init == 2 ? (double)n : (double)n * HW;
   for (int c = 0; c < 3; c++) {
     const double mean = s1[c] / m, var = s2[c] / m - mean * mean;
     tr->cfg.init_mean[c] = (float)mean;
@@ -477,10 +481,13 @@ static int init_negatives(ebm_trainer *tr) {
     }
     if (!src && tr->cfg.chain_init) { /* a fresh chain from the data's channel Gaussian */
       const size_t hw = tr->npix / 3;
+      const int flat = tr->cfg.chain_init == 2;
       for (size_t p = 0; p < tr->npix; p++) {
         const int ch = (int)(p / hw);
+        /* flat: one draw per image and channel (index npix + ch, past the per-value ones) */
+        const uint32_t idx = flat ? (uint32_t)(tr->npix + ch) : (uint32_t)p;
         float v = tr->cfg.init_mean[ch] +
-                  tr->cfg.init_std[ch] * vkebm_rng_normal(seed ^ STREAM_INIT, step, (uint32_t)b, (uint32_t)p);
+                  tr->cfg.init_std[ch] * vkebm_rng_normal(seed ^ STREAM_INIT, step, (uint32_t)b, idx);
         dst[p] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
       }
       continue;
@@ -886,6 +893,7 @@ int ebm_trainer_save_checkpoint(ebm_trainer *tr, const char *path, char *err, si
   info.langevin_noise = tr->cfg.noise;
   if (tr->cfg.chain_init) {
     info.init_channels = 3;
+    info.init_flat = tr->cfg.chain_init == 2;
     for (int k = 0; k < 3; k++) info.init_mean[k] = tr->cfg.init_mean[k], info.init_std[k] = tr->cfg.init_std[k];
   }
   ebm_model_extra ex[6] = {{"train.state", state, TRAIN_STATE_FLOATS, 1, 0},
@@ -912,6 +920,7 @@ int ebm_trainer_save_model(ebm_trainer *tr, const char *path, int use_ema, char 
   info.langevin_noise = tr->cfg.noise;
   if (tr->cfg.chain_init) {
     info.init_channels = 3;
+    info.init_flat = tr->cfg.chain_init == 2;
     for (int k = 0; k < 3; k++) info.init_mean[k] = tr->cfg.init_mean[k], info.init_std[k] = tr->cfg.init_std[k];
   }
   ebm_net *net = use_ema && tr->ema ? tr->ema : tr->net;
