@@ -19,7 +19,7 @@ cp "$V" "$OUT/bin/vkebm" # a rebuild must not change the binary under a running 
 for c in color shape position size; do
   mkdir -p "$OUT/$c"
   (cd "$OUT/$c" && VKEBM_THREADS=1 nice -n 5 ../bin/vkebm train --concept "$c" --data general \
-    --config small32 --langevin-steps 20 --step-lr 10 --noise 0.005 --buffer 1000 --lr 5e-4 \
+    --config small32 --langevin-steps 20 --step-lr 10 --noise 0.005 --buffer 1000 --lr 5e-4 --ema 0 \
     --chain-init flat --steps "$STEPS" --checkpoint-every 200 --preview neg.png \
     -o "$c.safetensors" --backend cpu --log-every 100 >train.log 2>&1) &
 done
