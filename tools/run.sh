@@ -8,5 +8,5 @@ tools/setup.sh
 mkdir -p out
 build/vkebm demo --steps 10
 build/vkebm sample --expr "(shape=cube AND color=red) OR (shape=sphere AND color=blue)" \
-  -n 16 --steps 200 --seed 1 -o out/sample.png "$@"
+  -n 16 --steps 100 --seed 1 -o out/sample.png "$@"
 echo "run.sh: wrote out/sample.png"
