@@ -287,7 +287,7 @@ static void test_chain_init(ebm_backend *be, const char *dir) {
   /* the sampler's start: mean and spread per channel as recorded */
   enum { B = 4, HW = 256 };
   float *x = malloc(sizeof(float) * B * 3 * HW);
-  ebm_sampler_init_chains(x, B, 3, HW, info.init_mean, info.init_std, 0, 11);
+  ebm_sampler_init_gaussian(x, B, 3, HW, info.init_mean, info.init_std, 0, 11);
   for (int k = 0; k < 3; k++) {
     double s1 = 0, s2 = 0;
     for (int b = 0; b < B; b++)
@@ -321,7 +321,7 @@ static void test_chain_init(ebm_backend *be, const char *dir) {
                info.init_channels == 3,
            "the model records a flat chain start");
   float *y = malloc(sizeof(float) * 2 * 3 * 64);
-  ebm_sampler_init_chains(y, 2, 3, 64, info.init_mean, info.init_std, 1, 5);
+  ebm_sampler_init_gaussian(y, 2, 3, 64, info.init_mean, info.init_std, 1, 5);
   int flat_ok = 1;
   for (int i = 0; i < 2 * 3; i++)
     for (int p = 1; p < 64; p++) flat_ok &= y[i * 64 + p] == y[i * 64];

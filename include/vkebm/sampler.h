@@ -70,9 +70,15 @@ void ebm_sampler_init_uniform(float *x, int B, int N, uint32_t seed);
  * learned models record as their chain start (ebm_concept_set_chain_init). */
 void ebm_sampler_init_gaussian(float *x, int B, int C, int HW, const float *mean,
                                const float *std, int flat, uint32_t seed);
-/* ebm_sampler_init_gaussian when mean and std are given (C channels of HW), else uniform noise
- * over all C*HW values. */
-void ebm_sampler_init_chains(float *x, int B, int C, int HW, const float *mean, const float *std,
-                             int flat, uint32_t seed);
+
+/* What learned models record about their training sampler, applied to a sampler configuration
+ * and a chain start (sample, eval and view share these):
+ * ebm_sampler_apply_hints: for the paper sampler, the set's training step and noise
+ *   (ebm_concept_set_sampler_hint) replace cfg's unless given;
+ * ebm_sampler_init_for_set: x[B, N] from the set's recorded chain start (ebm_concept_set_chain_init),
+ *   else uniform noise. */
+void ebm_sampler_apply_hints(const ebm_concept_set *set, ebm_sampler_config *cfg, int step_given,
+                             int noise_given);
+void ebm_sampler_init_for_set(const ebm_concept_set *set, float *x, int B, int N, uint32_t seed);
 
 #endif

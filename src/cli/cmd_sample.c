@@ -439,13 +439,7 @@ int cmd_sample(int argc, char **argv) {
     goto done;
   }
   /* learned models: the paper sampler defaults to the step and noise they were trained with */
-  if (!s.analytic && s.sc.kind == EBM_SAMPLER_PAPER) {
-    float hs = 0.0f, hn = 0.0f;
-    if (ebm_concept_set_sampler_hint(&set, &hs, &hn)) {
-      if (!s.step_given) s.sc.step_size = hs;
-      if (!s.noise_given) s.sc.noise_std = hn;
-    }
-  }
+  if (!s.analytic) ebm_sampler_apply_hints(&set, &s.sc, s.step_given, s.noise_given);
   /* analytic concepts: default steps sized to their stiffness (see docs/composition.md) */
   if (s.analytic && !s.step_given) {
     s.sc.step_size = s.sc.kind == EBM_SAMPLER_PAPER ? 1e-3f : s.sc.kind == EBM_SAMPLER_LANGEVIN ? 2e-3f : 1e-3f;
@@ -514,10 +508,7 @@ int cmd_sample(int argc, char **argv) {
     free(rgb);
     for (int b = 1; b < B; b++) memcpy(x + b * N, x, sizeof(float) * N);
   } else {
-    float im[EBM_MODEL_MAX_INIT], is[EBM_MODEL_MAX_INIT];
-    int flat = 0, ic = s.analytic ? 0 : ebm_concept_set_chain_init(&set, im, is, &flat);
-    ebm_sampler_init_chains(x, B, ic ? ic : 1, ic ? (int)N / ic : (int)N, ic ? im : NULL,
-                            ic ? is : NULL, flat, s.seed);
+    ebm_sampler_init_for_set(&set, x, B, (int)N, s.seed); /* analytic sets record no start */
   }
   if (ebm_upload(be, ebm_ref_of(xb), x, B * N)) {
     rc = cli_fail(CMD_NAME, "upload failed");

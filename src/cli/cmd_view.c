@@ -451,12 +451,11 @@ int cmd_view(int argc, char **argv) {
   ec.clip = 1; /* the window shows [0,1] images; clipping keeps big steps from running away */
   float step = o.step_size_set ? (float)o.step_size
                                : ec.kind == EBM_SAMPLER_PAPER ? 100.0f : 0.001f;
-  if (!o.analytic && ec.kind == EBM_SAMPLER_PAPER) { /* learned models: their training sampler */
-    float hs = 0.0f, hn = 0.0f;
-    if (ebm_concept_set_sampler_hint(&set, &hs, &hn)) {
-      if (!o.step_size_set) step = hs;
-      if (!o.noise_set) ec.noise_std = hn;
-    }
+  if (!o.analytic) { /* learned models: their training sampler */
+    ebm_sampler_config hint = {.kind = ec.kind, .step_size = step, .noise_std = ec.noise_std};
+    ebm_sampler_apply_hints(&set, &hint, o.step_size_set, o.noise_set);
+    step = hint.step_size;
+    ec.noise_std = hint.noise_std;
   }
   expr_error xe;
   if (view_state_init(&s, o.expr, &set, step, (int)o.steps_per_frame, &xe)) {

@@ -297,13 +297,7 @@ void ebm_eval_sampler(const ebm_eval_settings *s, const ebm_concept_set *set,
   *sc = s->sc;
   /* as `vkebm sample`: learned models' own training step and noise, the analytic concepts'
    * step sized to their stiffness */
-  if (!s->analytic && sc->kind == EBM_SAMPLER_PAPER) {
-    float hs = 0.0f, hn = 0.0f;
-    if (ebm_concept_set_sampler_hint(set, &hs, &hn)) {
-      if (!s->step_given) sc->step_size = hs;
-      if (!s->noise_given) sc->noise_std = hn;
-    }
-  }
+  if (!s->analytic) ebm_sampler_apply_hints(set, sc, s->step_given, s->noise_given);
   if (s->analytic && !s->step_given)
     sc->step_size = sc->kind == EBM_SAMPLER_PAPER     ? 1e-3f
                     : sc->kind == EBM_SAMPLER_LANGEVIN ? 2e-3f
@@ -352,16 +346,12 @@ int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge,
   }
   ebm_sampler_config sc;
   ebm_eval_sampler(s, set, &sc);
-  /* chains start as `vkebm sample`'s: the models' recorded start, else uniform noise */
-  float im[EBM_MODEL_MAX_INIT], is[EBM_MODEL_MAX_INIT];
-  int flat = 0;
-  const int ic = s->analytic ? 0 : ebm_concept_set_chain_init(set, im, is, &flat);
   for (int first = 0, k = 0; first < s->n; first += B, k++) {
     int m = s->n - first < B ? s->n - first : B;
     sc.seed = s->seed + (uint32_t)k;
     /* the composition is sized for B chains: a short last batch still runs B, keeps m */
-    ebm_sampler_init_chains(x, B, ic ? ic : 1, ic ? (int)N / ic : (int)N, ic ? im : NULL,
-                            ic ? is : NULL, flat, sc.seed);
+    /* chains start as `vkebm sample`'s: the models' recorded start, else uniform noise */
+    ebm_sampler_init_for_set(set, x, B, (int)N, sc.seed);
     ebm_sampler_stats st;
     if (ebm_upload(be, ebm_ref_of(xb), x, (size_t)B * N) ||
         ebm_sample(comp, ebm_ref_of(xb), &sc, NULL, NULL, &st, err, errlen) ||

@@ -96,10 +96,20 @@ void ebm_sampler_init_gaussian(float *x, int B, int C, int HW, const float *mean
     }
 }
 
-void ebm_sampler_init_chains(float *x, int B, int C, int HW, const float *mean, const float *std,
-                             int flat, uint32_t seed) {
-  if (mean && std) ebm_sampler_init_gaussian(x, B, C, HW, mean, std, flat, seed);
-  else ebm_sampler_init_uniform(x, B, C * HW, seed);
+void ebm_sampler_apply_hints(const ebm_concept_set *set, ebm_sampler_config *cfg, int step_given,
+                             int noise_given) {
+  float step = 0.0f, noise = 0.0f;
+  if (cfg->kind != EBM_SAMPLER_PAPER || !ebm_concept_set_sampler_hint(set, &step, &noise)) return;
+  if (!step_given) cfg->step_size = step;
+  if (!noise_given) cfg->noise_std = noise;
+}
+
+void ebm_sampler_init_for_set(const ebm_concept_set *set, float *x, int B, int N, uint32_t seed) {
+  float mean[EBM_MODEL_MAX_INIT], std[EBM_MODEL_MAX_INIT];
+  int flat = 0;
+  const int C = ebm_concept_set_chain_init(set, mean, std, &flat);
+  if (C > 0) ebm_sampler_init_gaussian(x, B, C, N / C, mean, std, flat, seed);
+  else ebm_sampler_init_uniform(x, B, N, seed);
 }
 
 typedef struct run {

@@ -134,11 +134,7 @@ int view_engine_set_expr(view_engine *e, const expr_node *active, const int *map
 int view_engine_restart(view_engine *e, unsigned restart, char *err, size_t errlen) {
   /* a different init stream per restart; the noise counter keeps counting */
   /* chains start where the models were trained to start them (else uniform noise) */
-  float im[EBM_MODEL_MAX_INIT], is[EBM_MODEL_MAX_INIT];
-  int flat = 0;
-  const int ic = ebm_concept_set_chain_init(e->set, im, is, &flat);
-  ebm_sampler_init_chains(e->host, e->B, ic ? ic : 1, ic ? e->N / ic : e->N, ic ? im : NULL,
-                          ic ? is : NULL, flat, e->cfg.seed + 0x9E3779B9u * restart);
+  ebm_sampler_init_for_set(e->set, e->host, e->B, e->N, e->cfg.seed + 0x9E3779B9u * restart);
   if (ebm_upload(e->be, ebm_ref_of(e->x), e->host, (size_t)e->B * e->N)) {
     snprintf(err, errlen, "upload of the chains failed");
     return -1;

@@ -45,7 +45,7 @@ M="$T/models/color.metrics.csv"
 head -2 "$M" | tail -1 | grep -q "^step,time_s,loss,e_pos,e_neg,grad_norm,steps_per_s$" || fail "metrics header: $(head -2 "$M")"
 [ "$(grep -c '^[0-9]' "$M")" -eq 6 ] || fail "metrics rows: $(cat "$M")"
 grep -q "step 6/6" "$T/err" || fail "no progress line: $(cat "$T/err")"
-# --chain-init data: the fitted start is recorded, and `sample --steps 0` starts from it
+# --chain-init data: the fitted start is recorded in the model
 expect 0 "chain-init data" -- --concept color --steps 2 --chain-init data -o "$T/ci/color.safetensors" "${TINY[@]}" -q
 "$VKEBM" inspect "$T/ci/color.safetensors" >"$T/inspect" 2>&1 || fail "inspect: $(cat "$T/inspect")"
 grep -q "chain_init_mean = 0\.[2-5]" "$T/inspect" && grep -q "chain_init_std = 0\.0" "$T/inspect" ||
