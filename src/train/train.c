@@ -867,6 +867,22 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
 
 /* ---- files -------------------------------------------------------------------------------- */
 
+/* The metadata every saved file carries: the label space, step, seed, the training sampler and
+ * the chains' start. */
+static ebm_model_info saved_info(const ebm_trainer *tr) {
+  ebm_model_info info = tr->label_info;
+  info.step = tr->step;
+  info.seed = tr->cfg.seed;
+  info.langevin_step_lr = tr->cfg.step_lr;
+  info.langevin_noise = tr->cfg.noise;
+  if (tr->cfg.chain_init) {
+    info.init_channels = 3;
+    info.init_flat = tr->cfg.chain_init == 2;
+    for (int k = 0; k < 3; k++) info.init_mean[k] = tr->cfg.init_mean[k], info.init_std[k] = tr->cfg.init_std[k];
+  }
+  return info;
+}
+
 int ebm_trainer_save_checkpoint(ebm_trainer *tr, const char *path, char *err, size_t errlen) {
   const size_t rbytes = (size_t)tr->cfg.buffer_size * tr->npix;
   float *m = malloc(tr->nparams * sizeof(float)), *v = malloc(tr->nparams * sizeof(float));
@@ -886,16 +902,7 @@ int ebm_trainer_save_checkpoint(ebm_trainer *tr, const char *path, char *err, si
   }
   pack_bytes(rp, tr->replay, rbytes);
   state_pack(tr, state);
-  ebm_model_info info = tr->label_info;
-  info.step = tr->step;
-  info.seed = tr->cfg.seed;
-  info.langevin_step_lr = tr->cfg.step_lr;
-  info.langevin_noise = tr->cfg.noise;
-  if (tr->cfg.chain_init) {
-    info.init_channels = 3;
-    info.init_flat = tr->cfg.chain_init == 2;
-    for (int k = 0; k < 3; k++) info.init_mean[k] = tr->cfg.init_mean[k], info.init_std[k] = tr->cfg.init_std[k];
-  }
+  ebm_model_info info = saved_info(tr);
   ebm_model_extra ex[6] = {{"train.state", state, TRAIN_STATE_FLOATS, 1, 0},
                            {"adam.m", m, tr->nparams, 1, 0},
                            {"adam.v", v, tr->nparams, 1, 0},
@@ -913,16 +920,7 @@ done:
 
 int ebm_trainer_save_model(ebm_trainer *tr, const char *path, int use_ema, char *err,
                            size_t errlen) {
-  ebm_model_info info = tr->label_info;
-  info.step = tr->step;
-  info.seed = tr->cfg.seed;
-  info.langevin_step_lr = tr->cfg.step_lr;
-  info.langevin_noise = tr->cfg.noise;
-  if (tr->cfg.chain_init) {
-    info.init_channels = 3;
-    info.init_flat = tr->cfg.chain_init == 2;
-    for (int k = 0; k < 3; k++) info.init_mean[k] = tr->cfg.init_mean[k], info.init_std[k] = tr->cfg.init_std[k];
-  }
+  ebm_model_info info = saved_info(tr);
   ebm_net *net = use_ema && tr->ema ? tr->ema : tr->net;
   return ebm_model_save(path, net, &info, NULL, 0, err, errlen);
 }
