@@ -19,6 +19,7 @@
 #include "vkebm/compose.h"
 #include "vkebm/concept.h"
 #include "vkebm/expr.h"
+#include "vkebm/fileio.h"
 #include "vkebm/gif.h"
 #include "vkebm/image.h"
 #include "vkebm/sampler.h"
@@ -188,10 +189,9 @@ typedef struct frame_sink {
   int B, C, H, W, every, steps;
   const char *frames_dir;
   float *host;
-  uint8_t **gif_frames;
-  int ngif, cap;
-  int gw, gh;
+  gif_writer *gif;     /* frames are encoded as they come: memory stays at two frames */
   int failed;
+  char why[512];       /* what failed */
 } frame_sink;
 
 static int on_step(int step, ebm_ref x, void *user) {
@@ -199,6 +199,7 @@ static int on_step(int step, ebm_ref x, void *user) {
   int last = step == f->steps - 1;
   if ((step + 1) % f->every && !last) return 0;
   if (ebm_download(f->be, f->host, x, (size_t)f->B * f->C * f->H * f->W)) {
+    snprintf(f->why, sizeof f->why, "download failed");
     f->failed = 1;
     return 1;
   }
@@ -206,28 +207,23 @@ static int on_step(int step, ebm_ref x, void *user) {
   uint8_t *grid = img_make_grid(f->host, f->B, f->W, f->H, (int)f->s->nrow, (int)f->s->padding,
                                 0.0f, &gw, &gh);
   if (!grid) {
+    snprintf(f->why, sizeof f->why, "out of memory for a frame");
     f->failed = 1;
     return 1;
   }
   if (f->frames_dir) {
-    char path[4096], err[512];
+    char path[4096];
     snprintf(path, sizeof path, "%s/step_%04d.png", f->frames_dir, step + 1);
-    if (img_write_png_rgb8(path, grid, gw, gh, NULL, 0, err, sizeof err)) {
-      fprintf(stderr, "vkebm sample: %s\n", err);
+    if (img_write_png_rgb8(path, grid, gw, gh, NULL, 0, f->why, sizeof f->why)) {
       f->failed = 1;
       free(grid);
       return 1;
     }
   }
-  if (f->gif_frames) {
-    if (f->ngif == f->cap) {
-      free(grid);
-      return 0;
-    }
-    f->gif_frames[f->ngif++] = grid;
-    f->gw = gw;
-    f->gh = gh;
-    return 0;
+  if (f->gif && gif_writer_add(f->gif, grid, gw, gh, f->why, sizeof f->why)) {
+    f->failed = 1;
+    free(grid);
+    return 1;
   }
   free(grid);
   return 0;
@@ -415,6 +411,18 @@ int cmd_sample(int argc, char **argv) {
     expr_error_format(s.expr, &perr, msg, sizeof msg);
     return cli_usage(CMD_NAME, "bad expression: %s", msg);
   }
+  /* the outputs next: a path that cannot be written fails now, not after the sampling */
+  if (!explain) {
+    const char *outs[2] = {out, gif_path};
+    for (int i = 0; i < 2; i++) {
+      if (!outs[i]) continue;
+      if (io_check_output(outs[i], err, sizeof err)) {
+        expr_free(tree);
+        return cli_fail(CMD_NAME, "%s%s", i ? "--gif: " : "", err);
+      }
+      io_clean_stale_temps(outs[i]);
+    }
+  }
 
   ebm_backend *be = NULL;
   int rc = cli_backend_open(CMD_NAME, &be, (ebm_backend_kind)backend, -1, 0, 1);
@@ -521,13 +529,9 @@ int cmd_sample(int argc, char **argv) {
   sink = (frame_sink){.be = be, .s = &s, .B = B, .C = C, .H = H, .W = W, .steps = s.sc.steps,
                       .frames_dir = frames_dir, .host = x};
   sink.every = every ? (int)every : (s.sc.steps / 50 > 1 ? s.sc.steps / 50 : 1);
-  if (gif_path) {
-    sink.cap = s.sc.steps / sink.every + 2;
-    sink.gif_frames = calloc((size_t)sink.cap, sizeof *sink.gif_frames);
-    if (!sink.gif_frames) {
-      rc = cli_fail(CMD_NAME, "out of memory for the GIF");
-      goto done;
-    }
+  if (gif_path && !(sink.gif = gif_writer_open(gif_path, 8, err, sizeof err))) {
+    rc = cli_fail(CMD_NAME, "--gif: %s", err);
+    goto done;
   }
   ebm_sampler_stats st;
   int want_frames = frames_dir || gif_path;
@@ -539,7 +543,7 @@ int cmd_sample(int argc, char **argv) {
   }
   if (ebm_sample(comp, ebm_ref_of(xb), &s.sc, want_frames ? on_step : NULL, &sink, &st, err,
                  sizeof err) || sink.failed) {
-    rc = cli_fail(CMD_NAME, "sampling failed: %s", sink.failed ? "writing a frame" : err);
+    rc = cli_fail(CMD_NAME, "sampling failed: %s", sink.failed ? sink.why : err);
     goto done;
   }
   if (ebm_download(be, x, ebm_ref_of(xb), B * N)) {
@@ -605,18 +609,19 @@ int cmd_sample(int argc, char **argv) {
       goto done;
     }
   }
-  if (gif_path && gif_write_animation(gif_path, (const uint8_t *const *)sink.gif_frames, sink.ngif,
-                                      sink.gw, sink.gh, 8, err, sizeof err)) {
-    rc = cli_fail(CMD_NAME, "%s", err);
-    goto done;
+  if (sink.gif) {
+    gif_writer *g = sink.gif;
+    sink.gif = NULL;
+    if (gif_writer_finish(g, err, sizeof err)) {
+      rc = cli_fail(CMD_NAME, "%s", err);
+      goto done;
+    }
   }
   if (!quiet) fprintf(stderr, "vkebm sample: wrote %s (%dx%d)\n", out, gw, gh);
   rc = EXIT_OK;
 done:
   free(grid);
-  if (sink.gif_frames)
-    for (int i = 0; i < sink.ngif; i++) free(sink.gif_frames[i]);
-  free(sink.gif_frames);
+  gif_writer_abort(sink.gif);
   free(x);
   if (be) ebm_free(be, xb);
   ebm_composition_destroy(comp);

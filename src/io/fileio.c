@@ -1,13 +1,19 @@
-/* fileio.c: atomic whole-file writes and bounded whole-file reads (see fileio.h). */
+/* fileio.c: atomic writes that never replace what is not a regular file, stale temporary files,
+ * and non-blocking whole-file reads (see fileio.h). */
 #include "vkebm/fileio.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
 #include <unistd.h>
+
+#define TMP_TAG ".tmp."
 
 /* Directory part of path ("." when none), for the temporary file and the directory fsync. */
 static char *dir_of(const char *path) {
@@ -22,112 +28,316 @@ static char *dir_of(const char *path) {
   return d;
 }
 
-int io_write_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen) {
-  return io_write_atomic_ex(path, data, n, 1, err, errlen);
+static const char *kind_name(mode_t m) {
+  if (S_ISDIR(m)) return "a directory";
+  if (S_ISBLK(m)) return "a block device";
+  if (S_ISSOCK(m)) return "a socket";
+  if (S_ISFIFO(m)) return "a FIFO";
+  if (S_ISCHR(m)) return "a character device";
+  if (S_ISLNK(m)) return "a symbolic link";
+  return "not a regular file";
 }
 
-int io_write_atomic_ex(const char *path, const void *data, size_t n, int durable, char *err,
-                       size_t errlen) {
+enum { OUT_NEW, OUT_REPLACE, OUT_THROUGH, OUT_STDOUT };
+
+/* What writing to path means (see fileio.h). OUT_NEW / OUT_REPLACE set *target (malloc'd: the
+ * path, or a symlink's resolved target) and *mode. -1 with err when refused. */
+static int classify(const char *path, char **target, int *mode, char *err, size_t errlen) {
+  *target = NULL;
+  *mode = 0644; /* new files are shared like any output (mkstemp would make them 0600) */
+  if (!path || !*path) {
+    snprintf(err, errlen, "output path is empty");
+    return -1;
+  }
+  if (!strcmp(path, "-")) return OUT_STDOUT;
   struct stat st;
-  if (stat(path, &st) == 0 && S_ISDIR(st.st_mode)) {
-    snprintf(err, errlen, "%s: is a directory", path);
+  if (lstat(path, &st) != 0) {
+    if (errno != ENOENT) {
+      snprintf(err, errlen, "%s: %s", path, strerror(errno));
+      return -1;
+    }
+    char *dir = dir_of(path);
+    struct stat ds;
+    int dir_ok = dir && stat(dir, &ds) == 0 && S_ISDIR(ds.st_mode);
+    if (!dir_ok) {
+      snprintf(err, errlen, "%s: cannot create it: the folder %s does not exist", path,
+               dir ? dir : "?");
+      free(dir);
+      return -1;
+    }
+    free(dir);
+    *target = strdup(path);
+    if (!*target) return snprintf(err, errlen, "%s: out of memory", path), -1;
+    return OUT_NEW;
+  }
+  const char *real = path;
+  char *resolved = NULL;
+  if (S_ISLNK(st.st_mode)) {
+    /* Keep the link: replace (or write through to) what it points at. */
+    resolved = realpath(path, NULL);
+    if (!resolved || stat(resolved, &st) != 0) {
+      snprintf(err, errlen, "%s: a symbolic link to a missing file; not replaced", path);
+      free(resolved);
+      return -1;
+    }
+    real = resolved;
+  }
+  if (S_ISCHR(st.st_mode) || S_ISFIFO(st.st_mode)) {
+    free(resolved);
+    return OUT_THROUGH;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    snprintf(err, errlen, "%s: %s; not replaced", path, kind_name(st.st_mode));
+    free(resolved);
     return -1;
   }
-  size_t plen = strlen(path);
-  char *tmp = malloc(plen + 16);
-  if (!tmp) {
-    snprintf(err, errlen, "%s: out of memory", path);
+  if (!(st.st_mode & 0222)) {
+    snprintf(err, errlen, "%s: the file is read-only; not replaced (make it writable or remove it)",
+             path);
+    free(resolved);
     return -1;
   }
-  memcpy(tmp, path, plen);
-  memcpy(tmp + plen, ".tmp.XXXXXX", 12);
-  int fd = mkstemp(tmp);
-  if (fd < 0) {
+  *mode = (int)(st.st_mode & 07777);
+  *target = resolved ? resolved : strdup(real);
+  if (!*target) return snprintf(err, errlen, "%s: out of memory", path), -1;
+  return OUT_REPLACE;
+}
+
+int io_check_output(const char *path, char *err, size_t errlen) {
+  char *target;
+  int mode;
+  int kind = classify(path, &target, &mode, err, errlen);
+  if (kind < 0) return -1;
+  int rc = 0;
+  if (target) {
+    char *dir = dir_of(target);
+    if (dir && access(dir, W_OK) != 0) {
+      snprintf(err, errlen, "%s: cannot write in the folder %s: %s", path, dir, strerror(errno));
+      rc = -1;
+    }
+    free(dir);
+  }
+  free(target);
+  return rc;
+}
+
+int io_atomic_begin(io_atomic *a, const char *path, int durable, char *err, size_t errlen) {
+  memset(a, 0, sizeof *a);
+  a->fd = -1;
+  a->durable = durable;
+  int kind = classify(path, &a->target, &a->mode, err, errlen);
+  if (kind < 0) return -1;
+  a->shown = strdup(path);
+  if (!a->shown) goto oom;
+  if (kind == OUT_STDOUT || kind == OUT_THROUGH) {
+    a->through = 1;
+    a->fd = kind == OUT_STDOUT ? dup(STDOUT_FILENO) : open(path, O_WRONLY | O_NOCTTY | O_CLOEXEC);
+    if (a->fd < 0) {
+      snprintf(err, errlen, "%s: %s", path, strerror(errno));
+      io_atomic_abort(a);
+      return -1;
+    }
+    return 0;
+  }
+  size_t tlen = strlen(a->target);
+  a->tmp = malloc(tlen + 48);
+  if (!a->tmp) goto oom;
+  snprintf(a->tmp, tlen + 48, "%s" TMP_TAG "%ld.XXXXXX", a->target, (long)getpid());
+  a->fd = mkstemp(a->tmp);
+  if (a->fd < 0) {
     snprintf(err, errlen, "%s: cannot create a temporary file next to it: %s", path, strerror(errno));
-    free(tmp);
+    free(a->tmp);
+    a->tmp = NULL;
+    io_atomic_abort(a);
     return -1;
   }
-  /* mkstemp creates 0600; model files and images are meant to be shared like any output. */
-  if (fchmod(fd, 0644) != 0) {
-    snprintf(err, errlen, "%s: chmod of temporary file failed: %s", path, strerror(errno));
-    close(fd);
+  if (fchmod(a->fd, (mode_t)a->mode) != 0) {
+    snprintf(err, errlen, "%s: chmod of the temporary file failed: %s", path, strerror(errno));
+    io_atomic_abort(a);
+    return -1;
+  }
+  return 0;
+oom:
+  snprintf(err, errlen, "%s: out of memory", path);
+  io_atomic_abort(a);
+  return -1;
+}
+
+int io_atomic_write(io_atomic *a, const void *data, size_t n, char *err, size_t errlen) {
+  const char *p = data;
+  while (n) {
+    ssize_t w = write(a->fd, p, n);
+    if (w < 0 && errno == EINTR) continue;
+    if (w <= 0) {
+      snprintf(err, errlen, "%s: write failed: %s", a->shown, w < 0 ? strerror(errno) : "no progress");
+      return -1;
+    }
+    p += w;
+    n -= (size_t)w;
+  }
+  return 0;
+}
+
+int io_atomic_commit(io_atomic *a, char *err, size_t errlen) {
+  int rc = 0;
+  if (a->through) {
+    if (close(a->fd) != 0) {
+      snprintf(err, errlen, "%s: close failed: %s", a->shown, strerror(errno));
+      rc = -1;
+    }
+    a->fd = -1;
+    io_atomic_abort(a);
+    return rc;
+  }
+  if (a->durable && fsync(a->fd) != 0) {
+    snprintf(err, errlen, "%s: fsync failed: %s", a->shown, strerror(errno));
     goto fail;
   }
-  FILE *f = fdopen(fd, "wb");
-  if (!f) {
-    snprintf(err, errlen, "%s: fdopen failed: %s", path, strerror(errno));
-    close(fd);
+  int fd = a->fd;
+  a->fd = -1;
+  if (close(fd) != 0) {
+    snprintf(err, errlen, "%s: close failed: %s", a->shown, strerror(errno));
     goto fail;
   }
-  if ((n && fwrite(data, 1, n, f) != n) || fflush(f) != 0) {
-    snprintf(err, errlen, "%s: write failed: %s", path, strerror(errno));
-    fclose(f);
+  if (rename(a->tmp, a->target) != 0) {
+    snprintf(err, errlen, "%s: rename failed: %s", a->shown, strerror(errno));
     goto fail;
   }
-  if (durable && fsync(fileno(f)) != 0) {
-    snprintf(err, errlen, "%s: fsync failed: %s", path, strerror(errno));
-    fclose(f);
-    goto fail;
-  }
-  if (fclose(f) != 0) {
-    snprintf(err, errlen, "%s: close failed: %s", path, strerror(errno));
-    goto fail;
-  }
-  if (rename(tmp, path) != 0) {
-    snprintf(err, errlen, "%s: rename failed: %s", path, strerror(errno));
-    goto fail;
-  }
-  free(tmp);
-  if (!durable) return 0;
-  /* Make the rename durable; failure here cannot un-write the file, so it is not an error. */
-  char *dir = dir_of(path);
-  if (dir) {
-    int dfd = open(dir, O_RDONLY | O_DIRECTORY);
+  free(a->tmp);
+  a->tmp = NULL;
+  if (a->durable) {
+    /* Make the rename durable; failure here cannot un-write the file, so it is not an error. */
+    char *dir = dir_of(a->target);
+    int dfd = dir ? open(dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC) : -1;
     if (dfd >= 0) {
       (void)fsync(dfd);
       close(dfd);
     }
     free(dir);
   }
+  io_atomic_abort(a);
   return 0;
 fail:
-  unlink(tmp);
-  free(tmp);
+  io_atomic_abort(a);
   return -1;
+}
+
+void io_atomic_abort(io_atomic *a) {
+  if (a->fd >= 0) close(a->fd);
+  if (a->tmp) unlink(a->tmp);
+  free(a->tmp);
+  free(a->target);
+  free(a->shown);
+  memset(a, 0, sizeof *a);
+  a->fd = -1;
+}
+
+int io_write_atomic(const char *path, const void *data, size_t n, char *err, size_t errlen) {
+  return io_write_atomic_ex(path, data, n, 1, err, errlen);
+}
+
+int io_write_atomic_ex(const char *path, const void *data, size_t n, int durable, char *err,
+                       size_t errlen) {
+  io_atomic a;
+  if (io_atomic_begin(&a, path, durable, err, errlen)) return -1;
+  if (io_atomic_write(&a, data, n, err, errlen)) {
+    io_atomic_abort(&a);
+    return -1;
+  }
+  return io_atomic_commit(&a, err, errlen);
+}
+
+int io_clean_stale_temps(const char *path) {
+  if (!path || !*path || !strcmp(path, "-")) return 0;
+  char *dir = dir_of(path);
+  if (!dir) return 0;
+  const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  size_t blen = strlen(base), tlen = strlen(TMP_TAG);
+  DIR *d = opendir(dir);
+  int removed = 0;
+  if (d) {
+    struct dirent *e;
+    while ((e = readdir(d))) {
+      const char *name = e->d_name;
+      if (strncmp(name, base, blen) || strncmp(name + blen, TMP_TAG, tlen)) continue;
+      char *end;
+      errno = 0;
+      long pid = strtol(name + blen + tlen, &end, 10);
+      /* PATH.tmp.PID.XXXXXX (mkstemp's six characters) */
+      if (errno || end == name + blen + tlen || *end != '.' || strlen(end + 1) != 6 || pid <= 0 ||
+          pid > INT_MAX)
+        continue;
+      if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+      char full[PATH_MAX];
+      if (snprintf(full, sizeof full, "%s/%s", dir, name) >= (int)sizeof full) continue;
+      struct stat st;
+      if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) && unlink(full) == 0) removed++;
+    }
+    closedir(d);
+  }
+  free(dir);
+  return removed;
+}
+
+int io_open_regular(const char *path, long long *size, char *err, size_t errlen) {
+  if (!path || !*path) {
+    snprintf(err, errlen, "input path is empty");
+    return -1;
+  }
+  /* O_NONBLOCK: opening a FIFO without a writer (or a device) must not hang; regular files
+   * ignore it. fstat then refuses anything but a regular file before a single read. */
+  int fd = open(path, O_RDONLY | O_NONBLOCK | O_NOCTTY | O_CLOEXEC);
+  if (fd < 0) {
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    return -1;
+  }
+  struct stat st;
+  if (fstat(fd, &st) != 0) {
+    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+    close(fd);
+    return -1;
+  }
+  if (!S_ISREG(st.st_mode)) {
+    snprintf(err, errlen, "%s: %s, not a regular file", path, kind_name(st.st_mode));
+    close(fd);
+    return -1;
+  }
+  int fl = fcntl(fd, F_GETFL);
+  if (fl >= 0) (void)fcntl(fd, F_SETFL, fl & ~O_NONBLOCK);
+  *size = (long long)st.st_size;
+  return fd;
 }
 
 int io_read_file(const char *path, size_t max_bytes, void **data, size_t *n, char *err,
                  size_t errlen) {
   *data = NULL;
   *n = 0;
-  FILE *f = fopen(path, "rb");
-  if (!f) {
-    snprintf(err, errlen, "%s: %s", path, strerror(errno));
+  long long fsize;
+  int fd = io_open_regular(path, &fsize, err, errlen);
+  if (fd < 0) return -1;
+  if ((unsigned long long)fsize > (unsigned long long)max_bytes) {
+    snprintf(err, errlen, "%s: file is %lld bytes, more than the %zu-byte limit", path, fsize,
+             max_bytes);
+    close(fd);
     return -1;
   }
-  struct stat st;
-  if (fstat(fileno(f), &st) != 0 || !S_ISREG(st.st_mode)) {
-    snprintf(err, errlen, "%s: not a regular file", path);
-    fclose(f);
-    return -1;
-  }
-  if ((unsigned long long)st.st_size > (unsigned long long)max_bytes) {
-    snprintf(err, errlen, "%s: file is %lld bytes, more than the %zu-byte limit", path,
-             (long long)st.st_size, max_bytes);
-    fclose(f);
-    return -1;
-  }
-  size_t size = (size_t)st.st_size;
+  size_t size = (size_t)fsize;
   unsigned char *buf = malloc(size + 1);
   if (!buf) {
     snprintf(err, errlen, "%s: out of memory (%zu bytes)", path, size);
-    fclose(f);
+    close(fd);
     return -1;
   }
-  size_t got = fread(buf, 1, size, f);
-  int read_error = ferror(f);
-  fclose(f);
-  if (read_error || got != size) {
+  size_t got = 0;
+  while (got < size) {
+    ssize_t r = read(fd, buf + got, size - got);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) break;
+    got += (size_t)r;
+  }
+  close(fd);
+  if (got != size) {
     snprintf(err, errlen, "%s: read failed (%zu of %zu bytes)", path, got, size);
     free(buf);
     return -1;
