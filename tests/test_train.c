@@ -207,6 +207,73 @@ static void test_resume(ebm_backend *be, const char *dir) {
   ebm_trainer_destroy(b);
 }
 
+/* A crafted train.state: every counter, enum and size is refused by name before it can divide
+ * by zero (replay_count 2^32 -> r % 0), index past the buffer (1000 images in a 64-image
+ * buffer) or overflow a cast (2^31). The untouched copy still resumes. */
+static void test_crafted_state(ebm_backend *be, const char *dir) {
+  ebm_train_config cfg = tiny_config();
+  ebm_trainer *tr = make(be, &cfg, NULL);
+  char ckpt[600], bad[600], err[512];
+  snprintf(ckpt, sizeof ckpt, "%s/state.ckpt.safetensors", dir);
+  snprintf(bad, sizeof bad, "%s/crafted.ckpt.safetensors", dir);
+  TU_CHECK(run_steps(tr, 2, NULL) == 0, "steps");
+  TU_CHECK(ebm_trainer_save_checkpoint(tr, ckpt, err, sizeof err) == 0, "save: %s", err);
+  ebm_trainer_destroy(tr);
+  static const struct {
+    int index;
+    float value;
+    const char *field;
+  } cases[] = {
+      {17, 0.0f, "replay_count"},          /* count 0 + (256 << 24) = 2^32: was SIGFPE */
+      {18, 128.0f, "replay_count"},        /* 2^31: was SIGSEGV */
+      {17, 1000.0f, "replay_count"},       /* 1000 images in a 64-image buffer: read past it */
+      {19, 3.0f, "replay_count"},          /* seen 3 (< 64) but count 16 */
+      {17, 0.5f, "replay_count"},
+      {12, 3e9f, "buffer_size"},
+      {12, 0.0f, "buffer_size"},
+      {1, 2147483648.0f, "batch"},
+      {1, -1.0f, "batch"},
+      {8, 0.0f, "langevin_steps"},
+      {21, 7.0f, "chain_init"},
+      {21, -1.0f, "chain_init"},
+      {13, 2.0f, "reservoir"},
+      {6, 1.5f, "adam_clip"},
+      {22, 2.0f, "init_mean"},
+  };
+  for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+    float v = cases[i].value;
+    if (cases[i].index == 17 && v == 0.0f) {           /* the 2^32 case: low 0, high 256 */
+      if (tu_st_rewrite(ckpt, bad, "extra.train.state", 18, 256.0f, NULL, NULL)) {
+        TU_CHECK(0, "crafting case %zu", i);
+        continue;
+      }
+      char tmp[620];
+      snprintf(tmp, sizeof tmp, "%s.2", bad);
+      if (tu_st_rewrite(bad, tmp, "extra.train.state", 17, 0.0f, NULL, NULL) || rename(tmp, bad)) {
+        TU_CHECK(0, "crafting case %zu", i);
+        continue;
+      }
+    } else if (tu_st_rewrite(ckpt, bad, "extra.train.state", (size_t)cases[i].index, v, NULL, NULL)) {
+      TU_CHECK(0, "crafting case %zu", i);
+      continue;
+    }
+    ebm_trainer *t = NULL;
+    err[0] = 0;
+    int rc = ebm_trainer_create(&t, be, NULL, bad, NULL, 0, err, sizeof err);
+    TU_CHECK(rc != 0 && !t, "train.state[%d] = %g was accepted", cases[i].index, v);
+    TU_CHECK(strstr(err, cases[i].field) && strstr(err, "crafted.ckpt.safetensors"),
+             "train.state[%d] = %g: the reason does not name '%s' and the file: %s",
+             cases[i].index, v, cases[i].field, err);
+    ebm_trainer_destroy(t);
+  }
+  printf("crafted train.state: %zu cases refused, e.g. replay_count 2^32\n",
+         sizeof cases / sizeof cases[0]);
+  ebm_trainer *t = NULL;
+  TU_CHECK(ebm_trainer_create(&t, be, NULL, ckpt, NULL, 0, err, sizeof err) == 0,
+           "the untouched checkpoint: %s", err);
+  ebm_trainer_destroy(t);
+}
+
 static void test_divergence_guard(ebm_backend *be) {
   ebm_train_config cfg = tiny_config();
   cfg.diverge_energy = 1e-12f; /* any energy "runs away" */
@@ -348,6 +415,7 @@ int main(void) {
   test_model_output(be, dir);
   test_chain_init(be, dir);
   test_resume(be, dir);
+  test_crafted_state(be, dir);
   test_toy_problem(be);
   printf("cpu time %.1f s\n", (double)(clock() - t0) / CLOCKS_PER_SEC);
   tu_backend_done(be);

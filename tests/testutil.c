@@ -5,6 +5,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vkebm/safetensors.h"
 #include "vkebm/shared.h"
 
 int tu_failures = 0;
@@ -213,4 +214,47 @@ void tu_check_op(const char *label, ebm_backend *cpu, ebm_backend *vk, tu_op_fn 
     free(gotv[i]);
     free(again[i]);
   }
+}
+
+int tu_st_rewrite(const char *src, const char *dst, const char *name, size_t index, float value,
+                  const char *meta_key, const char *meta_value) {
+  st_file f;
+  char err[512];
+  if (st_read(&f, src, 0, err, sizeof err)) {
+    fprintf(stderr, "tu_st_rewrite: %s\n", err);
+    return -1;
+  }
+  st_writer *w = st_writer_new();
+  int rc = w ? 0 : -1, changed = name == NULL;
+  for (int i = 0; rc == 0 && i < f.nmeta; i++) {
+    if (meta_key && !strcmp(f.meta[i].key, meta_key)) continue;
+    rc = st_writer_meta(w, f.meta[i].key, f.meta[i].value);
+  }
+  if (rc == 0 && meta_key && meta_value) rc = st_writer_meta(w, meta_key, meta_value);
+  for (int i = 0; rc == 0 && i < f.ntensors; i++) {
+    const st_tensor *t = &f.tensors[i];
+    float *copy = malloc((t->numel ? t->numel : 1) * sizeof(float));
+    if (!copy) {
+      rc = -1;
+      break;
+    }
+    memcpy(copy, t->data, t->numel * sizeof(float));
+    if (name && !strcmp(t->name, name) && index < t->numel) {
+      copy[index] = value;
+      changed = 1;
+    }
+    rc = st_writer_add(w, t->name, t->shape, t->ndim, copy);
+    free(copy);
+  }
+  if (rc == 0 && !changed) {
+    fprintf(stderr, "tu_st_rewrite: %s has no element %zu of '%s'\n", src, index, name);
+    rc = -1;
+  }
+  if (rc == 0 && st_writer_save(w, dst, err, sizeof err)) {
+    fprintf(stderr, "tu_st_rewrite: %s\n", err);
+    rc = -1;
+  }
+  st_writer_free(w);
+  st_free(&f);
+  return rc;
 }

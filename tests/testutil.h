@@ -65,6 +65,13 @@ void tu_backend_done(ebm_backend *be);
  * for that tensor (an optional output left out). */
 #define TU_MAX_TENSORS 10
 
+/* Crafting hostile files: copies the safetensors file src to dst through the project's reader
+ * and writer with element `index` of tensor `name` set to value (name NULL: an unchanged copy),
+ * and metadata key meta_key set to meta_value (meta_key NULL: none changed; meta_value NULL:
+ * the key removed). 0, or -1 with a line on stderr. */
+int tu_st_rewrite(const char *src, const char *dst, const char *name, size_t index, float value,
+                  const char *meta_key, const char *meta_value);
+
 typedef struct tu_tensor {
   const char *name;
   size_t n;   /* 0: left out (EBM_NOREF) */

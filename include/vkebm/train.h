@@ -33,6 +33,7 @@
 #include "vkebm/net.h"
 
 #define EBM_TRAIN_MAX_FROZEN 8
+#define EBM_TRAIN_MAX_STEPS 100000000 /* iterations: --steps and a checkpoint's step */
 
 typedef struct ebm_train_config {
   ebm_net_config net;      /* net.label_dim is the concept's label size */

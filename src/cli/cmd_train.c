@@ -203,7 +203,7 @@ int cmd_train(int argc, char **argv) {
     case O_CONFIG: preset = optarg; break;
     case O_WIDTH: INT_OPT(width, 1, 4096, "width")
     case O_BLOCKS: blocks = optarg; break;
-    case O_STEPS: INT_OPT(steps, 1, 100000000L, "steps")
+    case O_STEPS: INT_OPT(steps, 1, EBM_TRAIN_MAX_STEPS, "steps")
     case O_BATCH: INT_OPT(batch, 1, 4096, "batch")
     case O_LR: FLT_OPT(lr, 1e-12, 1, "lr")
     case O_NO_ADAM_CLIP: no_adam_clip = 1; break;
@@ -303,6 +303,12 @@ int cmd_train(int argc, char **argv) {
   }
   const ebm_train_config *c = ebm_trainer_config(tr);
   int64_t start = ebm_trainer_step_count(tr);
+  if (start > steps) {
+    ebm_trainer_destroy(tr);
+    return cli_backend_close(be, cli_usage(CMD_NAME, "--steps %ld is below the checkpoint's step %lld "
+                                                     "(give --steps %lld or more)",
+                                           steps, (long long)start, (long long)start));
+  }
   if (!quiet) {
     char desc[256];
     ebm_net_config_describe(&c->net, desc, sizeof desc);

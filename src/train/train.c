@@ -235,32 +235,72 @@ static void state_pack(const ebm_trainer *tr, float *s) {
   for (int k = 0; k < 3; k++) s[22 + k] = c->init_mean[k], s[25 + k] = c->init_std[k];
 }
 
+/* One integer field of train.state: a whole number in lo..hi, checked before the cast (a float
+ * outside int's range makes the cast undefined). */
+static int state_int(const float *s, int i, const char *name, double lo, double hi, int64_t *out,
+                     char *err, size_t errlen) {
+  double v = s[i];
+  if (!(v >= lo && v <= hi) || v != floor(v))
+    return fail(err, errlen, "train.state: %s = %.9g is not an integer in %.0f..%.0f", name, v,
+                lo, hi);
+  *out = (int64_t)v;
+  return 0;
+}
+
+/* Every field is checked here, each refusal naming it: a crafted file must not reach the
+ * trainer with a counter that divides by zero or indexes past the replay buffer. Floats are
+ * checked by ebm_train_config_validate afterwards. */
 static int state_unpack(ebm_train_config *c, int64_t *count, int64_t *seen, const float *s,
                         char *err, size_t errlen) {
   for (int i = 0; i < TRAIN_STATE_FLOATS; i++)
     if (!isfinite(s[i])) return fail(err, errlen, "train.state[%d] is not finite", i);
   if (s[0] != TRAIN_STATE_VERSION)
     return fail(err, errlen, "train.state version %g, expected %d", s[0], TRAIN_STATE_VERSION);
-  c->batch = (int)s[1];
+  int64_t batch = 0, adam_clip = 0, lsteps = 0, buffer = 0, reservoir = 0, chain_init = 0;
+  int64_t count_lo = 0, count_hi = 0, seen_lo = 0, seen_hi = 0;
+  const double half = 16777215.0; /* each counter is two 24-bit halves */
+  if (state_int(s, 1, "batch", 1, 4096, &batch, err, errlen) ||
+      state_int(s, 6, "adam_clip", 0, 1, &adam_clip, err, errlen) ||
+      state_int(s, 8, "langevin_steps", 1, 100000, &lsteps, err, errlen) ||
+      state_int(s, 12, "buffer_size", 1, 10000000, &buffer, err, errlen) ||
+      state_int(s, 13, "reservoir", 0, 1, &reservoir, err, errlen) ||
+      state_int(s, 17, "replay_count (low half)", 0, half, &count_lo, err, errlen) ||
+      state_int(s, 18, "replay_count (high half)", 0, half, &count_hi, err, errlen) ||
+      state_int(s, 19, "replay_seen (low half)", 0, half, &seen_lo, err, errlen) ||
+      state_int(s, 20, "replay_seen (high half)", 0, half, &seen_hi, err, errlen) ||
+      state_int(s, 21, "chain_init", 0, 2, &chain_init, err, errlen))
+    return -1;
+  *count = count_lo + (count_hi << 24);
+  *seen = seen_lo + (seen_hi << 24);
+  /* ring and reservoir both fill the buffer first: count = min(seen, buffer) */
+  if (*count > buffer)
+    return fail(err, errlen, "train.state: replay_count %lld exceeds the buffer size %lld",
+                (long long)*count, (long long)buffer);
+  if (*count != (*seen < buffer ? *seen : buffer))
+    return fail(err, errlen, "train.state: replay_count %lld does not match replay_seen %lld "
+                             "with a buffer of %lld", (long long)*count, (long long)*seen,
+                (long long)buffer);
+  for (int k = 0; k < 3; k++)
+    if (!(s[22 + k] >= 0 && s[22 + k] <= 1 && s[25 + k] >= 0 && s[25 + k] <= 1))
+      return fail(err, errlen, "train.state: init_mean/init_std[%d] outside [0, 1]", k);
+  c->batch = (int)batch;
   c->lr = s[2];
   c->beta1 = s[3];
   c->beta2 = s[4];
   c->eps = s[5];
-  c->adam_clip = (int)s[6];
+  c->adam_clip = (int)adam_clip;
   c->grad_clip = s[7];
-  c->langevin_steps = (int)s[8];
+  c->langevin_steps = (int)lsteps;
   c->step_lr = s[9];
   c->noise = s[10];
   c->replay = s[11];
-  c->buffer_size = (int)s[12];
-  c->reservoir = (int)s[13];
+  c->buffer_size = (int)buffer;
+  c->reservoir = (int)reservoir;
   c->alpha = s[14];
   c->ema = s[15];
   c->diverge_energy = s[16];
-  c->chain_init = (int)s[21];
+  c->chain_init = (int)chain_init;
   for (int k = 0; k < 3; k++) c->init_mean[k] = s[22 + k], c->init_std[k] = s[25 + k];
-  *count = (int64_t)s[17] + ((int64_t)s[18] << 24);
-  *seen = (int64_t)s[19] + ((int64_t)s[20] << 24);
   return 0;
 }
 
@@ -596,6 +636,12 @@ static int load_checkpoint(ebm_trainer *tr, const char *path, char *err, size_t 
     tr->cfg.data_dir[0] = 0;
     snprintf(tr->cfg.data_spec, sizeof tr->cfg.data_spec, "%s", info.data_spec);
   }
+  if (info.seed > 0xffffffffu)
+    return fail(err, errlen, "cannot resume from %s: seed %llu is more than 32 bits", path,
+                (unsigned long long)info.seed);
+  if (info.step > EBM_TRAIN_MAX_STEPS)
+    return fail(err, errlen, "cannot resume from %s: step %lld is more than %d", path,
+                (long long)info.step, EBM_TRAIN_MAX_STEPS);
   tr->cfg.seed = (uint32_t)info.seed;
   tr->step = info.step;
   if (ebm_train_config_validate(&tr->cfg, why, sizeof why) != 0)
