@@ -14,8 +14,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "cli.h"
+#include "vkebm/fileio.h"
 #include "vkebm/image.h"
 #include "vkebm/model.h"
 #include "vkebm/net.h"
@@ -228,10 +230,12 @@ static int inspect_png(const char *path, int json, long long file_bytes) {
 static int is_png(const char *path) {
   static const unsigned char sig[8] = {0x89, 'P', 'N', 'G', '\r', '\n', 0x1a, '\n'};
   unsigned char head[8];
-  FILE *f = fopen(path, "rb");
-  if (!f) return 0;
-  size_t n = fread(head, 1, 8, f);
-  fclose(f);
+  long long size;
+  char err[16];
+  int fd = io_open_regular(path, &size, err, sizeof err); /* a FIFO must not hang here */
+  if (fd < 0) return 0;
+  ssize_t n = read(fd, head, 8);
+  close(fd);
   return n == 8 && !memcmp(head, sig, 8);
 }
 

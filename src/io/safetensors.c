@@ -15,6 +15,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <errno.h>
+#include <unistd.h>
 
 #include "vkebm/fileio.h"
 
@@ -184,31 +186,35 @@ static int parse_entry(st_tensor *t, span *sp, const char *name, json_t *e, size
   return 0;
 }
 
-int st_parse(st_file *f, const void *bytes, size_t n, int check_finite, char *err, size_t errlen) {
-  memset(f, 0, sizeof *f);
-  const unsigned char *p = bytes;
+/* The 8-byte length prefix of a file of n bytes: the header length, checked. */
+static int header_length(const unsigned char *p, size_t n, uint64_t *hlen, char *err,
+                         size_t errlen) {
   if (n < 8) {
     fail(err, errlen, "file is %zu bytes, shorter than the 8-byte header length", n);
     return -1;
   }
-  uint64_t hlen = 0;
-  for (int i = 7; i >= 0; i--) hlen = (hlen << 8) | p[i];
-  if (hlen == 0) {
+  *hlen = 0;
+  for (int i = 7; i >= 0; i--) *hlen = (*hlen << 8) | p[i];
+  if (*hlen == 0) {
     fail(err, errlen, "header length is 0");
     return -1;
   }
-  if (hlen > ST_MAX_HEADER) {
-    fail(err, errlen, "header length %llu exceeds the 100 MB limit", (unsigned long long)hlen);
+  if (*hlen > ST_MAX_HEADER) {
+    fail(err, errlen, "header length %llu exceeds the 100 MB limit", (unsigned long long)*hlen);
     return -1;
   }
-  if (hlen > n - 8) {
+  if (*hlen > n - 8) {
     fail(err, errlen, "header length %llu runs past the end of the file (%zu bytes)",
-         (unsigned long long)hlen, n);
+         (unsigned long long)*hlen, n);
     return -1;
   }
-  size_t data_size = n - 8 - (size_t)hlen;
-  const unsigned char *data = p + 8 + hlen;
+  return 0;
+}
 
+/* Parses and checks the header p[8 .. 8+hlen) against data_size bytes of data. data NULL: the
+ * header alone is checked (everything but the values) and f is left empty. */
+static int parse_impl(st_file *f, const unsigned char *p, uint64_t hlen, const unsigned char *data,
+                      size_t data_size, int check_finite, char *err, size_t errlen) {
   json_error_t jerr;
   /* jansson checks UTF-8, rejects NUL characters and trailing non-whitespace. */
   json_t *root = json_loadb((const char *)p + 8, (size_t)hlen, JSON_REJECT_DUPLICATES, &jerr);
@@ -311,6 +317,14 @@ int st_parse(st_file *f, const void *bytes, size_t n, int check_finite, char *er
       goto bad;
     }
   }
+  if (!data) { /* header only: checked, nothing kept */
+    for (size_t j = 0; j < nt; j++) free(tmp[j].name);
+    free(tmp);
+    free(spans);
+    json_decref(root);
+    st_free(f);
+    return 0;
+  }
   f->blob = malloc(data_size ? data_size : 1);
   if (!f->blob) {
     fail(err, errlen, "out of memory (%zu data bytes)", data_size);
@@ -353,13 +367,75 @@ bad: /* tmp is zero-filled: names not yet parsed are NULL */
   return -1;
 }
 
+int st_parse(st_file *f, const void *bytes, size_t n, int check_finite, char *err, size_t errlen) {
+  memset(f, 0, sizeof *f);
+  const unsigned char *p = bytes;
+  uint64_t hlen;
+  if (header_length(p, n, &hlen, err, errlen)) return -1;
+  return parse_impl(f, p, hlen, p + 8 + hlen, n - 8 - (size_t)hlen, check_finite, err, errlen);
+}
+
+/* Reads exactly n bytes at offset off. 0 or -1. */
+static int read_at(int fd, void *buf, size_t n, off_t off) {
+  unsigned char *b = buf;
+  while (n) {
+    ssize_t r = pread(fd, b, n, off);
+    if (r < 0 && errno == EINTR) continue;
+    if (r <= 0) return -1;
+    b += r;
+    n -= (size_t)r;
+    off += r;
+  }
+  return 0;
+}
+
 int st_read(st_file *f, const char *path, int check_finite, char *err, size_t errlen) {
   memset(f, 0, sizeof *f);
-  void *bytes;
-  size_t n;
-  if (io_read_file(path, ST_MAX_FILE, &bytes, &n, err, errlen)) return -1;
+  long long fsize;
+  int fd = io_open_regular(path, &fsize, err, errlen);
+  if (fd < 0) return -1;
   char inner[400];
-  int rc = st_parse(f, bytes, n, check_finite, inner, sizeof inner);
+  unsigned char *bytes = NULL;
+  int rc = -1;
+  if ((unsigned long long)fsize > ST_MAX_FILE) {
+    fail(inner, sizeof inner, "file is %lld bytes, more than the %zu-byte limit", fsize,
+         (size_t)ST_MAX_FILE);
+    goto done;
+  }
+  /* The length prefix and the header first: a damaged or hostile file is refused before its
+   * data (which may be gigabytes, or a sparse hole) is read. */
+  size_t n = (size_t)fsize;
+  unsigned char prefix[8];
+  uint64_t hlen;
+  if (n >= 8 && read_at(fd, prefix, 8, 0)) {
+    fail(inner, sizeof inner, "read failed: %s", strerror(errno));
+    goto done;
+  }
+  if (header_length(prefix, n, &hlen, inner, sizeof inner)) goto done;
+  bytes = malloc(8 + (size_t)hlen);
+  if (!bytes) {
+    fail(inner, sizeof inner, "out of memory (%zu bytes)", n);
+    goto done;
+  }
+  memcpy(bytes, prefix, 8);
+  if (read_at(fd, bytes + 8, (size_t)hlen, 8)) {
+    fail(inner, sizeof inner, "read failed");
+    goto done;
+  }
+  if (parse_impl(f, bytes, hlen, NULL, n - 8 - (size_t)hlen, 0, inner, sizeof inner)) goto done;
+  unsigned char *whole = realloc(bytes, n);
+  if (!whole) {
+    fail(inner, sizeof inner, "out of memory (%zu bytes)", n);
+    goto done;
+  }
+  bytes = whole;
+  if (read_at(fd, bytes + 8 + hlen, n - 8 - (size_t)hlen, (off_t)(8 + hlen))) {
+    fail(inner, sizeof inner, "read failed (file changed while read?)");
+    goto done;
+  }
+  rc = st_parse(f, bytes, n, check_finite, inner, sizeof inner);
+done:
+  close(fd);
   free(bytes);
   if (rc) fail(err, errlen, "%s: %s", path, inner);
   return rc;
