@@ -75,6 +75,12 @@ int ebm_model_label_index(const ebm_model_info *info, const char *name);
 /* Reads only the metadata (and checks the marker, version, config, label space). */
 int ebm_model_read_info(const char *path, ebm_model_info *info, char *err, size_t errlen);
 
+/* Reads the metadata and checks the tensors as ebm_model_load does (every one the
+ * architecture implies, exact shapes, finite, nothing unexpected, the architecture within the
+ * caps a model file may ask for: 2^26 weights, 2^26 activation floats per image), without
+ * building a network. 0, or -1 with a reason naming the file. */
+int ebm_model_check(const char *path, ebm_model_info *info, char *err, size_t errlen);
+
 /* 1 when path is a readable safetensors file whose metadata names another vkebm format (for
  * example "vkebm-judge"), copying that format into format; 0 otherwise (a concept model, no
  * marker, or unreadable: the loader then says what is wrong). Loaders of a models folder skip

@@ -58,6 +58,13 @@ void ebm_net_config_describe(const ebm_net_config *cfg, char *out, size_t len);
 void ebm_net_config_blocks_string(const ebm_net_config *cfg, char *out, size_t len);
 /* Number of trainable floats (the sum of every parameter's numel, no alignment padding). */
 size_t ebm_net_config_num_weights(const ebm_net_config *cfg);
+/* The parameter tensors cfg implies (names, shapes, spectral-norm rows) without allocating
+ * anything: fills out[0..n) (room for EBM_MAX_PARAMS; NULL to only count) and returns n, or -1
+ * for an invalid configuration. act_floats (optional): activation and activation-gradient
+ * floats one image needs (what ebm_net_create allocates per unit of max_batch). Lets a loader
+ * check a file's tensors, and what the file asks for, before building the network. */
+typedef struct ebm_param ebm_param;
+int ebm_net_config_params(const ebm_net_config *cfg, ebm_param *out, size_t *act_floats);
 /* 1 when two configurations describe the same network (every field equal). */
 int ebm_net_config_equal(const ebm_net_config *a, const ebm_net_config *b);
 
@@ -68,7 +75,7 @@ typedef enum ebm_param_kind {
   EBM_PARAM_SCALAR = 3,/* [1] head bias */
 } ebm_param_kind;
 
-typedef struct ebm_param {
+struct ebm_param {
   char name[48];       /* safetensors name, e.g. "blocks.1.conv2.weight" */
   ebm_param_kind kind;
   int ndim;
@@ -78,7 +85,7 @@ typedef struct ebm_param {
   int sn_index;        /* index into the spectral-norm state, -1 when not normalised */
   size_t sn_u_offset;  /* floats into ebm_net_sn_u where this weight's u[sn_rows] starts */
   int sn_rows;         /* length of u (= Co), 0 when not normalised */
-} ebm_param;
+};
 
 typedef struct ebm_net ebm_net; /* opaque */
 

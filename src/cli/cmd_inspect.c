@@ -38,7 +38,7 @@ static void view_model(const char *path, const st_file *f, model_view *m) {
   const char *fmt = st_meta_get(f, "format");
   if (!fmt || strcmp(fmt, EBM_MODEL_FORMAT)) return;
   m->is_model = 1;
-  if (ebm_model_read_info(path, &m->info, m->why, sizeof m->why)) return;
+  if (ebm_model_check(path, &m->info, m->why, sizeof m->why)) return; /* loadable, not only readable */
   m->ok = 1;
   ebm_net_config_describe(&m->info.config, m->describe, sizeof m->describe);
   m->forward_flops = ebm_net_forward_flops(&m->info.config);

@@ -427,6 +427,85 @@ static void shape_str(char *out, size_t len, const int64_t *s64, const int *s32,
   if (used < len) snprintf(out + used, len - used, "]");
 }
 
+static void clean_name(char *out, size_t len, const char *name) {
+  size_t k = 0;
+  for (; name[k] && k < len - 1; k++)
+    out[k] = ((unsigned char)name[k] < 32 || name[k] == 127) ? '?' : name[k];
+  out[k] = 0;
+}
+
+/* What a file may ask for: far above every preset (paper64: 2.2 M weights, 6.4 M activation
+ * floats per image), far below what would exhaust a machine before anything is checked. */
+#define MODEL_MAX_WEIGHTS ((size_t)1 << 26)
+#define MODEL_MAX_ACT_PER_IMAGE ((size_t)1 << 26)
+
+/* The file's tensors against the architecture cfg, before any network is built: the
+ * configuration within the caps, every parameter and sn_u vector present with its exact shape,
+ * nothing else but extra.*. A header that declares a huge network without its tensors is
+ * refused here, costing nothing. 0 or -1 with a reason naming the tensor. */
+static int check_tensors(const st_file *f, const ebm_net_config *cfg, char *err, size_t errlen) {
+  ebm_param params[EBM_MAX_PARAMS];
+  size_t act = 0;
+  int np = ebm_net_config_params(cfg, params, &act);
+  if (np < 0) return fail(err, errlen, "the configuration needs more than %d tensors", EBM_MAX_PARAMS);
+  size_t weights = 0;
+  for (int i = 0; i < np; i++) weights += params[i].numel;
+  if (weights > MODEL_MAX_WEIGHTS)
+    return fail(err, errlen, "the configuration has %zu weights, more than the %zu a model may have",
+                weights, MODEL_MAX_WEIGHTS);
+  if (act > MODEL_MAX_ACT_PER_IMAGE)
+    return fail(err, errlen, "the configuration needs %zu activation floats per image, more than "
+                             "the %zu a model may ask for", act, MODEL_MAX_ACT_PER_IMAGE);
+  for (int i = 0; i < np; i++) {
+    const ebm_param *p = &params[i];
+    for (int pass = 0; pass < 2; pass++) {
+      char name[64], got[96], want[96];
+      int usize[1] = {p->sn_rows};
+      if (pass == 1 && p->sn_index < 0) continue;
+      snprintf(name, sizeof name, "%s%.47s", pass ? SN_U_PREFIX : "", p->name);
+      const int *shape = pass == 0 ? p->shape : usize;
+      int ndim = pass == 0 ? p->ndim : 1;
+      const st_tensor *t = st_find(f, name);
+      if (!t) return fail(err, errlen, "missing tensor '%s'", name);
+      if (!shape_matches(t, shape, ndim)) {
+        shape_str(got, sizeof got, t->shape, NULL, t->ndim);
+        shape_str(want, sizeof want, NULL, shape, ndim);
+        return fail(err, errlen, "tensor '%s' has shape %s, expected %s", name, got, want);
+      }
+    }
+  }
+  /* Nothing unexpected: extras live in their own namespace and may be ignored by a reader that
+   * does not want them (the sampler loading a training checkpoint); anything else is refused. */
+  for (int i = 0; i < f->ntensors; i++) {
+    const char *name = f->tensors[i].name;
+    if (!strncmp(name, EXTRA_PREFIX, strlen(EXTRA_PREFIX))) continue;
+    int known = 0;
+    for (int j = 0; j < np && !known; j++) {
+      const ebm_param *p = &params[j];
+      if (!strcmp(name, p->name)) known = 1;
+      if (p->sn_index >= 0 && !strncmp(name, SN_U_PREFIX, strlen(SN_U_PREFIX)) &&
+          !strcmp(name + strlen(SN_U_PREFIX), p->name))
+        known = 1;
+    }
+    if (!known) {
+      char clean[80];
+      clean_name(clean, sizeof clean, name);
+      return fail(err, errlen, "unexpected tensor '%s' (not part of a %s network)", clean,
+                  cfg->spectral_norm ? "spectrally normalised" : "plain");
+    }
+  }
+  return 0;
+}
+
+int ebm_model_check(const char *path, ebm_model_info *info, char *err, size_t errlen) {
+  st_file f;
+  char why[300];
+  if (st_read(&f, path, 1, why, sizeof why)) return fail(err, errlen, "%s", why);
+  int rc = parse_info(&f, info, why, sizeof why) || check_tensors(&f, &info->config, why, sizeof why);
+  st_free(&f);
+  return rc ? fail(err, errlen, "%s: %s", path, why) : 0;
+}
+
 int ebm_model_load(const char *path, ebm_backend *be, int max_batch, ebm_net **out,
                    ebm_model_info *info_out, ebm_model_extra *extras, int nextras, char *err,
                    size_t errlen) {
@@ -442,6 +521,10 @@ int ebm_model_load(const char *path, ebm_backend *be, int max_batch, ebm_net **o
     fail(err, errlen, "%s: %s", path, why);
     goto done;
   }
+  if (check_tensors(&f, &info.config, why, sizeof why)) {
+    fail(err, errlen, "%s: %s", path, why);
+    goto done;
+  }
   if (ebm_net_create(&net, be, &info.config, max_batch, info.seed, why, sizeof why)) {
     fail(err, errlen, "%s: %s", path, why);
     goto done;
@@ -453,58 +536,16 @@ int ebm_model_load(const char *path, ebm_backend *be, int max_batch, ebm_net **o
     fail(err, errlen, "%s: out of memory", path);
     goto done;
   }
-  /* Every expected tensor: present, exact shape. */
-  int nparams = ebm_net_num_params(net), expected = 0;
-  for (int i = 0; i < nparams; i++) {
+  /* check_tensors found every one with its shape: copy them into the flat layout */
+  for (int i = 0; i < ebm_net_num_params(net); i++) {
     const ebm_param *p = ebm_net_param(net, i);
-    for (int pass = 0; pass < 2; pass++) {
-      char name[64], got[96], want[96];
-      int usize[1] = {p->sn_rows};
-      if (pass == 1 && p->sn_index < 0) continue;
-      if (pass == 0)
-        snprintf(name, sizeof name, "%s", p->name);
-      else
-        snprintf(name, sizeof name, SN_U_PREFIX "%s", p->name);
-      const int *shape = pass == 0 ? p->shape : usize;
-      int ndim = pass == 0 ? p->ndim : 1;
-      const st_tensor *t = st_find(&f, name);
-      if (!t) {
-        fail(err, errlen, "%s: missing tensor '%s'", path, name);
-        goto done;
-      }
-      if (!shape_matches(t, shape, ndim)) {
-        shape_str(got, sizeof got, t->shape, NULL, t->ndim);
-        shape_str(want, sizeof want, NULL, shape, ndim);
-        fail(err, errlen, "%s: tensor '%s' has shape %s, expected %s", path, name, got, want);
-        goto done;
-      }
-      float *dst = pass == 0 ? host + p->offset : host_u + p->sn_u_offset;
-      memcpy(dst, t->data, t->numel * sizeof(float));
-      expected++;
-    }
-  }
-  /* Nothing unexpected: extras live in their own namespace and may be ignored by a reader that
-   * does not want them (the sampler loading a training checkpoint); anything else is refused. */
-  for (int i = 0; i < f.ntensors; i++) {
-    const char *name = f.tensors[i].name;
-    if (!strncmp(name, EXTRA_PREFIX, strlen(EXTRA_PREFIX))) continue;
-    int known = 0;
-    for (int j = 0; j < nparams && !known; j++) {
-      const ebm_param *p = ebm_net_param(net, j);
-      if (!strcmp(name, p->name)) known = 1;
-      if (p->sn_index >= 0 && !strncmp(name, SN_U_PREFIX, strlen(SN_U_PREFIX)) &&
-          !strcmp(name + strlen(SN_U_PREFIX), p->name))
-        known = 1;
-    }
-    if (!known) {
-      char clean[80];
-      size_t k = 0;
-      for (; name[k] && k < sizeof clean - 1; k++)
-        clean[k] = ((unsigned char)name[k] < 32 || name[k] == 127) ? '?' : name[k];
-      clean[k] = 0;
-      fail(err, errlen, "%s: unexpected tensor '%s' (not part of a %s network)", path, clean,
-           info.config.spectral_norm ? "spectrally normalised" : "plain");
-      goto done;
+    const st_tensor *t = st_find(&f, p->name);
+    memcpy(host + p->offset, t->data, t->numel * sizeof(float));
+    if (p->sn_index >= 0) {
+      char name[64];
+      snprintf(name, sizeof name, SN_U_PREFIX "%s", p->name);
+      t = st_find(&f, name);
+      memcpy(host_u + p->sn_u_offset, t->data, t->numel * sizeof(float));
     }
   }
   for (int i = 0; i < nextras; i++) {

@@ -376,6 +376,19 @@ size_t ebm_net_config_num_weights(const ebm_net_config *cfg) {
   return n;
 }
 
+int ebm_net_config_params(const ebm_net_config *cfg, ebm_param *out, size_t *act_floats) {
+  if (ebm_net_config_validate(cfg, NULL, 0)) return -1;
+  ebm_net *net = calloc(1, sizeof *net);
+  if (!net) return -1;
+  net->cfg = *cfg;
+  net->max_batch = 1;
+  int n = plan(net) == 0 ? net->nparams : -1;
+  if (n > 0 && out) memcpy(out, net->params, (size_t)n * sizeof *out);
+  if (act_floats) *act_floats = net->act_floats + net->dact_floats;
+  free(net);
+  return n;
+}
+
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
 static ebm_ref pref(ebm_net *net, int i) {
