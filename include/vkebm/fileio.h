@@ -57,6 +57,11 @@ int io_check_output(const char *path, char *err, size_t errlen);
  * SIGKILL during an atomic write leaves behind. Returns the number removed. Best effort. */
 int io_clean_stale_temps(const char *path);
 
+/* 1 when a and b name the same file: the same inode when both exist, else the same directory
+ * (resolved) and name. For refusing two outputs (or an input and an output) that would destroy
+ * each other. */
+int io_same_file(const char *a, const char *b);
+
 /* Reads a whole regular file (at most max_bytes) into a malloc'd buffer (+1 NUL byte, not
  * counted in *n). The file is opened non-blocking and checked with fstat before any read, so a
  * FIFO or a device is refused at once instead of hanging. 0, or -1 with a one-line reason. */

@@ -11,6 +11,7 @@
  * --backend cpu (default) renders with the CPU renderer on every core; vulkan renders with
  * shaders/scene_render.comp through the ebm_scene_render op, in batches.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <getopt.h>
@@ -39,7 +40,8 @@ static void usage(FILE *f) {
           "  --seed S           sampling seed (default: picked and printed)\n"
           "  --first I          index of the first scene (default 0): image i is scene I+i\n"
           "  --size PX          image side, 8..256 (default 64)\n"
-          "  -o, --out DIR      write DIR/000000.png ... and DIR/labels.csv\n"
+          "  -o, --out DIR      write DIR/000000.png ... and DIR/labels.csv (DIR empty or new)\n"
+          "  --force            write into a non-empty DIR (its labels.csv is removed first)\n"
           "  --grid FILE.png    write a contact sheet of the first --grid-n images\n"
           "  --grid-n K         images on the contact sheet (default min(N, 64))\n"
           "  --nrow K           images per grid row (default 8)\n"
@@ -67,6 +69,21 @@ static int mkdir_p(const char *dir) {
   if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
   struct stat st;
   return stat(buf, &st) == 0 && S_ISDIR(st.st_mode) ? 0 : -1;
+}
+
+/* Entries in dir besides . and .. (stale temporary files of dead writers removed first), or -1. */
+static int dir_entries(const char *dir) {
+  char probe[4200];
+  snprintf(probe, sizeof probe, "%s/labels.csv", dir);
+  io_clean_stale_temps(probe);
+  DIR *d = opendir(dir);
+  if (!d) return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)))
+    if (strcmp(e->d_name, ".") && strcmp(e->d_name, "..")) n++;
+  closedir(d);
+  return n;
 }
 
 /* One CSV row's object columns: ",x,y,size,shape,colour" per object. */
@@ -139,11 +156,12 @@ int cmd_data(int argc, char **argv) {
       {"no-light-jitter", no_argument, 0, 'L'}, {"no-camera-jitter", no_argument, 0, 'C'},
       {"no-colour-jitter", no_argument, 0, 'J'}, {"no-color-jitter", no_argument, 0, 'J'},
       {"backend", required_argument, 0, 'b'}, {"validate", no_argument, 0, 'V'},
+      {"force", no_argument, 0, 'F'},
       {"quiet", no_argument, 0, 'q'},        {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   const char *spec_text = NULL, *out_dir = NULL, *grid_path = NULL;
   long count = -1, seed = -1, first = 0, size = 64, grid_n = -1, nrow = 8, padding = 2;
-  int no_light = 0, no_camera = 0, no_colour = 0, quiet = 0, validate = 0;
+  int no_light = 0, no_camera = 0, no_colour = 0, quiet = 0, validate = 0, force = 0;
   int backend = EBM_BACKEND_CPU;
   int o;
   opterr = 0;
@@ -183,6 +201,7 @@ int cmd_data(int argc, char **argv) {
       if (backend < 0) return cli_usage("data", "--backend wants auto, cpu or vulkan, got '%s'", optarg);
       break;
     case 'V': validate = 1; break;
+    case 'F': force = 1; break;
     case 'q': quiet = 1; break;
     case 'h': usage(stdout); return EXIT_OK;
     default: return cli_bad_option("data", argv, o);
@@ -208,6 +227,23 @@ int cmd_data(int argc, char **argv) {
 
   if (out_dir && mkdir_p(out_dir) != 0)
     return cli_fail("data", "cannot create output directory '%s': %s", out_dir, strerror(errno));
+  if (grid_path && io_check_output(grid_path, err, sizeof err)) return cli_fail("data", "--grid: %s", err);
+  if (out_dir) {
+    /* A dataset is its images and labels.csv together. Writing over another one would leave, if
+     * interrupted, the old labels beside new images (a red cone labelled an orange cylinder):
+     * a non-empty folder needs --force, and then its labels.csv goes first, so an interrupted
+     * run leaves a folder train refuses (no labels.csv) rather than one that lies. The new
+     * labels.csv is written last, atomically, once every image is in place. */
+    int entries = dir_entries(out_dir);
+    if (entries < 0) return cli_fail("data", "cannot read %s: %s", out_dir, strerror(errno));
+    if (entries > 0 && !force)
+      return cli_usage("data", "%s is not empty: give an empty or new folder, or --force to write "
+                               "over it", out_dir);
+    char labels[4200];
+    snprintf(labels, sizeof labels, "%s/labels.csv", out_dir);
+    if (unlink(labels) != 0 && errno != ENOENT)
+      return cli_fail("data", "cannot remove the old %s: %s", labels, strerror(errno));
+  }
 
   renderer r = {0};
   long cores = sysconf(_SC_NPROCESSORS_ONLN);
@@ -245,8 +281,10 @@ int cmd_data(int argc, char **argv) {
     tb_printf(&csv, "\n");
   }
   double t0 = cli_now_s(), render_s = 0;
-  for (long done_n = 0; done_n < count; done_n += batch) {
-    int nb = count - done_n < batch ? (int)(count - done_n) : batch;
+  /* without -o only the contact sheet's images are rendered */
+  const long render_n = out_dir ? count : grid_n;
+  for (long done_n = 0; done_n < render_n; done_n += batch) {
+    int nb = render_n - done_n < batch ? (int)(render_n - done_n) : batch;
     uint32_t base = (uint32_t)(first + done_n);
     scene_sample_packed(&spec, (uint32_t)seed, base, nb, packed);
     double tr = cli_now_s();
@@ -280,8 +318,8 @@ int cmd_data(int argc, char **argv) {
         goto done;
       }
     }
-    if (!quiet && count > batch)
-      fprintf(stderr, "vkebm data: %ld/%ld\n", done_n + nb, count);
+    if (!quiet && render_n > batch)
+      fprintf(stderr, "vkebm data: %ld/%ld\n", done_n + nb, render_n);
   }
   if (out_dir) {
     char path[4200];
@@ -316,8 +354,8 @@ int cmd_data(int argc, char **argv) {
   }
   if (!quiet)
     fprintf(stderr, "vkebm data: %ld %ldx%ld scenes of %s (seed %ld) on %s: %.1f renders/s, %.2f s total\n",
-            count, size, size, spec_name, seed, r.be ? ebm_backend_name(r.be) : "cpu",
-            render_s > 0 ? (double)count / render_s : 0.0, cli_now_s() - t0);
+            render_n, size, size, spec_name, seed, r.be ? ebm_backend_name(r.be) : "cpu",
+            render_s > 0 ? (double)render_n / render_s : 0.0, cli_now_s() - t0);
 done:
   free(packed);
   free(images);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "vkebm/fileio.h"
 #include "vkebm/image.h"
 #include "vkebm/net.h"
 #include "vkebm/scene.h"
@@ -104,6 +105,39 @@ static int make_parent_dirs(const char *path) {
     *p = '/';
   }
   return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
+}
+
+/* Rewrites metrics (atomically) keeping the comment and header lines and the rows of steps up
+ * to step; *time_s receives the last kept row's time_s (0 when none). 0 or -1 with err. */
+static int continue_metrics(const char *path, int64_t step, double *time_s, char *err,
+                            size_t errlen) {
+  void *data;
+  size_t n;
+  if (io_read_file(path, (size_t)1 << 30, &data, &n, err, errlen)) return -1;
+  char *text = data, *out = malloc(n + 1);
+  size_t used = 0;
+  *time_s = 0;
+  if (!out) {
+    free(data);
+    return snprintf(err, errlen, "%.200s: out of memory", path), -1;
+  }
+  for (char *line = text; *line;) {
+    char *nl = strchr(line, '\n');
+    size_t len = nl ? (size_t)(nl - line) + 1 : strlen(line);
+    long long row_step;
+    double t;
+    int is_row = sscanf(line, "%lld,%lf", &row_step, &t) == 2;
+    if (!is_row || row_step <= step) {
+      memcpy(out + used, line, len);
+      used += len;
+      if (is_row) *time_s = t;
+    }
+    line += len;
+  }
+  int rc = n == used ? 0 : io_write_atomic(path, out, used, err, errlen);
+  free(out);
+  free(data);
+  return rc;
 }
 
 static void format_duration(char *out, size_t len, double s) {
@@ -292,6 +326,19 @@ int cmd_train(int argc, char **argv) {
   if (metrics_arg) snprintf(metrics, sizeof metrics, "%s", metrics_arg);
   else derived_path(metrics, sizeof metrics, out, ".metrics.csv");
 
+  /* Every file has one role: two flags naming the same file would each destroy the other
+   * (the model over the checkpoint, metrics over the model, ...). Resuming from the checkpoint
+   * that the run then keeps writing is the one pair that is meant. */
+  {
+    const char *paths[] = {out, ckpt, metrics, preview, resume};
+    const char *flags[] = {"-o", "--checkpoint", "--metrics", "--preview", "--resume"};
+    for (int i = 0; i < 5; i++)
+      for (int j = i + 1; j < 5; j++)
+        if (paths[i] && paths[j] && !(i == 1 && j == 4) && io_same_file(paths[i], paths[j]))
+          return cli_usage(CMD_NAME, "%s and %s name the same file (%s): each would destroy the other",
+                           flags[i], flags[j], paths[i]);
+  }
+
   ebm_backend *be = NULL;
   int rc = cli_backend_open(CMD_NAME, &be, (ebm_backend_kind)backend, -1, 0, quiet);
   if (rc) return rc;
@@ -326,8 +373,19 @@ int cmd_train(int argc, char **argv) {
       rc = cli_fail(CMD_NAME, "cannot create the folder of %s: %s", dirs_for[i], strerror(errno));
       goto done;
     }
+  io_clean_stale_temps(out);
+  io_clean_stale_temps(ckpt);
+  /* A resumed run continues metrics.csv from the checkpoint's step: rows after it (steps the
+   * interrupted run did after its last checkpoint, which are about to be redone) are dropped,
+   * and time_s goes on from the last kept row, so the file reads as one run. */
+  double time_offset = 0;
   struct stat st;
   int metrics_exists = stat(metrics, &st) == 0 && st.st_size > 0;
+  if (resume && metrics_exists &&
+      continue_metrics(metrics, start, &time_offset, err, sizeof err) != 0) {
+    rc = cli_fail(CMD_NAME, "%s", err);
+    goto done;
+  }
   mf = fopen(metrics, resume && metrics_exists ? "a" : "w");
   if (!mf) {
     rc = cli_fail(CMD_NAME, "cannot write %s: %s", metrics, strerror(errno));
@@ -347,22 +405,27 @@ int cmd_train(int argc, char **argv) {
   const int tty = isatty(STDERR_FILENO);
   const double t0 = cli_now_s();
   double last_draw = 0;
+  /* the newest checkpoint on disk, for the divergence message: none yet on a fresh run */
+  const char *good_ckpt = resume;
   int64_t last_saved = start;
   for (int64_t s = start; s < steps && !g_stop_signal; s++) {
     ebm_train_stats st_;
     int src = ebm_trainer_step(tr, &st_, err, sizeof err);
     if (src != EBM_TRAIN_OK) {
       if (tty && !quiet) fputc('\n', stderr);
-      if (src == EBM_TRAIN_DIVERGED)
+      if (src == EBM_TRAIN_DIVERGED && good_ckpt)
         rc = cli_fail(CMD_NAME, "training stopped: %s; the last good checkpoint is %s (step %lld)",
-                      err, ckpt, (long long)last_saved);
+                      err, good_ckpt, (long long)last_saved);
+      else if (src == EBM_TRAIN_DIVERGED)
+        rc = cli_fail(CMD_NAME, "training stopped: %s; no checkpoint was written (the first was "
+                                "due at step %ld)", err, ckpt_every);
       else
         rc = cli_fail(CMD_NAME, "%s", err);
       goto done;
     }
     const double el = cli_now_s() - t0;
     const double rate = (double)(st_.step - start) / (el > 0 ? el : 1e-9);
-    fprintf(mf, "%lld,%.3f,%.6g,%.6g,%.6g,%.6g,%.4g\n", (long long)st_.step, el, st_.loss,
+    fprintf(mf, "%lld,%.3f,%.6g,%.6g,%.6g,%.6g,%.4g\n", (long long)st_.step, time_offset + el, st_.loss,
             st_.e_pos, st_.e_neg, st_.grad_norm, rate);
     fflush(mf);
     int last = st_.step == steps;
@@ -387,6 +450,7 @@ int cmd_train(int argc, char **argv) {
         goto done;
       }
       last_saved = st_.step;
+      good_ckpt = ckpt;
       if (preview && write_preview(tr, preview, err, sizeof err) != 0) {
         rc = cli_fail(CMD_NAME, "preview: %s", err);
         goto done;

@@ -280,6 +280,35 @@ int io_clean_stale_temps(const char *path) {
   return removed;
 }
 
+/* The resolved directory of path plus its last component (malloc'd), or NULL. */
+static char *canonical(const char *path) {
+  char *dir = dir_of(path);
+  char *rdir = dir ? realpath(dir, NULL) : NULL;
+  free(dir);
+  if (!rdir) return NULL;
+  const char *slash = strrchr(path, '/');
+  const char *base = slash ? slash + 1 : path;
+  size_t n = strlen(rdir) + strlen(base) + 2;
+  char *out = malloc(n);
+  if (out) snprintf(out, n, "%s/%s", rdir, base);
+  free(rdir);
+  return out;
+}
+
+int io_same_file(const char *a, const char *b) {
+  if (!a || !b) return 0;
+  if (!strcmp(a, b)) return 1;
+  struct stat sa, sb;
+  int ea = stat(a, &sa) == 0, eb = stat(b, &sb) == 0;
+  if (ea && eb) return sa.st_dev == sb.st_dev && sa.st_ino == sb.st_ino;
+  if (ea != eb) return 0;
+  char *ca = canonical(a), *cb = canonical(b);
+  int same = ca && cb && !strcmp(ca, cb);
+  free(ca);
+  free(cb);
+  return same;
+}
+
 int io_open_regular(const char *path, long long *size, char *err, size_t errlen) {
   if (!path || !*path) {
     snprintf(err, errlen, "input path is empty");

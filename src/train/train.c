@@ -374,9 +374,15 @@ static int read_dataset(ebm_trainer *tr, char *err, size_t errlen) {
     goto done;
   }
   int line_no = 0;
+  char csv_seed[16] = ""; /* from the '#' line `vkebm data` writes: "...; seed=S; ..." */
   for (char *line = strtok(s, "\n"); line; line = strtok(NULL, "\n")) {
     line_no++;
-    if (line[0] == '#' || !strncmp(line, "index", 5)) continue;
+    if (line[0] == '#') {
+      const char *sd = strstr(line, "; seed=");
+      if (sd) sscanf(sd + 7, "%15[0-9]", csv_seed);
+      continue;
+    }
+    if (!strncmp(line, "index", 5)) continue;
     unsigned index;
     int nobj, used;
     float x, y, size;
@@ -401,9 +407,31 @@ static int read_dataset(ebm_trainer *tr, char *err, size_t errlen) {
     char png[1200];
     snprintf(png, sizeof png, "%s/%06u.png", tr->cfg.data_dir, index);
     uint8_t *rgb = NULL;
-    int W = 0, H = 0;
-    if (img_read_png_rgb8(png, &rgb, &W, &H, NULL, NULL, why, sizeof why) != 0) {
+    int W = 0, H = 0, ntext = 0;
+    img_text *text = NULL;
+    if (img_read_png_rgb8(png, &rgb, &W, &H, &text, &ntext, why, sizeof why) != 0) {
       rc = fail(err, errlen, "--data-dir: %s", why);
+      goto done;
+    }
+    /* Images from `vkebm data` carry their own index, seed and labels: they must be the row's,
+     * or the folder mixes two runs (an interrupted one over an older dataset). */
+    const char *row_labels = line, *mismatch = NULL;
+    for (int k = 0; k < 2 && row_labels; k++) row_labels = strchr(row_labels, ',') ? strchr(row_labels, ',') + 1 : NULL;
+    char index_s[16];
+    snprintf(index_s, sizeof index_s, "%u", index);
+    for (int t = 0; t < ntext && !mismatch; t++) {
+      const char *k = text[t].key, *v = text[t].value;
+      if (!strcmp(k, "vkebm.index") && strcmp(v, index_s)) mismatch = "index";
+      else if (!strcmp(k, "vkebm.seed") && csv_seed[0] && strcmp(v, csv_seed)) mismatch = "seed";
+      else if (!strcmp(k, "vkebm.labels") && row_labels &&
+               (strlen(v) != strcspn(row_labels, "\r") || strncmp(v, row_labels, strlen(v))))
+        mismatch = "labels";
+    }
+    img_text_free(text, ntext);
+    if (mismatch) {
+      free(rgb);
+      rc = fail(err, errlen, "--data-dir: %s: its %s differs from labels.csv line %d: the folder "
+                             "mixes two `vkebm data` runs (regenerate it)", png, mismatch, line_no);
       goto done;
     }
     if (W != R || H != R) {
