@@ -208,6 +208,23 @@ static void fuzz(void) {
   expr_error err;
   expr_node *n = expr_parse(deep, &err);
   TU_CHECK(!n && strstr(err.msg, "nested deeper"), "deep nesting refused: %s", err.msg);
+  /* the limit is what the message says: 64 parentheses pass, 65 do not */
+  for (int depth = 64; depth <= 65; depth++) {
+    char nest[200];
+    memset(nest, '(', (size_t)depth);
+    strcpy(nest + depth, "a=1");
+    memset(nest + depth + 3, ')', (size_t)depth);
+    nest[2 * depth + 3] = 0;
+    n = expr_parse(nest, &err);
+    TU_CHECK((n != NULL) == (depth == 64), "%d nested parentheses: %s", depth, n ? "parsed" : err.msg);
+    if (!n) TU_CHECK(strstr(err.msg, "deeper than 64"), "65 levels: %s", err.msg);
+    expr_free(n);
+  }
+  /* a non-ASCII character is shown whole, never one byte of its UTF-8 */
+  n = expr_parse("color=r\xc3\xa9" "d", &err);
+  TU_CHECK(!n && strstr(err.msg, "found '\xc3\xa9'"), "non-ASCII: %s", err.msg);
+  n = expr_parse("color=red \x01", &err);
+  TU_CHECK(!n && strstr(err.msg, "found '\\x01'"), "control byte: %s", err.msg);
   printf("  fuzz: %d mutants, %d parsed (and round-tripped), %d refused with a positioned error\n",
          iters, parsed, failed);
 }

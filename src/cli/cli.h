@@ -39,6 +39,11 @@ int cli_parse_float(const char *s, double lo, double hi, double *out);
 /* Seconds on the monotonic clock (for timing; differences only). */
 double cli_now_s(void);
 
+/* A bounded, printable copy of untrusted text for a one-line message: control bytes and broken
+ * UTF-8 become '?', valid UTF-8 characters are kept whole (never split at the cut), and a
+ * string that does not fit ends in "...". */
+void cli_printable(char *out, size_t len, const char *s);
+
 /* The device tensors of one Langevin image-step on a batch of B (demo and bench, cli_energy.c):
  * x images [B, C, R, R], c labels [B, L], e energies [B], de = 1 [B] (what the backward to the
  * input starts from), dx = dE/dx [B, C, R, R]. */

@@ -80,71 +80,108 @@ static void usage(FILE *f) {
 
 /* ---- PNG metadata: every setting as one text chunk ---------------------------------------- */
 
+/* The recorded settings: every key vkebm writes (vkebm:settings is a description, and
+ * vkebm:init and vkebm:model_hashes are optional). Limits are the flags' own, so a file cannot
+ * ask for what the command line refuses. */
+static const char *const from_keys[] = {
+    "vkebm:expr", "vkebm:sampler", "vkebm:models", "vkebm:n", "vkebm:steps", "vkebm:seed",
+    "vkebm:step_size", "vkebm:noise", "vkebm:clip", "vkebm:beta", "vkebm:divide_steps",
+    "vkebm:target_accept", "vkebm:adapt_steps", "vkebm:nrow", "vkebm:padding",
+    "vkebm:resolution", /* the 16 required ones end here */
+    "vkebm:init", "vkebm:backend", "vkebm:model_hashes", "vkebm:settings", NULL};
+#define FROM_REQUIRED 16
+
+/* Copies v into dst[cap]; -1 when it does not fit (a truncated recipe is another recipe). */
+static int copy_whole(char *dst, size_t cap, const char *v) {
+  if (strlen(v) >= cap) return -1;
+  memcpy(dst, v, strlen(v) + 1);
+  return 0;
+}
+
 static int load_from_png(const char *path, settings *s, char *err, size_t errlen) {
   uint8_t *rgb = NULL;
   int W, H, ntext = 0;
   img_text *text = NULL;
   if (img_read_png_rgb8(path, &rgb, &W, &H, &text, &ntext, err, errlen)) return -1;
   free(rgb);
-  int found = 0, rc = 0;
+  int seen[sizeof from_keys / sizeof *from_keys] = {0};
+  int rc = 0;
+  const char *why = "";
   for (int i = 0; i < ntext && rc == 0; i++) {
     const char *k = text[i].key, *v = text[i].value;
+    if (strncmp(k, "vkebm:", 6)) continue; /* Software and other tools' chunks */
+    int key = -1;
+    for (int j = 0; from_keys[j] && key < 0; j++)
+      if (!strcmp(k, from_keys[j])) key = j;
+    if (key < 0) {
+      snprintf(err, errlen, "%s: unknown setting %.40s (written by another vkebm version?)", path, k);
+      rc = -1;
+      break;
+    }
+    if (seen[key]++) {
+      snprintf(err, errlen, "%s: %s appears twice: which one was the recipe?", path, k);
+      rc = -1;
+      break;
+    }
     long l;
     double d;
 #define GET_INT(key, lo, hi, dst)                                                       \
   else if (!strcmp(k, key)) {                                                           \
-    if (cli_parse_int(v, lo, hi, &l)) rc = -1;                                          \
+    if (cli_parse_int(v, lo, hi, &l)) rc = -1, why = "expected " #lo ".." #hi;          \
     else dst = l;                                                                       \
-    found++;                                                                            \
   }
-#define GET_FLT(key, dst)                                                               \
+#define GET_FLT(key, lo, hi, dst)                                                       \
   else if (!strcmp(k, key)) {                                                           \
-    if (cli_parse_float(v, -1e30, 1e30, &d)) rc = -1;                                   \
+    if (cli_parse_float(v, lo, hi, &d)) rc = -1, why = "expected " #lo ".." #hi;        \
     else dst = (float)d;                                                                \
-    found++;                                                                            \
   }
     if (!strcmp(k, "vkebm:expr")) {
-      snprintf(s->expr, sizeof s->expr, "%s", v);
-      found++;
+      if (copy_whole(s->expr, sizeof s->expr, v)) rc = -1, why = "longer than 4095 bytes";
     } else if (!strcmp(k, "vkebm:sampler")) {
       int kind = ebm_sampler_parse(v);
-      if (kind < 0) rc = -1;
+      if (kind < 0) rc = -1, why = "expected paper, langevin or mala";
       else s->sc.kind = (ebm_sampler_kind)kind;
-      found++;
     } else if (!strcmp(k, "vkebm:models")) {
       if (!strcmp(v, "analytic")) s->analytic = 1;
-      else snprintf(s->models, sizeof s->models, "%s", v);
-      found++;
+      else if (copy_whole(s->models, sizeof s->models, v)) rc = -1, why = "path too long";
     } else if (!strcmp(k, "vkebm:init")) {
-      snprintf(s->init, sizeof s->init, "%s", v);
+      if (copy_whole(s->init, sizeof s->init, v)) rc = -1, why = "path too long";
     } else if (!strcmp(k, "vkebm:backend")) {
-      snprintf(s->backend, sizeof s->backend, "%s", v);
+      if (copy_whole(s->backend, sizeof s->backend, v) || cli_parse_backend(v) < 0)
+        rc = -1, why = "expected auto, cpu or vulkan";
     } else if (!strcmp(k, "vkebm:model_hashes")) {
-      snprintf(s->hashes, sizeof s->hashes, "%s", v);
+      if (copy_whole(s->hashes, sizeof s->hashes, v)) rc = -1, why = "too long";
+    } else if (!strcmp(k, "vkebm:settings")) {
+      /* a description of the others, for people */
     }
-    GET_INT("vkebm:n", 1, 65536, s->n)
-    GET_INT("vkebm:steps", 0, 10000000, s->steps)
+    GET_INT("vkebm:n", 1, 4096, s->n)
+    GET_INT("vkebm:steps", 0, 1000000, s->steps)
     GET_INT("vkebm:seed", 0, 4294967295L, s->seed)
-    GET_FLT("vkebm:step_size", s->sc.step_size)
-    GET_FLT("vkebm:noise", s->sc.noise_std)
+    GET_FLT("vkebm:step_size", 1e-30, 1e30, s->sc.step_size)
+    GET_FLT("vkebm:noise", 0, 1e30, s->sc.noise_std)
     GET_INT("vkebm:clip", 0, 1, s->sc.clip)
-    GET_FLT("vkebm:beta", s->sc.energy_scale)
+    GET_FLT("vkebm:beta", 1e-30, 1e30, s->sc.energy_scale)
     GET_INT("vkebm:divide_steps", 0, 1, s->sc.divide_by_terms)
-    GET_FLT("vkebm:target_accept", s->sc.target_accept)
-    GET_INT("vkebm:adapt_steps", -1, 10000000, s->sc.adapt_steps)
+    GET_FLT("vkebm:target_accept", 0.01, 0.99, s->sc.target_accept)
+    GET_INT("vkebm:adapt_steps", 0, 1000000, s->sc.adapt_steps)
     GET_INT("vkebm:nrow", 1, 4096, s->nrow)
     GET_INT("vkebm:padding", 0, 1024, s->padding)
-    GET_INT("vkebm:resolution", 2, 1024, s->resolution)
+    GET_INT("vkebm:resolution", 4, 512, s->resolution)
 #undef GET_INT
 #undef GET_FLT
-    if (rc) snprintf(err, errlen, "%s: bad value '%s' for %s", path, v, k);
+    if (rc) {
+      char shown[64];
+      cli_printable(shown, sizeof shown, v);
+      snprintf(err, errlen, "%s: bad value '%s' for %s (%s)", path, shown, k, why);
+    }
   }
   img_text_free(text, ntext);
   if (rc) return -1;
-  if (found < 16) {
-    snprintf(err, errlen, "%s: not written by `vkebm sample` (its settings are missing)", path);
-    return -1;
-  }
+  for (int j = 0; j < FROM_REQUIRED; j++)
+    if (!seen[j]) {
+      snprintf(err, errlen, "%s: not written by `vkebm sample` (%s is missing)", path, from_keys[j]);
+      return -1;
+    }
   s->seed_given = s->step_given = s->noise_given = s->clip_given = 1;
   s->sc.steps = (int)s->steps;
   s->sc.seed = s->seed;
@@ -249,6 +286,7 @@ int cmd_sample(int argc, char **argv) {
   snprintf(s.models, sizeof s.models, "models");
   const char *out = "grid.png", *frames_dir = NULL, *gif_path = NULL, *from = NULL;
   int explain = 0, quiet = 0, sampling_opts = 0, backend = EBM_BACKEND_CPU, backend_given = 0;
+  int resolution_given = 0;
   long every = 0;
 
   enum {
@@ -313,6 +351,7 @@ int cmd_sample(int argc, char **argv) {
     case O_RES:
       if (cli_parse_int(optarg, 4, 512, &l)) return cli_usage(CMD_NAME, "--resolution: expected 4..512, got '%s'", optarg);
       s.resolution = l;
+      resolution_given = 1;
       sampling_opts++;
       break;
     case O_SAMPLER: {
@@ -444,6 +483,13 @@ int cmd_sample(int argc, char **argv) {
     char msg[2048];
     expr_error_format(s.expr, &perr, msg, sizeof msg);
     rc = cli_usage(CMD_NAME, "%s", msg);
+    goto done;
+  }
+  if (resolution_given && !s.analytic) {
+    int c0, h0, w0;
+    ebm_composition_image_shape(comp, &c0, &h0, &w0);
+    rc = cli_usage(CMD_NAME, "--resolution applies to the analytic concepts; the learned models in "
+                             "%s take %dx%d images", s.models, w0, h0);
     goto done;
   }
   /* learned models: the paper sampler defaults to the step and noise they were trained with */

@@ -130,3 +130,23 @@ int cli_parse_float(const char *s, double lo, double hi, double *out) {
   *out = v;
   return 0;
 }
+
+void cli_printable(char *out, size_t len, const char *s) {
+  size_t o = 0;
+  const unsigned char *p = (const unsigned char *)s;
+  while (*p && len) {
+    /* one character: an ASCII byte, or a whole well-formed UTF-8 sequence (never split) */
+    size_t n = *p < 0x80 ? 1 : (*p & 0xe0) == 0xc0 ? 2 : (*p & 0xf0) == 0xe0 ? 3 : (*p & 0xf8) == 0xf0 ? 4 : 0;
+    for (size_t k = 1; k < n; k++)
+      if ((p[k] & 0xc0) != 0x80) n = 0;
+    if (n == 0 || *p < 32 || *p == 127) n = 1;
+    if (o + n + 4 > len) { /* room for "..." and the NUL */
+      if (o + 4 <= len) memcpy(out + o, "...", 3), o += 3;
+      break;
+    }
+    if (n == 1 && (*p < 32 || *p >= 127)) out[o++] = '?';
+    else memcpy(out + o, p, n), o += n;
+    p += n;
+  }
+  if (len) out[o < len ? o : len - 1] = 0;
+}

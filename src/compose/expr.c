@@ -21,6 +21,7 @@ typedef struct parser {
   int depth;
   expr_error *err;
   int failed;
+  char cb[8]; /* shown_char's buffer for the one message */
 } parser;
 
 static void fail(parser *p, int pos, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -33,6 +34,25 @@ static void fail(parser *p, int pos, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(p->err->msg, sizeof p->err->msg, fmt, ap);
   va_end(ap);
+}
+
+/* Bytes in the UTF-8 character at s (1 for ASCII, a stray byte or a broken sequence). */
+static int utf8_len(const char *s) {
+  const unsigned char *u = (const unsigned char *)s;
+  int n = u[0] < 0x80 ? 1 : (u[0] & 0xe0) == 0xc0 ? 2 : (u[0] & 0xf0) == 0xe0 ? 3 : (u[0] & 0xf8) == 0xf0 ? 4 : 1;
+  for (int k = 1; k < n; k++)
+    if ((u[k] & 0xc0) != 0x80) return 1;
+  return n;
+}
+
+/* The character at s for a message: a whole UTF-8 character (never one byte of it), or \xNN for
+ * a control or stray byte. */
+static const char *shown_char(const char *s, char buf[8]) {
+  int n = utf8_len(s);
+  unsigned char c = (unsigned char)s[0];
+  if (n == 1 && (c < 32 || c >= 127)) snprintf(buf, 8, "\\x%02x", c);
+  else memcpy(buf, s, (size_t)n), buf[n] = 0;
+  return buf;
 }
 
 static void skip_ws(parser *p) {
@@ -113,7 +133,7 @@ static int parse_name(parser *p, char *out, const char *what) {
     if (!p->s[p->i])
       fail(p, p->i, "expected %s, found the end of the expression", what);
     else
-      fail(p, p->i, "expected %s, found '%c'", what, p->s[p->i]);
+      fail(p, p->i, "expected %s, found '%s'", what, shown_char(p->s + p->i, p->cb));
     return -1;
   }
   while (is_name_char((unsigned char)p->s[p->i])) p->i++;
@@ -188,7 +208,7 @@ static expr_node *parse_term(parser *p) {
       fail(p, p->i, "expected '=' and a value after '%s' (like %s=VALUE)", n->concept,
            n->concept);
     else
-      fail(p, p->i, "expected '=' after '%s', found '%c'", n->concept, p->s[p->i]);
+      fail(p, p->i, "expected '=' after '%s', found '%s'", n->concept, shown_char(p->s + p->i, p->cb));
     goto bad;
   }
   p->i++;
@@ -230,8 +250,8 @@ static expr_node *parse_term(parser *p) {
     if (!c)
       fail(p, p->i, "expected a value after '%s=', found the end of the expression", n->concept);
     else
-      fail(p, p->i, "expected a value after '%s=' (a name, a number or (x,y)), found '%c'",
-           n->concept, c);
+      fail(p, p->i, "expected a value after '%s=' (a name, a number or (x,y)), found '%s'",
+           n->concept, shown_char(p->s + p->i, p->cb));
     goto bad;
   }
   return n;
@@ -243,8 +263,10 @@ bad:
 static expr_node *parse_unary(parser *p) {
   skip_ws(p);
   int start = p->i;
-  if (++p->depth > EXPR_MAX_DEPTH) {
-    fail(p, start, "expression nested deeper than %d levels", EXPR_MAX_DEPTH);
+  /* the term itself is a level: EXPR_MAX_DEPTH parentheses (or NOTs, weights) around it pass */
+  if (++p->depth > EXPR_MAX_DEPTH + 1) {
+    fail(p, start, "expression nested deeper than %d levels (parentheses, NOT and weights)",
+         EXPR_MAX_DEPTH);
     return NULL;
   }
   expr_node *out = NULL;
@@ -298,7 +320,7 @@ static expr_node *parse_unary(parser *p) {
       if (!p->s[p->i])
         fail(p, start, "'(' is never closed");
       else
-        fail(p, p->i, "expected ')' or an operator, found '%c'", p->s[p->i]);
+        fail(p, p->i, "expected ')' or an operator, found '%s'", shown_char(p->s + p->i, p->cb));
       expr_free(a);
       goto done;
     }
@@ -444,7 +466,7 @@ expr_node *expr_parse(const char *src, expr_error *err) {
     if (p.s[p.i] == ')')
       fail(&p, p.i, "unmatched ')'");
     else
-      fail(&p, p.i, "expected AND, OR or the end of the expression, found '%c'", p.s[p.i]);
+      fail(&p, p.i, "expected AND, OR or the end of the expression, found '%s'", shown_char(p.s + p.i, p.cb));
     expr_free(n);
     return NULL;
   }
@@ -571,7 +593,12 @@ void expr_error_format(const char *src, const expr_error *err, char *out, size_t
   put(&b, "%s", err->msg);
   if (src && err->pos >= 0 && (size_t)err->pos <= strlen(src)) {
     put(&b, "\n  ");
-    for (const char *c = src; *c; c++) put(&b, "%c", (*c == '\n' || *c == '\t') ? ' ' : *c);
-    put(&b, "\n  %*s^", err->pos, "");
+    for (const char *c = src; *c; c++) {
+      unsigned char u = (unsigned char)*c;
+      put(&b, "%c", (u == '\n' || u == '\t') ? ' ' : (u < 32 || u == 127) ? '?' : *c);
+    }
+    int col = 0; /* characters, not bytes, before the error: the caret under a UTF-8 text */
+    for (int i = 0; i < err->pos; i++) col += ((unsigned char)src[i] & 0xc0) != 0x80;
+    put(&b, "\n  %*s^", col, "");
   }
 }
