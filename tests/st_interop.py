@@ -46,12 +46,25 @@ def write_safetensors(path, tensors, meta):
             f.write(np.ascontiguousarray(tensors[name], dtype="<f4").tobytes())
 
 
+def crc32c(data):
+    """CRC-32C (Castagnoli, reflected polynomial 0x82f63b78), bit by bit: the checksum vkebm
+    writes into __metadata__ as crc32c:XXXXXXXX."""
+    crc = 0xFFFFFFFF
+    for byte in data:
+        crc ^= byte
+        for _ in range(8):
+            crc = (crc >> 1) ^ 0x82F63B78 if crc & 1 else crc >> 1
+    return crc ^ 0xFFFFFFFF
+
+
 def fail(msg):
     print("st_interop: " + msg, file=sys.stderr)
     sys.exit(1)
 
 
 def read_sample(path):
+    if crc32c(b"123456789") != 0xE3069283:
+        fail("crc32c check value")
     n, header, meta, t, data_size = read_safetensors(path)
     if (8 + n) % 8:
         fail(f"header length {n}: 8 + header is not a multiple of 8")
@@ -73,6 +86,12 @@ def read_sample(path):
     for k, v in want.items():
         if t[k].shape != v.shape or not np.array_equal(t[k], v):
             fail(f"tensor {k} differs: {t[k]} vs {v}")
+    # the checksum over the data bytes, recomputed here independently of vkebm's code
+    blob = open(path, "rb").read()[8 + n:]
+    want_sum = "crc32c:%08x" % crc32c(blob)
+    if meta.get("checksum") != want_sum:
+        fail(f"checksum {meta.get('checksum')} != {want_sum}")
+    del meta["checksum"]
     if meta != {"format": "vkebm-interop-sample", "note": "written by test_safetensors --write-sample"}:
         fail(f"metadata {meta}")
     print(f"read-sample: {len(t)} tensors and {len(meta)} metadata entries match")

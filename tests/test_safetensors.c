@@ -232,7 +232,7 @@ static void test_round_trip(const char *dir) {
   st_file f;
   char err[512];
   TU_CHECK(st_read(&f, path, 1, err, sizeof err) == 0, "read: %s", err);
-  TU_CHECK(f.ntensors == 4 && f.nmeta == 2, "counts %d %d", f.ntensors, f.nmeta);
+  TU_CHECK(f.ntensors == 4 && f.nmeta == 3, "counts %d %d", f.ntensors, f.nmeta); /* + checksum */
   const st_tensor *tw = st_find(&f, "stem.weight"), *ts = st_find(&f, "head.bias"),
                   *tv = st_find(&f, "blocks.0.cb2"), *tz = st_find(&f, "empty");
   TU_CHECK(tw && ts && tv && tz, "tensor missing");
@@ -250,7 +250,8 @@ static void test_round_trip(const char *dir) {
   TU_CHECK(st_meta_get(&f, "config") && !strcmp(st_meta_get(&f, "config"), "R=32 \"quoted\" ünïcode"),
            "meta unicode");
   TU_CHECK(st_meta_get(&f, "nope") == NULL, "absent meta");
-  TU_CHECK(f.nmeta == 2 && !strcmp(f.meta[0].key, "config"), "meta not sorted");
+  TU_CHECK(f.nmeta == 3 && !strcmp(f.meta[0].key, "checksum") && !strcmp(f.meta[1].key, "config"),
+           "meta not sorted");
   st_free(&f);
 
   /* Missing files and directories: one line each. */
@@ -342,6 +343,66 @@ static int write_sample(const char *path) {
 
 /* Mutation smoke test: random byte flips, truncations and header-length edits of a valid file
  * must each parse or fail with a one-line message (run under ASan to catch memory errors). */
+/* The checksum: the CRC-32C check value; every single flipped data byte of a written file is
+ * refused naming the file; a file without a checksum still loads; a malformed one is refused. */
+static void test_checksum(const char *dir) {
+  TU_CHECK(st_crc32c(0, "123456789", 9) == 0xe3069283u, "crc32c check value %08x",
+           st_crc32c(0, "123456789", 9));
+  TU_CHECK(st_crc32c(st_crc32c(0, "1234", 4), "56789", 5) == 0xe3069283u, "crc32c in pieces");
+  char path[512], bad[512], err[512];
+  snprintf(path, sizeof path, "%s/sum.safetensors", dir);
+  snprintf(bad, sizeof bad, "%s/flipped.safetensors", dir);
+  float w[37];
+  tu_fill_uniform(w, 37, 11, -1, 1);
+  int64_t shape[1] = {37};
+  st_writer *wr = st_writer_new();
+  st_writer_add(wr, "w", shape, 1, w);
+  st_writer_meta(wr, "checksum", "crc32c:00000000"); /* replaced by the writer's own */
+  TU_CHECK(st_writer_save(wr, path, err, sizeof err) == 0, "save: %s", err);
+  st_writer_free(wr);
+  st_file f;
+  TU_CHECK(st_read(&f, path, 1, err, sizeof err) == 0, "read: %s", err);
+  const char *sum = st_meta_get(&f, "checksum");
+  TU_CHECK(sum && !strncmp(sum, "crc32c:", 7) && strcmp(sum, "crc32c:00000000"), "checksum %s",
+           sum ? sum : "(none)");
+  size_t data_start = 0;
+  unsigned char *b;
+  size_t n;
+  TU_CHECK(read_bytes(path, &b, &n) == 0, "read bytes");
+  for (int i = 7; i >= 0; i--) data_start = data_start << 8 | b[i];
+  data_start += 8;
+  int refused = 0;
+  for (size_t at = data_start; at < n; at++) {
+    b[at] ^= 0x10;
+    FILE *o = fopen(bad, "wb");
+    fwrite(b, 1, n, o);
+    fclose(o);
+    b[at] ^= 0x10;
+    st_file g;
+    err[0] = 0;
+    if (st_read(&g, bad, 0, err, sizeof err) == 0) st_free(&g);
+    else if (strstr(err, "checksum mismatch") && strstr(err, "flipped.safetensors")) refused++;
+  }
+  TU_CHECK(refused == (int)(n - data_start), "%d of %zu flipped data bytes refused: %s", refused,
+           n - data_start, err);
+  printf("  checksum: %s; each of the %zu data bytes flipped: refused (%s)\n", sum ? sum : "-",
+         n - data_start, err);
+  st_free(&f);
+  free(b);
+  /* no checksum (older files, other tools): loads; a malformed one: refused */
+  float one = 1.0f;
+  size_t m;
+  unsigned char *plain = make("{\"a\":{\"dtype\":\"F32\",\"shape\":[1],\"data_offsets\":[0,4]}}", &one, 4, &m);
+  TU_CHECK(st_parse(&f, plain, m, 1, err, sizeof err) == 0, "a file without a checksum: %s", err);
+  st_free(&f);
+  free(plain);
+  plain = make("{\"__metadata__\":{\"checksum\":\"md5:12\"},\"a\":{\"dtype\":\"F32\",\"shape\":[1],"
+               "\"data_offsets\":[0,4]}}", &one, 4, &m);
+  TU_CHECK(st_parse(&f, plain, m, 1, err, sizeof err) != 0 && strstr(err, "not crc32c"),
+           "a malformed checksum: %s", err);
+  free(plain);
+}
+
 static void test_mutations(void) {
   float w[12];
   tu_fill_uniform(w, 12, 3, -1, 1);
@@ -391,6 +452,7 @@ int main(int argc, char **argv) {
   test_mutations();
   test_round_trip(dir);
   test_atomic(dir);
+  test_checksum(dir);
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -8,6 +8,11 @@
  * size != prod(shape) * 4, and (on request) NaN/Inf values are each refused with a one-line
  * reason in err. The writer pads the header with spaces to a multiple of 8 and writes a
  * temporary file, fsyncs it and renames it over the target, so a crash never leaves a torn file.
+ *
+ * Checksum: the writer records __metadata__ "checksum" = "crc32c:XXXXXXXX", the CRC-32C of the
+ * data section (the tensor bytes, not the header); the reader verifies it when present (files
+ * without one, from older versions or other tools, still load), so a flipped data byte is
+ * refused as "checksum mismatch" instead of loading as a wrong weight.
  */
 #ifndef VKEBM_SAFETENSORS_H
 #define VKEBM_SAFETENSORS_H
@@ -47,6 +52,9 @@ int st_parse(st_file *f, const void *bytes, size_t n, int check_finite, char *er
 void st_free(st_file *f);
 const st_tensor *st_find(const st_file *f, const char *name);
 const char *st_meta_get(const st_file *f, const char *key); /* NULL when absent */
+
+/* CRC-32C (Castagnoli) of n bytes, continuing crc (0 to start). */
+uint32_t st_crc32c(uint32_t crc, const void *data, size_t n);
 
 /* Writer: collect tensors (data is copied on add) and metadata, then write atomically. */
 typedef struct st_writer st_writer;

@@ -10,6 +10,7 @@
 #include "vkebm/safetensors.h"
 
 #include <jansson.h>
+#include <pthread.h>
 #include <math.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -46,6 +47,39 @@ static const char *clean(const char *s, char *buf, size_t len) {
   }
   buf[i] = 0;
   return buf;
+}
+
+/* ---- the checksum: CRC-32C (Castagnoli) of the data section, slicing by 8 ----------------- */
+
+#define ST_CHECKSUM_KEY "checksum"
+#define ST_CHECKSUM_PREFIX "crc32c:"
+
+static uint32_t crc_table[8][256];
+static pthread_once_t crc_once = PTHREAD_ONCE_INIT;
+
+static void crc_init(void) {
+  for (uint32_t i = 0; i < 256; i++) {
+    uint32_t c = i;
+    for (int k = 0; k < 8; k++) c = c & 1 ? (c >> 1) ^ 0x82f63b78u : c >> 1;
+    crc_table[0][i] = c;
+  }
+  for (uint32_t i = 0; i < 256; i++)
+    for (int t = 1; t < 8; t++)
+      crc_table[t][i] = (crc_table[t - 1][i] >> 8) ^ crc_table[0][crc_table[t - 1][i] & 0xff];
+}
+
+uint32_t st_crc32c(uint32_t crc, const void *data, size_t n) {
+  const unsigned char *p = data;
+  pthread_once(&crc_once, crc_init);
+  crc = ~crc;
+  for (; n >= 8; p += 8, n -= 8) {
+    uint32_t lo = crc ^ ((uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24);
+    crc = crc_table[7][lo & 0xff] ^ crc_table[6][(lo >> 8) & 0xff] ^ crc_table[5][(lo >> 16) & 0xff] ^
+          crc_table[4][lo >> 24] ^ crc_table[3][p[4]] ^ crc_table[2][p[5]] ^ crc_table[1][p[6]] ^
+          crc_table[0][p[7]];
+  }
+  while (n--) crc = (crc >> 8) ^ crc_table[0][(crc ^ *p++) & 0xff];
+  return ~crc;
 }
 
 static const char *const known_dtypes[] = {"F64", "F32", "F16", "BF16", "I64", "I32", "I16", "I8",
@@ -342,6 +376,30 @@ static int parse_impl(st_file *f, const unsigned char *p, uint64_t hlen, const u
   tmp = NULL;
   spans = NULL;
   json_decref(root);
+  const char *sum = st_meta_get(f, ST_CHECKSUM_KEY);
+  if (sum) { /* files written before the checksum (or by other tools) have none: still fine */
+    char sb[80];
+    char *end;
+    unsigned long want = 0;
+    int ok = !strncmp(sum, ST_CHECKSUM_PREFIX, strlen(ST_CHECKSUM_PREFIX)) &&
+             strlen(sum) == strlen(ST_CHECKSUM_PREFIX) + 8;
+    if (ok) {
+      want = strtoul(sum + strlen(ST_CHECKSUM_PREFIX), &end, 16);
+      ok = *end == 0;
+    }
+    if (!ok) {
+      fail(err, errlen, "__metadata__ checksum '%s' is not crc32c:XXXXXXXX", clean(sum, sb, sizeof sb));
+      st_free(f);
+      return -1;
+    }
+    uint32_t got = st_crc32c(0, f->blob, f->blob_size);
+    if (got != (uint32_t)want) {
+      fail(err, errlen, "checksum mismatch: the tensor data is damaged (crc32c %08x, recorded %08lx)",
+           got, want);
+      st_free(f);
+      return -1;
+    }
+  }
   if (check_finite) {
     for (int t = 0; t < f->ntensors; t++) {
       const st_tensor *ten = &f->tensors[t];
@@ -564,12 +622,29 @@ int st_writer_save(st_writer *w, const char *path, char *err, size_t errlen) {
   }
   json_t *root = json_object();
   int ok = root != NULL;
-  if (ok && w->nm) {
-    json_t *meta = json_object();
-    ok = meta && !json_object_set_new(root, "__metadata__", meta);
-    for (int i = 0; ok && i < w->nm; i++)
+  /* The checksum of the data section, as it will be written (little-endian floats), goes into
+   * the metadata (last); any checksum the caller set is replaced. */
+  uint32_t crc = 0;
+  for (int i = 0; i < w->nt; i++)
+    for (size_t k = 0; k < w->t[i].numel; k += 1024) {
+      unsigned char le[4096];
+      size_t m = w->t[i].numel - k < 1024 ? w->t[i].numel - k : 1024;
+      for (size_t j = 0; j < m; j++) {
+        uint32_t u;
+        memcpy(&u, &w->t[i].data[k + j], 4);
+        le[4 * j] = (unsigned char)u, le[4 * j + 1] = (unsigned char)(u >> 8);
+        le[4 * j + 2] = (unsigned char)(u >> 16), le[4 * j + 3] = (unsigned char)(u >> 24);
+      }
+      crc = st_crc32c(crc, le, 4 * m);
+    }
+  char crc_text[32];
+  snprintf(crc_text, sizeof crc_text, ST_CHECKSUM_PREFIX "%08x", crc);
+  json_t *meta = ok ? json_object() : NULL;
+  ok = meta && !json_object_set_new(root, "__metadata__", meta);
+  for (int i = 0; ok && i < w->nm; i++)
+    if (strcmp(w->m[i].key, ST_CHECKSUM_KEY))
       ok = !json_object_set_new(meta, w->m[i].key, json_string(w->m[i].value));
-  }
+  ok = ok && !json_object_set_new(meta, ST_CHECKSUM_KEY, json_string(crc_text));
   uint64_t pos = 0;
   for (int i = 0; ok && i < w->nt; i++) {
     const st_wtensor *t = &w->t[i];
