@@ -239,6 +239,8 @@ static void test_crafted_state(ebm_backend *be, const char *dir) {
       {13, 2.0f, "reservoir"},
       {6, 1.5f, "adam_clip"},
       {22, 2.0f, "init_mean"},
+      /* a buffer the file does not hold: refused before the 1.9 GB is allocated */
+      {12, 1e7f, "buffer_size 10000000 needs"},
   };
   for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
     float v = cases[i].value;

@@ -62,6 +62,8 @@ typedef struct ebm_model_extra {
   int required;     /* load: 1 = the file must have it */
   int found;        /* load: set to 1 when read */
 } ebm_model_extra;
+/* Load with data NULL queries a 1-D extra's size: numel is set from the file (found = 1), so
+ * a reader can check what a file asks for before allocating it. */
 
 /* Fills info with a sensible default label space for cfg: vector components "c0".."cN-1" in
  * [-1, 1], concept "unnamed", step 0. */

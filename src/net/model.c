@@ -560,6 +560,11 @@ int ebm_model_load(const char *path, ebm_backend *be, int max_batch, ebm_net **o
       }
       continue;
     }
+    if (!extras[i].data && t->ndim == 1) { /* a size query: report it, copy nothing */
+      extras[i].numel = (size_t)t->shape[0];
+      extras[i].found = 1;
+      continue;
+    }
     if (t->ndim != 1 || (size_t)t->shape[0] != extras[i].numel) {
       char got[96];
       shape_str(got, sizeof got, t->shape, NULL, t->ndim);

@@ -648,10 +648,11 @@ static int load_checkpoint(ebm_trainer *tr, const char *path, char *err, size_t 
   char why[512];
   /* The configuration and counters first: they size everything else. */
   float state[TRAIN_STATE_FLOATS];
-  ebm_model_extra ex0[] = {{"train.state", state, TRAIN_STATE_FLOATS, 1, 0}};
+  ebm_model_extra ex0[] = {{"train.state", state, TRAIN_STATE_FLOATS, 1, 0},
+                           {"replay.images", NULL, 0, 1, 0}}; /* its size, queried */
   ebm_net *probe = NULL;
   ebm_model_info info;
-  if (ebm_model_load(path, tr->be, 1, &probe, &info, ex0, 1, why, sizeof why) != 0)
+  if (ebm_model_load(path, tr->be, 1, &probe, &info, ex0, 2, why, sizeof why) != 0)
     return fail(err, errlen, "cannot resume from %s: %s", path, why);
   ebm_net_destroy(probe);
   if (state_unpack(&tr->cfg, &tr->replay_count, &tr->replay_seen, state, why, sizeof why) != 0)
@@ -674,6 +675,12 @@ static int load_checkpoint(ebm_trainer *tr, const char *path, char *err, size_t 
   tr->step = info.step;
   if (ebm_train_config_validate(&tr->cfg, why, sizeof why) != 0)
     return fail(err, errlen, "cannot resume from %s: %s", path, why);
+  /* The replay buffer is sized by buffer_size: the file must hold exactly that many images
+   * before it is allocated (10^7 images of 256x256 would be 2 TB). */
+  size_t rbytes = (size_t)tr->cfg.buffer_size * 3 * (size_t)tr->cfg.net.resolution * tr->cfg.net.resolution;
+  if (ex0[1].numel != packed_len(rbytes))
+    return fail(err, errlen, "cannot resume from %s: replay.images holds %zu values, buffer_size %d "
+                             "needs %zu", path, ex0[1].numel, tr->cfg.buffer_size, packed_len(rbytes));
   return 0;
 }
 
