@@ -11,6 +11,7 @@ PACKAGES=(
   libsdl2-dev libpng-dev libcglm-dev libjansson-dev libcmocka-dev libgif-dev
   libblis-dev libopenblas-dev
   python3 python3-numpy xvfb xauth
+  clang libclang-rt-dev   # tools/fuzz.sh: libFuzzer with ASan/UBSan
 )
 
 missing=()

@@ -29,6 +29,9 @@ int img_write_png_rgb8_flags(const char *path, const uint8_t *rgb, int W, int H,
  * values are UTF-8 (Latin-1 tEXt/zTXt values are converted). */
 int img_read_png_rgb8(const char *path, uint8_t **rgb, int *W, int *H, img_text **text, int *ntext,
                       char *err, size_t errlen);
+/* The same from n bytes in memory (path only names the image in messages). */
+int img_decode_png_rgb8(const void *data, size_t n, const char *path, uint8_t **rgb, int *W, int *H,
+                        img_text **text, int *ntext, char *err, size_t errlen);
 void img_text_free(img_text *text, int ntext);
 
 /* float CHW [3,H,W] in [0,1] -> interleaved bytes (clamped, rounded), and back. */
