@@ -9,6 +9,8 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
+#include <float.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -264,6 +266,19 @@ static int on_step(int step, ebm_ref x, void *user) {
   }
   free(grid);
   return 0;
+}
+
+/* The largest factor any term's energy is multiplied by: weights times NOT strengths along the
+ * path from the root (OR's temperature is left out: it scales a log-sum-exp, not a term). */
+static double largest_scale(const expr_node *n, double acc) {
+  acc *= fabs((double)n->weight);
+  if (n->kind == EXPR_NOT) acc *= fabs((double)n->param);
+  double m = n->kind == EXPR_TERM ? acc : 0;
+  for (int i = 0; i < n->num_children; i++) {
+    double c = largest_scale(n->children[i], acc);
+    if (c > m) m = c;
+  }
+  return m;
 }
 
 /* The shortest decimal that reads back as the same float: recorded settings reproduce exactly */
@@ -579,6 +594,12 @@ int cmd_sample(int argc, char **argv) {
     rc = cli_fail(CMD_NAME, "--gif: %s", err);
     goto done;
   }
+  {
+    double scale = largest_scale(tree, 1.0) * s.sc.energy_scale;
+    if (scale > 1e6)
+      fprintf(stderr, "vkebm sample: warning: a term's energy is scaled by %.3g: float energies and "
+                      "gradients overflow long before 3e38\n", scale);
+  }
   ebm_sampler_stats st;
   int want_frames = frames_dir || gif_path;
   if (!quiet) {
@@ -594,6 +615,13 @@ int cmd_sample(int argc, char **argv) {
   }
   if (ebm_download(be, x, ebm_ref_of(xb), B * N)) {
     rc = cli_fail(CMD_NAME, "download failed");
+    goto done;
+  }
+  /* A weight like 3e38 overflows float: the chains then followed an infinite or NaN energy,
+   * and a grid of them would pass for samples of the composition. */
+  if (!isfinite(st.mean_energy) || fabs(st.mean_energy) > FLT_MAX) {
+    rc = cli_fail(CMD_NAME, "the energy overflowed (mean %.3g, beyond float's range: is a weight "
+                            "too large?); nothing written", st.mean_energy);
     goto done;
   }
   if (!quiet) {

@@ -507,15 +507,29 @@ int ebm_concept_set_load_dir(ebm_concept_set *set, ebm_backend *be, const char *
     snprintf(err, errlen, "%s: %s", dir, strerror(errno));
     return -1;
   }
-  char *names[64];
-  int n = 0, rc = 0;
+  /* every file, however many (sorted, so the order is not readdir's) */
+  char **names = NULL;
+  int n = 0, cap = 0, rc = 0;
   struct dirent *e;
-  while ((e = readdir(d)) && n < 64)
-    if (has_suffix(e->d_name, ".safetensors") && !has_suffix(e->d_name, ".ckpt.safetensors") &&
-        (names[n] = strdup(e->d_name)))
-      n++;
+  while ((e = readdir(d))) {
+    if (!has_suffix(e->d_name, ".safetensors") || has_suffix(e->d_name, ".ckpt.safetensors")) continue;
+    if (n == cap) {
+      char **grown = realloc(names, (size_t)(cap ? 2 * cap : 64) * sizeof *names);
+      if (!grown) break;
+      names = grown;
+      cap = cap ? 2 * cap : 64;
+    }
+    if (!(names[n] = strdup(e->d_name))) break;
+    n++;
+  }
   closedir(d);
-  qsort(names, (size_t)n, sizeof *names, cmp_str);
+  if (e) { /* stopped early: out of memory */
+    for (int i = 0; i < n; i++) free(names[i]);
+    free(names);
+    snprintf(err, errlen, "%s: out of memory listing the folder", dir);
+    return -1;
+  }
+  if (n) qsort(names, (size_t)n, sizeof *names, cmp_str);
   for (int i = 0; i < n; i++) {
     char path[4096];
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);
@@ -527,5 +541,6 @@ int ebm_concept_set_load_dir(ebm_concept_set *set, ebm_backend *be, const char *
       rc = -1;
     }
   }
+  free(names);
   return rc;
 }
