@@ -56,6 +56,8 @@ int io_check_output(const char *path, char *err, size_t errlen);
 /* Removes PATH.tmp.PID.* files next to path whose writer (PID) is no longer running: what a
  * SIGKILL during an atomic write leaves behind. Returns the number removed. Best effort. */
 int io_clean_stale_temps(const char *path);
+/* The same for every NAME.tmp.PID.* in the folder dir (a dataset folder after a SIGKILL). */
+int io_clean_stale_temps_in(const char *dir);
 
 /* 1 when a and b name the same file: the same inode when both exist, else the same directory
  * (resolved) and name. For refusing two outputs (or an input and an output) that would destroy

@@ -73,9 +73,7 @@ static int mkdir_p(const char *dir) {
 
 /* Entries in dir besides . and .. (stale temporary files of dead writers removed first), or -1. */
 static int dir_entries(const char *dir) {
-  char probe[4200];
-  snprintf(probe, sizeof probe, "%s/labels.csv", dir);
-  io_clean_stale_temps(probe);
+  io_clean_stale_temps_in(dir);
   DIR *d = opendir(dir);
   if (!d) return -1;
   int n = 0;

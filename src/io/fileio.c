@@ -247,38 +247,51 @@ int io_write_atomic_ex(const char *path, const void *data, size_t n, int durable
   return io_atomic_commit(&a, err, errlen);
 }
 
+/* Removes DIR/NAME.tmp.PID.XXXXXX of dead PIDs, for NAME = base (or any name when base is NULL). */
+static int clean_stale(const char *dir, const char *base) {
+  size_t tlen = strlen(TMP_TAG);
+  DIR *d = opendir(dir);
+  int removed = 0;
+  if (!d) return 0;
+  struct dirent *e;
+  while ((e = readdir(d))) {
+    const char *name = e->d_name;
+    const char *tag = NULL; /* where ".tmp." starts */
+    if (base) {
+      size_t blen = strlen(base);
+      if (!strncmp(name, base, blen) && !strncmp(name + blen, TMP_TAG, tlen)) tag = name + blen;
+    } else {
+      for (const char *t = strstr(name, TMP_TAG); t; t = strstr(t + 1, TMP_TAG)) tag = t;
+      if (tag == name) tag = NULL;
+    }
+    if (!tag) continue;
+    char *end;
+    errno = 0;
+    long pid = strtol(tag + tlen, &end, 10);
+    /* NAME.tmp.PID.XXXXXX (mkstemp's six characters) */
+    if (errno || end == tag + tlen || *end != '.' || strlen(end + 1) != 6 || pid <= 0 || pid > INT_MAX)
+      continue;
+    if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
+    char full[PATH_MAX];
+    if (snprintf(full, sizeof full, "%s/%s", dir, name) >= (int)sizeof full) continue;
+    struct stat st;
+    if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) && unlink(full) == 0) removed++;
+  }
+  closedir(d);
+  return removed;
+}
+
 int io_clean_stale_temps(const char *path) {
   if (!path || !*path || !strcmp(path, "-")) return 0;
   char *dir = dir_of(path);
   if (!dir) return 0;
   const char *slash = strrchr(path, '/');
-  const char *base = slash ? slash + 1 : path;
-  size_t blen = strlen(base), tlen = strlen(TMP_TAG);
-  DIR *d = opendir(dir);
-  int removed = 0;
-  if (d) {
-    struct dirent *e;
-    while ((e = readdir(d))) {
-      const char *name = e->d_name;
-      if (strncmp(name, base, blen) || strncmp(name + blen, TMP_TAG, tlen)) continue;
-      char *end;
-      errno = 0;
-      long pid = strtol(name + blen + tlen, &end, 10);
-      /* PATH.tmp.PID.XXXXXX (mkstemp's six characters) */
-      if (errno || end == name + blen + tlen || *end != '.' || strlen(end + 1) != 6 || pid <= 0 ||
-          pid > INT_MAX)
-        continue;
-      if (pid == (long)getpid() || kill((pid_t)pid, 0) == 0 || errno != ESRCH) continue;
-      char full[PATH_MAX];
-      if (snprintf(full, sizeof full, "%s/%s", dir, name) >= (int)sizeof full) continue;
-      struct stat st;
-      if (lstat(full, &st) == 0 && S_ISREG(st.st_mode) && unlink(full) == 0) removed++;
-    }
-    closedir(d);
-  }
+  int removed = clean_stale(dir, slash ? slash + 1 : path);
   free(dir);
   return removed;
 }
+
+int io_clean_stale_temps_in(const char *dir) { return dir && *dir ? clean_stale(dir, NULL) : 0; }
 
 /* The resolved directory of path plus its last component (malloc'd), or NULL. */
 static char *canonical(const char *path) {

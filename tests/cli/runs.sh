@@ -16,6 +16,12 @@ TINY=(--config tiny --size 8 --batch 2 --langevin-steps 2 --buffer 8 --backend c
 # ---- data
 CLI_COMMAND=data
 expect 0 "a dataset" -- --spec general -n 6 --size 8 --seed 1 -o ds -q
+# a killed writer's temporary files do not make a folder non-empty (they are removed)
+mkdir fresh
+sh -c 'exit 0' & dead=$!; wait $dead
+touch "fresh/000001.png.tmp.$dead.AbCdEf"
+expect 0 "a folder holding only a dead writer's temporary file" -- --spec general -n 2 --size 8 --seed 1 -o fresh -q
+[ ! -e "fresh/000001.png.tmp.$dead.AbCdEf" ] || fail "the stale temporary file was left"
 expect 2 "over a non-empty folder" -- --spec general -n 6 --size 8 --seed 2 -o ds -q
 grep -q "not empty.*--force" "$T/err" || fail "non-empty: $(cat "$T/err")"
 # --force over it, interrupted by a failing write at image 3: the old labels.csv must be gone
