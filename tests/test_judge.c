@@ -163,6 +163,8 @@ static void test_training(ebm_backend *be) {
   int fd = mkstemp(path);
   close(fd);
   ebm_judge_set_provenance(j, 3, "general");
+  ebm_faithful_thresholds thr = {{0.0312f, 0.0555f}, {0.2f, 0.25f}, "test calibration"}, back;
+  ebm_judge_set_faithful_thresholds(j, &thr);
   TU_CHECK(ebm_judge_save(j, path, err, sizeof err) == 0, "%s", err);
   ebm_judge *k;
   float o1[8 * JUDGE_OUTPUTS], o2[8 * JUDGE_OUTPUTS];
@@ -172,6 +174,10 @@ static void test_training(ebm_backend *be) {
     ebm_judge_forward(j, img, 8, o1, err, sizeof err);
     ebm_judge_forward(k, img, 8, o2, err, sizeof err);
     TU_CHECK(!memcmp(o1, o2, sizeof o1), "reloaded judge gives other outputs");
+    TU_CHECK(ebm_judge_faithful_thresholds(k, &back) == 0 &&
+                 !memcmp(back.residual, thr.residual, sizeof thr.residual) &&
+                 !memcmp(back.ratio, thr.ratio, sizeof thr.ratio) && !strcmp(back.how, thr.how),
+             "the faithful thresholds did not round-trip");
     TU_CHECK(ebm_judge_step(k) == 80 && ebm_judge_seed(k) == 3 &&
                  !strcmp(ebm_judge_data_spec(k), "general"),
              "provenance lost");
