@@ -541,7 +541,7 @@ int cmd_eval(int argc, char **argv) {
       done_evals += nv;
       continue;
     }
-    double sum_strict = 0, sum_faith = 0, sum_read = 0, worst = 2.0;
+    double sum_strict = 0, sum_faith = 0, sum_read = 0, sum_fd = 0, sum_floor = 0, worst = 2.0;
     char worst_text[256] = "", detail[1536] = "";
     ebm_eval_result r;
     int met = 1;
@@ -558,6 +558,8 @@ int cmd_eval(int argc, char **argv) {
       sum_strict += r.strict;
       sum_faith += r.faithful;
       sum_read += r.read_strict;
+      sum_fd += r.frechet;
+      sum_floor += r.frechet_floor;
       if (r.strict < worst) {
         worst = r.strict;
         snprintf(worst_text, sizeof worst_text, "%.250s", r.expr);
@@ -578,8 +580,9 @@ int cmd_eval(int argc, char **argv) {
     char fd[64] = "-";
     if (row->values) {
       met = strict >= row->target && worst >= row->worst_target;
-      snprintf(detail, sizeof detail, "mean of %d values; worst `%s` %.1f%%", nv, worst_text,
-               100 * worst);
+      if (isfinite(sum_fd)) snprintf(fd, sizeof fd, "%.1f (%.1f)", sum_fd / nv, sum_floor / nv);
+      snprintf(detail, sizeof detail, "mean of %d values (Frechet too); worst `%s` %.1f%%", nv,
+               worst_text, 100 * worst);
     } else {
       met = strict >= row->target;
       fd_text(fd, sizeof fd, &r);
