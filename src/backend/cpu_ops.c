@@ -118,6 +118,8 @@ int cpu_set_threads(int threads) {
 
 int cpu_threads(void) { return cpu_pool_threads(g_pool); }
 
+void cpu_parallel(cpu_pool_fn fn, void *arg) { cpu_pool_run(g_pool, fn, arg); }
+
 #if defined(VKEBM_BLAS_OPENBLAS)
 /* OpenBLAS cores without AVX2 kernels: on a CPU that has AVX2, seeing one of these means
  * OpenBLAS did not recognise the CPU (it reads OPENBLAS_CORETYPE once, when it loads). */
@@ -421,6 +423,7 @@ int conv3x3_forward_cpu(cpu_ctx *ctx, float *y, const float *x, const float *w, 
     fill_cpu(y, 0.0f, (size_t)B * Co * HW);
     return 0;
   }
+  if (cpu_conv_use_direct(Ci, Co, H, W)) return conv3x3_direct_forward(ctx, y, x, w, B, Ci, Co, H, W);
   const int T = conv_threads(B, Ci, Co, H, W), K = Ci * 9;
   const int nbmax = conv_chunk(ctx, T, B, (size_t)K * HW);
   /* a thread's share: ceil(nbmax*H / T) pixel rows of col [K, n] and out [Co, n] */
@@ -446,6 +449,8 @@ int conv3x3_backward_input_cpu(cpu_ctx *ctx, float *dx, const float *dy, const f
     fill_cpu(dx, 0.0f, (size_t)B * Ci * HW);
     return 0;
   }
+  if (cpu_conv_use_direct(Ci, Co, H, W))
+    return conv3x3_direct_backward_input(ctx, dx, dy, w, B, Ci, Co, H, W);
   const int T = conv_threads(B, Ci, Co, H, W);
   const size_t cis = ((size_t)Ci + T - 1) / T; /* input channels per thread, at most */
   const int nbmax = conv_chunk(ctx, T, B, 9 * cis * T * HW);
@@ -471,6 +476,8 @@ int conv3x3_backward_input_cpu(cpu_ctx *ctx, float *dx, const float *dy, const f
 int conv3x3_backward_weight_cpu(cpu_ctx *ctx, float *dw, const float *dy, const float *x, int B,
                                 int Ci, int Co, int H, int W) {
   if (B <= 0 || Ci <= 0 || Co <= 0 || H <= 0 || W <= 0) return 0;
+  if (cpu_conv_use_direct(Ci, Co, H, W))
+    return conv3x3_direct_backward_weight(ctx, dw, dy, x, B, Ci, Co, H, W);
   const size_t HW = (size_t)H * W;
   const int T = conv_threads(B, Ci, Co, H, W), K = Ci * 9;
   const size_t ks = ((size_t)K + T - 1) / T; /* col rows per thread, at most */
