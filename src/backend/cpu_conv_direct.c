@@ -99,8 +99,8 @@
 #undef VL
 
 /* One ISA's kernels and tile sizes. */
-typedef void (*fwd_tile_fn)(float *tmp, const float *xp, size_t S, const float *wpk, int Ci,
-                            int Wp, size_t q0);
+typedef void (*fwd_tile_fn)(float *out, size_t ldo, const float *xp, size_t S, const float *wpk,
+                            int Ci, int Wp, size_t q0);
 typedef void (*wgrad_tile_fn)(float *dw, int ldw, int nc, const float *dyq, const float *xc,
                               size_t S, int Wp, size_t Nq);
 typedef struct conv_isa {
@@ -193,6 +193,14 @@ int cpu_conv_use_direct(int Ci, int Co, int H, int W) {
 
 /* ---- padding -------------------------------------------------------------------------------- */
 
+/* dst[0..n) = src[0..n), rows of an image (n <= a few hundred): 8-float pieces the compiler
+ * turns into single vector moves, instead of a memcpy call per row. */
+static inline void copy_row(float *restrict dst, const float *restrict src, int n) {
+  int i = 0;
+  for (; i + 8 <= n; i += 8) memcpy(dst + i, src + i, 8 * sizeof(float));
+  for (; i < n; i++) dst[i] = src[i];
+}
+
 typedef struct conv_geom {
   int B, H, W, Wp;
   size_t Ps, N, S; /* image stride, q range (B*Ps), plane stride */
@@ -220,7 +228,7 @@ static void pad_planes(float *xp, const float *x, const conv_geom *g, int C, int
     for (int b = 0; b < g->B; b++) {
       const float *src = x + ((size_t)b * C + c) * HW;
       for (int h = 0; h < g->H; h++, dst += g->Wp, src += g->W) {
-        memcpy(dst, src, (size_t)g->W * sizeof(float));
+        copy_row(dst, src, g->W);
         dst[g->W] = 0.0f;
       }
       memset(dst, 0, (size_t)g->Wp * sizeof(float)); /* row H */
@@ -241,7 +249,8 @@ typedef struct direct_job {
   float *planes;
   /* correlation (forward and input gradient): out[B, Co, H, W] from planes with Ci channels */
   const float *wpk;
-  float *out;
+  float *out, *yq; /* yq: output planes [Co rounded up to ct][Sy] */
+  size_t Sy;
   int Ci, Co, ct, pv, blk;
   fwd_tile_fn tile;
   /* weight gradient */
@@ -259,43 +268,35 @@ static void pad_part(void *arg, int t, int T) {
     memset(j->planes + (size_t)c * j->g.S, 0, j->g.S * sizeof(float));
 }
 
-/* Copies tile rows of tmp [ct][blk] (q from q0) to out[b, co0 + c, h, w] for the real pixels. */
-static void scatter_tile(const direct_job *j, const float *tmp, size_t q0, int co0, int nc) {
-  const conv_geom *g = &j->g;
-  const size_t HW = (size_t)g->H * g->W;
-  size_t q = q0;
-  const size_t qend = q0 + (size_t)j->blk < g->N ? q0 + (size_t)j->blk : g->N;
-  while (q < qend) {
-    const size_t b = q / g->Ps, r = q - b * g->Ps;
-    const int h = (int)(r / (size_t)g->Wp), w = (int)(r - (size_t)h * g->Wp);
-    if (h >= g->H || w >= g->W) { /* padding: skip to the next row */
-      q += (size_t)(g->Wp - w);
-      continue;
-    }
-    size_t len = (size_t)(g->W - w);
-    if (len > qend - q) len = qend - q;
-    float *dst = j->out + (b * j->Co + co0) * HW + (size_t)h * g->W + w;
-    const float *src = tmp + (q - q0);
-    for (int c = 0; c < nc; c++)
-      memcpy(dst + (size_t)c * HW, src + (size_t)c * j->blk, len * sizeof(float));
-    q += len;
-  }
-}
-
+/* Kernel: thread t takes a contiguous range of the (q block, channel tile) items and writes
+ * the output planes yq[co][q] (all q, pixels or not). */
 static void correlate_part(void *arg, int t, int T) {
   const direct_job *j = arg;
   const size_t nblocks = (j->g.N + j->blk - 1) / j->blk;
   const int ntiles = (j->Co + j->ct - 1) / j->ct;
   const size_t items = nblocks * (size_t)ntiles;
   const size_t i0 = items * t / T, i1 = items * (t + 1) / T;
-  float tmp[8 * 96] __attribute__((aligned(64)));
   for (size_t i = i0; i < i1; i++) {
-    const size_t blkno = i / ntiles;
-    const int tile = (int)(i % ntiles), co0 = tile * j->ct;
-    const size_t q0 = blkno * j->blk;
-    j->tile(tmp, j->planes, j->g.S, j->wpk + (size_t)tile * j->Ci * 9 * j->ct, j->Ci, j->g.Wp, q0);
-    scatter_tile(j, tmp, q0, co0, j->Co - co0 < j->ct ? j->Co - co0 : j->ct);
+    const size_t q0 = (i / ntiles) * j->blk;
+    const int tile = (int)(i % ntiles);
+    j->tile(j->yq + (size_t)tile * j->ct * j->Sy + q0, j->Sy, j->planes, j->g.S,
+            j->wpk + (size_t)tile * j->Ci * 9 * j->ct, j->Ci, j->g.Wp, q0);
   }
+}
+
+/* out[b, co, h, :] <- yq[co][b*Ps + h*Wp + :] for the real pixels; thread t copies channels
+ * [c0, c1). A pass of its own (not a per-tile copy, which stalls on store forwarding). */
+static void unpad_part(void *arg, int t, int T) {
+  const direct_job *j = arg;
+  const conv_geom *g = &j->g;
+  const size_t HW = (size_t)g->H * g->W;
+  const int c0 = (int)((long long)j->Co * t / T), c1 = (int)((long long)j->Co * (t + 1) / T);
+  for (int co = c0; co < c1; co++)
+    for (int b = 0; b < g->B; b++) {
+      const float *restrict src = j->yq + (size_t)co * j->Sy + (size_t)b * g->Ps;
+      float *restrict dst = j->out + ((size_t)b * j->Co + co) * HW;
+      for (int h = 0; h < g->H; h++, src += g->Wp, dst += g->W) copy_row(dst, src, g->W);
+    }
 }
 
 static void wgrad_part(void *arg, int t, int T) {
@@ -354,14 +355,19 @@ static int correlate(cpu_ctx *ctx, float *out, const float *src, const float *w,
   const int ntiles = (Co + j.ct - 1) / j.ct;
   const size_t nwpk = (size_t)ntiles * Ci * 9 * j.ct;
   const size_t nplanes = (size_t)Ci * j.g.S;
-  if (cpu_ctx_reserve(ctx, nplanes + nwpk + 16)) return -1;
+  j.Sy = (j.g.N + j.blk - 1) / j.blk * j.blk;
+  j.Sy = (j.Sy + 15) / 16 * 16;
+  const size_t nyq = (size_t)ntiles * j.ct * j.Sy;
+  if (cpu_ctx_reserve(ctx, nplanes + nyq + nwpk)) return -1;
   j.planes = ctx->scratch;
-  float *wpk = ctx->scratch + (nplanes + 15) / 16 * 16;
+  j.yq = ctx->scratch + nplanes;
+  float *wpk = j.yq + nyq;
   pack_weights(wpk, w, Ci, Co, j.ct, transpose_flip);
   j.wpk = wpk;
   const double flops = 2.0 * B * Ci * Co * 9.0 * H * W;
   run(pad_part, &j, flops);
   run(correlate_part, &j, flops);
+  run(unpad_part, &j, flops);
   return 0;
 }
 

@@ -22,11 +22,12 @@ typedef float KN(vfu) __attribute__((vector_size(VL * 4), aligned(4), may_alias)
 #define KLOAD(p) (*(const KN(vfu) *)(p))
 #define KSTORE(p, v) (*(KN(vfu) *)(p) = (v))
 
-/* tmp[c][p*VL + l] = sum_{ci,kh,kw} wpk[ci][kh*3+kw][c] * xp[ci*S + q0 + p*VL + l + kh*Wp + kw]
- * for c < CT, p < PV: one tile of CT output channels x PV vectors of pixels; tmp is [CT][PV*VL].
+/* out[c*ldo + p*VL + l] = sum_{ci,kh,kw} wpk[ci][kh*3+kw][c] * xp[ci*S + q0 + p*VL + l + kh*Wp + kw]
+ * for c < CT, p < PV: one tile of CT output channels x PV vectors of pixels, written into the
+ * output planes (same q layout) at out = yq + co0*ldo + q0.
  * The sum runs in (ci, kh, kw) order for every output, so the bits do not depend on the tile. */
 #define KN_FWD_TILE(NAME, CT, PV)                                                                    \
-  KTARGET static void KN(NAME)(float *tmp, const float *xp, size_t S,         \
+  KTARGET static void KN(NAME)(float *out, size_t ldo, const float *xp, size_t S, \
                                                 const float *wpk, int Ci, int Wp, size_t q0) {  \
     KN(vf) acc[CT][PV];                                                                        \
     _Pragma("GCC unroll 16") for (int c = 0; c < CT; c++)                                      \
@@ -48,7 +49,7 @@ typedef float KN(vfu) __attribute__((vector_size(VL * 4), aligned(4), may_alias)
     }                                                                                          \
     _Pragma("GCC unroll 16") for (int c = 0; c < CT; c++)                                      \
         _Pragma("GCC unroll 16") for (int p = 0; p < PV; p++)                                  \
-            KSTORE(tmp + (size_t)c * (PV * VL) + p * VL, acc[c][p]);                           \
+            KSTORE(out + (size_t)c * ldo + p * VL, acc[c][p]);                                 \
   }
 
 KN_FWD_TILE(fwd_tile_wide, FWD_CT, FWD_PV)
