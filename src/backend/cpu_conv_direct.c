@@ -32,6 +32,7 @@
 #include "cpu_pool.h"
 
 #include <stdint.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -176,19 +177,32 @@ int cpu_conv_force(const char *path) {
   return 0;
 }
 
-int cpu_conv_use_direct(int Ci, int Co, int H, int W) {
-  (void)H;
-  (void)W;
+int cpu_conv_use_direct(int dir, int Ci, int Co, int H, int W) {
   if (g_force < 0) {
     g_force = 0;
     const char *env = getenv("VKEBM_CONV");
     if (env) cpu_conv_force(env);
   }
   if (g_force) return g_force == 1;
-  /* Measured (docs/bench-notes.md, section 9): the direct path wins for every layer of
-   * small32 and default32 (up to 64 channels); BLAS wins from 128 channels, where its GEMMs
-   * are wide enough to run near its kernel's peak. */
-  return Ci <= 64 && Co <= 64;
+  /* Measured (docs/bench-notes.md, section 9; B16, 2 threads, GFLOP/s direct vs BLAS):
+   *   forward and input gradient: direct wins at every size up to 64 channels (16->16 32x32
+   *   124 vs 55; 64->64 32x32 269 vs 142; 8x8 153 vs 136) and at 128 channels from 8x8 up
+   *   (200 vs 153), and loses at 128 channels 4x4 (100 vs 135), where 36 % of its lanes pad;
+   *   weight gradient (a reduction over every pixel, 2x9 accumulators): direct wins only up
+   *   to 16 channels (16->16 32x32 61 vs 52, 8x8 41 vs 34) and loses from 32 (32->32 8x8
+   *   48 vs 52, 64->64 32x32 119 vs 132). */
+  const int cmax = Ci > Co ? Ci : Co;
+  if (dir == CPU_CONV_BACKWARD_WEIGHT) return cmax <= 16;
+  return cmax <= 64 || (cmax <= 128 && H * W >= 64);
+}
+
+const char *cpu_conv_path_name(int dir, int Ci, int Co, int H, int W) {
+  if (!cpu_conv_use_direct(dir, Ci, Co, H, W)) return "im2col+BLAS";
+  static char names[3][32];
+  const char *isa_name = isa()->name;
+  const int i = !strcmp(isa_name, "avx512") ? 0 : !strcmp(isa_name, "avx2") ? 1 : 2;
+  snprintf(names[i], sizeof names[i], "direct-%s", isa_name);
+  return names[i];
 }
 
 /* ---- padding -------------------------------------------------------------------------------- */

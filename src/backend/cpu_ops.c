@@ -423,7 +423,8 @@ int conv3x3_forward_cpu(cpu_ctx *ctx, float *y, const float *x, const float *w, 
     fill_cpu(y, 0.0f, (size_t)B * Co * HW);
     return 0;
   }
-  if (cpu_conv_use_direct(Ci, Co, H, W)) return conv3x3_direct_forward(ctx, y, x, w, B, Ci, Co, H, W);
+  if (cpu_conv_use_direct(CPU_CONV_FORWARD, Ci, Co, H, W))
+    return conv3x3_direct_forward(ctx, y, x, w, B, Ci, Co, H, W);
   const int T = conv_threads(B, Ci, Co, H, W), K = Ci * 9;
   const int nbmax = conv_chunk(ctx, T, B, (size_t)K * HW);
   /* a thread's share: ceil(nbmax*H / T) pixel rows of col [K, n] and out [Co, n] */
@@ -449,7 +450,7 @@ int conv3x3_backward_input_cpu(cpu_ctx *ctx, float *dx, const float *dy, const f
     fill_cpu(dx, 0.0f, (size_t)B * Ci * HW);
     return 0;
   }
-  if (cpu_conv_use_direct(Ci, Co, H, W))
+  if (cpu_conv_use_direct(CPU_CONV_BACKWARD_INPUT, Ci, Co, H, W))
     return conv3x3_direct_backward_input(ctx, dx, dy, w, B, Ci, Co, H, W);
   const int T = conv_threads(B, Ci, Co, H, W);
   const size_t cis = ((size_t)Ci + T - 1) / T; /* input channels per thread, at most */
@@ -476,7 +477,7 @@ int conv3x3_backward_input_cpu(cpu_ctx *ctx, float *dx, const float *dy, const f
 int conv3x3_backward_weight_cpu(cpu_ctx *ctx, float *dw, const float *dy, const float *x, int B,
                                 int Ci, int Co, int H, int W) {
   if (B <= 0 || Ci <= 0 || Co <= 0 || H <= 0 || W <= 0) return 0;
-  if (cpu_conv_use_direct(Ci, Co, H, W))
+  if (cpu_conv_use_direct(CPU_CONV_BACKWARD_WEIGHT, Ci, Co, H, W))
     return conv3x3_direct_backward_weight(ctx, dw, dy, x, B, Ci, Co, H, W);
   const size_t HW = (size_t)H * W;
   const int T = conv_threads(B, Ci, Co, H, W), K = Ci * 9;

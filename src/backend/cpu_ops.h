@@ -71,9 +71,12 @@ int conv3x3_direct_backward_input(cpu_ctx *ctx, float *dx, const float *dy, cons
                                   int Ci, int Co, int H, int W);
 int conv3x3_direct_backward_weight(cpu_ctx *ctx, float *dw, const float *dy, const float *x,
                                    int B, int Ci, int Co, int H, int W);
-/* 1 when the convolutions of this layer take the direct path (the rule, or VKEBM_CONV /
- * cpu_conv_force); 0: im2col + BLAS. */
-int cpu_conv_use_direct(int Ci, int Co, int H, int W);
+/* 1 when this direction of this layer's convolution takes the direct path (the rule, or
+ * VKEBM_CONV / cpu_conv_force); 0: im2col + BLAS. dir: one of the three below. */
+enum { CPU_CONV_FORWARD = 0, CPU_CONV_BACKWARD_INPUT = 1, CPU_CONV_BACKWARD_WEIGHT = 2 };
+int cpu_conv_use_direct(int dir, int Ci, int Co, int H, int W);
+/* "direct-avx512", "direct-avx2", "direct-portable" or "im2col+BLAS" (static storage). */
+const char *cpu_conv_path_name(int dir, int Ci, int Co, int H, int W);
 /* Forces a path: "direct", "blas", or "auto"/NULL for the rule. Returns -1 on another name. */
 int cpu_conv_force(const char *path);
 /* The direct kernels' instruction set: "avx512", "avx2" or "portable" (the widest this CPU
