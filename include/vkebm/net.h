@@ -58,6 +58,14 @@ void ebm_net_config_describe(const ebm_net_config *cfg, char *out, size_t len);
 void ebm_net_config_blocks_string(const ebm_net_config *cfg, char *out, size_t len);
 /* Number of trainable floats (the sum of every parameter's numel, no alignment padding). */
 size_t ebm_net_config_num_weights(const ebm_net_config *cfg);
+/* The network's 3x3 convolutions in parameter order: name (the weight's), channels and the
+ * (square) size they run at. Writes at most max, returns how many there are (-1 on a bad
+ * config). For `vkebm devices --config`, which prints each one's path on the cpu backend. */
+typedef struct ebm_conv_info {
+  char name[48];
+  int ci, co, size;
+} ebm_conv_info;
+int ebm_net_config_convs(const ebm_net_config *cfg, ebm_conv_info *out, int max);
 /* 1 when two configurations describe the same network (every field equal). */
 int ebm_net_config_equal(const ebm_net_config *a, const ebm_net_config *b);
 

@@ -104,6 +104,21 @@ typedef struct ebm_train_stats {
   double grad_norm; /* global L2 norm of dL/dtheta before any clip */
 } ebm_train_stats;
 
+/* Where an iteration's time goes (`vkebm bench --train`). Seconds accumulated over the steps
+ * taken while the profile is set; each phase ends with a device sync, so on vulkan profiling
+ * costs a few submits per iteration (on cpu nothing). */
+typedef struct ebm_train_profile {
+  double data_s;     /* spectral-norm refresh and the positives (rendered or read) */
+  double buffer_s;   /* chains from the replay buffer or noise, and storing them back */
+  double langevin_s; /* the Langevin steps (forward + dE/dx per step, every model) */
+  double param_s;    /* energies of positives and negatives, the loss, the backward pass to
+                        every parameter and the gradient norm */
+  double optim_s;    /* Adam (and the EMA) */
+  int64_t iters;
+} ebm_train_profile;
+/* p non-NULL: accumulate into *p from the next step on; NULL: stop. */
+void ebm_trainer_set_profile(ebm_trainer *tr, ebm_train_profile *p);
+
 enum { EBM_TRAIN_OK = 0, EBM_TRAIN_ERROR = -1, EBM_TRAIN_DIVERGED = -2 };
 /* One iteration. EBM_TRAIN_DIVERGED (NaN/Inf or |mean E| > diverge_energy): the parameters
  * are left as they were before this iteration and err says what ran away. */

@@ -376,6 +376,30 @@ size_t ebm_net_config_num_weights(const ebm_net_config *cfg) {
   return n;
 }
 
+int ebm_net_config_convs(const ebm_net_config *cfg, ebm_conv_info *out, int max) {
+  ebm_net *net = calloc(1, sizeof *net);
+  if (!net) return -1;
+  net->cfg = *cfg;
+  net->max_batch = 1;
+  int n = -1;
+  if (plan(net) == 0) {
+    n = net->nconv;
+    for (int i = 0; i < n && i < max; i++) {
+      const conv_layer *c = net->convs[i];
+      snprintf(out[i].name, sizeof out[i].name, "%s", net->params[c->param].name);
+      out[i].ci = c->ci;
+      out[i].co = c->co;
+      out[i].size = cfg->resolution; /* the stem; blocks below */
+      for (int k = 0; k < cfg->num_blocks; k++) {
+        const block_state *b = &net->blocks[k];
+        if (c == &b->conv1 || c == &b->conv2 || c == &b->bypass) out[i].size = b->H;
+      }
+    }
+  }
+  free(net);
+  return n;
+}
+
 /* ---- lifecycle --------------------------------------------------------------------------- */
 
 static ebm_ref pref(ebm_net *net, int i) {

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "vkebm/image.h"
 #include "vkebm/fileio.h"
@@ -66,6 +67,7 @@ struct ebm_trainer {
   ebm_buffer *norm;      /* [1] */
 
   /* host */
+  ebm_train_profile *profile; /* NULL unless `bench --train` asks */
   uint8_t *replay;       /* [buffer_size, npix] */
   int64_t replay_count;  /* images stored (<= buffer_size) */
   int64_t replay_seen;   /* images ever offered (reservoir) */
@@ -773,6 +775,19 @@ static int diverged(char *err, size_t errlen, const char *fmt, ...) {
   return EBM_TRAIN_DIVERGED;
 }
 
+void ebm_trainer_set_profile(ebm_trainer *tr, ebm_train_profile *p) { tr->profile = p; }
+
+/* Profiling: at a phase's end, sync and add the time since the last mark to *slot. */
+static void profile_mark(ebm_trainer *tr, double *t, double *slot) {
+  if (!tr->profile) return;
+  ebm_sync(tr->be);
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const double now = ts.tv_sec + 1e-9 * ts.tv_nsec;
+  if (slot) *slot += now - *t;
+  *t = now;
+}
+
 int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t errlen) {
   ebm_backend *be = tr->be;
   const ebm_train_config *c = &tr->cfg;
@@ -782,12 +797,17 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
   ebm_ref c_neg = ebm_at(ebm_ref_of(tr->c), (size_t)B * L);
   ebm_net *sampler = tr->ema ? tr->ema : tr->net;
 
+  ebm_train_profile *prof = tr->profile;
+  double t = 0;
+  profile_mark(tr, &t, NULL);
   /* spectral norm: one power iteration per weight per iteration, from the stored u */
   ebm_net_refresh(tr->net, 1);
   if (tr->ema) ebm_net_refresh(tr->ema, 1);
 
-  if (load_positives(tr) != 0 || init_negatives(tr) != 0)
-    return fail(err, errlen, "uploading the batch failed");
+  if (load_positives(tr) != 0) return fail(err, errlen, "uploading the batch failed");
+  profile_mark(tr, &t, prof ? &prof->data_s : NULL);
+  if (init_negatives(tr) != 0) return fail(err, errlen, "uploading the batch failed");
+  profile_mark(tr, &t, prof ? &prof->buffer_s : NULL);
 
   /* Langevin: x <- clip(x - step_lr dE/dx + noise N(0,1), 0, 1) under the sampler's energy */
   for (int k = 0; k < c->langevin_steps; k++) {
@@ -804,6 +824,7 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
                         c->seed ^ STREAM_LANGEVIN, lstep, c->step_lr, c->noise, 0.0f, 1.0f);
   }
 
+  profile_mark(tr, &t, prof ? &prof->langevin_s : NULL);
   /* energies of positives and negatives in one pass of the trained network */
   ebm_net_forward(tr->net, ebm_ref_of(tr->energy), x_pos, ebm_ref_of(tr->c), 2 * B);
   float e[2 * 4096];
@@ -823,7 +844,9 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
   if (fabs(ep) > c->diverge_energy || fabs(en) > c->diverge_energy)
     return diverged(err, errlen, "diverged at step %lld: |mean E| beyond %g (E+ %g, E- %g)",
                     (long long)tr->step + 1, c->diverge_energy, ep, en);
+  profile_mark(tr, &t, prof ? &prof->param_s : NULL);
   store_negatives(tr);
+  profile_mark(tr, &t, prof ? &prof->buffer_s : NULL);
 
   /* dL/dE per sample */
   float de[2 * 4096];
@@ -843,6 +866,7 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
   if (!isfinite(gnorm))
     return diverged(err, errlen, "diverged at step %lld: the gradient is not finite",
                     (long long)tr->step + 1);
+  profile_mark(tr, &t, prof ? &prof->param_s : NULL);
   ebm_adam_params hp = {.lr = c->lr, .beta1 = c->beta1, .beta2 = c->beta2, .eps = c->eps,
                         .t = tr->step + 1, .clip = c->adam_clip, .grad_scale = 1.0f};
   if (c->grad_clip > 0 && gnorm > c->grad_clip) hp.grad_scale = (float)(c->grad_clip / gnorm);
@@ -854,6 +878,8 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
     ebm_axpy(be, ema, 1.0f - c->ema, ebm_net_params(tr->net), tr->nparams);
   }
   if (ebm_sync(be) != 0) return fail(err, errlen, "the %s backend failed during the update", ebm_backend_name(be));
+  profile_mark(tr, &t, prof ? &prof->optim_s : NULL);
+  if (prof) prof->iters++;
   tr->step++;
   if (stats) {
     stats->step = tr->step;
