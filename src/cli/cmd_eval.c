@@ -297,6 +297,7 @@ static void on_progress(void *ctx, const char *phase, int done, int total) {
 static int run_one(runner *run, const char *expr, const char *sub, ebm_eval_result *res, char *err,
                    size_t errlen) {
   snprintf(run->label, sizeof run->label, "%s", expr);
+  cli_progress_init(&run->prog, CMD_NAME, run->prog.quiet); /* elapsed and ETA per expression */
   int rc = ebm_eval_expr(run->be, run->set, run->judge, expr, &run->st, res,
                          run->save ? &run->detail : NULL, err, errlen);
   cli_progress_end(&run->prog);
