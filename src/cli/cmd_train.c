@@ -44,6 +44,9 @@ static void usage(FILE *f) {
           "  --config PRESET      tiny | default32 | paper64 (default default32)\n"
           "  --width W            override the base width\n"
           "  --blocks SPEC        override the blocks, e.g. 1d,2d,2d,2\n"
+          "  --head mean|flatten  energy head: a linear map of the mean-pooled last features\n"
+          "                       (default, the paper's) or of the whole last feature map\n"
+          "                       (keeps where things are)\n"
           "training:\n"
           "  --steps N            total iterations (default 10000)\n"
           "  --batch B            default 16\n"
@@ -124,7 +127,7 @@ static void format_duration(char *out, size_t len, double s) {
 }
 
 enum {
-  O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_STEPS, O_BATCH,
+  O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_HEAD, O_STEPS, O_BATCH,
   O_LR, O_NO_ADAM_CLIP, O_GRAD_CLIP, O_LSTEPS, O_STEP_LR, O_NOISE, O_REPLAY, O_BUFFER,
   O_RESERVOIR, O_ALPHA, O_EMA, O_LABEL_W, O_LABEL_T, O_LABEL_K, O_FROZEN, O_SEED, O_CKPT, O_CKPT_EVERY, O_RESUME, O_METRICS,
   O_LOG_EVERY, O_BACKEND, O_MAX_ENERGY, O_PREVIEW, O_CHAIN_INIT
@@ -159,6 +162,7 @@ int cmd_train(int argc, char **argv) {
       {"data-dir", required_argument, 0, O_DATA_DIR}, {"size", required_argument, 0, O_SIZE},
       {"config", required_argument, 0, O_CONFIG}, {"width", required_argument, 0, O_WIDTH},
       {"blocks", required_argument, 0, O_BLOCKS}, {"steps", required_argument, 0, O_STEPS},
+      {"head", required_argument, 0, O_HEAD},
       {"batch", required_argument, 0, O_BATCH}, {"lr", required_argument, 0, O_LR},
       {"no-adam-clip", no_argument, 0, O_NO_ADAM_CLIP},
       {"grad-clip", required_argument, 0, O_GRAD_CLIP},
@@ -182,7 +186,7 @@ int cmd_train(int argc, char **argv) {
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   const char *concept = NULL, *data = "general", *data_dir = NULL, *preset = "default32";
   const char *preview = NULL;
-  const char *blocks = NULL, *out = NULL, *ckpt_arg = NULL, *resume = NULL, *metrics_arg = NULL;
+  const char *blocks = NULL, *head = NULL, *out = NULL, *ckpt_arg = NULL, *resume = NULL, *metrics_arg = NULL;
   const char *frozen_args[EBM_TRAIN_MAX_FROZEN];
   int nfrozen = 0, quiet = 0, no_adam_clip = 0, reservoir = 0, chain_init = -1;
   long size = 0, width = 0, steps = 10000, batch = -1, lsteps = -1, buffer = -1, seed = -1;
@@ -214,6 +218,11 @@ int cmd_train(int argc, char **argv) {
     case O_CONFIG: preset = optarg; break;
     case O_WIDTH: INT_OPT(width, 1, 4096, "width")
     case O_BLOCKS: blocks = optarg; break;
+    case O_HEAD:
+      if (strcmp(optarg, "mean") && strcmp(optarg, "flatten"))
+        return cli_usage(CMD_NAME, "--head: expected mean or flatten, got '%s'", optarg);
+      head = optarg;
+      break;
     case O_STEPS: INT_OPT(steps, 1, 100000000L, "steps")
     case O_BATCH: INT_OPT(batch, 1, 4096, "batch")
     case O_LR: FLT_OPT(lr, 1e-12, 1, "lr")
@@ -270,6 +279,7 @@ int cmd_train(int argc, char **argv) {
     if (ebm_train_config_default(&cfg, concept, data, preset, (int)size, err, sizeof err) != 0)
       return cli_usage(CMD_NAME, "%s", err);
     if (width > 0) cfg.net.base_width = (int)width;
+    if (head) cfg.net.head_flatten = !strcmp(head, "flatten");
     if (blocks && ebm_net_config_parse_blocks(&cfg.net, blocks) != 0)
       return cli_usage(CMD_NAME, "--blocks '%s': expected e.g. 1d,2d,2d,2", blocks);
     if (data_dir) {
