@@ -163,6 +163,8 @@ static void test_training(ebm_backend *be) {
   int fd = mkstemp(path);
   close(fd);
   ebm_judge_set_provenance(j, 3, "general");
+  ebm_faithful_thresholds thr = {{0.0312f, 0.0555f}, {0.2f, 0.25f}, "test calibration"}, back;
+  ebm_judge_set_faithful_thresholds(j, &thr);
   TU_CHECK(ebm_judge_save(j, path, err, sizeof err) == 0, "%s", err);
   ebm_judge *k;
   float o1[8 * JUDGE_OUTPUTS], o2[8 * JUDGE_OUTPUTS];
@@ -172,6 +174,10 @@ static void test_training(ebm_backend *be) {
     ebm_judge_forward(j, img, 8, o1, err, sizeof err);
     ebm_judge_forward(k, img, 8, o2, err, sizeof err);
     TU_CHECK(!memcmp(o1, o2, sizeof o1), "reloaded judge gives other outputs");
+    TU_CHECK(ebm_judge_faithful_thresholds(k, &back) == 0 &&
+                 !memcmp(back.residual, thr.residual, sizeof thr.residual) &&
+                 !memcmp(back.ratio, thr.ratio, sizeof thr.ratio) && !strcmp(back.how, thr.how),
+             "the faithful thresholds did not round-trip");
     TU_CHECK(ebm_judge_step(k) == 80 && ebm_judge_seed(k) == 3 &&
                  !strcmp(ebm_judge_data_spec(k), "general"),
              "provenance lost");
@@ -190,14 +196,18 @@ static void test_training(ebm_backend *be) {
     snprintf(expr, sizeof expr, "shape=%s AND NOT color=%s AND (color=%s OR size=%s)", sh, co, co,
              sz);
     ebm_eval_result res;
-    if (ebm_eval_score(k, expr, img, 8, 0.1f, 0.25f, &res, err, sizeof err)) {
+    /* thresholds at infinity: every sample the scene output accepts is faithful, so the boolean
+     * reading is tested on its own (the faithful check has its own tests) */
+    ebm_eval_scoring sc = {.size_tol = 0.1f, .pos_tol = 0.25f,
+                           .thr = {{INFINITY, INFINITY}, {INFINITY, INFINITY}, "test"}};
+    if (ebm_eval_score(k, expr, img, 8, &sc, &res, NULL, err, sizeof err)) {
       TU_CHECK(0, "score: %s", err);
     } else {
       int want_shape = 0, want_notc = 0, want_or = 0, want_strict = 0, want_side0 = 0,
           want_side1 = 0;
       int want_readable = 0;
       for (int b = 0; b < 8; b++) {
-        int ok = ebm_eval_readable(&r[b]);
+        int ok = r[b].scene_prob >= 0.5f;
         want_readable += ok;
         int a = ok && r[b].shape == r[0].shape, nc = ok && r[b].colour != r[0].colour;
         int s0 = ok && r[b].colour == r[0].colour, s1 = ok && fabsf(r[b].size - sv) <= 0.1f;
@@ -216,17 +226,17 @@ static void test_training(ebm_backend *be) {
                    res.rows[2].side_share[1] == want_side1 / 8.0,
                "OR row %.3f", res.rows[2].satisfied);
       TU_CHECK(res.strict == want_strict / 8.0, "strict %.3f", res.strict);
-      TU_CHECK(res.readable == want_readable / 8.0, "readable %.3f", res.readable);
-      if (ebm_eval_readable(&r[0]))
+      TU_CHECK(res.faithful == want_readable / 8.0, "faithful %.3f", res.faithful);
+      if (r[0].scene_prob >= 0.5f)
         TU_CHECK(res.rows[0].satisfied >= 1.0 / 8, "the first image satisfies its own shape");
     }
-    TU_CHECK(ebm_eval_score(k, "smell=rose", img, 8, 0.1f, 0.25f, &res, err, sizeof err) != 0 &&
+    TU_CHECK(ebm_eval_score(k, "smell=rose", img, 8, &sc, &res, NULL, err, sizeof err) != 0 &&
                  strstr(err, "smell"),
              "unknown concept accepted (%s)", err);
-    TU_CHECK(ebm_eval_score(k, "shape=pyramid", img, 8, 0.1f, 0.25f, &res, err, sizeof err) != 0,
+    TU_CHECK(ebm_eval_score(k, "shape=pyramid", img, 8, &sc, &res, NULL, err, sizeof err) != 0,
              "unknown shape accepted");
     /* two places: judged on masked copies */
-    TU_CHECK(ebm_eval_score(k, "pos=(-0.5,0) AND pos=(0.5,0)", img, 8, 0.1f, 0.25f, &res, err,
+    TU_CHECK(ebm_eval_score(k, "pos=(-0.5,0) AND pos=(0.5,0)", img, 8, &sc, &res, NULL, err,
                             sizeof err) == 0 && res.masked_positions == 1,
              "two positions not masked: %s", err);
     ebm_judge_destroy(k);

@@ -58,11 +58,14 @@ typedef struct fixture {
 /* blocks: NULL = the tiny preset's ("1d,2,2d": identity+pool, bypass, identity+pool), else a
  * spec such as "1,2d,4,4d" that adds the other block kinds (identity without pooling, bypass
  * with pooling). */
+static int g_head_flatten; /* check_fd's networks use the flatten head */
+
 static void setup_blocks(fixture *f, ebm_backend *be, int sn, const char *blocks) {
   memset(f, 0, sizeof *f);
   f->be = be;
   TU_CHECK(ebm_net_config_preset(&f->cfg, "tiny", L) == 0, "tiny preset");
   f->cfg.spectral_norm = sn;
+  f->cfg.head_flatten = g_head_flatten;
   if (blocks) TU_CHECK(ebm_net_config_parse_blocks(&f->cfg, blocks) == 0, "blocks %s", blocks);
   char err[256];
   if (ebm_net_create(&f->net, be, &f->cfg, MAXB, 7, err, sizeof err)) {
@@ -280,8 +283,10 @@ static void ref_energy(ebm_net *net, const double *P, const double *U, const dou
     double e = hb[0];
     for (int ch = 0; ch < cin; ch++) {
       double m = 0;
-      for (int p = 0; p < H * H; p++) m += h[(b * cin + ch) * H * H + p];
-      e += hw[ch] * m / (H * H);
+      for (int p = 0; p < H * H; p++)
+        if (cfg->head_flatten) e += hw[ch * H * H + p] * h[(b * cin + ch) * H * H + p];
+        else m += h[(b * cin + ch) * H * H + p];
+      if (!cfg->head_flatten) e += hw[ch] * m / (H * H);
     }
     energy[b] = e;
   }
@@ -725,6 +730,9 @@ int main(void) {
   check_fd(be, 1, NULL);
   check_fd(be, 0, NULL);
   check_fd(be, 1, "1,2d,4,4d");
+  g_head_flatten = 1; /* the head as a linear map of the whole last feature map */
+  check_fd(be, 1, NULL);
+  g_head_flatten = 0;
   check_determinism_and_accumulation(be);
   check_model_files(be);
   fprintf(stderr, "worst finite-difference relative error: %.2e (bound %.0e)\n", worst_overall,

@@ -33,6 +33,17 @@ Output: one JSON object per line on stdout:
    "image_steps_per_s":...,"ms_per_step":...,"flops_per_image_step":...,"gflops":...,"device":"..."}
 ms_per_step is the time of one whole Langevin step for the batch.
 
+--train times one contrastive-divergence iteration instead, as src/train/train.c runs it with
+the shipped recipe (tools/train_models.sh): K Langevin steps (default 20, step 10, noise 0.005)
+on B negatives under the network with spectral normalisation from this iteration's power
+iteration, the energies of B positives and B negatives in one forward pass, the loss
+L = mean E+ - mean E- + (mean E+^2 + mean E-^2), backward to every parameter (through the
+spectral norm), and an Adam step (lr 5e-4, betas (0, 0.99)). Positives are random images (no
+scene renderer here) and the chains start from uniform noise (no replay buffer): vkebm's data
+and buffer phases, ~2 % of its iteration (`vkebm bench --train` prints the split), have no
+counterpart. Output: {"impl":"torch","kind":"train","config":..,"batch":..,"langevin_steps":..,
+"it_per_s":..,"ms_per_it":..,"device":..}.
+
 Usage: /usr/bin/python3 tools/bench_torch.py [--configs default32,paper64] [--batches 1,16]
        [--threads 2] [--min-time 2] [--label-dim 2] [--resolution R --width W --blocks SPEC]
        /usr/bin/python3 tools/bench_torch.py --check DIR   (cross-check against a vkebm model:
@@ -52,6 +63,7 @@ import time
 PRESETS = {
     "paper64": (64, 64, "1d,2d,2d,2,4d"),
     "default32": (32, 32, "1d,2d,2d,2"),
+    "small32": (32, 16, "1d,2d,2d,2"),
     "tiny": (8, 4, "1d,2,2d"),
 }
 DEFAULT_LABEL_DIM = 2
@@ -261,6 +273,58 @@ def bench_one(torch, forward, resolution, batch, label_dim, min_time, warmup, se
     return elapsed / steps
 
 
+def bench_train(torch, r, width, blocks, label_dim, batch, K, min_time, warmup, seed):
+    """Seconds per CD iteration (see --train in the module docstring)."""
+    g = torch.Generator().manual_seed(seed + batch)
+    params, us = random_params(torch, r, width, blocks, label_dim, seed)
+    leaves = {k: v.clone().requires_grad_(True) for k, v in params.items()}
+    opt = torch.optim.Adam(leaves.values(), lr=5e-4, betas=(0.0, 0.99), eps=1e-8)
+    c = torch.zeros(2 * batch, label_dim)
+    c[torch.arange(2 * batch), torch.arange(2 * batch) % label_dim] = 1.0
+    eta, sigma = 10.0, 0.005
+
+    def iteration():
+        with torch.no_grad():  # one power iteration per weight per iteration, u updated
+            for name, t in leaves.items():
+                if t.dim() == 4:
+                    wm = t.reshape(t.shape[0], -1)
+                    v = wm.t() @ us[name]
+                    v = v / (v.norm() + 1e-12)
+                    u2 = wm @ v
+                    us[name] = u2 / (u2.norm() + 1e-12)
+        # sampling: frozen weights (no parameter graph)
+        frozen = make_forward(torch, {k: v.detach() for k, v in leaves.items()}, us, width, blocks)
+        x_pos = torch.rand(batch, 3, r, r, generator=g)
+        x = torch.rand(batch, 3, r, r, generator=g)
+        for _ in range(K):
+            x = x.detach().requires_grad_(True)
+            (dx,) = torch.autograd.grad(frozen(x, c[batch:]).sum(), x)
+            with torch.no_grad():
+                x = (x - eta * dx + sigma * torch.randn(x.shape, generator=g)).clamp_(0.0, 1.0)
+        # the parameter pass: w_sn = w / sigma with u, v constant, as vkebm
+        train_fwd = make_forward(torch, leaves, us, width, blocks)
+        e = train_fwd(torch.cat([x_pos, x.detach()]), c)
+        ep, en = e[:batch], e[batch:]
+        loss = ep.mean() - en.mean() + (ep.pow(2).mean() + en.pow(2).mean())
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+        return float(loss)
+
+    for _ in range(warmup):
+        iteration()
+    n, t0 = 0, time.perf_counter()
+    while True:
+        loss = iteration()
+        n += 1
+        elapsed = time.perf_counter() - t0
+        if elapsed >= min_time and n >= 3:
+            break
+    if not math.isfinite(loss):
+        raise RuntimeError("non-finite loss")
+    return elapsed / n
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--configs", default="default32", help="comma-separated preset names, or 'custom'")
@@ -276,6 +340,9 @@ def main():
     ap.add_argument("--channels-last", action="store_true",
                     help="NHWC memory format for images and weights (oneDNN's preferred layout)")
     ap.add_argument("--flops-only", action="store_true", help="print the FLOP counts and exit")
+    ap.add_argument("--train", action="store_true",
+                    help="time CD training iterations (the shipped recipe) instead of Langevin steps")
+    ap.add_argument("--langevin-steps", type=int, default=20, help="--train: K (default 20)")
     ap.add_argument("--check", metavar="DIR", action="append",
                     help="compare with vkebm: DIR/model.safetensors + DIR/io.safetensors "
                          "(written by test_net_export --export DIR PRESET); repeatable")
@@ -323,6 +390,16 @@ def main():
         if args.channels_last:
             params = {k: (v.contiguous(memory_format=torch.channels_last) if v.dim() == 4 else v)
                       for k, v in params.items()}
+        if args.train:
+            for batch in batches:
+                sec = bench_train(torch, r, w, blocks, args.label_dim, batch, args.langevin_steps,
+                                  args.min_time, args.warmup, args.seed)
+                print(json.dumps({"impl": "torch", "kind": "train", "backend": "torch-cpu",
+                                  "config": name, "resolution": r, "batch": batch,
+                                  "langevin_steps": args.langevin_steps,
+                                  "it_per_s": round(1.0 / sec, 4), "ms_per_it": round(sec * 1e3, 3),
+                                  "device": device}), flush=True)
+            continue
         forward = make_forward(torch, params, us, w, blocks)
         for batch in batches:
             sec = bench_one(torch, forward, r, batch, args.label_dim, args.min_time, args.warmup, args.seed,

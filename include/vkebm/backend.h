@@ -66,6 +66,12 @@ ebm_backend_kind ebm_backend_kind_of(const ebm_backend *be);
 const char *ebm_backend_name(const ebm_backend *be);        /* "cpu" or "vulkan" */
 const char *ebm_backend_device_name(const ebm_backend *be); /* e.g. "llvmpipe (LLVM 15.0.6, 256 bits)" */
 const char *ebm_backend_describe(const ebm_backend *be);    /* one line: kernel path, threads, ... */
+/* Which implementation runs one direction of a 3x3 convolution of this shape (for `vkebm
+ * devices`): the cpu backend answers "direct-avx512", "direct-avx2", "direct-portable" or
+ * "im2col+BLAS" (its rule, src/backend/cpu_conv_direct.c); vulkan answers "shader". */
+enum { EBM_CONV_FORWARD = 0, EBM_CONV_BACKWARD_INPUT = 1, EBM_CONV_BACKWARD_WEIGHT = 2 };
+const char *ebm_backend_conv_path(const ebm_backend *be, int direction, int Ci, int Co, int H,
+                                  int W);
 /* Vulkan validation messages seen so far (0 on cpu). Tests fail when this is non-zero. */
 uint64_t ebm_backend_validation_errors(const ebm_backend *be);
 

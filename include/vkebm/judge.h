@@ -41,6 +41,7 @@
 #include <stdint.h>
 
 #include "vkebm/backend.h"
+#include "vkebm/faithful.h"
 #include "vkebm/net.h"
 
 #define EBM_JUDGE_FORMAT "vkebm-judge"
@@ -111,6 +112,19 @@ uint64_t ebm_judge_seed(const ebm_judge *j);
 const char *ebm_judge_data_spec(const ebm_judge *j);
 void ebm_judge_set_provenance(ebm_judge *j, uint64_t seed, const char *data_spec);
 
+/* The thresholds of the faithful check (faithful.h) calibrated for this judge, as recorded in
+ * its file (metadata faithful_residual, faithful_ratio: "one,multi"; faithful_calibration: how).
+ * 0, or -1 when the judge has none. */
+int ebm_judge_faithful_thresholds(const ebm_judge *j, ebm_faithful_thresholds *out);
+void ebm_judge_set_faithful_thresholds(ebm_judge *j, const ebm_faithful_thresholds *t); /* NULL:
+                                                                                   none */
+
+/* The trunk's mean-pooled features [n, ebm_judge_feature_dim] of images[n, 3, R, R] (host, any
+ * n): what the heads read, and what the evaluation's Frechet distance compares. */
+int ebm_judge_feature_dim(const ebm_judge *j);
+int ebm_judge_features(ebm_judge *j, const float *images, int n, float *features, char *err,
+                       size_t errlen);
+
 /* outputs[n, JUDGE_OUTPUTS] (host, image-major) for images[n, 3, R, R] (host, [0, 1]). */
 int ebm_judge_forward(ebm_judge *j, const float *images, int n, float *outputs, char *err,
                       size_t errlen);
@@ -149,10 +163,29 @@ void ebm_judge_render_batch(const struct scene_spec *spec, uint32_t seed, uint32
                             int resolution, float *images, ebm_judge_target *targets,
                             int threads);
 
+/* Kinds of non-scene the scene output is trained to reject: the first three are what random
+ * networks and early training make; the others are what EBM samples get wrong (an empty floor
+ * read as a confident "white cone"; colour haze read as a coloured object, ...). */
+enum {
+  JUDGE_NEG_UNIFORM,  /* uniform noise */
+  JUDGE_NEG_BLOCKY,   /* uniform values on 2x2..8x8 blocks, like half-formed samples */
+  JUDGE_NEG_NOISED,   /* a render mixed with 50..100% uniform noise */
+  JUDGE_NEG_EMPTY,    /* an empty floor (no object) plus Gaussian noise of 0, .02, .05, .1, .2 */
+  JUDGE_NEG_HAZE,     /* an empty floor tinted 15..60% toward a palette colour by a smooth bump */
+  JUDGE_NEG_BLURRED,  /* a render blurred by a Gaussian of 1.5..3 px (at 32x32): a blob */
+  JUDGE_NEG_BLENDED,  /* two renders superimposed, 35..65% of the second: ghosts */
+  JUDGE_NEG_CUT,      /* a render whose object (or half of it) is 60..100% uniform noise */
+  JUDGE_NEG_KINDS
+};
+const char *ebm_judge_negative_name(int kind);
+
+/* Turns the render img[3, R, R] into a negative of the given kind, a pure function of (seed,
+ * step, b); other[3, R, R] is a second render (the blended kind), scratch holds 3*R*R floats. */
+void ebm_judge_make_negative(float *img, const float *other, int R, int kind, uint32_t seed,
+                             uint32_t step, uint32_t b, float *scratch);
 /* Replaces images [n, 3, R, R] (and their targets) by negatives with probability fraction each,
- * a pure function of (seed, step, b): uniform noise, blocky noise (uniform values on 2x2..8x8
- * blocks, like half-formed samples), or a render mixed with uniform noise (noise weight 0.5 to
- * 1). Returns how many were replaced. */
+ * of a kind drawn uniformly, a pure function of (seed, step, b). Returns how many were
+ * replaced, -1 when out of memory. */
 int ebm_judge_make_negatives(float *images, ebm_judge_target *targets, int n, int resolution,
                              uint32_t seed, uint32_t step, float fraction);
 
@@ -164,7 +197,9 @@ typedef struct ebm_judge_eval {
   double size_mae, size_rmse;        /* label units */
   double pos_within_005, size_within_003; /* share with |x|,|y| err <= 0.05 and size <= 0.03 */
   double scene_renders;   /* share of the renders read as scenes */
-  double scene_negatives; /* share of n negatives (every image replaced) read as scenes */
+  double scene_negatives; /* share of negatives (every render turned into each kind in turn)
+                             read as scenes, over all kinds */
+  double scene_negative_kind[JUDGE_NEG_KINDS]; /* the same, per kind */
 } ebm_judge_eval;
 int ebm_judge_evaluate(ebm_judge *j, const struct scene_spec *spec, uint32_t seed, int n,
                        int threads, ebm_judge_eval *out, char *err, size_t errlen);

@@ -11,7 +11,8 @@
  *     a   = swish(conv1_sn(h + c·GB1))                                 GB1: [L, cin]
  *     b   = conv2_sn(a + c·GB2) * (c·G2 + CB2)                         GB2: [L, cout], G2: [L, cout], CB2: [cout]
  *     out = swish(avgpool2?(b + bypass(h)))     bypass = conv3x3_sn (cin -> cout) when cin != cout, else h
- *   e  = head(mean_pool(h_n))  (linear C -> 1 with bias, not spectrally normalised)
+ *   e  = head(mean_pool(h_n))  (linear C -> 1 with bias, not spectrally normalised); with
+ *        head_flatten, e = head(h_n) over all C*H*H features (the same op with HW = 1)
  * Initialisation: conv weights Kaiming-uniform-like (fan_in), GB1 = GB2 = 0, G2 = 0, CB2 = 1,
  * head w ~ U(-1/sqrt(C), 1/sqrt(C)), bias 0. (recipe.md starts G2 at 1 and CB2 at 0; for a
  * one-hot label both give a scale of exactly 1 at init, but for a continuous label such as a
@@ -39,6 +40,9 @@ typedef struct ebm_net_config {
   int block_down[EBM_MAX_BLOCKS]; /* 1: 2x2 average pool at the end of block k */
   int label_dim;             /* L: length of the label vector c (>= 1) */
   int spectral_norm;         /* 1: conv weights spectrally normalised (one power iteration) */
+  int head_flatten;          /* 0: e = head(mean_pool(h_n)), the paper's; 1: e = a linear map of
+                                the whole last feature map [C, H, H] (keeps where things are:
+                                a mean pool throws away absolute position) */
 } ebm_net_config;
 
 /* Presets. "paper64": the paper's 64x64 CubesNet (W=64; blocks 1d,2d,2d,2,4d; 2.14 M weights,
@@ -65,6 +69,14 @@ size_t ebm_net_config_num_weights(const ebm_net_config *cfg);
  * check a file's tensors, and what the file asks for, before building the network. */
 typedef struct ebm_param ebm_param;
 int ebm_net_config_params(const ebm_net_config *cfg, ebm_param *out, size_t *act_floats);
+/* The network's 3x3 convolutions in parameter order: name (the weight's), channels and the
+ * (square) size they run at. Writes at most max, returns how many there are (-1 on a bad
+ * config). For `vkebm devices --config`, which prints each one's path on the cpu backend. */
+typedef struct ebm_conv_info {
+  char name[48];
+  int ci, co, size;
+} ebm_conv_info;
+int ebm_net_config_convs(const ebm_net_config *cfg, ebm_conv_info *out, int max);
 /* 1 when two configurations describe the same network (every field equal). */
 int ebm_net_config_equal(const ebm_net_config *a, const ebm_net_config *b);
 

@@ -105,6 +105,15 @@ const char *scene_spec_usage(void);
 /* Canonical text of a parsed spec ("cross-product:0.5"). */
 void scene_spec_format(const scene_spec *spec, char *buf, size_t len);
 
+/* The unjittered camera, light and floor, no objects: what a spec with every nuisance off
+ * starts from. */
+void scene_default_environment(scene_desc *d);
+/* Sets the light direction to the default's azimuth and elevation plus the given offsets
+ * (radians; the specs' light jitter draws them within +-SCENE_LIGHT_AZ/EL_JITTER). */
+#define SCENE_LIGHT_AZ_JITTER 0.45f
+#define SCENE_LIGHT_EL_JITTER 0.12f
+void scene_set_light_angles(scene_desc *d, float az_offset, float el_offset);
+
 /* Scene `index` of the spec, a pure function of (spec, seed, index). */
 void scene_sample(const scene_spec *spec, uint32_t seed, uint32_t index, scene_desc *out);
 /* Cross-product grid helpers: position p = (row iy, column ix) at label

@@ -11,6 +11,9 @@
  *      they use the positives' labels and go back into the buffer (ring or reservoir);
  *   3. L = mean E(x+) - mean E(x-) + alpha (mean E(x+)^2 + mean E(x-)^2); dL/dE per sample
  *      from the 2B energies, one backward through the trained network to every parameter;
+ *      with label_weight > 0, the label-contrastive term below adds its gradient (the
+ *      positives under every candidate label, two candidates per pass of 2B rows: a pass for
+ *      the energies, then a forward + backward per pass for the gradient);
  *   4. optional global gradient-norm clip, Adam (ebm_adam_step: beta1 0, beta2 0.99, the
  *      paper's per-element clip), EMA ema = d ema + (1 - d) w.
  * Spectral-norm vectors advance one power iteration at the start of every iteration.
@@ -60,6 +63,15 @@ typedef struct ebm_train_config {
                               below, computed when training starts from 256 positives; recorded
                               in the model) */
   float init_mean[3], init_std[3];
+  /* Label-contrastive term (JEM-style; 0 = off, the paper's CD alone): in the paper's CD the
+   * negatives carry the positives' labels, so nothing makes E(x|c) differ between labels. This
+   * adds  label_weight * mean_b CE(softmax_k(-E(x+_b | c_k) / label_temp), true k)  over
+   * candidate labels c_k: every one-hot label (shape, colour), or for vector labels the true
+   * one and label_negatives labels drawn outside the evaluation tolerance (position: max |d|
+   * > 0.25; size: |d| > 0.1), i.e. InfoNCE. */
+  float label_weight;
+  float label_temp;        /* T, default 0.01: the E^2 regulariser keeps energies ~0.01-0.1 */
+  int label_negatives;     /* vector concepts, default 4 */
   uint32_t seed;
 } ebm_train_config;
 
@@ -103,7 +115,31 @@ typedef struct ebm_train_stats {
   double e_pos;     /* mean E(x+) */
   double e_neg;     /* mean E(x-) */
   double grad_norm; /* global L2 norm of dL/dtheta before any clip */
+  double label_ce;  /* label-contrastive cross-entropy (0 when off) */
+  double label_acc; /* share of positives whose own label has the lowest energy (when on) */
 } ebm_train_stats;
+
+/* Where an iteration's time goes (`vkebm bench --train`). Seconds accumulated over the steps
+ * taken while the profile is set; each phase ends with a device sync, so on vulkan profiling
+ * costs a few submits per iteration (on cpu nothing). */
+typedef struct ebm_train_profile {
+  double data_s;     /* spectral-norm refresh and the positives (rendered or read) */
+  double buffer_s;   /* chains from the replay buffer or noise, and storing them back */
+  double langevin_s; /* the Langevin steps (forward + dE/dx per step, every model) */
+  double param_s;    /* energies of positives and negatives, the loss, the backward pass to
+                        every parameter and the gradient norm */
+  double optim_s;    /* Adam (and the EMA) */
+  int64_t iters;
+} ebm_train_profile;
+/* p non-NULL: accumulate into *p from the next step on; NULL: stop. */
+void ebm_trainer_set_profile(ebm_trainer *tr, ebm_train_profile *p);
+
+/* The label-contrastive loss of B positives under K candidate labels each (k = 0 the true
+ * one): e[K, B] energies; returns mean_b CE(softmax_k(-e[k, b] / temp), 0) and writes
+ * de[K, B] = weight * dCE/de (de may alias e) and the share whose true label has the lowest
+ * energy (acc, optional). K <= EBM_MAX_LABEL. */
+double ebm_train_label_ce(const float *e, int K, int B, float temp, float weight, float *de,
+                          double *acc);
 
 enum { EBM_TRAIN_OK = 0, EBM_TRAIN_ERROR = -1, EBM_TRAIN_DIVERGED = -2 };
 /* One iteration. EBM_TRAIN_DIVERGED (NaN/Inf or |mean E| > diverge_energy): the parameters

@@ -29,6 +29,10 @@ ebm_backend_kind ebm_backend_kind_of(const ebm_backend *be) { return be->kind; }
 const char *ebm_backend_name(const ebm_backend *be) { return be->vt->name; }
 const char *ebm_backend_device_name(const ebm_backend *be) { return be->vt->device_name(be); }
 const char *ebm_backend_describe(const ebm_backend *be) { return be->vt->describe(be); }
+const char *ebm_backend_conv_path(const ebm_backend *be, int direction, int Ci, int Co, int H,
+                                  int W) {
+  return be->vt->conv_path ? be->vt->conv_path(be, direction, Ci, Co, H, W) : "shader";
+}
 uint64_t ebm_backend_validation_errors(const ebm_backend *be) {
   return be->vt->validation_errors(be);
 }

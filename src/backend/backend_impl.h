@@ -16,6 +16,8 @@ typedef struct ebm_backend_vtable {
   const char *(*device_name)(const ebm_backend *be);
   const char *(*describe)(const ebm_backend *be);
   uint64_t (*validation_errors)(const ebm_backend *be);
+  /* optional: NULL answers "shader" */
+  const char *(*conv_path)(const ebm_backend *be, int direction, int Ci, int Co, int H, int W);
 
   ebm_buffer *(*alloc)(ebm_backend *be, size_t nfloats);
   void (*free)(ebm_backend *be, ebm_buffer *buf);

@@ -28,7 +28,7 @@ typedef struct cpu_backend {
   int threads; /* this backend's; the pool is process-global (see threads_for) */
   int failed;
   char device[128];
-  char describe[384];
+  char describe[512];
 } cpu_backend;
 
 static cpu_backend *cpu_of(ebm_backend *be) { return (cpu_backend *)be; }
@@ -108,6 +108,12 @@ static const char *cpu_device_name(const ebm_backend *be) {
 }
 static const char *cpu_describe(const ebm_backend *be) {
   return ((const cpu_backend *)be)->describe;
+}
+
+static const char *cpu_conv_path(const ebm_backend *be, int direction, int Ci, int Co, int H,
+                                 int W) {
+  (void)be;
+  return cpu_conv_path_name(direction, Ci, Co, H, W);
 }
 static uint64_t cpu_validation_errors(const ebm_backend *be) { return 0; }
 
@@ -583,6 +589,7 @@ static const ebm_backend_vtable cpu_vtable = {
     .destroy = cpu_destroy,
     .device_name = cpu_device_name,
     .describe = cpu_describe,
+    .conv_path = cpu_conv_path,
     .validation_errors = cpu_validation_errors,
     .alloc = cpu_alloc,
     .free = cpu_free,
@@ -681,8 +688,9 @@ int ebm_cpu_backend_create(ebm_backend **out, const ebm_backend_options *opt, ch
   cpu_model_name(cb->device, sizeof cb->device);
   char blas[300];
   cpu_blas_describe(blas, sizeof blas);
-  snprintf(cb->describe, sizeof cb->describe, "%s, one GEMM per thread, %d thread%s", blas,
-           threads, threads == 1 ? "" : "s");
+  snprintf(cb->describe, sizeof cb->describe,
+           "direct %s 3x3 convs for small channel counts, %s for the rest, one GEMM per thread, "
+           "%d thread%s", cpu_conv_isa_name(), blas, threads, threads == 1 ? "" : "s");
   *out = &cb->base;
   return 0;
 }

@@ -118,6 +118,8 @@ int cpu_set_threads(int threads) {
 
 int cpu_threads(void) { return cpu_pool_threads(g_pool); }
 
+void cpu_parallel(cpu_pool_fn fn, void *arg) { cpu_pool_run(g_pool, fn, arg); }
+
 #if defined(VKEBM_BLAS_OPENBLAS)
 /* OpenBLAS cores without AVX2 kernels: on a CPU that has AVX2, seeing one of these means
  * OpenBLAS did not recognise the CPU (it reads OPENBLAS_CORETYPE once, when it loads). */
@@ -421,6 +423,8 @@ int conv3x3_forward_cpu(cpu_ctx *ctx, float *y, const float *x, const float *w, 
     fill_cpu(y, 0.0f, (size_t)B * Co * HW);
     return 0;
   }
+  if (cpu_conv_use_direct(CPU_CONV_FORWARD, Ci, Co, H, W))
+    return conv3x3_direct_forward(ctx, y, x, w, B, Ci, Co, H, W);
   const int T = conv_threads(B, Ci, Co, H, W), K = Ci * 9;
   const int nbmax = conv_chunk(ctx, T, B, (size_t)K * HW);
   /* a thread's share: ceil(nbmax*H / T) pixel rows of col [K, n] and out [Co, n] */
@@ -446,6 +450,8 @@ int conv3x3_backward_input_cpu(cpu_ctx *ctx, float *dx, const float *dy, const f
     fill_cpu(dx, 0.0f, (size_t)B * Ci * HW);
     return 0;
   }
+  if (cpu_conv_use_direct(CPU_CONV_BACKWARD_INPUT, Ci, Co, H, W))
+    return conv3x3_direct_backward_input(ctx, dx, dy, w, B, Ci, Co, H, W);
   const int T = conv_threads(B, Ci, Co, H, W);
   const size_t cis = ((size_t)Ci + T - 1) / T; /* input channels per thread, at most */
   const int nbmax = conv_chunk(ctx, T, B, 9 * cis * T * HW);
@@ -471,6 +477,8 @@ int conv3x3_backward_input_cpu(cpu_ctx *ctx, float *dx, const float *dy, const f
 int conv3x3_backward_weight_cpu(cpu_ctx *ctx, float *dw, const float *dy, const float *x, int B,
                                 int Ci, int Co, int H, int W) {
   if (B <= 0 || Ci <= 0 || Co <= 0 || H <= 0 || W <= 0) return 0;
+  if (cpu_conv_use_direct(CPU_CONV_BACKWARD_WEIGHT, Ci, Co, H, W))
+    return conv3x3_direct_backward_weight(ctx, dw, dy, x, B, Ci, Co, H, W);
   const size_t HW = (size_t)H * W;
   const int T = conv_threads(B, Ci, Co, H, W), K = Ci * 9;
   const size_t ks = ((size_t)K + T - 1) / T; /* col rows per thread, at most */
@@ -496,88 +504,51 @@ int conv3x3_backward_weight_cpu(cpu_ctx *ctx, float *dw, const float *dy, const 
 
 /* ---- swish ------------------------------------------------------------------------------- */
 
-/* exp(x) in float, 8 lanes at once with GCC vector extensions (libm's expf does not vectorise,
- * and -O2 will not vectorise a loop with the clamps). Cephes-style: x = n ln2 + r, |r| <= ln2/2
- * (n rounded by the 1.5*2^23 trick, ln2 split in two so n ln2 is exact), e^r by a degree-6
- * polynomial (relative error < 2e-7 there), times 2^n built in the exponent bits. x is clamped
- * to [-87.3, 88.3] so 2^n stays a normal float: below, e^x comes out 1.2e-38 instead of smaller
- * (swish's absolute error there < 1e-36). Lanes are independent, so the result for an element
- * does not depend on its position: the scalar tail runs the same arithmetic in lane 0. */
-/* Vectors pass by pointer: 32-byte vector arguments would change the baseline ABI. */
-typedef float vec8f __attribute__((vector_size(32)));
-typedef int32_t vec8i __attribute__((vector_size(32)));
-
-static inline void exp8(vec8f *v) {
-  vec8f x = *v;
-  const vec8i below = x < -87.3f, above = x > 88.3f;
-  x = (vec8f)(((vec8i)x & ~below) | ((vec8i)(x * 0.0f - 87.3f) & below));
-  x = (vec8f)(((vec8i)x & ~above) | ((vec8i)(x * 0.0f + 88.3f) & above));
-  const vec8f n = (x * 1.44269504088896341f + 12582912.0f) - 12582912.0f;
-  vec8f r = x - n * 0.693359375f;
-  r = r - n * -2.12194440e-4f;
-  vec8f p = r * 1.9875691500e-4f + 1.3981999507e-3f;
-  p = p * r + 8.3334519073e-3f;
-  p = p * r + 4.1665795894e-2f;
-  p = p * r + 1.6666665459e-1f;
-  p = p * r + 5.0000001201e-1f;
-  const vec8f er = p * r * r + r + 1.0f;
-  const vec8i bits = (__builtin_convertvector(n, vec8i) + 127) << 23;
-  *v = er * (vec8f)bits;
-}
-
-/* v <- v * sigmoid(v) */
-static inline void swish8(vec8f *v) {
-  vec8f e = -*v;
-  exp8(&e);
-  *v = *v / (1.0f + e);
-}
-
-/* g <- g * (s + x s (1 - s)), s = sigmoid(x) */
-static inline void swish_grad8(vec8f *g, const vec8f *x) {
-  vec8f e = -*x;
-  exp8(&e);
-  const vec8f s = 1.0f / (1.0f + e);
-  *g = *g * (s + *x * s * (1.0f - s));
-}
-
-/* Compiled for AVX-512, AVX2 and baseline x86-64; the loader picks one per machine (so the
- * bits are fixed on a machine). */
-#if defined(__x86_64__) && defined(__GNUC__) && !defined(__clang__)
-#define CPU_CLONES __attribute__((target_clones("avx512f", "avx2", "default")))
-#else
-#define CPU_CLONES
+/* The swish kernels (cpu_swish_kernels.h) for AVX-512 (16 lanes, FMA), AVX2+FMA (8 lanes) and
+ * portable 8-lane code; picked once from cpuid, so the bits are fixed on a machine. */
+#if defined(__x86_64__) && defined(__GNUC__)
+#define SN(name) name##_avx512
+#define STARGET __attribute__((target("avx512f,fma")))
+#define SLANES 16
+#include "cpu_swish_kernels.h"
+#undef SN
+#undef STARGET
+#undef SLANES
+#define SN(name) name##_avx2
+#define STARGET __attribute__((target("avx2,fma")))
+#define SLANES 8
+#include "cpu_swish_kernels.h"
+#undef SN
+#undef STARGET
+#undef SLANES
 #endif
+#define SN(name) name##_portable
+#define STARGET
+#define SLANES 8
+#include "cpu_swish_kernels.h"
+#undef SN
+#undef STARGET
+#undef SLANES
 
-CPU_CLONES static void swish_forward_range(float *y, const float *x, size_t n) {
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    vec8f v;
-    memcpy(&v, x + i, sizeof v);
-    swish8(&v);
-    memcpy(y + i, &v, sizeof v);
-  }
-  for (; i < n; i++) {
-    vec8f v = {x[i]};
-    swish8(&v);
-    y[i] = v[0];
-  }
-}
+typedef void (*swish_fwd_fn)(float *y, const float *x, size_t n);
+typedef void (*swish_bwd_fn)(float *dx, const float *dy, const float *x, size_t n);
+static swish_fwd_fn swish_forward_range = swish_forward_range_portable;
+static swish_bwd_fn swish_backward_range = swish_backward_range_portable;
 
-CPU_CLONES static void swish_backward_range(float *dx, const float *dy, const float *x,
-                                            size_t n) {
-  size_t i = 0;
-  for (; i + 8 <= n; i += 8) {
-    vec8f g, v;
-    memcpy(&g, dy + i, sizeof g);
-    memcpy(&v, x + i, sizeof v);
-    swish_grad8(&g, &v);
-    memcpy(dx + i, &g, sizeof g);
+static void swish_choose(void) {
+  static int chosen;
+  if (chosen) return;
+  chosen = 1;
+#if defined(__x86_64__) && defined(__GNUC__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f")) {
+    swish_forward_range = swish_forward_range_avx512;
+    swish_backward_range = swish_backward_range_avx512;
+  } else if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) {
+    swish_forward_range = swish_forward_range_avx2;
+    swish_backward_range = swish_backward_range_avx2;
   }
-  for (; i < n; i++) {
-    vec8f g = {dy[i]}, v = {x[i]};
-    swish_grad8(&g, &v);
-    dx[i] = g[0];
-  }
+#endif
 }
 
 typedef struct swish_job {
@@ -599,6 +570,7 @@ static void swish_part(void *arg, int t, int T) {
 }
 
 static void swish_run(swish_job *j) {
+  swish_choose();
   if (j->n < 4 * CHUNK)
     swish_part(j, 0, 1);
   else
@@ -742,14 +714,15 @@ int cond_scale_backward_cpu(float *dx, float *dG, float *dCB, float *dc, const f
     return -1;
   }
   label_linear(s, c, G, CB, B, C, L);
+  const int want_g = dG || dCB || dc; /* sampling asks for dx alone */
   /* g first: dx may alias dy or x */
   for (size_t bc = 0; bc < BC; bc++) {
-    g[bc] = dot_f64(dy + bc * HW, x + bc * HW, (size_t)HW);
+    if (want_g) g[bc] = dot_f64(dy + bc * HW, x + bc * HW, (size_t)HW);
     const float k = s[bc];
     CPU_SIMD
     for (int p = 0; p < HW; p++) dx[bc * HW + p] = dy[bc * HW + p] * k;
   }
-  label_linear_backward(dG, dCB, dc, g, c, G, B, C, L);
+  if (want_g) label_linear_backward(dG, dCB, dc, g, c, G, B, C, L);
   free(g);
   free(s);
   return 0;

@@ -32,6 +32,8 @@ void cpu_ctx_release(cpu_ctx *ctx);
  * (the ops then run on one thread). */
 int cpu_set_threads(int threads);
 int cpu_threads(void);
+/* fn(arg, t, T) on every thread of the pool set by cpu_set_threads (cpu_pool_run). */
+void cpu_parallel(void (*fn)(void *arg, int t, int T), void *arg);
 /* C[M,N] = alpha * op(A) op(B) + beta * C, row-major, op = transpose when trans* != 0. */
 void cpu_sgemm(int transa, int transb, int M, int N, int K, float alpha, const float *A, int lda,
                const float *B, int ldb, float beta, float *C, int ldc);
@@ -60,6 +62,28 @@ int conv3x3_backward_input_cpu(cpu_ctx *ctx, float *dx, const float *dy, const f
 /* dw[Co,Ci,3,3] += sum_{b,h,w} dy[b,co,h,w] * x[b,ci,h+kh-1,w+kw-1] */
 int conv3x3_backward_weight_cpu(cpu_ctx *ctx, float *dw, const float *dy, const float *x, int B,
                                 int Ci, int Co, int H, int W);
+
+/* Direct 3x3 convolutions for small channel counts (cpu_conv_direct.c): same contracts as the
+ * three above, which call them when cpu_conv_use_direct(Ci, Co, H, W). */
+int conv3x3_direct_forward(cpu_ctx *ctx, float *y, const float *x, const float *w, int B, int Ci,
+                           int Co, int H, int W);
+int conv3x3_direct_backward_input(cpu_ctx *ctx, float *dx, const float *dy, const float *w, int B,
+                                  int Ci, int Co, int H, int W);
+int conv3x3_direct_backward_weight(cpu_ctx *ctx, float *dw, const float *dy, const float *x,
+                                   int B, int Ci, int Co, int H, int W);
+/* 1 when this direction of this layer's convolution takes the direct path (the rule, or
+ * VKEBM_CONV / cpu_conv_force); 0: im2col + BLAS. dir: one of the three below. */
+enum { CPU_CONV_FORWARD = 0, CPU_CONV_BACKWARD_INPUT = 1, CPU_CONV_BACKWARD_WEIGHT = 2 };
+int cpu_conv_use_direct(int dir, int Ci, int Co, int H, int W);
+/* "direct-avx512", "direct-avx2", "direct-portable" or "im2col+BLAS" (static storage). */
+const char *cpu_conv_path_name(int dir, int Ci, int Co, int H, int W);
+/* Forces a path: "direct", "blas", or "auto"/NULL for the rule. Returns -1 on another name. */
+int cpu_conv_force(const char *path);
+/* The direct kernels' instruction set: "avx512", "avx2" or "portable" (the widest this CPU
+ * runs, unless cpu_conv_set_isa chose a narrower one: tests run every ISA the CPU has). */
+const char *cpu_conv_isa_name(void);
+/* name NULL or "": the widest again. Returns -1 for an ISA this CPU or build lacks. */
+int cpu_conv_set_isa(const char *name);
 
 /* y[n] = x[n] * sigmoid(x[n]) */
 void swish_forward_cpu(float *y, const float *x, size_t n);

@@ -43,6 +43,21 @@ double cli_now_s(void);
  * UTF-8 become '?', valid UTF-8 characters are kept whole (never split at the cut), and a
  * string that does not fit ends in "...". */
 void cli_printable(char *out, size_t len, const char *s);
+/* Progress of a long job on stderr: redrawn in place (at most ~10 Hz) when stderr is a
+ * terminal, else one line every few seconds (nohup, pipes, CI), with the rate's ETA. */
+typedef struct cli_progress {
+  const char *cmd;
+  int quiet, tty, drawn;
+  double t0, last;
+} cli_progress;
+void cli_progress_init(cli_progress *p, const char *cmd, int quiet);
+/* "vkebm CMD: label: done/total, 12 s, ETA 30 s"; the first and last call always print. */
+void cli_progress_update(cli_progress *p, const char *label, long done, long total);
+/* Ends a redrawn line (a newline when one is pending). */
+void cli_progress_end(cli_progress *p);
+
+/* mkdir -p dir. 0, or -1 with errno. */
+int cli_mkdir_p(const char *dir);
 
 /* The device tensors of one Langevin image-step on a batch of B (demo and bench, cli_energy.c):
  * x images [B, C, R, R], c labels [B, L], e energies [B], de = 1 [B] (what the backward to the

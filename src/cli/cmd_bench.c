@@ -11,6 +11,12 @@
  * in a device sync; the median run is reported.
  * --json prints one object per line in the format the PyTorch reference script prints, so
  * scripts/compare can join them.
+ *
+ * --train measures contrastive-divergence iterations per second instead (src/train: render the
+ * positives, chains from the replay buffer, K Langevin steps, the parameter pass, Adam) for a
+ * recipe, the shipped one by default (tools/train_models.sh: K = 20, step 10, noise 0.005,
+ * buffer 1000, lr 5e-4, no EMA, flat chain init), and splits an iteration's time with
+ * ebm_trainer_set_profile. The median of --iters runs of --train-steps iterations each.
  */
 #include <getopt.h>
 #include <math.h>
@@ -20,6 +26,7 @@
 
 #include "cli.h"
 #include "vkebm/net.h"
+#include "vkebm/train.h"
 #include "vkebm/shared.h"
 
 #define MAX_LIST 16
@@ -37,6 +44,10 @@ static void usage(FILE *f) {
           "  --iters N                 timed runs, the median is reported (default 5)\n"
           "  --warmup N                untimed steps first (default 2)\n"
           "  --json                    one JSON object per line instead of a table\n"
+          "  --train                   CD training iterations/s and their time split instead\n"
+          "                            (the shipped recipe unless changed below)\n"
+          "  --langevin-steps K        --train: Langevin steps per iteration (default 20)\n"
+          "  --train-steps N           --train: iterations per timed run (default 10)\n"
           "  --validate                Vulkan validation layer on; any message fails the run\n"
           "  --quiet                   no progress on stderr\n"
           "  -h, --help                this text\n");
@@ -149,18 +160,84 @@ done:
   return rc;
 }
 
+typedef struct train_result {
+  double it_per_s, ms_per_it;
+  ebm_train_profile split; /* per iteration, in seconds */
+} train_result;
+
+/* CD iterations per second for one config and batch on one backend: the shipped recipe with K
+ * Langevin steps; warm-up iterations, then `iters` runs of `steps` iterations, median run; the
+ * split is the profile of every timed iteration, per iteration. 0 ok, else an exit code. */
+static int bench_train_one(ebm_backend *be, const char *preset, int B, int K, int steps,
+                           int iters, int warmup, train_result *res) {
+  char err[512];
+  ebm_train_config tc;
+  if (ebm_train_config_default(&tc, "shape", "general", preset, 0, err, sizeof err)) {
+    fprintf(stderr, "vkebm bench: %s\n", err);
+    return EXIT_FAIL;
+  }
+  tc.batch = B;
+  tc.langevin_steps = K;
+  tc.step_lr = 10.0f;
+  tc.noise = 0.005f;
+  tc.buffer_size = 1000;
+  tc.lr = 5e-4f;
+  tc.ema = 0.0f;
+  tc.chain_init = 2; /* flat */
+  tc.seed = 1;
+  ebm_trainer *tr = NULL;
+  if (ebm_train_config_validate(&tc, err, sizeof err) ||
+      ebm_trainer_create(&tr, be, &tc, NULL, NULL, 0, err, sizeof err)) {
+    fprintf(stderr, "vkebm bench: %s\n", err);
+    return EXIT_FAIL;
+  }
+  int rc = EXIT_FAIL;
+  double *runs = calloc((size_t)iters, sizeof *runs);
+  ebm_train_profile prof = {0};
+  if (!runs) goto done;
+  for (int k = 0; k < warmup; k++)
+    if (ebm_trainer_step(tr, NULL, err, sizeof err) != EBM_TRAIN_OK) goto failed;
+  ebm_trainer_set_profile(tr, &prof);
+  for (int r = 0; r < iters; r++) {
+    double t0 = cli_now_s();
+    for (int k = 0; k < steps; k++)
+      if (ebm_trainer_step(tr, NULL, err, sizeof err) != EBM_TRAIN_OK) goto failed;
+    runs[r] = (cli_now_s() - t0) / steps;
+  }
+  ebm_trainer_set_profile(tr, NULL);
+  qsort(runs, (size_t)iters, sizeof *runs, cmp_double);
+  double med = iters % 2 ? runs[iters / 2] : 0.5 * (runs[iters / 2 - 1] + runs[iters / 2]);
+  res->ms_per_it = med * 1e3;
+  res->it_per_s = 1.0 / med;
+  const double n = prof.iters ? (double)prof.iters : 1.0;
+  res->split = prof;
+  res->split.data_s /= n, res->split.buffer_s /= n, res->split.langevin_s /= n;
+  res->split.param_s /= n, res->split.optim_s /= n;
+  rc = 0;
+  goto done;
+failed:
+  fprintf(stderr, "vkebm bench: training step failed: %s\n", err);
+done:
+  free(runs);
+  ebm_trainer_destroy(tr);
+  return rc;
+}
+
 int cmd_bench(int argc, char **argv) {
   static const struct option opts[] = {
       {"backend", required_argument, 0, 'b'}, {"device", required_argument, 0, 'D'},
       {"configs", required_argument, 0, 'c'}, {"batches", required_argument, 0, 'n'},
       {"iters", required_argument, 0, 'i'},   {"warmup", required_argument, 0, 'w'},
       {"json", no_argument, 0, 'j'},          {"validate", no_argument, 0, 'V'},
+      {"train", no_argument, 0, 't'},         {"langevin-steps", required_argument, 0, 'K'},
+      {"train-steps", required_argument, 0, 'S'},
       {"quiet", no_argument, 0, 'q'},         {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   const char *which = "all";
   char configs_buf[256] = "default32,paper64", batches_buf[256] = "";
   long device = -1, iters = 5, warmup = 2;
-  int json = 0, validate = 0, quiet = 0;
+  int json = 0, validate = 0, quiet = 0, train = 0;
+  long lsteps = 20, train_steps = 10;
   optind = 1;
   opterr = 0;
   int ch;
@@ -186,6 +263,15 @@ int cmd_bench(int argc, char **argv) {
         return cli_usage("bench", "--warmup: expected 0..1000, not '%s'", optarg);
       break;
     case 'j': json = 1; break;
+    case 't': train = 1; break;
+    case 'K':
+      if (cli_parse_int(optarg, 0, 10000, &lsteps))
+        return cli_usage("bench", "--langevin-steps: expected 0..10000, not '%s'", optarg);
+      break;
+    case 'S':
+      if (cli_parse_int(optarg, 1, 100000, &train_steps))
+        return cli_usage("bench", "--train-steps: expected 1..100000, not '%s'", optarg);
+      break;
     case 'V': validate = 1; break;
     case 'q': quiet = 1; break;
     case 'h': usage(stdout); return EXIT_OK;
@@ -219,7 +305,10 @@ int cmd_bench(int argc, char **argv) {
   if (strcmp(which, "cpu")) kinds[nkinds++] = EBM_BACKEND_VULKAN;
 
   int rc = EXIT_OK, measured = 0;
-  if (!json)
+  if (!json && train)
+    printf("%-7s %-10s %5s %3s %9s %8s   %s\n", "backend", "config", "batch", "K", "ms/iter",
+           "it/s", "split ms: langevin param optim data buffer");
+  else if (!json)
     printf("%-7s %-10s %5s %10s %14s %16s %9s\n", "backend", "config", "batch", "ms/step",
            "image-steps/s", "MFLOP/img-step", "GFLOP/s");
   for (int ki = 0; ki < nkinds && rc == EXIT_OK; ki++) {
@@ -240,6 +329,41 @@ int cmd_bench(int argc, char **argv) {
     if (!quiet)
       fprintf(stderr, "vkebm bench: %s on %s (%s)\n", ebm_backend_name(be),
               ebm_backend_device_name(be), ebm_backend_describe(be));
+    if (train) {
+      const long *batches = nuser ? user_batches : (const long[]){16};
+      const int nbatches = nuser ? nuser : 1;
+      for (int ci = 0; ci < nconfigs && rc == EXIT_OK; ci++)
+        for (int bi = 0; bi < nbatches && rc == EXIT_OK; bi++) {
+          train_result res;
+          const int B = (int)batches[bi];
+          if (bench_train_one(be, configs[ci], B, (int)lsteps, (int)train_steps, (int)iters,
+                              (int)warmup, &res)) {
+            rc = EXIT_FAIL;
+            break;
+          }
+          measured++;
+          const ebm_train_profile *p = &res.split;
+          if (json) {
+            printf("{\"impl\":\"vkebm\",\"kind\":\"train\",\"backend\":\"%s\",\"config\":\"%s\","
+                   "\"batch\":%d,\"langevin_steps\":%ld,\"it_per_s\":%.6g,\"ms_per_it\":%.6g,"
+                   "\"split_ms\":{\"langevin\":%.4g,\"param\":%.4g,\"optim\":%.4g,"
+                   "\"data\":%.4g,\"buffer\":%.4g},\"device\":",
+                   ebm_backend_name(be), configs[ci], B, lsteps, res.it_per_s, res.ms_per_it,
+                   p->langevin_s * 1e3, p->param_s * 1e3, p->optim_s * 1e3, p->data_s * 1e3,
+                   p->buffer_s * 1e3);
+            json_string(stdout, ebm_backend_device_name(be));
+            printf("}\n");
+          } else {
+            printf("%-7s %-10s %5d %3ld %9.2f %8.2f   %.2f %.2f %.2f %.2f %.2f\n",
+                   ebm_backend_name(be), configs[ci], B, lsteps, res.ms_per_it, res.it_per_s,
+                   p->langevin_s * 1e3, p->param_s * 1e3, p->optim_s * 1e3, p->data_s * 1e3,
+                   p->buffer_s * 1e3);
+          }
+          fflush(stdout);
+        }
+      rc = cli_backend_close(be, rc);
+      continue;
+    }
     long defaults_cpu[] = {1, 16, 64}, defaults_vk[] = {1, 4};
     const long *batches = nuser ? user_batches : kinds[ki] == EBM_BACKEND_CPU ? defaults_cpu : defaults_vk;
     int nbatches = nuser ? nuser : kinds[ki] == EBM_BACKEND_CPU ? 3 : 2;

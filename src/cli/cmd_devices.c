@@ -1,5 +1,6 @@
 /* cmd_devices.c: `vkebm devices`: every Vulkan device with the limits that matter for compute,
- * which one `auto`/`--backend vulkan` would choose, and the cpu backend's description.
+ * which one `auto`/`--backend vulkan` would choose, the cpu backend's description and its
+ * convolution path (direct or im2col + BLAS) for every layer of a preset.
  * Exit 0, or 77 when there is no Vulkan loader or device (the cpu backend is still listed). */
 #include <getopt.h>
 #include <stdio.h>
@@ -7,18 +8,39 @@
 #include <string.h>
 
 #include "cli.h"
+#include "vkebm/net.h"
 #include "vkebm/vkx.h"
 
 static void usage(FILE *f) {
-  fprintf(f, "usage: vkebm devices [--help]\n\n"
+  fprintf(f, "usage: vkebm devices [--config PRESET] [--help]\n\n"
              "Lists the Vulkan devices (index, name, type, API version, subgroup size, workgroup,\n"
              "shared memory, push constants, storage-buffer range, device-local memory), marks the\n"
              "one the vulkan backend picks by default (`*`; env VKEBM_DEVICE overrides), and\n"
-             "describes the cpu backend. Exit 77 when no Vulkan device exists.\n");
+             "describes the cpu backend with its convolution path for every layer of PRESET\n"
+             "(default small32; tiny, small32, default32, paper64). Exit 77 when no Vulkan\n"
+             "device exists.\n");
+}
+
+/* The cpu backend's convolution path per layer of a preset (forward / input gradient /
+ * weight gradient); the vulkan backend runs its shaders for every layer. */
+static void print_conv_paths(const ebm_backend *be, const ebm_net_config *cfg, const char *preset) {
+  ebm_conv_info convs[EBM_MAX_PARAMS];
+  int n = ebm_net_config_convs(cfg, convs, EBM_MAX_PARAMS);
+  if (n > EBM_MAX_PARAMS) n = EBM_MAX_PARAMS;
+  printf("cpu conv path per layer of %s (forward / input gradient / weight gradient):\n", preset);
+  for (int i = 0; i < n; i++) {
+    const ebm_conv_info *k = &convs[i];
+    printf("  %-24s %4d -> %-4d %3dx%-3d %s / %s / %s\n", k->name, k->ci, k->co, k->size,
+           k->size, ebm_backend_conv_path(be, EBM_CONV_FORWARD, k->ci, k->co, k->size, k->size),
+           ebm_backend_conv_path(be, EBM_CONV_BACKWARD_INPUT, k->ci, k->co, k->size, k->size),
+           ebm_backend_conv_path(be, EBM_CONV_BACKWARD_WEIGHT, k->ci, k->co, k->size, k->size));
+  }
 }
 
 int cmd_devices(int argc, char **argv) {
-  static const struct option opts[] = {{"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  static const struct option opts[] = {{"config", required_argument, 0, 'c'},
+                                       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
+  const char *preset = "small32";
   optind = 1;
   opterr = 0;
   int c;
@@ -27,8 +49,16 @@ int cmd_devices(int argc, char **argv) {
       usage(stdout);
       return EXIT_OK;
     }
+    if (c == 'c') {
+      preset = optarg;
+      continue;
+    }
     return cli_bad_option("devices", argv, c);
   }
+  ebm_net_config cfg;
+  if (ebm_net_config_preset(&cfg, preset, 2))
+    return cli_usage("devices", "--config: unknown preset '%s' (tiny, small32, default32, paper64)",
+                     preset);
   if (optind < argc) return cli_usage("devices", "unexpected argument '%s'", argv[optind]);
 
   vkx_device_info infos[16];
@@ -73,6 +103,7 @@ int cmd_devices(int argc, char **argv) {
   char err[512];
   if (ebm_backend_create(&cpu, &o, err, sizeof err) == 0) {
     printf("cpu: %s: %s\n", ebm_backend_device_name(cpu), ebm_backend_describe(cpu));
+    print_conv_paths(cpu, &cfg, preset);
     ebm_backend_destroy(cpu);
   } else {
     printf("cpu: unavailable: %s\n", err);

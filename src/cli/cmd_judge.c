@@ -2,12 +2,14 @@
  *
  *   vkebm judge train [--steps N --batch B --seed S -o models/judge.safetensors ...]
  *   vkebm judge eval  [--model FILE -n N --seed S --json]
+ *   vkebm judge calibrate [--model FILE -n N --seed S --quantile Q -o FILE]
  *   vkebm judge [--model FILE] [--json] [--grid] IMAGE.png...
  *
  * A thin consumer of include/vkebm/judge.h. Training draws fresh renders of a scene spec each
  * step (indices step*B .. step*B+B-1 of the seed), with Adam and a warm-up + cosine learning
  * rate; the model is saved every --save-every steps and at the end (and on SIGINT, then exit
- * 130). Evaluation renders N scenes from a seed that is not the training seed. Reading accepts
+ * 130); at the end the faithful check is calibrated for it (eval.h) and recorded in the file.
+ * Evaluation renders N scenes from a seed that is not the training seed. Reading accepts
  * single RxR PNGs and grids written by `vkebm sample` (split with their vkebm:nrow,
  * vkebm:padding, vkebm:resolution, vkebm:n text chunks) or, with --grid, any torchvision-style
  * grid of RxR cells with --padding px between them.
@@ -24,6 +26,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "vkebm/eval.h"
 #include "vkebm/image.h"
 #include "vkebm/judge.h"
 #include "vkebm/scene.h"
@@ -31,6 +34,9 @@
 #define CMD_NAME "judge"
 #define DEFAULT_MODEL "models/judge.safetensors"
 #define DEFAULT_EVAL_SEED 1000003u
+#define DEFAULT_CALIBRATION_SEED 2000003u
+#define DEFAULT_CALIBRATION_N 1000
+#define DEFAULT_QUANTILE 0.995
 
 static volatile sig_atomic_t g_stop;
 static void on_signal(int sig) { g_stop = sig; }
@@ -45,7 +51,8 @@ static void usage(FILE *f) {
   fprintf(f,
           "usage: vkebm judge [--model FILE] [--json] [--grid [--padding P]] IMAGE.png...\n"
           "       vkebm judge train [options]\n"
-          "       vkebm judge eval [--model FILE] [-n N] [--seed S] [--json]\n\n"
+          "       vkebm judge eval [--model FILE] [-n N] [--seed S] [--json]\n"
+          "       vkebm judge calibrate [--model FILE] [-n N] [--seed S] [--quantile Q] [-o FILE]\n\n"
           "The judge reads a rendered scene's object back: shape, colour (with the softmax\n"
           "confidence), position x, y, size, and the probability that the image is a render at\n"
           "all (\"scene\"; below 0.5 it is marked \"not a scene\"). Sample grids from `vkebm\n"
@@ -59,8 +66,12 @@ static void usage(FILE *f) {
           "  --seed S           initialisation and data seed (default 1)\n"
           "  --data SPEC        scene spec rendered for training (default general)\n"
           "  --config NAME      default32 (R=32, W=16, blocks 1d,2d,2d,2) or tiny (tests)\n"
-          "  --negatives F      share of each batch replaced by non-scenes (noise, blocky noise,\n"
-          "                     noised renders) for the scene output (default 0.25)\n"
+          "  --negatives F      share of each batch replaced by non-scenes (noise, empty floors,\n"
+          "                     haze, blurred blobs, blended renders, ...; judge.h) for the scene\n"
+          "                     output (default 0.25)\n"
+          "  --calibrate N      at the end, calibrate the faithful check on N fresh renders and\n"
+          "                     record it in the file (default %d; 0: none, `vkebm eval` then\n"
+          "                     refuses the judge until `vkebm judge calibrate`)\n"
           "  --init FILE        start from this judge's weights (fine-tuning; fresh Adam state;\n"
           "                     its configuration replaces --config)\n"
           "  --save-every K     also save every K steps (default 500)\n"
@@ -70,24 +81,31 @@ static void usage(FILE *f) {
           "  -n N               fresh renders (default 2000)\n"
           "  --seed S           render seed (default %u; must differ from the training seed)\n"
           "  --data SPEC        scene spec (default: the judge's training spec)\n"
+          "calibrate options (the thresholds of `vkebm eval`'s faithful check, docs/judge.md):\n"
+          "  -n N               fresh general renders, and N/2 of two objects (default %d)\n"
+          "  --seed S           render seed (default %u)\n"
+          "  --quantile Q       the thresholds are this quantile of the renders' residuals and\n"
+          "                     ratios (default %g)\n"
+          "  -o FILE            write the calibrated judge there (default: --model, in place)\n"
           "common:\n"
           "  --model FILE       judge file (default " DEFAULT_MODEL ")\n"
           "  --backend B        cpu (default), vulkan or auto\n"
           "  --json             machine-readable output\n"
           "  --quiet            no progress or backend lines on stderr\n",
-          DEFAULT_EVAL_SEED);
+          DEFAULT_CALIBRATION_N, DEFAULT_EVAL_SEED, DEFAULT_CALIBRATION_N, DEFAULT_CALIBRATION_SEED,
+          DEFAULT_QUANTILE);
 }
 
 enum {
   OPT_STEPS = 1000, OPT_BATCH, OPT_LR, OPT_SEED, OPT_DATA, OPT_CONFIG, OPT_SAVE_EVERY,
   OPT_LOG_EVERY, OPT_MODEL, OPT_BACKEND, OPT_JSON, OPT_QUIET, OPT_GRID, OPT_PADDING, OPT_HELP,
-  OPT_INIT, OPT_NEGATIVES
+  OPT_INIT, OPT_NEGATIVES, OPT_CALIBRATE, OPT_QUANTILE
 };
 
 typedef struct opts {
-  long steps, batch, seed, save_every, log_every, n, padding;
-  int seed_given, json, quiet, grid, backend;
-  double lr, negatives;
+  long steps, batch, seed, save_every, log_every, n, padding, calibrate;
+  int seed_given, n_given, out_given, json, quiet, grid, backend;
+  double lr, negatives, quantile;
   const char *data, *config, *out, *model, *init;
 } opts;
 
@@ -103,9 +121,12 @@ static int parse(int argc, char **argv, opts *o) {
       {"grid", no_argument, 0, OPT_GRID},           {"padding", required_argument, 0, OPT_PADDING},
       {"init", required_argument, 0, OPT_INIT},     {"help", no_argument, 0, OPT_HELP},
       {"negatives", required_argument, 0, OPT_NEGATIVES},
+      {"calibrate", required_argument, 0, OPT_CALIBRATE},
+      {"quantile", required_argument, 0, OPT_QUANTILE},
       {0, 0, 0, 0}};
   *o = (opts){.steps = 3000, .batch = 32, .seed = 1, .save_every = 500, .log_every = 50,
-              .n = 2000, .padding = 2, .lr = 0.002, .negatives = 0.25, .config = "default32", .out = DEFAULT_MODEL,
+              .n = 2000, .padding = 2, .lr = 0.002, .negatives = 0.25, .calibrate = DEFAULT_CALIBRATION_N,
+              .quantile = DEFAULT_QUANTILE, .config = "default32", .out = DEFAULT_MODEL,
               .model = DEFAULT_MODEL, .backend = EBM_BACKEND_CPU};
   optind = 1;
   opterr = 0;
@@ -142,12 +163,21 @@ static int parse(int argc, char **argv, opts *o) {
     case 'n':
       if (cli_parse_int(optarg, 1, 10000000, &o->n))
         return cli_usage(CMD_NAME, "-n: expected 1..10000000, got '%s'", optarg);
+      o->n_given = 1;
+      break;
+    case OPT_CALIBRATE:
+      if (cli_parse_int(optarg, 0, 1000000, &o->calibrate) || o->calibrate == 1)
+        return cli_usage(CMD_NAME, "--calibrate: expected 0 or 2..1000000, got '%s'", optarg);
+      break;
+    case OPT_QUANTILE:
+      if (cli_parse_float(optarg, 0.5, 1.0, &o->quantile))
+        return cli_usage(CMD_NAME, "--quantile: expected 0.5..1, got '%s'", optarg);
       break;
     case OPT_PADDING:
       if (cli_parse_int(optarg, 0, 1024, &o->padding))
         return cli_usage(CMD_NAME, "--padding: expected 0..1024, got '%s'", optarg);
       break;
-    case 'o': o->out = optarg; break;
+    case 'o': o->out = optarg, o->out_given = 1; break;
     case OPT_INIT: o->init = optarg; break;
     case OPT_NEGATIVES:
       if (cli_parse_float(optarg, 0, 0.9, &o->negatives))
@@ -220,6 +250,7 @@ static int judge_train(opts *o) {
   char canon[256];
   scene_spec_format(&spec, canon, sizeof canon);
   ebm_judge_set_provenance(j, (uint64_t)o->seed, canon);
+  ebm_judge_set_faithful_thresholds(j, NULL); /* an --init file's calibration is not this one's */
   signal(SIGINT, on_signal);
   signal(SIGTERM, on_signal);
   double t0 = now_s(), run_loss = 0, run_sacc = 0, run_cacc = 0, run_pos = 0, run_size = 0,
@@ -266,6 +297,17 @@ static int judge_train(opts *o) {
       goto done;
     }
   }
+  if (!g_stop && o->calibrate > 0) {
+    ebm_faithful_thresholds thr;
+    if (!o->quiet)
+      fprintf(stderr, "vkebm judge: calibrating the faithful check on %ld renders\n", o->calibrate);
+    if (ebm_eval_calibrate(j, DEFAULT_CALIBRATION_SEED, (int)o->calibrate, (float)o->quantile,
+                           &thr, NULL, NULL, err, sizeof err)) {
+      rc = cli_fail(CMD_NAME, "calibration: %s", err);
+      goto done;
+    }
+    ebm_judge_set_faithful_thresholds(j, &thr);
+  }
   if (ebm_judge_save(j, o->out, err, sizeof err)) {
     rc = cli_fail(CMD_NAME, "%s", err);
     goto done;
@@ -277,6 +319,55 @@ static int judge_train(opts *o) {
 done:
   free(img);
   free(t);
+  ebm_judge_destroy(j);
+  return cli_backend_close(be, rc);
+}
+
+/* ---- calibrate ---------------------------------------------------------------------------- */
+
+static void print_progress(void *ctx, const char *phase, int done, int total) {
+  (void)ctx;
+  fprintf(stderr, "vkebm judge: %s %d/%d\n", phase, done, total);
+}
+
+static int judge_calibrate(opts *o) {
+  char err[512];
+  ebm_backend *be;
+  int rc = cli_backend_open(CMD_NAME, &be, (ebm_backend_kind)o->backend, -1, 0, o->quiet);
+  if (rc) return rc;
+  ebm_judge *j = NULL;
+  const char *out = o->out_given ? o->out : o->model;
+  if (ebm_judge_load(&j, be, o->model, 64, err, sizeof err)) {
+    rc = cli_fail(CMD_NAME, "%s", err);
+    goto done;
+  }
+  uint32_t seed = o->seed_given ? (uint32_t)o->seed : DEFAULT_CALIBRATION_SEED;
+  int n = o->n_given ? (int)o->n : DEFAULT_CALIBRATION_N;
+  if (n < 2) {
+    rc = cli_usage(CMD_NAME, "-n: calibration needs at least 2 renders");
+    goto done;
+  }
+  ebm_faithful_thresholds thr;
+  double t0 = now_s();
+  if (ebm_eval_calibrate(j, seed, n, (float)o->quantile, &thr, o->quiet ? NULL : print_progress,
+                         NULL, err, sizeof err)) {
+    rc = cli_fail(CMD_NAME, "%s", err);
+    goto done;
+  }
+  ebm_judge_set_faithful_thresholds(j, &thr);
+  if (ebm_judge_save(j, out, err, sizeof err)) {
+    rc = cli_fail(CMD_NAME, "%s", err);
+    goto done;
+  }
+  if (o->json)
+    printf("{\"model\": \"%s\", \"residual\": [%.6f, %.6f], \"ratio\": [%.6f, %.6f], "
+           "\"how\": \"%s\", \"seconds\": %.1f}\n", out, thr.residual[0], thr.residual[1],
+           thr.ratio[0], thr.ratio[1], thr.how, now_s() - t0);
+  else
+    printf("faithful check of %s: residual <= %.4f (one object) / %.4f (two or more), ratio <= "
+           "%.4f / %.4f\n  %s (%.1f s)\n", out, thr.residual[0], thr.residual[1], thr.ratio[0],
+           thr.ratio[1], thr.how, now_s() - t0);
+done:
   ebm_judge_destroy(j);
   return cli_backend_close(be, rc);
 }
@@ -316,10 +407,14 @@ static int judge_eval(opts *o) {
            "\"colour_acc\": %.5f, \"pos_mae\": %.5f, \"pos_rmse\": %.5f, \"pos_max\": %.5f, "
            "\"pos_within_0.05\": %.5f, \"size_mae\": %.5f, \"size_rmse\": %.5f, "
            "\"size_within_0.03\": %.5f, \"scene_renders\": %.5f, \"scene_negatives\": %.5f, "
-           "\"seconds\": %.2f}\n",
+           "\"seconds\": %.2f, \"scene_negative_kinds\": {",
            o->model, data, seed, ev.n, ev.shape_acc, ev.colour_acc, ev.pos_mae, ev.pos_rmse,
            ev.pos_max, ev.pos_within_005, ev.size_mae, ev.size_rmse, ev.size_within_003,
            ev.scene_renders, ev.scene_negatives, secs);
+    for (int k = 0; k < JUDGE_NEG_KINDS; k++)
+      printf("%s\"%s\": %.5f", k ? ", " : "", ebm_judge_negative_name(k),
+             ev.scene_negative_kind[k]);
+    printf("}}\n");
   } else {
     printf("judge %s on %d fresh renders of '%s' (seed %u, %.1f s)\n", o->model, ev.n, data,
            seed, secs);
@@ -329,9 +424,11 @@ static int judge_eval(opts *o) {
            ev.pos_mae, ev.pos_rmse, ev.pos_max, 100 * ev.pos_within_005);
     printf("  size MAE          %.4f  RMSE %.4f  (%.1f %% within 0.03)\n", ev.size_mae,
            ev.size_rmse, 100 * ev.size_within_003);
-    printf("  read as a scene   %6.2f %% of the renders, %.2f %% of %d non-scenes (noise, blocky\n"
-           "                    noise, noised renders)\n",
-           100 * ev.scene_renders, 100 * ev.scene_negatives, ev.n);
+    printf("  read as a scene   %6.2f %% of the renders, %.2f %% of the non-scenes (each render\n"
+           "                    turned into each kind in turn):\n",
+           100 * ev.scene_renders, 100 * ev.scene_negatives);
+    for (int k = 0; k < JUDGE_NEG_KINDS; k++)
+      printf("    %-22s %6.2f %%\n", ebm_judge_negative_name(k), 100 * ev.scene_negative_kind[k]);
   }
 done:
   ebm_judge_destroy(j);
@@ -487,9 +584,10 @@ done:
 
 int cmd_judge(int argc, char **argv) {
   const char *sub = argc > 1 ? argv[1] : NULL;
-  int mode = 0; /* 0 read images, 1 train, 2 eval */
+  int mode = 0; /* 0 read images, 1 train, 2 eval, 3 calibrate */
   if (sub && !strcmp(sub, "train")) mode = 1;
   else if (sub && !strcmp(sub, "eval")) mode = 2;
+  else if (sub && !strcmp(sub, "calibrate")) mode = 3;
   if (mode) {
     argc--;
     argv++;
@@ -500,6 +598,10 @@ int cmd_judge(int argc, char **argv) {
   if (mode == 1) {
     if (optind < argc) return cli_usage(CMD_NAME, "train takes no files ('%s')", argv[optind]);
     return judge_train(&o);
+  }
+  if (mode == 3) {
+    if (optind < argc) return cli_usage(CMD_NAME, "calibrate takes no files ('%s')", argv[optind]);
+    return judge_calibrate(&o);
   }
   if (mode == 2) {
     if (optind < argc) return cli_usage(CMD_NAME, "eval takes no files ('%s')", argv[optind]);

@@ -45,6 +45,9 @@ static void usage(FILE *f) {
           "  --config PRESET      tiny | default32 | paper64 (default default32)\n"
           "  --width W            override the base width\n"
           "  --blocks SPEC        override the blocks, e.g. 1d,2d,2d,2\n"
+          "  --head mean|flatten  energy head: a linear map of the mean-pooled last features\n"
+          "                       (default, the paper's) or of the whole last feature map\n"
+          "                       (keeps where things are)\n"
           "training:\n"
           "  --steps N            total iterations (default 10000)\n"
           "  --batch B            default 16\n"
@@ -63,6 +66,12 @@ static void usage(FILE *f) {
           "                       or flat (flat images, colour from a Gaussian fitted to the\n"
           "                       positives' mean colours: an empty floor to grow objects on)\n"
           "  --alpha X            energy-squared regulariser, default 1\n"
+          "  --label-weight W     label-contrastive term: W * cross-entropy of softmax(-E(x+|c)/T)\n"
+          "                       over candidate labels (every one-hot label; for position and\n"
+          "                       size the true one and --label-negatives drawn outside the\n"
+          "                       evaluation tolerance), default 0 (off, the paper's CD)\n"
+          "  --label-temp T       its temperature, default 0.01\n"
+          "  --label-negatives K  its wrong labels per positive for position/size, default 4\n"
           "  --ema D              EMA decay of the sampling weights, default 0.99 (0 = off)\n"
           "  --frozen MODEL=LABEL add a frozen model into the sampler (continual learning);\n"
           "                       LABEL: data | a label name | comma-separated numbers\n"
@@ -152,9 +161,9 @@ static void format_duration(char *out, size_t len, double s) {
 }
 
 enum {
-  O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_STEPS, O_BATCH,
+  O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_HEAD, O_STEPS, O_BATCH,
   O_LR, O_NO_ADAM_CLIP, O_GRAD_CLIP, O_LSTEPS, O_STEP_LR, O_NOISE, O_REPLAY, O_BUFFER,
-  O_RESERVOIR, O_ALPHA, O_EMA, O_FROZEN, O_SEED, O_CKPT, O_CKPT_EVERY, O_RESUME, O_METRICS,
+  O_RESERVOIR, O_ALPHA, O_EMA, O_LABEL_W, O_LABEL_T, O_LABEL_K, O_FROZEN, O_SEED, O_CKPT, O_CKPT_EVERY, O_RESUME, O_METRICS,
   O_LOG_EVERY, O_BACKEND, O_MAX_ENERGY, O_PREVIEW, O_CHAIN_INIT
 };
 
@@ -187,6 +196,7 @@ int cmd_train(int argc, char **argv) {
       {"data-dir", required_argument, 0, O_DATA_DIR}, {"size", required_argument, 0, O_SIZE},
       {"config", required_argument, 0, O_CONFIG}, {"width", required_argument, 0, O_WIDTH},
       {"blocks", required_argument, 0, O_BLOCKS}, {"steps", required_argument, 0, O_STEPS},
+      {"head", required_argument, 0, O_HEAD},
       {"batch", required_argument, 0, O_BATCH}, {"lr", required_argument, 0, O_LR},
       {"no-adam-clip", no_argument, 0, O_NO_ADAM_CLIP},
       {"grad-clip", required_argument, 0, O_GRAD_CLIP},
@@ -194,6 +204,9 @@ int cmd_train(int argc, char **argv) {
       {"step-lr", required_argument, 0, O_STEP_LR}, {"noise", required_argument, 0, O_NOISE},
       {"replay", required_argument, 0, O_REPLAY}, {"buffer", required_argument, 0, O_BUFFER},
       {"reservoir", no_argument, 0, O_RESERVOIR}, {"alpha", required_argument, 0, O_ALPHA},
+      {"label-weight", required_argument, 0, O_LABEL_W},
+      {"label-temp", required_argument, 0, O_LABEL_T},
+      {"label-negatives", required_argument, 0, O_LABEL_K},
       {"ema", required_argument, 0, O_EMA}, {"frozen", required_argument, 0, O_FROZEN},
       {"seed", required_argument, 0, O_SEED}, {"output", required_argument, 0, 'o'},
       {"checkpoint", required_argument, 0, O_CKPT},
@@ -207,13 +220,15 @@ int cmd_train(int argc, char **argv) {
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   const char *concept = NULL, *data = "general", *data_dir = NULL, *preset = "default32";
   const char *preview = NULL;
-  const char *blocks = NULL, *out = NULL, *ckpt_arg = NULL, *resume = NULL, *metrics_arg = NULL;
+  const char *blocks = NULL, *head = NULL, *out = NULL, *ckpt_arg = NULL, *resume = NULL, *metrics_arg = NULL;
   const char *frozen_args[EBM_TRAIN_MAX_FROZEN];
   int nfrozen = 0, quiet = 0, no_adam_clip = 0, reservoir = 0, chain_init = -1;
   long size = 0, width = 0, steps = 10000, batch = -1, lsteps = -1, buffer = -1, seed = -1;
   long ckpt_every = 500, log_every = 50;
   double max_energy = -1;
-  double lr = -1, grad_clip = -1, step_lr = -1, noise = -1, replay = -1, alpha = -1, ema = -1;
+  double lr = -1, grad_clip = -1, step_lr = -1, noise = -1, replay = -1, alpha = -1, ema = -1,
+         label_w = -1, label_t = -1;
+  long label_k = -1;
   int backend = EBM_BACKEND_AUTO, ch;
   optind = 1;
   opterr = 0;
@@ -237,6 +252,11 @@ int cmd_train(int argc, char **argv) {
     case O_CONFIG: preset = optarg; break;
     case O_WIDTH: INT_OPT(width, 1, 4096, "width")
     case O_BLOCKS: blocks = optarg; break;
+    case O_HEAD:
+      if (strcmp(optarg, "mean") && strcmp(optarg, "flatten"))
+        return cli_usage(CMD_NAME, "--head: expected mean or flatten, got '%s'", optarg);
+      head = optarg;
+      break;
     case O_STEPS: INT_OPT(steps, 1, EBM_TRAIN_MAX_STEPS, "steps")
     case O_BATCH: INT_OPT(batch, 1, 4096, "batch")
     case O_LR: FLT_OPT(lr, 1e-12, 1, "lr")
@@ -249,6 +269,9 @@ int cmd_train(int argc, char **argv) {
     case O_BUFFER: INT_OPT(buffer, 1, 10000000, "buffer")
     case O_RESERVOIR: reservoir = 1; break;
     case O_ALPHA: FLT_OPT(alpha, 0, 1e6, "alpha")
+    case O_LABEL_W: FLT_OPT(label_w, 0, 1e6, "label-weight")
+    case O_LABEL_T: FLT_OPT(label_t, 1e-9, 1e6, "label-temp")
+    case O_LABEL_K: INT_OPT(label_k, 1, 63, "label-negatives")
     case O_EMA: FLT_OPT(ema, 0, 0.999999, "ema")
     case O_FROZEN:
       if (nfrozen == EBM_TRAIN_MAX_FROZEN)
@@ -290,6 +313,7 @@ int cmd_train(int argc, char **argv) {
     if (ebm_train_config_default(&cfg, concept, data, preset, (int)size, err, sizeof err) != 0)
       return cli_usage(CMD_NAME, "%s", err);
     if (width > 0) cfg.net.base_width = (int)width;
+    if (head) cfg.net.head_flatten = !strcmp(head, "flatten");
     if (blocks && ebm_net_config_parse_blocks(&cfg.net, blocks) != 0)
       return cli_usage(CMD_NAME, "--blocks '%s': expected e.g. 1d,2d,2d,2", blocks);
     if (data_dir) {
@@ -308,6 +332,9 @@ int cmd_train(int argc, char **argv) {
     if (reservoir) cfg.reservoir = 1;
     if (chain_init >= 0) cfg.chain_init = chain_init;
     if (alpha >= 0) cfg.alpha = (float)alpha;
+    if (label_w >= 0) cfg.label_weight = (float)label_w;
+    if (label_t > 0) cfg.label_temp = (float)label_t;
+    if (label_k > 0) cfg.label_negatives = (int)label_k;
     if (ema >= 0) cfg.ema = (float)ema;
     if (seed >= 0) cfg.seed = (uint32_t)seed;
     if (max_energy > 0) cfg.diverge_energy = (float)max_energy;
@@ -392,7 +419,7 @@ int cmd_train(int argc, char **argv) {
     goto done;
   }
   if (!(resume && metrics_exists))
-    fprintf(mf, "# vkebm train metrics v1\nstep,time_s,loss,e_pos,e_neg,grad_norm,steps_per_s\n");
+    fprintf(mf, "# vkebm train metrics v1\nstep,time_s,loss,e_pos,e_neg,grad_norm,steps_per_s,label_ce,label_acc\n");
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -425,8 +452,9 @@ int cmd_train(int argc, char **argv) {
     }
     const double el = cli_now_s() - t0;
     const double rate = (double)(st_.step - start) / (el > 0 ? el : 1e-9);
-    fprintf(mf, "%lld,%.3f,%.6g,%.6g,%.6g,%.6g,%.4g\n", (long long)st_.step, time_offset + el, st_.loss,
-            st_.e_pos, st_.e_neg, st_.grad_norm, rate);
+    fprintf(mf, "%lld,%.3f,%.6g,%.6g,%.6g,%.6g,%.4g,%.6g,%.4g\n", (long long)st_.step,
+            time_offset + el, st_.loss, st_.e_pos, st_.e_neg, st_.grad_norm, rate, st_.label_ce,
+            st_.label_acc);
     fflush(mf);
     int last = st_.step == steps;
     if (!quiet) {
@@ -440,8 +468,12 @@ int cmd_train(int argc, char **argv) {
           last_draw = t;
         }
       } else if (st_.step % log_every == 0 || last) {
-        fprintf(stderr, "vkebm train: step %lld/%ld  %.3g it/s  ETA %s  loss %.4f  E+ %.4f  E- %.4f  |g| %.3g\n",
-                (long long)st_.step, steps, rate, eta, st_.loss, st_.e_pos, st_.e_neg, st_.grad_norm);
+        char lab[64] = "";
+        if (ebm_trainer_config(tr)->label_weight > 0)
+          snprintf(lab, sizeof lab, "  label CE %.3f acc %.2f", st_.label_ce, st_.label_acc);
+        fprintf(stderr, "vkebm train: step %lld/%ld  %.3g it/s  ETA %s  loss %.4f  E+ %.4f  E- %.4f  |g| %.3g%s\n",
+                (long long)st_.step, steps, rate, eta, st_.loss, st_.e_pos, st_.e_neg, st_.grad_norm,
+                lab);
       }
     }
     if (st_.step % ckpt_every == 0 && !last) {

@@ -33,6 +33,8 @@ struct ebm_judge {
   float *host_x, *host_out, *host_dout; /* staging */
   ebm_ref feat;                          /* the last forward's trunk features */
   int64_t step;   /* training steps the weights have seen (saved) */
+  int has_faithful;                      /* thresholds of the faithful check, when recorded */
+  ebm_faithful_thresholds faithful;
   int64_t adam_t; /* Adam steps since this judge was created or loaded (moments start at 0) */
   uint64_t seed;
   char data_spec[256];
@@ -178,6 +180,15 @@ void ebm_judge_set_provenance(ebm_judge *j, uint64_t seed, const char *data_spec
   j->seed = seed;
   snprintf(j->data_spec, sizeof j->data_spec, "%s", data_spec);
 }
+int ebm_judge_faithful_thresholds(const ebm_judge *j, ebm_faithful_thresholds *out) {
+  if (!j->has_faithful) return -1;
+  *out = j->faithful;
+  return 0;
+}
+void ebm_judge_set_faithful_thresholds(ebm_judge *j, const ebm_faithful_thresholds *t) {
+  j->has_faithful = t != NULL;
+  if (t) j->faithful = *t;
+}
 ebm_net *ebm_judge_net(ebm_judge *j) { return j->net; }
 ebm_ref ebm_judge_head_params(ebm_judge *j, size_t *head_count) {
   if (head_count) *head_count = j->head_count;
@@ -213,6 +224,36 @@ static int forward_device(ebm_judge *j, const float *images, int n, char *err, s
   for (int k = 0; k < JUDGE_OUTPUTS; k++)
     ebm_head_forward(j->be, io(j, j->io_out + (size_t)k * n), feat,
                      ebm_at(hw, (size_t)k * j->C), ebm_at(hb, (size_t)k), n, j->C, j->Hf * j->Hf);
+  return 0;
+}
+
+int ebm_judge_feature_dim(const ebm_judge *j) { return j->C; }
+
+int ebm_judge_features(ebm_judge *j, const float *images, int n, float *features, char *err,
+                       size_t errlen) {
+  if (errlen) err[0] = 0;
+  size_t per = (size_t)3 * j->R * j->R, HW = (size_t)j->Hf * j->Hf;
+  float *f = malloc((size_t)j->max_batch * j->C * HW * sizeof *f);
+  if (!f) {
+    snprintf(err, errlen, "out of host memory");
+    return -1;
+  }
+  for (int first = 0; first < n; first += j->max_batch) {
+    int m = n - first < j->max_batch ? n - first : j->max_batch;
+    if (forward_device(j, images + (size_t)first * per, m, err, errlen) ||
+        ebm_download(j->be, f, j->feat, (size_t)m * j->C * HW)) {
+      if (!err[0]) snprintf(err, errlen, "backend failed during the judge's forward pass");
+      free(f);
+      return -1;
+    }
+    for (int b = 0; b < m; b++)
+      for (int c = 0; c < j->C; c++) {
+        double s = 0;
+        for (size_t p = 0; p < HW; p++) s += f[((size_t)b * j->C + c) * HW + p];
+        features[(size_t)(first + b) * j->C + c] = (float)(s / (double)HW);
+      }
+  }
+  free(f);
   return 0;
 }
 
@@ -415,44 +456,206 @@ void ebm_judge_render_batch(const struct scene_spec *spec, uint32_t seed, uint32
 
 #define NEG_STREAM 0x4e454741u /* "NEGA" */
 
+const char *ebm_judge_negative_name(int kind) {
+  static const char *const names[JUDGE_NEG_KINDS] = {
+      "uniform noise", "blocky noise",   "render + noise", "empty floor",
+      "colour haze",   "blurred blob",   "two blended",    "object cut by noise"};
+  return kind >= 0 && kind < JUDGE_NEG_KINDS ? names[kind] : NULL;
+}
+
+/* An empty floor (a general-spec environment, no object) into img[3, R, R]. */
+static void render_empty_floor(float *img, int R, uint32_t seed, uint32_t index) {
+  scene_spec spec;
+  char err[128];
+  scene_spec_parse("general", &spec, err, sizeof err);
+  scene_desc d;
+  scene_sample(&spec, seed ^ 0xf1004u, index, &d);
+  d.nobj = 0;
+  float packed[VKEBM_SCENE_FLOATS];
+  scene_pack(&d, packed);
+  scene_render_cpu(img, packed, 1, R, NULL, 0);
+}
+
+/* Separable Gaussian blur of each plane of img[3, R, R] with standard deviation sigma (px),
+ * clamped at the borders; tmp holds R*R floats. */
+static void blur_planes(float *img, int R, float sigma, float *tmp) {
+  float w[25];
+  int rad = (int)ceilf(2.5f * sigma);
+  if (rad > 12) rad = 12;
+  float sum = 0;
+  for (int k = -rad; k <= rad; k++) sum += w[k + rad] = expf(-0.5f * k * k / (sigma * sigma));
+  for (int k = 0; k <= 2 * rad; k++) w[k] /= sum;
+  for (int ch = 0; ch < 3; ch++) {
+    float *p = img + (size_t)ch * R * R;
+    for (int y = 0; y < R; y++)
+      for (int x = 0; x < R; x++) {
+        float a = 0;
+        for (int k = -rad; k <= rad; k++) {
+          int xx = x + k < 0 ? 0 : x + k >= R ? R - 1 : x + k;
+          a += w[k + rad] * p[y * R + xx];
+        }
+        tmp[y * R + x] = a;
+      }
+    for (int y = 0; y < R; y++)
+      for (int x = 0; x < R; x++) {
+        float a = 0;
+        for (int k = -rad; k <= rad; k++) {
+          int yy = y + k < 0 ? 0 : y + k >= R ? R - 1 : y + k;
+          a += w[k + rad] * tmp[yy * R + x];
+        }
+        p[y * R + x] = a;
+      }
+  }
+}
+
+static int cmp_float(const void *a, const void *b) {
+  float x = *(const float *)a, y = *(const float *)b;
+  return (x > y) - (x < y);
+}
+
+static float clamp01(float v) { return v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v; }
+
+void ebm_judge_make_negative(float *img, const float *other, int R, int kind, uint32_t seed,
+                             uint32_t step, uint32_t b, float *scratch) {
+  size_t plane = (size_t)R * R;
+  u32 base = NEG_STREAM + 0x100u + (u32)b * 16u; /* per-image parameter draws */
+  u32 chain = NEG_STREAM + 1u + (u32)b;          /* per-image pixel stream */
+#define DRAW(k) vkebm_rng_uniform(seed, step, base, (u32)(k))
+  switch (kind) {
+  case JUDGE_NEG_UNIFORM:
+    for (size_t i = 0; i < 3 * plane; i++) img[i] = vkebm_rng_uniform(seed, step, chain, (u32)i);
+    break;
+  case JUDGE_NEG_BLOCKY: {
+    int block = 2 << (int)(3.0f * DRAW(0)); /* 2, 4, 8 */
+    int nb = (R + block - 1) / block;
+    for (int ch = 0; ch < 3; ch++)
+      for (int y = 0; y < R; y++)
+        for (int x = 0; x < R; x++)
+          img[ch * plane + (size_t)y * R + x] = vkebm_rng_uniform(
+              seed, step, chain, (u32)((ch * nb + y / block) * nb + x / block));
+    break;
+  }
+  case JUDGE_NEG_NOISED: {
+    float a = 0.5f + 0.5f * DRAW(0);
+    for (size_t i = 0; i < 3 * plane; i++)
+      img[i] = (1.0f - a) * img[i] + a * vkebm_rng_uniform(seed, step, chain, (u32)i);
+    break;
+  }
+  case JUDGE_NEG_EMPTY: { /* an empty floor with Gaussian noise of 0 .. 0.2 */
+    static const float sigmas[5] = {0.0f, 0.02f, 0.05f, 0.1f, 0.2f};
+    float s = sigmas[(int)(5.0f * DRAW(0)) % 5];
+    render_empty_floor(img, R, seed, step * 4096u + b);
+    for (size_t i = 0; i < 3 * plane; i++)
+      img[i] = clamp01(img[i] + s * vkebm_rng_normal(seed, step, chain, (u32)i));
+    break;
+  }
+  case JUDGE_NEG_HAZE: { /* an empty floor tinted toward a palette colour by a smooth bump */
+    render_empty_floor(img, R, seed, step * 4096u + b);
+    float rgb[3];
+    scene_palette_rgb((int)(DRAW(0) * SCENE_NCOLOURS) % SCENE_NCOLOURS, rgb);
+    float amax = 0.15f + 0.45f * DRAW(1), rad = R * (0.08f + 0.5f * DRAW(2));
+    float cx = R * DRAW(3), cy = R * DRAW(4), s = 0.03f * DRAW(5);
+    for (int y = 0; y < R; y++)
+      for (int x = 0; x < R; x++) {
+        float dx = x + 0.5f - cx, dy = y + 0.5f - cy;
+        float a = amax * expf(-(dx * dx + dy * dy) / (2.0f * rad * rad));
+        for (int ch = 0; ch < 3; ch++) {
+          size_t at = ch * plane + (size_t)y * R + x;
+          img[at] = clamp01((1.0f - a) * img[at] + a * rgb[ch] +
+                            s * vkebm_rng_normal(seed, step, chain, (u32)at));
+        }
+      }
+    break;
+  }
+  case JUDGE_NEG_BLURRED: { /* the render as a blob without edges */
+    blur_planes(img, R, R / 32.0f * (1.5f + 1.5f * DRAW(0)), scratch);
+    float s = 0.03f * DRAW(1);
+    for (size_t i = 0; i < 3 * plane; i++)
+      img[i] = clamp01(img[i] + s * vkebm_rng_normal(seed, step, chain, (u32)i));
+    break;
+  }
+  case JUDGE_NEG_BLENDED: { /* two renders superimposed: ghosts */
+    float a = 0.35f + 0.3f * DRAW(0);
+    for (size_t i = 0; i < 3 * plane; i++) img[i] = (1.0f - a) * img[i] + a * other[i];
+    break;
+  }
+  case JUDGE_NEG_CUT: { /* part of the object (where the image leaves the floor) is noise */
+    float med[3];
+    for (int ch = 0; ch < 3; ch++) {
+      memcpy(scratch, img + ch * plane, plane * sizeof *scratch);
+      qsort(scratch, plane, sizeof *scratch, cmp_float);
+      med[ch] = scratch[plane / 2];
+    }
+    int x0 = R, y0 = R, x1 = -1, y1 = -1;
+    for (int y = 0; y < R; y++)
+      for (int x = 0; x < R; x++) {
+        float dev = 0;
+        for (int ch = 0; ch < 3; ch++)
+          dev = fmaxf(dev, fabsf(img[ch * plane + (size_t)y * R + x] - med[ch]));
+        if (dev > 0.08f) {
+          if (x < x0) x0 = x;
+          if (x > x1) x1 = x;
+          if (y < y0) y0 = y;
+          if (y > y1) y1 = y;
+        }
+      }
+    if (x1 < 0) x0 = y0 = R / 4, x1 = y1 = 3 * R / 4; /* nothing found: the middle */
+    int part = (int)(5.0f * DRAW(0)) % 5;        /* whole box, or one half of it */
+    int mx = (x0 + x1 + 1) / 2, my = (y0 + y1 + 1) / 2;
+    if (part == 1) x1 = mx; else if (part == 2) x0 = mx;
+    else if (part == 3) y1 = my; else if (part == 4) y0 = my;
+    float a = 0.6f + 0.4f * DRAW(1);
+    for (int ch = 0; ch < 3; ch++)
+      for (int y = y0; y <= y1; y++)
+        for (int x = x0; x <= x1; x++) {
+          size_t at = ch * plane + (size_t)y * R + x;
+          img[at] = (1.0f - a) * img[at] + a * vkebm_rng_uniform(seed, step, chain, (u32)at);
+        }
+    break;
+  }
+  default: break;
+  }
+#undef DRAW
+}
+
 int ebm_judge_make_negatives(float *images, ebm_judge_target *targets, int n, int resolution,
                              uint32_t seed, uint32_t step, float fraction) {
   int R = resolution, replaced = 0;
-  size_t plane = (size_t)R * R;
+  size_t per = (size_t)3 * R * R;
+  /* the blended kind mixes in the next image as it was before any replacement */
+  float *orig = malloc((size_t)n * per * sizeof *orig), *scratch = malloc(per * sizeof *scratch);
+  if (!orig || !scratch) {
+    free(orig);
+    free(scratch);
+    return -1;
+  }
+  memcpy(orig, images, (size_t)n * per * sizeof *orig);
   for (int b = 0; b < n; b++) {
     u32 base = (u32)b * 8u;
     if (vkebm_rng_uniform(seed, step, NEG_STREAM, base) >= fraction) continue;
-    float kind = vkebm_rng_uniform(seed, step, NEG_STREAM, base + 1);
-    float *img = images + (size_t)b * 3 * plane;
-    u32 chain = NEG_STREAM + 1u + (u32)b; /* per-image pixel stream */
-    if (kind < 1.0f / 3.0f) {
-      for (size_t i = 0; i < 3 * plane; i++) img[i] = vkebm_rng_uniform(seed, step, chain, (u32)i);
-    } else if (kind < 2.0f / 3.0f) {
-      int block = 2 << (int)(3.0f * vkebm_rng_uniform(seed, step, NEG_STREAM, base + 2)); /* 2,4,8 */
-      int nb = (R + block - 1) / block;
-      for (int ch = 0; ch < 3; ch++)
-        for (int y = 0; y < R; y++)
-          for (int x = 0; x < R; x++)
-            img[ch * plane + (size_t)y * R + x] = vkebm_rng_uniform(
-                seed, step, chain, (u32)((ch * nb + y / block) * nb + x / block));
-    } else {
-      float a = 0.5f + 0.5f * vkebm_rng_uniform(seed, step, NEG_STREAM, base + 3);
-      for (size_t i = 0; i < 3 * plane; i++)
-        img[i] = (1.0f - a) * img[i] + a * vkebm_rng_uniform(seed, step, chain, (u32)i);
-    }
+    int kind = (int)(JUDGE_NEG_KINDS * vkebm_rng_uniform(seed, step, NEG_STREAM, base + 1));
+    if (kind >= JUDGE_NEG_KINDS) kind = JUDGE_NEG_KINDS - 1;
+    ebm_judge_make_negative(images + (size_t)b * per, orig + (size_t)((b + 1) % n) * per, R,
+                            kind, seed, step, (uint32_t)b, scratch);
     if (targets) targets[b] = (ebm_judge_target){0, 0, 0, 0, 0, 0};
     replaced++;
   }
+  free(orig);
+  free(scratch);
   return replaced;
 }
 
 int ebm_judge_evaluate(ebm_judge *j, const struct scene_spec *spec, uint32_t seed, int n,
                        int threads, ebm_judge_eval *out, char *err, size_t errlen) {
   int B = j->max_batch, R = j->R;
-  float *img = malloc((size_t)B * 3 * R * R * sizeof *img);
+  size_t per = (size_t)3 * R * R;
+  float *img = malloc((size_t)B * per * sizeof *img);
+  float *orig = malloc((size_t)B * per * sizeof *orig), *scratch = malloc(per * sizeof *scratch);
   ebm_judge_target *t = malloc((size_t)B * sizeof *t);
   ebm_judge_reading *r = malloc((size_t)B * sizeof *r);
-  if (!img || !t || !r) {
+  if (!img || !orig || !scratch || !t || !r) {
+    free(orig);
+    free(scratch);
     free(img);
     free(t);
     free(r);
@@ -481,16 +684,30 @@ int ebm_judge_evaluate(ebm_judge *j, const struct scene_spec *spec, uint32_t see
       out->size_within_003 += es <= 0.03;
       out->scene_renders += r[b].scene_prob >= 0.5f;
     }
-    /* the same scenes, every one turned into a negative */
-    ebm_judge_make_negatives(img, NULL, m, R, seed ^ 0x5eedu, (uint32_t)first, 1.0f);
-    if ((rc = ebm_judge_read(j, img, m, r, err, errlen))) break;
-    for (int b = 0; b < m; b++) out->scene_negatives += r[b].scene_prob >= 0.5f;
+    /* the same scenes turned into each kind of negative in turn */
+    memcpy(orig, img, (size_t)m * per * sizeof *img);
+    for (int k = 0; k < JUDGE_NEG_KINDS && rc == 0; k++) {
+      for (int b = 0; b < m; b++) {
+        float *im = img + (size_t)b * per;
+        memcpy(im, orig + (size_t)b * per, per * sizeof *im);
+        ebm_judge_make_negative(im, orig + (size_t)((b + 1) % m) * per, R, k, seed ^ 0x5eedu,
+                                (uint32_t)first, (uint32_t)b, scratch);
+      }
+      if ((rc = ebm_judge_read(j, img, m, r, err, errlen))) break;
+      for (int b = 0; b < m; b++) out->scene_negative_kind[k] += r[b].scene_prob >= 0.5f;
+    }
   }
   free(img);
+  free(orig);
+  free(scratch);
   free(t);
   free(r);
   if (rc) return -1;
   out->n = n;
+  for (int k = 0; k < JUDGE_NEG_KINDS; k++) {
+    out->scene_negatives += out->scene_negative_kind[k] / JUDGE_NEG_KINDS;
+    out->scene_negative_kind[k] /= n;
+  }
   out->shape_acc /= n;
   out->colour_acc /= n;
   out->pos_mae /= 2.0 * n;
@@ -552,6 +769,14 @@ int ebm_judge_save(ebm_judge *j, const char *path, char *err, size_t errlen) {
       st_writer_meta(w, "size_range", "0.3,0.7") || st_writer_meta(w, "step", step) ||
       st_writer_meta(w, "seed", seed) || st_writer_meta(w, "data_spec", j->data_spec))
     goto oom;
+  if (j->has_faithful) {
+    char res[64], rat[64];
+    snprintf(res, sizeof res, "%.9g,%.9g", j->faithful.residual[0], j->faithful.residual[1]);
+    snprintf(rat, sizeof rat, "%.9g,%.9g", j->faithful.ratio[0], j->faithful.ratio[1]);
+    if (st_writer_meta(w, "faithful_residual", res) || st_writer_meta(w, "faithful_ratio", rat) ||
+        st_writer_meta(w, "faithful_calibration", j->faithful.how))
+      goto oom;
+  }
   rc = st_writer_save(w, path, err, errlen);
   goto done;
 oom:
@@ -578,6 +803,25 @@ static int meta_int(const st_file *f, const char *key, long lo, long hi, long *o
   }
   *out = v;
   return 0;
+}
+
+/* "a,b": two positive finite floats. */
+static int meta_pair(const st_file *f, const char *key, float out[2], char *err, size_t errlen) {
+  const char *s = st_meta_get(f, key);
+  char *end;
+  if (!s) {
+    snprintf(err, errlen, "metadata '%s' is missing", key);
+    return -1;
+  }
+  out[0] = strtof(s, &end);
+  if (end != s && *end == ',') {
+    const char *b = end + 1;
+    out[1] = strtof(b, &end);
+    if (end != b && !*end && isfinite(out[0]) && isfinite(out[1]) && out[0] > 0 && out[1] > 0)
+      return 0;
+  }
+  snprintf(err, errlen, "metadata %s = '%s' is not two positive numbers 'a,b'", key, s);
+  return -1;
 }
 
 static int check_tensor(const st_file *f, const char *name, int ndim, const int64_t *shape,
@@ -647,6 +891,14 @@ int ebm_judge_load(ebm_judge **out, ebm_backend *be, const char *path, int max_b
     goto fail;
   j->step = step;
   if (spec) snprintf(j->data_spec, sizeof j->data_spec, "%s", spec);
+  if (st_meta_get(&f, "faithful_residual") || st_meta_get(&f, "faithful_ratio")) {
+    if (meta_pair(&f, "faithful_residual", j->faithful.residual, why, sizeof why) ||
+        meta_pair(&f, "faithful_ratio", j->faithful.ratio, why, sizeof why))
+      goto fail;
+    const char *how = st_meta_get(&f, "faithful_calibration");
+    snprintf(j->faithful.how, sizeof j->faithful.how, "%s", how ? how : "(not recorded)");
+    j->has_faithful = 1;
+  }
   size_t np = ebm_net_param_count(j->net);
   p = calloc(np, sizeof *p);
   h = calloc(j->head_count, sizeof *h);

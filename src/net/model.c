@@ -163,6 +163,10 @@ static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t 
       meta_int(f, "label_dim", 1, EBM_MAX_LABEL, &cfg->label_dim, err, errlen) ||
       meta_int(f, "spectral_norm", 0, 1, &cfg->spectral_norm, err, errlen))
     return -1;
+  const char *head = st_meta_get(f, "head"); /* absent in files older than the option: mean */
+  if (head && strcmp(head, "mean") && strcmp(head, "flatten"))
+    return fail(err, errlen, "model metadata 'head' = '%.20s' (expected mean or flatten)", head);
+  cfg->head_flatten = head && !strcmp(head, "flatten");
   const char *blocks = need(f, "blocks", err, errlen);
   if (!blocks) return -1;
   if (ebm_net_config_parse_blocks(cfg, blocks))
@@ -345,6 +349,7 @@ int ebm_model_save(const char *path, ebm_net *net, const ebm_model_info *info,
   META("blocks", buf);
   META_INT("label_dim", L);
   META_INT("spectral_norm", cfg->spectral_norm);
+  if (cfg->head_flatten) META("head", "flatten");
   META("concept", meta.concept);
   META("label_kind", meta.label_kind == EBM_LABEL_ONEHOT ? "onehot" : "vector");
   buf[0] = 0;

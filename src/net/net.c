@@ -200,7 +200,8 @@ int ebm_net_config_validate(const ebm_net_config *cfg, char *err, size_t errlen)
 int ebm_net_config_equal(const ebm_net_config *a, const ebm_net_config *b) {
   if (a->resolution != b->resolution || a->in_channels != b->in_channels ||
       a->base_width != b->base_width || a->num_blocks != b->num_blocks ||
-      a->label_dim != b->label_dim || a->spectral_norm != b->spectral_norm)
+      a->label_dim != b->label_dim || a->spectral_norm != b->spectral_norm ||
+      a->head_flatten != b->head_flatten)
     return 0;
   for (int k = 0; k < a->num_blocks && k < EBM_MAX_BLOCKS; k++)
     if (a->block_mult[k] != b->block_mult[k] || a->block_down[k] != b->block_down[k]) return 0;
@@ -210,8 +211,8 @@ int ebm_net_config_equal(const ebm_net_config *a, const ebm_net_config *b) {
 void ebm_net_config_describe(const ebm_net_config *cfg, char *out, size_t len) {
   char blocks[64];
   ebm_net_config_blocks_string(cfg, blocks, sizeof blocks);
-  snprintf(out, len, "R=%d W=%d blocks=%s L=%d sn=%d", cfg->resolution, cfg->base_width, blocks,
-           cfg->label_dim, cfg->spectral_norm);
+  snprintf(out, len, "R=%d W=%d blocks=%s L=%d sn=%d%s", cfg->resolution, cfg->base_width,
+           blocks, cfg->label_dim, cfg->spectral_norm, cfg->head_flatten ? " head=flatten" : "");
 }
 
 /* FLOPs counted: the multiply-adds of every convolution and of the head's linear layer
@@ -230,7 +231,7 @@ double ebm_net_forward_flops(const ebm_net_config *cfg) {
     if (cfg->block_down[k]) H /= 2;
     cin = cout;
   }
-  macs += cin; /* head */
+  macs += cfg->head_flatten ? cin * H * H : cin; /* head */
   return 2.0 * macs;
 }
 
@@ -343,7 +344,7 @@ static int plan(ebm_net *net) {
     cin = blk->cout;
     H = blk->Ho;
   }
-  int sh[1] = {cin}, one[1] = {1};
+  int sh[1] = {net->cfg.head_flatten ? cin * H * H : cin}, one[1] = {1};
   if ((net->head_w = add_param(net, "head.weight", EBM_PARAM_VEC, 1, sh)) < 0) return -1;
   if ((net->head_b = add_param(net, "head.bias", EBM_PARAM_SCALAR, 1, one)) < 0) return -1;
 
@@ -385,6 +386,30 @@ int ebm_net_config_params(const ebm_net_config *cfg, ebm_param *out, size_t *act
   int n = plan(net) == 0 ? net->nparams : -1;
   if (n > 0 && out) memcpy(out, net->params, (size_t)n * sizeof *out);
   if (act_floats) *act_floats = net->act_floats + net->dact_floats;
+  free(net);
+  return n;
+}
+
+int ebm_net_config_convs(const ebm_net_config *cfg, ebm_conv_info *out, int max) {
+  ebm_net *net = calloc(1, sizeof *net);
+  if (!net) return -1;
+  net->cfg = *cfg;
+  net->max_batch = 1;
+  int n = -1;
+  if (plan(net) == 0) {
+    n = net->nconv;
+    for (int i = 0; i < n && i < max; i++) {
+      const conv_layer *c = net->convs[i];
+      snprintf(out[i].name, sizeof out[i].name, "%s", net->params[c->param].name);
+      out[i].ci = c->ci;
+      out[i].co = c->co;
+      out[i].size = cfg->resolution; /* the stem; blocks below */
+      for (int k = 0; k < cfg->num_blocks; k++) {
+        const block_state *b = &net->blocks[k];
+        if (c == &b->conv1 || c == &b->conv2 || c == &b->bypass) out[i].size = b->H;
+      }
+    }
+  }
   free(net);
   return n;
 }
@@ -586,8 +611,9 @@ void ebm_net_forward(ebm_net *net, ebm_ref energy, ebm_ref x, ebm_ref c, int B) 
   ebm_ref h = ebm_net_forward_features(net, x, c, B);
   if (!h.buf) return;
   const block_state *last = &net->blocks[net->cfg.num_blocks - 1];
-  ebm_head_forward(net->be, energy, h, pref(net, net->head_w), pref(net, net->head_b), B,
-                   last->cout, last->Ho * last->Ho);
+  int C = last->cout, HW = last->Ho * last->Ho;
+  if (net->cfg.head_flatten) C *= HW, HW = 1; /* a linear map of every feature */
+  ebm_head_forward(net->be, energy, h, pref(net, net->head_w), pref(net, net->head_b), B, C, HW);
 }
 
 void ebm_net_feature_shape(const ebm_net *net, int *C, int *H) {
@@ -678,9 +704,11 @@ void ebm_net_backward(ebm_net *net, ebm_ref dE, ebm_ref dx, ebm_ref dc, int para
   }
   const block_state *last = &net->blocks[cfg->num_blocks - 1];
   ebm_ref g = dref(net, net->ping[0]); /* dE/d(block output), flowing backwards */
+  int C = last->cout, HW = last->Ho * last->Ho;
+  if (cfg->head_flatten) C *= HW, HW = 1;
   ebm_head_backward(be, g, pg ? gref(net, net->head_w) : EBM_NOREF,
                     pg ? gref(net, net->head_b) : EBM_NOREF, dE, aref(net, last->out),
-                    pref(net, net->head_w), B, last->cout, last->Ho * last->Ho);
+                    pref(net, net->head_w), B, C, HW);
   trunk_backward(net, g, dx, dc, pg, B);
 }
 

@@ -280,10 +280,27 @@ static int draw_int(draws *r, int n) {
   return v < n ? v : n - 1;
 }
 
-static void sample_environment(const scene_spec *spec, draws *r, scene_desc *d) {
+void scene_set_light_angles(scene_desc *d, float az_offset, float el_offset) {
+  /* azimuth measured from +Z (toward the camera), positive toward +X */
+  float az = light0_azimuth + az_offset, el = light0_elevation + el_offset;
+  d->light_dir[0] = cosf(el) * sinf(az);
+  d->light_dir[1] = sinf(el);
+  d->light_dir[2] = cosf(el) * cosf(az);
+}
+
+void scene_default_environment(scene_desc *d) {
+  memset(d, 0, sizeof *d);
   memcpy(d->eye, eye0, sizeof eye0);
   memcpy(d->target, target0, sizeof target0);
   d->fovy = fovy0;
+  scene_set_light_angles(d, 0.0f, 0.0f);
+  for (int c = 0; c < 3; c++) d->light_rgb[c] = 1.0f, d->floor_rgb[c] = floor_grey;
+  d->ambient = ambient0;
+  d->sky = sky_grey;
+}
+
+static void sample_environment(const scene_spec *spec, draws *r, scene_desc *d) {
+  scene_default_environment(d);
   /* camera: height and distance vary a little (the paper varied the camera height) */
   float j[5];
   for (int i = 0; i < 5; i++) j[i] = draw(r) * 2.0f - 1.0f;
@@ -294,23 +311,17 @@ static void sample_environment(const scene_spec *spec, draws *r, scene_desc *d) 
     d->target[0] += 0.08f * j[3];
     d->target[2] += 0.08f * j[4];
   }
-  float az = light0_azimuth, el = light0_elevation, inten = 1.0f, tint[3] = {1, 1, 1};
+  float az = 0.0f, el = 0.0f, inten = 1.0f, tint[3] = {1, 1, 1};
   float l[6];
   for (int i = 0; i < 6; i++) l[i] = draw(r) * 2.0f - 1.0f;
   if (spec->light_jitter) {
-    az += 0.45f * l[0];
-    el += 0.12f * l[1];
+    az += SCENE_LIGHT_AZ_JITTER * l[0];
+    el += SCENE_LIGHT_EL_JITTER * l[1];
     inten += 0.15f * l[2];
     for (int c = 0; c < 3; c++) tint[c] += 0.04f * l[3 + c];
   }
-  /* azimuth measured from +Z (toward the camera), positive toward +X */
-  d->light_dir[0] = cosf(el) * sinf(az);
-  d->light_dir[1] = sinf(el);
-  d->light_dir[2] = cosf(el) * cosf(az);
+  scene_set_light_angles(d, az, el);
   for (int c = 0; c < 3; c++) d->light_rgb[c] = inten * tint[c];
-  d->ambient = ambient0;
-  for (int c = 0; c < 3; c++) d->floor_rgb[c] = floor_grey;
-  d->sky = sky_grey;
 }
 
 /* Draws everything about one object except where it stands. */

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "vkebm/image.h"
 #include "vkebm/fileio.h"
@@ -27,6 +28,7 @@
 #define STREAM_LANGEVIN 0x4c414e47u
 #define STREAM_INSERT 0x494e5352u
 #define STREAM_DATA 0x44415441u
+#define STREAM_LABEL 0x4c41424cu
 
 #define TRAIN_STATE_VERSION 1
 #define TRAIN_STATE_FLOATS 32
@@ -66,11 +68,14 @@ struct ebm_trainer {
   ebm_buffer *norm;      /* [1] */
 
   /* host */
+  ebm_train_profile *profile; /* NULL unless `bench --train` asks */
   uint8_t *replay;       /* [buffer_size, npix] */
   int64_t replay_count;  /* images stored (<= buffer_size) */
   int64_t replay_seen;   /* images ever offered (reservoir) */
   float *h_x;            /* [B, npix] */
   float *h_c;            /* [B, L] */
+  float *h_cand;         /* [K, B, L] label-contrastive candidates (k = 0: the true label) */
+  float *h_cand_e;       /* [K, B] their energies, then dL/dE */
   float *h_frozen_c;     /* [B, EBM_MAX_LABEL] */
   float *h_scenes;       /* [B, VKEBM_SCENE_FLOATS] */
   scene_desc *h_desc;    /* [B] */
@@ -122,6 +127,9 @@ int ebm_train_config_default(ebm_train_config *cfg, const char *concept, const c
   cfg->alpha = 1.0f;
   cfg->ema = 0.99f;
   cfg->diverge_energy = 1e4f;
+  cfg->label_weight = 0.0f;
+  cfg->label_temp = 0.01f;
+  cfg->label_negatives = 4;
   cfg->seed = 1;
   return 0;
 }
@@ -155,6 +163,12 @@ int ebm_train_config_validate(const ebm_train_config *cfg, char *err, size_t err
   if (!(cfg->alpha >= 0 && isfinite(cfg->alpha))) return fail(err, errlen, "alpha must be >= 0");
   if (!(cfg->ema >= 0 && cfg->ema < 1)) return fail(err, errlen, "ema %g outside [0, 1)", cfg->ema);
   if (!(cfg->diverge_energy > 0)) return fail(err, errlen, "divergence threshold must be positive");
+  if (!(cfg->label_weight >= 0 && isfinite(cfg->label_weight)))
+    return fail(err, errlen, "label weight %g must be >= 0", cfg->label_weight);
+  if (!(cfg->label_temp > 0 && isfinite(cfg->label_temp)))
+    return fail(err, errlen, "label temperature %g must be positive", cfg->label_temp);
+  if (cfg->label_negatives < 1 || cfg->label_negatives > 63)
+    return fail(err, errlen, "label negatives %d outside 1..63", cfg->label_negatives);
   if (!cfg->data_dir[0]) {
     scene_spec spec;
     if (scene_spec_parse(cfg->data_spec, &spec, why, sizeof why) != 0)
@@ -233,6 +247,9 @@ static void state_pack(const ebm_trainer *tr, float *s) {
   s[20] = (float)(tr->replay_seen >> 24);
   s[21] = (float)c->chain_init;
   for (int k = 0; k < 3; k++) s[22 + k] = c->init_mean[k], s[25 + k] = c->init_std[k];
+  s[28] = c->label_weight;
+  s[29] = c->label_temp;
+  s[30] = (float)c->label_negatives;
 }
 
 /* One integer field of train.state: a whole number in lo..hi, checked before the cast (a float
@@ -301,6 +318,14 @@ static int state_unpack(ebm_train_config *c, int64_t *count, int64_t *seen, cons
   c->diverge_energy = s[16];
   c->chain_init = (int)chain_init;
   for (int k = 0; k < 3; k++) c->init_mean[k] = s[22 + k], c->init_std[k] = s[25 + k];
+  /* checkpoints written before the label-contrastive term hold zeros there: off. A nonzero
+   * label_negatives must be a count (cast after the check); the floats are checked by
+   * ebm_train_config_validate. */
+  int64_t negatives = 4;
+  if (s[30] != 0 && state_int(s, 30, "label_negatives", 1, 63, &negatives, err, errlen)) return -1;
+  c->label_weight = s[28];
+  c->label_temp = s[29] > 0 ? s[29] : 0.01f;
+  c->label_negatives = (int)negatives;
   return 0;
 }
 
@@ -597,6 +622,124 @@ static void store_negatives(ebm_trainer *tr) {
   }
 }
 
+/* ---- the label-contrastive term ------------------------------------------------------------ */
+
+static int one_hot_concept(const ebm_trainer *tr) {
+  return tr->concept == SCENE_CONCEPT_SHAPE || tr->concept == SCENE_CONCEPT_COLOUR;
+}
+
+/* Candidate labels per positive: every one-hot label, or the true one plus the negatives. */
+static int label_candidates(const ebm_trainer *tr) {
+  return one_hot_concept(tr) ? tr->cfg.net.label_dim : 1 + tr->cfg.label_negatives;
+}
+
+/* h_cand[k, b] for every positive b: k = 0 is its own label; the others are the remaining
+ * one-hot labels in order, or labels drawn uniformly outside the evaluation's tolerance of the
+ * true one (a function of seed, step, b, k). */
+static void fill_candidates(ebm_trainer *tr) {
+  const int B = tr->cfg.batch, L = tr->cfg.net.label_dim, K = label_candidates(tr);
+  const uint32_t seed = tr->cfg.seed ^ STREAM_LABEL, step = (uint32_t)tr->step;
+  for (int b = 0; b < B; b++) {
+    const float *truth = tr->h_c + (size_t)b * L;
+    memcpy(tr->h_cand + (size_t)b * L, truth, L * sizeof(float));
+    if (one_hot_concept(tr)) {
+      int y = 0;
+      for (int i = 1; i < L; i++)
+        if (truth[i] > truth[y]) y = i;
+      for (int k = 1; k < K; k++) {
+        float *c = tr->h_cand + ((size_t)k * B + b) * L;
+        memset(c, 0, L * sizeof(float));
+        c[(y + k) % L] = 1.0f;
+      }
+      continue;
+    }
+    for (int k = 1; k < K; k++) {
+      float *c = tr->h_cand + ((size_t)k * B + b) * L;
+      for (uint32_t tries = 0;; tries++) {
+        int far = 0;
+        for (int i = 0; i < L; i++) {
+          float u = vkebm_rng_uniform(seed, step, (uint32_t)(b * 64 + k), tries * 8u + (uint32_t)i);
+          c[i] = tr->concept == SCENE_CONCEPT_SIZE ? 0.3f + 0.4f * u : 2.0f * u - 1.0f;
+          float tol = tr->concept == SCENE_CONCEPT_SIZE ? 0.1f : 0.25f;
+          far |= fabsf(c[i] - truth[i]) > tol;
+        }
+        if (far || tries >= 64) break;
+      }
+    }
+  }
+}
+
+/* Adds label_weight * mean_b CE(softmax_k(-E(x+_b | c_k) / T), 0) to the gradient (the CD
+ * backward has run: this accumulates). The trained network takes 2B rows: each pass holds the
+ * B positives twice (the negatives' half of x is free once they are stored) under two
+ * candidates. Pass 1 computes every candidate's energy; the gradient needs each pass's
+ * activations, so pass 2 runs forward + backward again per pair. */
+double ebm_train_label_ce(const float *e, int K, int B, float temp, float weight, float *de,
+                          double *acc) {
+  double ce = 0, hits = 0;
+  for (int b = 0; b < B; b++) {
+    double m = -1e300, z[EBM_MAX_LABEL] = {0}, sum = 0;
+    for (int k = 0; k < K; k++) {
+      z[k] = -(double)e[(size_t)k * B + b] / temp;
+      if (z[k] > m) m = z[k];
+    }
+    int best = 0;
+    for (int k = 0; k < K; k++) {
+      sum += exp(z[k] - m);
+      if (z[k] > z[best]) best = k;
+    }
+    ce += (m + log(sum) - z[0]) / B;
+    hits += best == 0;
+    /* z_k = -E_k / T, CE = logsumexp(z) - z_0, dCE/dE_k = -(p_k - [k = 0]) / T */
+    for (int k = 0; k < K; k++) {
+      double p = exp(z[k] - m) / sum;
+      de[(size_t)k * B + b] = (float)(-weight * (p - (k == 0)) / temp / B);
+    }
+  }
+  if (acc) *acc = hits / B;
+  return ce;
+}
+
+static int label_contrastive(ebm_trainer *tr, double *ce_out, double *acc_out) {
+  ebm_backend *be = tr->be;
+  const ebm_train_config *c = &tr->cfg;
+  const int B = c->batch, L = c->net.label_dim, K = label_candidates(tr);
+  const size_t nimg = (size_t)B * tr->npix;
+  ebm_ref x = ebm_ref_of(tr->x), cref = ebm_ref_of(tr->c);
+  fill_candidates(tr);
+  ebm_scale(be, ebm_at(x, nimg), 1.0f, x, nimg); /* x = [x+; x+] */
+  float e[2 * 4096];
+  double acc = 0;
+  for (int pass = 0; pass < 2; pass++) {
+    for (int k0 = 0; k0 < K; k0 += 2) {
+      int k1 = k0 + 1 < K ? k0 + 1 : k0; /* an odd K repeats the last candidate, unused */
+      if (ebm_upload(be, cref, tr->h_cand + (size_t)k0 * B * L, (size_t)B * L) ||
+          ebm_upload(be, ebm_at(cref, (size_t)B * L), tr->h_cand + (size_t)k1 * B * L,
+                     (size_t)B * L))
+        return -1;
+      ebm_net_forward(tr->net, ebm_ref_of(tr->energy), x, cref, 2 * B);
+      if (pass == 0) {
+        if (ebm_download(be, e, ebm_ref_of(tr->energy), 2 * (size_t)B)) return -1;
+        memcpy(tr->h_cand_e + (size_t)k0 * B, e, B * sizeof(float));
+        if (k1 != k0) memcpy(tr->h_cand_e + (size_t)k1 * B, e + B, B * sizeof(float));
+        continue;
+      }
+      for (int b = 0; b < B; b++) {
+        e[b] = tr->h_cand_e[(size_t)k0 * B + b];
+        e[B + b] = k1 != k0 ? tr->h_cand_e[(size_t)k1 * B + b] : 0.0f;
+      }
+      if (ebm_upload(be, ebm_ref_of(tr->dE), e, 2 * (size_t)B)) return -1;
+      ebm_net_backward(tr->net, ebm_ref_of(tr->dE), EBM_NOREF, EBM_NOREF, 1, 2 * B);
+    }
+    if (pass == 1) break;
+    double ce = ebm_train_label_ce(tr->h_cand_e, K, B, c->label_temp, c->label_weight,
+                                   tr->h_cand_e, &acc);
+    *ce_out = ce;
+    *acc_out = acc;
+  }
+  return 0;
+}
+
 /* ---- lifecycle ---------------------------------------------------------------------------- */
 
 void ebm_trainer_destroy(ebm_trainer *tr) {
@@ -614,6 +757,8 @@ void ebm_trainer_destroy(ebm_trainer *tr) {
   free(tr->replay);
   free(tr->h_x);
   free(tr->h_c);
+  free(tr->h_cand);
+  free(tr->h_cand_e);
   free(tr->h_frozen_c);
   free(tr->h_scenes);
   free(tr->h_desc);
@@ -736,12 +881,15 @@ int ebm_trainer_create(ebm_trainer **out, ebm_backend *be, const ebm_train_confi
   tr->replay = calloc((size_t)c->buffer_size, tr->npix);
   tr->h_x = malloc((size_t)B * tr->npix * sizeof(float));
   tr->h_c = malloc((size_t)B * L * sizeof(float));
+  const int K = label_candidates(tr);
+  tr->h_cand = malloc((size_t)K * B * L * sizeof(float));
+  tr->h_cand_e = malloc((size_t)K * B * sizeof(float));
   tr->h_frozen_c = malloc((size_t)B * EBM_MAX_LABEL * sizeof(float));
   tr->h_scenes = malloc((size_t)B * VKEBM_SCENE_FLOATS * sizeof(float));
   tr->h_desc = calloc((size_t)B, sizeof(scene_desc));
   if (!tr->x || !tr->c || !tr->energy || !tr->dE || !tr->ones || !tr->e_tmp || !tr->dx ||
       !tr->dx_tmp || !tr->scenes || !tr->adam_m || !tr->adam_v || !tr->norm || !tr->replay ||
-      !tr->h_x || !tr->h_c || !tr->h_frozen_c || !tr->h_scenes || !tr->h_desc) {
+      !tr->h_x || !tr->h_c || !tr->h_cand || !tr->h_cand_e || !tr->h_frozen_c || !tr->h_scenes || !tr->h_desc) {
     fail(err, errlen, "out of memory (buffer of %d images at %dx%d, batch %d)", c->buffer_size,
          R, R, B);
     goto fail_out;
@@ -854,6 +1002,19 @@ static int diverged(char *err, size_t errlen, const char *fmt, ...) {
   return EBM_TRAIN_DIVERGED;
 }
 
+void ebm_trainer_set_profile(ebm_trainer *tr, ebm_train_profile *p) { tr->profile = p; }
+
+/* Profiling: at a phase's end, sync and add the time since the last mark to *slot. */
+static void profile_mark(ebm_trainer *tr, double *t, double *slot) {
+  if (!tr->profile) return;
+  ebm_sync(tr->be);
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  const double now = ts.tv_sec + 1e-9 * ts.tv_nsec;
+  if (slot) *slot += now - *t;
+  *t = now;
+}
+
 int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t errlen) {
   ebm_backend *be = tr->be;
   const ebm_train_config *c = &tr->cfg;
@@ -863,12 +1024,17 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
   ebm_ref c_neg = ebm_at(ebm_ref_of(tr->c), (size_t)B * L);
   ebm_net *sampler = tr->ema ? tr->ema : tr->net;
 
+  ebm_train_profile *prof = tr->profile;
+  double t = 0;
+  profile_mark(tr, &t, NULL);
   /* spectral norm: one power iteration per weight per iteration, from the stored u */
   ebm_net_refresh(tr->net, 1);
   if (tr->ema) ebm_net_refresh(tr->ema, 1);
 
-  if (load_positives(tr) != 0 || init_negatives(tr) != 0)
-    return fail(err, errlen, "uploading the batch failed");
+  if (load_positives(tr) != 0) return fail(err, errlen, "uploading the batch failed");
+  profile_mark(tr, &t, prof ? &prof->data_s : NULL);
+  if (init_negatives(tr) != 0) return fail(err, errlen, "uploading the batch failed");
+  profile_mark(tr, &t, prof ? &prof->buffer_s : NULL);
 
   /* Langevin: x <- clip(x - step_lr dE/dx + noise N(0,1), 0, 1) under the sampler's energy */
   for (int k = 0; k < c->langevin_steps; k++) {
@@ -885,6 +1051,7 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
                         c->seed ^ STREAM_LANGEVIN, lstep, c->step_lr, c->noise, 0.0f, 1.0f);
   }
 
+  profile_mark(tr, &t, prof ? &prof->langevin_s : NULL);
   /* energies of positives and negatives in one pass of the trained network */
   ebm_net_forward(tr->net, ebm_ref_of(tr->energy), x_pos, ebm_ref_of(tr->c), 2 * B);
   float e[2 * 4096];
@@ -897,14 +1064,16 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
     sn += e[B + b], sn2 += (double)e[B + b] * e[B + b];
   }
   const double ep = sp / B, en = sn / B;
-  const double loss = ep - en + c->alpha * (sp2 / B + sn2 / B);
+  double loss = ep - en + c->alpha * (sp2 / B + sn2 / B);
   if (!isfinite(loss) || !isfinite(ep) || !isfinite(en))
     return diverged(err, errlen, "diverged at step %lld: energies are not finite (E+ %g, E- %g)",
                     (long long)tr->step + 1, ep, en);
   if (fabs(ep) > c->diverge_energy || fabs(en) > c->diverge_energy)
     return diverged(err, errlen, "diverged at step %lld: |mean E| beyond %g (E+ %g, E- %g)",
                     (long long)tr->step + 1, c->diverge_energy, ep, en);
+  profile_mark(tr, &t, prof ? &prof->param_s : NULL);
   store_negatives(tr);
+  profile_mark(tr, &t, prof ? &prof->buffer_s : NULL);
 
   /* dL/dE per sample */
   float de[2 * 4096];
@@ -916,6 +1085,12 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
     return fail(err, errlen, "upload failed");
   ebm_net_zero_grads(tr->net);
   ebm_net_backward(tr->net, ebm_ref_of(tr->dE), EBM_NOREF, EBM_NOREF, 1, 2 * B);
+  double label_ce = 0, label_acc = 0;
+  if (c->label_weight > 0 && label_contrastive(tr, &label_ce, &label_acc) != 0)
+    return fail(err, errlen, "the %s backend failed in the label term", ebm_backend_name(be));
+  if (!isfinite(label_ce))
+    return diverged(err, errlen, "diverged at step %lld: the label term is not finite",
+                    (long long)tr->step + 1);
   ebm_sumsq(be, ebm_ref_of(tr->norm), ebm_net_grads(tr->net), tr->nparams);
   float sumsq = 0;
   if (ebm_download(be, &sumsq, ebm_ref_of(tr->norm), 1) != 0)
@@ -924,6 +1099,7 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
   if (!isfinite(gnorm))
     return diverged(err, errlen, "diverged at step %lld: the gradient is not finite",
                     (long long)tr->step + 1);
+  profile_mark(tr, &t, prof ? &prof->param_s : NULL);
   ebm_adam_params hp = {.lr = c->lr, .beta1 = c->beta1, .beta2 = c->beta2, .eps = c->eps,
                         .t = tr->step + 1, .clip = c->adam_clip, .grad_scale = 1.0f};
   if (c->grad_clip > 0 && gnorm > c->grad_clip) hp.grad_scale = (float)(c->grad_clip / gnorm);
@@ -935,13 +1111,17 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
     ebm_axpy(be, ema, 1.0f - c->ema, ebm_net_params(tr->net), tr->nparams);
   }
   if (ebm_sync(be) != 0) return fail(err, errlen, "the %s backend failed during the update", ebm_backend_name(be));
+  profile_mark(tr, &t, prof ? &prof->optim_s : NULL);
+  if (prof) prof->iters++;
   tr->step++;
   if (stats) {
     stats->step = tr->step;
-    stats->loss = loss;
+    stats->loss = loss + c->label_weight * label_ce;
     stats->e_pos = ep;
     stats->e_neg = en;
     stats->grad_norm = gnorm;
+    stats->label_ce = label_ce;
+    stats->label_acc = label_acc;
   }
   return EBM_TRAIN_OK;
 }

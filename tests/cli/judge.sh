@@ -3,7 +3,9 @@
 # --help 0; bad flags exit 2 with one line; a judge trained for a few steps is written, measured
 # by `judge eval` (refusing the training seed) and reads single PNGs, sample grids (split by their
 # vkebm:* chunks) and --json; `vkebm sample` and `vkebm eval` skip the judge sitting in the models
-# folder; `eval --expr` prints its table and --json; `eval --suite --out` writes a markdown table
+# folder; `judge calibrate` records the faithful check's thresholds (and `eval` refuses a judge
+# without them); `eval --expr` prints its table and --json; `eval --save DIR` writes the grids and
+# a CSV whose rows add up to the summary; `eval --suite --out` writes a markdown table
 # with rows for missing concepts marked skipped; malformed inputs (not a PNG, a wrong-size
 # image, a concept model given as the judge, a truncated judge) exit 1 with one clear line.
 set -u
@@ -41,12 +43,21 @@ run 2 "eval bad expr" -- eval --expr "color=red AND" --judge "$T/none.safetensor
 grep -q "bad expression" "$T/err" || fail "bad expression message: $(cat "$T/err")"
 
 # a judge trained for a handful of steps
-run 0 "judge train" -- judge train --config tiny --steps 6 --batch 4 --log-every 3 --seed 5 -o "$T/models/judge.safetensors"
+run 0 "judge train" -- judge train --config tiny --steps 6 --batch 4 --log-every 3 --seed 5 --calibrate 24 -o "$T/models/judge.safetensors"
 [ -s "$T/models/judge.safetensors" ] || fail "no judge written"
 grep -q "step 6/6" "$T/err" || fail "no progress line: $(cat "$T/err")"
 "$VKEBM" inspect "$T/models/judge.safetensors" >"$T/inspect" 2>&1 || fail "inspect: $(cat "$T/inspect")"
 grep -q "vkebm-judge" "$T/inspect" || fail "judge file lacks its format marker: $(cat "$T/inspect")"
-run 0 "judge train --init" -- judge train --init "$T/models/judge.safetensors" --steps 2 --batch 4 --seed 6 --quiet -o "$T/tuned.safetensors"
+"$VKEBM" inspect "$T/models/judge.safetensors" 2>&1 | grep -q "faithful_residual = " || fail "judge train did not calibrate"
+run 0 "judge train --init" -- judge train --init "$T/models/judge.safetensors" --steps 2 --batch 4 --seed 6 --calibrate 0 --quiet -o "$T/tuned.safetensors"
+"$VKEBM" inspect "$T/tuned.safetensors" 2>&1 | grep -q "faithful_residual" && fail "--init kept the old judge's calibration"
+run 0 "judge calibrate" -- judge calibrate --model "$T/tuned.safetensors" -n 16 --seed 9 --quiet -o "$T/tuned2.safetensors"
+grep -q "residual <=" "$T/out" || fail "judge calibrate output: $(cat "$T/out")"
+"$VKEBM" inspect "$T/tuned2.safetensors" 2>&1 | grep -q "faithful_calibration = quantile 0.995" || fail "calibration not recorded: $("$VKEBM" inspect "$T/tuned2.safetensors" 2>&1)"
+run 0 "judge calibrate again" -- judge calibrate --model "$T/tuned.safetensors" -n 16 --seed 9 --quiet -o "$T/tuned3.safetensors"
+cmp -s "$T/tuned2.safetensors" "$T/tuned3.safetensors" || fail "calibration is not deterministic for a seed"
+run 2 "judge calibrate -n 1" -- judge calibrate --model "$T/tuned.safetensors" -n 1 --quiet
+one_line "judge calibrate -n 1"
 "$VKEBM" inspect "$T/tuned.safetensors" 2>&1 | grep -q "step = 8" || fail "--init: step count not continued: $("$VKEBM" inspect "$T/tuned.safetensors" 2>&1)"
 run 1 "judge train --init of a non-judge" -- judge train --init "$T/nothing.safetensors" --steps 2 --quiet -o "$T/x.safetensors"
 one_line "judge train --init of a non-judge"
@@ -90,7 +101,24 @@ run 0 "plain grid with --grid" -- judge --model "$T/models/judge.safetensors" --
 run 1 "not a grid" -- judge --model "$T/models/judge.safetensors" --quiet --grid --padding 3 "$T/big/000000.png"
 grep -q "not a grid of 8x8 cells" "$T/err" || fail "not a grid message: $(cat "$T/err")"
 run 0 "eval --expr" -- eval --expr "color=red AND NOT color=blue" -n 4 --batch 4 --steps 2 --models "$T/models" --judge "$T/models/judge.safetensors" --quiet
-grep -q "strict (all at once)" "$T/out" && grep -q "NOT color=blue" "$T/out" || fail "eval table: $(cat "$T/out")"
+grep -q "strict (faithful, all at once)" "$T/out" && grep -q "NOT color=blue" "$T/out" && grep -q "faithful (re-render" "$T/out" || fail "eval table: $(cat "$T/out")"
+run 1 "eval with an uncalibrated judge" -- eval --expr color=red -n 2 --batch 2 --steps 1 --models "$T/models" --judge "$T/tuned.safetensors" --quiet
+one_line "eval with an uncalibrated judge"
+grep -q "judge calibrate" "$T/err" || fail "uncalibrated judge message: $(cat "$T/err")"
+run 0 "eval --save" -- eval --expr "color=red AND NOT color=blue" -n 6 --batch 3 --steps 2 --models "$T/models" --judge "$T/models/judge.safetensors" --save "$T/saved" --json --quiet
+for f in samples.png rerenders.png samples.csv; do [ -s "$T/saved/$f" ] || fail "eval --save did not write $f"; done
+python3 - "$T/out" "$T/saved/samples.csv" <<'PY' || fail "eval --save: the CSV does not match the summary"
+import csv, json, sys
+d = json.load(open(sys.argv[1]))
+rows = list(csv.DictReader(open(sys.argv[2])))
+assert len(rows) == d["n"] == 6, (len(rows), d["n"])
+mean = lambda k: sum(int(r[k]) for r in rows) / len(rows)
+assert abs(mean("strict") - d["strict"]) < 1e-4 and abs(mean("faithful") - d["faithful"]) < 1e-4, d
+for t in d["terms"]:
+    assert abs(mean(t["term"]) - t["satisfied"]) < 1e-4, t
+for r in rows:
+    assert int(r["strict"]) <= int(r["faithful"]), r
+PY
 run 0 "eval --json" -- eval --expr "color=red OR color=blue" -n 4 --batch 2 --steps 2 --models "$T/models" --judge "$T/models/judge.safetensors" --json --quiet
 python3 -c "
 import json,sys
@@ -98,7 +126,8 @@ d=json.load(open(sys.argv[1]))
 assert d['n']==4 and len(d['terms'])==1 and len(d['terms'][0]['sides'])==2, d
 " "$T/out" || fail "eval --json: $(cat "$T/out")"
 run 0 "eval --suite" -- eval --suite --out "$T/suite.md" -n 2 --batch 2 --steps 1 --models "$T/models" --judge "$T/models/judge.safetensors" --quiet
-grep -q "^| # | kind | expression | strict" "$T/suite.md" || fail "suite table: $(cat "$T/suite.md")"
+grep -q "^| # | kind | expression | strict .* faithful" "$T/suite.md" || fail "suite table: $(cat "$T/suite.md")"
+grep -q "^| colour, every value | \`color=white\`" "$T/suite.md" || fail "suite lacks the per-value rows: $(cat "$T/suite.md")"
 grep -q "color=red OR color=blue" "$T/suite.md" || fail "suite lacks the disjunction row"
 grep -q "skipped .* no \`shape\` model" "$T/suite.md" || fail "missing concepts not marked skipped: $(cat "$T/suite.md")"
 run 1 "eval with no models" -- eval --expr color=red --models "$T/nothing" --judge "$T/models/judge.safetensors" --quiet

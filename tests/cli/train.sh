@@ -42,7 +42,7 @@ grep -q "step = 6" "$T/inspect" || fail "model step"
 grep -q "langevin_step_lr = " "$T/inspect" || fail "model lacks its training sampler"
 grep -q "chain_init_mean" "$T/inspect" && fail "uniform chain start recorded as a Gaussian"
 M="$T/models/color.metrics.csv"
-head -2 "$M" | tail -1 | grep -q "^step,time_s,loss,e_pos,e_neg,grad_norm,steps_per_s$" || fail "metrics header: $(head -2 "$M")"
+head -2 "$M" | tail -1 | grep -q "^step,time_s,loss,e_pos,e_neg,grad_norm,steps_per_s,label_ce,label_acc$" || fail "metrics header: $(head -2 "$M")"
 [ "$(grep -c '^[0-9]' "$M")" -eq 6 ] || fail "metrics rows: $(cat "$M")"
 grep -q "step 6/6" "$T/err" || fail "no progress line: $(cat "$T/err")"
 # --chain-init data: the fitted start is recorded in the model
@@ -99,4 +99,11 @@ expect 1 "--data-dir of another size" -- --concept size --data-dir "$T/ds" --siz
 
 # continual mode: a frozen model in the sampler
 expect 0 "--frozen" -- --concept shape --frozen "$T/models/color.safetensors=data" --frozen "$T/models/color.safetensors=red" --steps 2 -o "$T/cont.safetensors" "${TINY[@]}"
+# the flatten head: recorded in the model, and the model samples
+expect 0 "--head flatten" -- --concept position --head flatten --steps 2 -o "$T/flat.safetensors" "${TINY[@]}"
+grep -q "head = flatten" <("$VKEBM" inspect "$T/flat.safetensors" 2>&1) || fail "--head flatten not recorded"
+mkdir -p "$T/flatm" && cp "$T/flat.safetensors" "$T/flatm/"
+"$VKEBM" sample --expr "pos=(0.5,0)" -n 2 --steps 2 --models "$T/flatm" -o "$T/flat.png" --quiet ||
+  fail "sampling a flatten-head model"
+expect 2 "--head bad" -- --concept position --head conv --steps 2 -o "$T/x.safetensors" "${TINY[@]}"
 echo "train.sh: ok"
