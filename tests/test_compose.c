@@ -159,6 +159,34 @@ static void check_nested(ebm_backend *be) {
     }
     TU_CHECK(d1 > 1e-3 && d2 > 1e-3, "OR gradient differs from each operand's");
   }
+  /* the OR as a mixture: each chain's energy and gradient are exactly its drawn side's, and
+   * the sides are drawn per chain (both occur over the chains; the same seed, the same draws) */
+  ebm_composition_set_or_mixture(c, 1, 77);
+  ebm_composition_eval(c, ebm_ref_of(xb2), Eo, ebm_ref_of(g0), 1.0, err, sizeof err);
+  ebm_download(be, h0, ebm_ref_of(g0), B * N);
+  int side_a = 0, side_b = 0;
+  for (int b = 0; b < B; b++) {
+    int is_a = Eo[b] == Ea[b], is_b = Eo[b] == Eb[b];
+    side_a += is_a, side_b += is_b;
+    TU_CHECK(is_a != is_b, "mixture chain %d: energy %g is neither side's (%g, %g)", b, Eo[b],
+             Ea[b], Eb[b]);
+    const float *want = is_a ? h1 : h2;
+    TU_CHECK(!memcmp(h0 + b * N, want + b * N, N * sizeof(float)),
+             "mixture chain %d: the gradient is not its side's", b);
+  }
+  double coef[2];
+  ebm_composition_tree_value_chain(c, (double[]){0.5, 0.25}, coef, 0);
+  TU_CHECK((coef[0] == 1 && coef[1] == 0) || (coef[0] == 0 && coef[1] == 1),
+           "mixture coefficients %g %g are not one side's", coef[0], coef[1]);
+  int draws_a = 0;
+  for (int chain = 0; chain < 64; chain++) {
+    ebm_composition_tree_value_chain(c, (double[]){0.5, 0.25}, coef, chain);
+    draws_a += coef[0] == 1;
+  }
+  printf("OR mixture: sides a/b over %d chains %d/%d; over 64 chains a %d\n", B, side_a, side_b,
+         draws_a);
+  TU_CHECK(draws_a >= 16 && draws_a <= 48, "mixture sides drawn %d of 64 for a", draws_a);
+  ebm_composition_set_or_mixture(c, 0, 0);
   ebm_free(be, xb2);
   ebm_free(be, g0);
   ebm_free(be, g1);

@@ -58,7 +58,8 @@ typedef struct fixture {
 /* blocks: NULL = the tiny preset's ("1d,2,2d": identity+pool, bypass, identity+pool), else a
  * spec such as "1,2d,4,4d" that adds the other block kinds (identity without pooling, bypass
  * with pooling). */
-static int g_head_flatten; /* check_fd's networks use the flatten head */
+static int g_head_flatten;   /* check_fd's networks use the flatten head */
+static int g_coord_channels; /* ... and the coordinate planes */
 
 static void setup_blocks(fixture *f, ebm_backend *be, int sn, const char *blocks) {
   memset(f, 0, sizeof *f);
@@ -66,6 +67,7 @@ static void setup_blocks(fixture *f, ebm_backend *be, int sn, const char *blocks
   TU_CHECK(ebm_net_config_preset(&f->cfg, "tiny", L) == 0, "tiny preset");
   f->cfg.spectral_norm = sn;
   f->cfg.head_flatten = g_head_flatten;
+  f->cfg.coord_channels = g_coord_channels;
   if (blocks) TU_CHECK(ebm_net_config_parse_blocks(&f->cfg, blocks) == 0, "blocks %s", blocks);
   char err[256];
   if (ebm_net_create(&f->net, be, &f->cfg, MAXB, 7, err, sizeof err)) {
@@ -208,7 +210,18 @@ static void ref_energy(ebm_net *net, const double *P, const double *U, const dou
   char name[64];
   double *h = malloc((size_t)Bn * Wd * R * R * sizeof *h);
   double *w = ref_conv_weight(net, ref_param(net, "stem.weight"), P, U);
-  ref_conv(h, X, w, Bn, cfg->in_channels, Wd, R);
+  int Ci = cfg->in_channels + 2 * cfg->coord_channels;
+  double *Xc = malloc((size_t)Bn * Ci * R * R * sizeof *Xc); /* [x, X, Y] */
+  for (int b = 0; b < Bn; b++)
+    for (int ch = 0; ch < Ci; ch++)
+      for (int y = 0; y < R; y++)
+        for (int x = 0; x < R; x++)
+          Xc[((size_t)(b * Ci + ch) * R + y) * R + x] =
+              ch < cfg->in_channels ? X[((size_t)(b * cfg->in_channels + ch) * R + y) * R + x]
+              : ch == cfg->in_channels ? 2.0 * (x + 0.5) / R - 1.0
+                                       : 1.0 - 2.0 * (y + 0.5) / R;
+  ref_conv(h, Xc, w, Bn, Ci, Wd, R);
+  free(Xc);
   free(w);
   for (size_t i = 0; i < (size_t)Bn * Wd * R * R; i++) h[i] = ref_swish1(h[i]);
   int cin = Wd, H = R;
@@ -732,7 +745,9 @@ int main(void) {
   check_fd(be, 1, "1,2d,4,4d");
   g_head_flatten = 1; /* the head as a linear map of the whole last feature map */
   check_fd(be, 1, NULL);
-  g_head_flatten = 0;
+  g_coord_channels = 1; /* and coordinate planes appended to the input (CoordConv) */
+  check_fd(be, 1, NULL);
+  g_head_flatten = g_coord_channels = 0;
   check_determinism_and_accumulation(be);
   check_model_files(be);
   fprintf(stderr, "worst finite-difference relative error: %.2e (bound %.0e)\n", worst_overall,

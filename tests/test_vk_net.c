@@ -150,6 +150,8 @@ int main(void) {
   for (int i = 0; i < 2; i++) check_case(cpu, vk, &small, "small (R32 W8 1d,2d,2d)", batches[i]);
   small.head_flatten = 1;
   check_case(cpu, vk, &small, "small, flatten head", 3);
+  small.coord_channels = 1;
+  check_case(cpu, vk, &small, "small, flatten head and coordinate planes", 3);
   ebm_backend_destroy(cpu);
   tu_backend_done(vk);
   return tu_finish("test_vk_net");

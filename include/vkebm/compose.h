@@ -5,6 +5,7 @@
  *   term  E_k(x) = E(x | c_k) of its model
  *   AND   E = sum_i E_i
  *   OR    E = -T logsumexp_i(-E_i / T),   dE = sum_i softmax_i(-E_/T) dE_i
+ *         (or, as a mixture, each chain's drawn side: ebm_composition_set_or_mixture)
  *   NOT   E = -alpha E_child
  *   w*e   E = w E_e
  * Per step, only per-chain numbers cross to the host: each term's energy per chain comes down,
@@ -51,6 +52,18 @@ const float *ebm_composition_term_energies(const ebm_composition *c);
  * viewer. */
 double ebm_composition_tree_value(const ebm_composition *c, const double *term_energy,
                                   double *coef);
+
+/* The same for chain `chain` of the composition: with the OR mixture on, each OR takes the side
+ * that chain samples (chain < 0: the soft OR). */
+double ebm_composition_tree_value_chain(const ebm_composition *c, const double *term_energy,
+                                        double *coef, int chain);
+
+/* Exact mixture sampling of disjunctions: with on, each chain draws one side of every OR
+ * uniformly (a function of seed, chain and the OR's place in reading order) and samples that
+ * side's energy alone, so A OR B gives a mixture of A's and B's samples whatever the models'
+ * energy offsets (the soft -T logsumexp puts every chain on the side whose energy is lower at
+ * the start when the offsets differ). Off (the default): the paper's soft OR. */
+void ebm_composition_set_or_mixture(ebm_composition *c, int on, uint32_t seed);
 
 /* Writes the parsed tree, one node a line, with each term's model, and the energy formula the
  * tree stands for. */

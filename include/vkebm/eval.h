@@ -77,6 +77,7 @@ typedef struct ebm_eval_settings {
   int step_given, noise_given; /* sc's step/noise were chosen: learned models' hints unused */
   ebm_eval_scoring scoring;
   int frechet;            /* 1: also compute the Frechet distances (default) */
+  int or_mixture;         /* 1: sample each OR as a mixture (ebm_composition_set_or_mixture) */
   ebm_eval_progress_fn progress; /* optional */
   void *progress_ctx;
 } ebm_eval_settings;

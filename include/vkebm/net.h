@@ -7,6 +7,7 @@
  *
  * Architecture (recipe.md §1), for resolution R, base width W, blocks k = 0..n-1:
  *   h0 = swish(conv3x3_sn(x; 3 -> W))                                  [B, W, R, R]
+ *        (with coord_channels, x is [x, X, Y]: 5 -> W, X and Y constant coordinate planes)
  *   block k (cin -> cout = W * mult[k], down[k]):
  *     a   = swish(conv1_sn(h + c·GB1))                                 GB1: [L, cin]
  *     b   = conv2_sn(a + c·GB2) * (c·G2 + CB2)                         GB2: [L, cout], G2: [L, cout], CB2: [cout]
@@ -40,6 +41,11 @@ typedef struct ebm_net_config {
   int block_down[EBM_MAX_BLOCKS]; /* 1: 2x2 average pool at the end of block k */
   int label_dim;             /* L: length of the label vector c (>= 1) */
   int spectral_norm;         /* 1: conv weights spectrally normalised (one power iteration) */
+  int coord_channels;        /* 1: two constant planes (x from -1 at the left to +1 at the
+                                right, y from +1 at the top to -1 at the bottom: CoordConv, as
+                                the judge's) are appended to the input inside the network, so
+                                the stem reads in_channels + 2 and callers still pass
+                                [B, in_channels, R, R] */
   int head_flatten;          /* 0: e = head(mean_pool(h_n)), the paper's; 1: e = a linear map of
                                 the whole last feature map [C, H, H] (keeps where things are:
                                 a mean pool throws away absolute position) */

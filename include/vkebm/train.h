@@ -157,7 +157,8 @@ int ebm_trainer_save_model(ebm_trainer *tr, const char *path, int use_ema, char 
 int ebm_train_label_info(const ebm_train_config *cfg, ebm_model_info *info, char *err,
                          size_t errlen);
 
-/* The negatives of the last iteration, [B,3,R,R] on the host (for previews and tests). */
+/* The negatives of the last iteration, [B,3,R,R] on the host (for previews and tests); -1
+ * before the first iteration. */
 int ebm_trainer_negatives(ebm_trainer *tr, float *out);
 
 #endif /* VKEBM_TRAIN_H */

@@ -69,6 +69,8 @@ static void usage(FILE *f) {
           "  --size-tol V       default 0.1\n"
           "  --pos-tol V        default 0.25\n"
           "  --no-frechet       skip the Frechet distances\n"
+          "  --or-mixture       sample each OR as a mixture (every chain draws a side) instead\n"
+          "                     of the paper's soft -T logsumexp\n"
           "  --json             one JSON object (--expr) or array (--suite) on stdout\n"
           "  --backend B        cpu (default), vulkan or auto\n"
           "  --quiet            no progress on stderr\n");
@@ -326,7 +328,8 @@ static void fd_text(char *buf, size_t len, const ebm_eval_result *r) {
 int cmd_eval(int argc, char **argv) {
   enum {
     O_EXPR = 256, O_SUITE, O_OUT, O_BATCH, O_STEPS, O_SEED, O_MODELS, O_ANALYTIC, O_JUDGE,
-    O_SIZE_TOL, O_POS_TOL, O_JSON, O_BACKEND, O_QUIET, O_STEP, O_NOISE, O_SAVE, O_NO_FRECHET
+    O_SIZE_TOL, O_POS_TOL, O_JSON, O_BACKEND, O_QUIET, O_STEP, O_NOISE, O_SAVE, O_NO_FRECHET,
+    O_OR_MIXTURE
   };
   static const struct option opts[] = {
       {"expr", required_argument, 0, O_EXPR},     {"suite", no_argument, 0, O_SUITE},
@@ -338,6 +341,7 @@ int cmd_eval(int argc, char **argv) {
       {"backend", required_argument, 0, O_BACKEND}, {"quiet", no_argument, 0, O_QUIET},
       {"step-size", required_argument, 0, O_STEP}, {"noise", required_argument, 0, O_NOISE},
       {"save", required_argument, 0, O_SAVE},     {"no-frechet", no_argument, 0, O_NO_FRECHET},
+      {"or-mixture", no_argument, 0, O_OR_MIXTURE},
       {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
   runner run;
   memset(&run, 0, sizeof run);
@@ -359,6 +363,7 @@ int cmd_eval(int argc, char **argv) {
     case O_OUT: out = optarg; break;
     case O_SAVE: run.save = optarg; break;
     case O_NO_FRECHET: st->frechet = 0; break;
+    case O_OR_MIXTURE: st->or_mixture = 1; break;
     case 'n':
       if (cli_parse_int(optarg, 1, 1000000, &l))
         return cli_usage(CMD_NAME, "-n: expected 1..1000000, got '%s'", optarg);
@@ -619,13 +624,13 @@ int cmd_eval(int argc, char **argv) {
   ebm_sampler_config used;
   ebm_eval_sampler(st, &set, &used);
   fprintf(mf, "\n%d of %d rows scored, %d met their target. %d samples per expression (a sweep "
-              "row: per value), seed %u, sampler: %s, %d steps of %g with noise %g; models: %s "
-              "(%s); size tolerance %.2f, position tolerance %.2f. Faithful: the judge reads a "
+              "row: per value), seed %u, sampler: %s, %d steps of %g with noise %g%s; models: "
+              "%s (%s); size tolerance %.2f, position tolerance %.2f. Faithful: the judge reads a "
               "render and its re-render explains the sample (residual <= %.4f / %.4f for one / "
               "two objects, ratio <= %.3f / %.3f; %s). Unverified: what the judge's readings "
               "alone score.\n",
           scored, SUITE_ROWS, met_all, st->n, st->seed, ebm_sampler_name(used.kind), used.steps,
-          used.step_size, used.noise_std, st->analytic ? "analytic" : models, names,
+          used.step_size, used.noise_std, st->or_mixture ? ", ORs as mixtures" : "", st->analytic ? "analytic" : models, names,
           st->scoring.size_tol, st->scoring.pos_tol, st->scoring.thr.residual[0],
           st->scoring.thr.residual[1], st->scoring.thr.ratio[0], st->scoring.thr.ratio[1],
           st->scoring.thr.how);

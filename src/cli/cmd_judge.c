@@ -208,13 +208,7 @@ static int make_parent_dirs(const char *path) {
   char *slash = strrchr(buf, '/');
   if (!slash || slash == buf) return 0;
   *slash = 0;
-  for (char *p = buf + 1; *p; p++) {
-    if (*p != '/') continue;
-    *p = 0;
-    if (mkdir(buf, 0777) != 0 && errno != EEXIST) return -1;
-    *p = '/';
-  }
-  return mkdir(buf, 0777) != 0 && errno != EEXIST ? -1 : 0;
+  return cli_mkdir_p(buf);
 }
 
 static int judge_train(opts *o) {

@@ -48,6 +48,8 @@ static void usage(FILE *f) {
           "  --head mean|flatten  energy head: a linear map of the mean-pooled last features\n"
           "                       (default, the paper's) or of the whole last feature map\n"
           "                       (keeps where things are)\n"
+          "  --coords             append two coordinate planes (x, y in [-1, 1]) to the\n"
+          "                       network's input (CoordConv), so it can tell where it is\n"
           "training:\n"
           "  --steps N            total iterations (default 10000)\n"
           "  --batch B            default 16\n"
@@ -161,7 +163,7 @@ static void format_duration(char *out, size_t len, double s) {
 }
 
 enum {
-  O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_HEAD, O_STEPS, O_BATCH,
+  O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_HEAD, O_COORDS, O_STEPS, O_BATCH,
   O_LR, O_NO_ADAM_CLIP, O_GRAD_CLIP, O_LSTEPS, O_STEP_LR, O_NOISE, O_REPLAY, O_BUFFER,
   O_RESERVOIR, O_ALPHA, O_EMA, O_LABEL_W, O_LABEL_T, O_LABEL_K, O_FROZEN, O_SEED, O_CKPT, O_CKPT_EVERY, O_RESUME, O_METRICS,
   O_LOG_EVERY, O_BACKEND, O_MAX_ENERGY, O_PREVIEW, O_CHAIN_INIT
@@ -196,7 +198,7 @@ int cmd_train(int argc, char **argv) {
       {"data-dir", required_argument, 0, O_DATA_DIR}, {"size", required_argument, 0, O_SIZE},
       {"config", required_argument, 0, O_CONFIG}, {"width", required_argument, 0, O_WIDTH},
       {"blocks", required_argument, 0, O_BLOCKS}, {"steps", required_argument, 0, O_STEPS},
-      {"head", required_argument, 0, O_HEAD},
+      {"head", required_argument, 0, O_HEAD},     {"coords", no_argument, 0, O_COORDS},
       {"batch", required_argument, 0, O_BATCH}, {"lr", required_argument, 0, O_LR},
       {"no-adam-clip", no_argument, 0, O_NO_ADAM_CLIP},
       {"grad-clip", required_argument, 0, O_GRAD_CLIP},
@@ -222,7 +224,7 @@ int cmd_train(int argc, char **argv) {
   const char *preview = NULL;
   const char *blocks = NULL, *head = NULL, *out = NULL, *ckpt_arg = NULL, *resume = NULL, *metrics_arg = NULL;
   const char *frozen_args[EBM_TRAIN_MAX_FROZEN];
-  int nfrozen = 0, quiet = 0, no_adam_clip = 0, reservoir = 0, chain_init = -1;
+  int nfrozen = 0, quiet = 0, no_adam_clip = 0, reservoir = 0, chain_init = -1, coords = 0;
   long size = 0, width = 0, steps = 10000, batch = -1, lsteps = -1, buffer = -1, seed = -1;
   long ckpt_every = 500, log_every = 50;
   double max_energy = -1;
@@ -257,6 +259,7 @@ int cmd_train(int argc, char **argv) {
         return cli_usage(CMD_NAME, "--head: expected mean or flatten, got '%s'", optarg);
       head = optarg;
       break;
+    case O_COORDS: coords = 1; break;
     case O_STEPS: INT_OPT(steps, 1, EBM_TRAIN_MAX_STEPS, "steps")
     case O_BATCH: INT_OPT(batch, 1, 4096, "batch")
     case O_LR: FLT_OPT(lr, 1e-12, 1, "lr")
@@ -314,6 +317,7 @@ int cmd_train(int argc, char **argv) {
       return cli_usage(CMD_NAME, "%s", err);
     if (width > 0) cfg.net.base_width = (int)width;
     if (head) cfg.net.head_flatten = !strcmp(head, "flatten");
+    if (coords) cfg.net.coord_channels = 1;
     if (blocks && ebm_net_config_parse_blocks(&cfg.net, blocks) != 0)
       return cli_usage(CMD_NAME, "--blocks '%s': expected e.g. 1d,2d,2d,2", blocks);
     if (data_dir) {

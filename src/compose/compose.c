@@ -2,6 +2,7 @@
  * Owns the per-model groups (stacked inputs, energies, coefficients, input gradients), the
  * per-chain evaluation of the tree on the host, and the explanation text. */
 #include "vkebm/compose.h"
+#include "vkebm/shared.h"
 
 #include <math.h>
 #include <stdarg.h>
@@ -34,7 +35,26 @@ struct ebm_composition {
   group groups[32];
   float *term_energy;  /* [num_terms, B] */
   double *E, *coef;    /* [num_terms] scratch */
+  int or_mixture;      /* 1: each chain samples one side of every OR (ebm_composition_set_or_mixture) */
+  uint32_t or_seed;
 };
+
+#define OR_STREAM 0x4f52u
+
+/* How one chain's tree is read: soft ORs (chain < 0 or the composition's default), or each OR's
+ * side drawn for this chain. or_k numbers the ORs in reading order. */
+typedef struct tree_ctx {
+  const ebm_composition *c;
+  int chain;
+  int or_k;
+} tree_ctx;
+
+/* The side of the next OR (of nc children) this chain samples, or -1 for the soft OR. */
+static int or_side(tree_ctx *t, int nc) {
+  int k = t->or_k++;
+  if (!t->c->or_mixture || t->chain < 0) return -1;
+  return (int)(vkebm_rng_u32(t->c->or_seed, OR_STREAM, (u32)t->chain, (u32)k) % (u32)nc);
+}
 
 static void collect_terms(const expr_node *n, const expr_node **out, int *k) {
   if (n->kind == EXPR_TERM) {
@@ -247,22 +267,24 @@ const float *ebm_composition_term_energies(const ebm_composition *c) { return c-
 
 /* ---- the tree on the host, per chain -------------------------------------------------------- */
 
-static double node_value(const expr_node *n, const double *E, int *k) {
+static double node_value(const expr_node *n, const double *E, int *k, tree_ctx *t) {
   double v = 0.0;
   switch (n->kind) {
   case EXPR_TERM: v = E[(*k)++]; break;
   case EXPR_AND:
-    for (int i = 0; i < n->num_children; i++) v += node_value(n->children[i], E, k);
+    for (int i = 0; i < n->num_children; i++) v += node_value(n->children[i], E, k, t);
     break;
-  case EXPR_NOT: v = -(double)n->param * node_value(n->children[0], E, k); break;
+  case EXPR_NOT: v = -(double)n->param * node_value(n->children[0], E, k, t); break;
   case EXPR_OR: {
     double T = n->param, m = -INFINITY, vals[64], s = 0.0;
-    int nc = n->num_children < 64 ? n->num_children : 64;
+    int nc = n->num_children < 64 ? n->num_children : 64, side = or_side(t, nc);
     for (int i = 0; i < n->num_children; i++) {
-      double vi = node_value(n->children[i], E, k);
+      double vi = node_value(n->children[i], E, k, t);
+      if (i == side) v = vi;
       if (i < 64) vals[i] = -vi / T;
       if (i < 64 && vals[i] > m) m = vals[i];
     }
+    if (side >= 0) break; /* a mixture: this chain's side alone */
     for (int i = 0; i < nc; i++) s += exp(vals[i] - m);
     v = -T * (m + log(s));
   } break;
@@ -271,40 +293,56 @@ static double node_value(const expr_node *n, const double *E, int *k) {
 }
 
 /* Adds c * d value(n) / d E_k into coef for every term k under n. */
-static void node_backprop(const expr_node *n, const double *E, int *k, double c, double *coef) {
+static void node_backprop(const expr_node *n, const double *E, int *k, double c, double *coef,
+                          tree_ctx *t) {
   c *= n->weight;
   switch (n->kind) {
   case EXPR_TERM: coef[(*k)++] += c; break;
   case EXPR_AND:
-    for (int i = 0; i < n->num_children; i++) node_backprop(n->children[i], E, k, c, coef);
+    for (int i = 0; i < n->num_children; i++) node_backprop(n->children[i], E, k, c, coef, t);
     break;
-  case EXPR_NOT: node_backprop(n->children[0], E, k, -(double)n->param * c, coef); break;
+  case EXPR_NOT: node_backprop(n->children[0], E, k, -(double)n->param * c, coef, t); break;
   case EXPR_OR: {
     double T = n->param, m = -INFINITY, vals[64], s = 0.0;
-    int nc = n->num_children < 64 ? n->num_children : 64;
-    int k0 = *k;
+    int nc = n->num_children < 64 ? n->num_children : 64, side = or_side(t, nc);
+    int k0 = *k, or0 = t->or_k;
     for (int i = 0; i < nc; i++) {
-      vals[i] = -node_value(n->children[i], E, k) / T;
+      vals[i] = -node_value(n->children[i], E, k, t) / T;
       if (vals[i] > m) m = vals[i];
     }
     for (int i = 0; i < nc; i++) s += exp(vals[i] - m);
     *k = k0;
-    for (int i = 0; i < nc; i++)
-      node_backprop(n->children[i], E, k, c * exp(vals[i] - m) / s, coef);
+    t->or_k = or0; /* the children's ORs again, in the same order */
+    for (int i = 0; i < nc; i++) {
+      double w = side >= 0 ? (i == side) : exp(vals[i] - m) / s;
+      node_backprop(n->children[i], E, k, c * w, coef, t);
+    }
   } break;
   }
 }
 
-double ebm_composition_tree_value(const ebm_composition *c, const double *term_energy,
-                                  double *coef) {
+double ebm_composition_tree_value_chain(const ebm_composition *c, const double *term_energy,
+                                        double *coef, int chain) {
   int k = 0;
-  double v = node_value(c->tree, term_energy, &k);
+  tree_ctx t = {c, chain, 0};
+  double v = node_value(c->tree, term_energy, &k, &t);
   if (coef) {
-    for (int t = 0; t < c->num_terms; t++) coef[t] = 0.0;
+    for (int i = 0; i < c->num_terms; i++) coef[i] = 0.0;
     k = 0;
-    node_backprop(c->tree, term_energy, &k, 1.0, coef);
+    t.or_k = 0;
+    node_backprop(c->tree, term_energy, &k, 1.0, coef, &t);
   }
   return v;
+}
+
+double ebm_composition_tree_value(const ebm_composition *c, const double *term_energy,
+                                  double *coef) {
+  return ebm_composition_tree_value_chain(c, term_energy, coef, -1);
+}
+
+void ebm_composition_set_or_mixture(ebm_composition *c, int on, uint32_t seed) {
+  c->or_mixture = on;
+  c->or_seed = seed;
 }
 
 int ebm_composition_eval(ebm_composition *c, ebm_ref x, double *energy, ebm_ref grad,
@@ -337,7 +375,7 @@ int ebm_composition_eval(ebm_composition *c, ebm_ref x, double *energy, ebm_ref 
   /* 2. the tree per chain */
   for (int b = 0; b < B; b++) {
     for (int t = 0; t < c->num_terms; t++) c->E[t] = c->term_energy[(size_t)t * B + b];
-    double v = ebm_composition_tree_value(c, c->E, grad.buf ? c->coef : NULL);
+    double v = ebm_composition_tree_value_chain(c, c->E, grad.buf ? c->coef : NULL, b);
     if (energy) energy[b] = scale * v;
     if (!isfinite(v)) {
       snprintf(err, errlen, "the composed energy of chain %d is not finite", b);

@@ -757,6 +757,7 @@ int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge,
   for (int first = 0, k = 0; first < s->n; first += B, k++) {
     int m = s->n - first < B ? s->n - first : B;
     sc.seed = s->seed + (uint32_t)k;
+    ebm_composition_set_or_mixture(comp, s->or_mixture, sc.seed);
     /* the composition is sized for B chains: a short last batch still runs B, keeps m */
     /* chains start as `vkebm sample`'s: the models' recorded start, else uniform noise */
     ebm_sampler_init_for_set(set, x, B, (int)N, sc.seed);

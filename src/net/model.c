@@ -167,6 +167,10 @@ static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t 
   if (head && strcmp(head, "mean") && strcmp(head, "flatten"))
     return fail(err, errlen, "model metadata 'head' = '%.20s' (expected mean or flatten)", head);
   cfg->head_flatten = head && !strcmp(head, "flatten");
+  const char *coords = st_meta_get(f, "coord_channels"); /* absent: none */
+  if (coords && strcmp(coords, "0") && strcmp(coords, "1"))
+    return fail(err, errlen, "model metadata 'coord_channels' = '%.20s' (expected 0 or 1)", coords);
+  cfg->coord_channels = coords && !strcmp(coords, "1");
   const char *blocks = need(f, "blocks", err, errlen);
   if (!blocks) return -1;
   if (ebm_net_config_parse_blocks(cfg, blocks))
@@ -350,6 +354,7 @@ int ebm_model_save(const char *path, ebm_net *net, const ebm_model_info *info,
   META_INT("label_dim", L);
   META_INT("spectral_norm", cfg->spectral_norm);
   if (cfg->head_flatten) META("head", "flatten");
+  if (cfg->coord_channels) META("coord_channels", "1");
   META("concept", meta.concept);
   META("label_kind", meta.label_kind == EBM_LABEL_ONEHOT ? "onehot" : "vector");
   buf[0] = 0;

@@ -62,6 +62,7 @@ struct ebm_net {
   conv_layer *convs[EBM_MAX_PARAMS]; /* every conv, in parameter order */
 
   size_t stem_pre, stem_out;   /* acts offsets */
+  size_t xin;                  /* acts offset: [max_batch, in + 2, R, R] with coord_channels */
   size_t slot_floats;          /* one dacts slot: max_batch * the largest per-image tensor */
   size_t ping[2], scratch[5];  /* dacts offsets */
   size_t dw_sn_scratch;        /* dacts offset, largest conv weight */
@@ -201,7 +202,7 @@ int ebm_net_config_equal(const ebm_net_config *a, const ebm_net_config *b) {
   if (a->resolution != b->resolution || a->in_channels != b->in_channels ||
       a->base_width != b->base_width || a->num_blocks != b->num_blocks ||
       a->label_dim != b->label_dim || a->spectral_norm != b->spectral_norm ||
-      a->head_flatten != b->head_flatten)
+      a->head_flatten != b->head_flatten || a->coord_channels != b->coord_channels)
     return 0;
   for (int k = 0; k < a->num_blocks && k < EBM_MAX_BLOCKS; k++)
     if (a->block_mult[k] != b->block_mult[k] || a->block_down[k] != b->block_down[k]) return 0;
@@ -211,8 +212,9 @@ int ebm_net_config_equal(const ebm_net_config *a, const ebm_net_config *b) {
 void ebm_net_config_describe(const ebm_net_config *cfg, char *out, size_t len) {
   char blocks[64];
   ebm_net_config_blocks_string(cfg, blocks, sizeof blocks);
-  snprintf(out, len, "R=%d W=%d blocks=%s L=%d sn=%d%s", cfg->resolution, cfg->base_width,
-           blocks, cfg->label_dim, cfg->spectral_norm, cfg->head_flatten ? " head=flatten" : "");
+  snprintf(out, len, "R=%d W=%d blocks=%s L=%d sn=%d%s%s", cfg->resolution, cfg->base_width,
+           blocks, cfg->label_dim, cfg->spectral_norm, cfg->coord_channels ? " coords" : "",
+           cfg->head_flatten ? " head=flatten" : "");
 }
 
 /* FLOPs counted: the multiply-adds of every convolution and of the head's linear layer
@@ -222,7 +224,7 @@ double ebm_net_forward_flops(const ebm_net_config *cfg) {
   double macs = 0;
   double H = cfg->resolution;
   int cin = cfg->base_width;
-  macs += (double)cfg->in_channels * cin * 9 * H * H;
+  macs += (double)(cfg->in_channels + 2 * cfg->coord_channels) * cin * 9 * H * H;
   for (int k = 0; k < cfg->num_blocks; k++) {
     int cout = cfg->base_width * cfg->block_mult[k];
     macs += (double)cin * cout * 9 * H * H;  /* conv1 */
@@ -294,10 +296,15 @@ static int plan(ebm_net *net) {
   const ebm_net_config *cfg = &net->cfg;
   size_t B = (size_t)net->max_batch;
   int R = cfg->resolution, W = cfg->base_width;
-  size_t largest = (size_t)cfg->in_channels * R * R; /* per image, floats */
+  const int Ci = cfg->in_channels + 2 * cfg->coord_channels; /* what the stem reads */
+  size_t largest = (size_t)Ci * R * R; /* per image, floats */
   char name[48];
 
-  if (add_conv(net, &net->stem, "stem.weight", cfg->in_channels, W)) return -1;
+  if (add_conv(net, &net->stem, "stem.weight", Ci, W)) return -1;
+  if (cfg->coord_channels) {
+    net->xin = net->act_floats;
+    net->act_floats += align_up(B * Ci * R * R);
+  }
   net->stem_pre = net->act_floats;
   net->act_floats += align_up(B * W * R * R);
   net->stem_out = net->act_floats;
@@ -459,6 +466,27 @@ static void init_params(ebm_net *net, float *host, float *host_u, uint64_t seed)
   }
 }
 
+/* The constant planes of every image slot of xin: X = 2 (x + 0.5) / R - 1 (left to right),
+ * Y = 1 - 2 (y + 0.5) / R (top to bottom), after the in_channels image planes. */
+static int fill_coordinates(ebm_net *net) {
+  const ebm_net_config *cfg = &net->cfg;
+  int R = cfg->resolution, Ci = cfg->in_channels + 2;
+  size_t plane = (size_t)R * R;
+  float *xy = malloc(2 * plane * sizeof *xy);
+  if (!xy) return -1;
+  for (int y = 0; y < R; y++)
+    for (int x = 0; x < R; x++) {
+      xy[(size_t)y * R + x] = 2.0f * ((float)x + 0.5f) / (float)R - 1.0f;
+      xy[plane + (size_t)y * R + x] = 1.0f - 2.0f * ((float)y + 0.5f) / (float)R;
+    }
+  int rc = 0;
+  for (int b = 0; b < net->max_batch && rc == 0; b++)
+    rc = ebm_upload(net->be, aref(net, net->xin + ((size_t)b * Ci + cfg->in_channels) * plane), xy,
+                    2 * plane);
+  free(xy);
+  return rc;
+}
+
 int ebm_net_create(ebm_net **out, ebm_backend *be, const ebm_net_config *cfg, int max_batch,
                    uint64_t seed, char *err, size_t errlen) {
   *out = NULL;
@@ -533,6 +561,7 @@ int ebm_net_create(ebm_net **out, ebm_backend *be, const ebm_net_config *cfg, in
   if (rc == 0 && net->u_floats) rc = ebm_upload(be, ebm_ref_of(net->u_buf), host_u, net->u_floats);
   free(host);
   free(host_u);
+  if (rc == 0 && cfg->coord_channels) rc = fill_coordinates(net);
   if (rc) {
     snprintf(err, errlen, "cannot upload the initial parameters");
     ebm_net_destroy(net);
@@ -637,8 +666,17 @@ ebm_ref ebm_net_forward_features(ebm_net *net, ebm_ref x, ebm_ref c, int B) {
   net->last_c = c;
   net->last_B = B;
 
+  /* with coordinate planes, the stem reads [x, X, Y]: x goes into the first planes of each
+   * image's slot (the coordinates were written once, at creation) */
+  const int Ci = cfg->in_channels + 2 * cfg->coord_channels;
+  if (cfg->coord_channels) {
+    size_t n = (size_t)cfg->in_channels * R * R, slot = (size_t)Ci * R * R;
+    for (int b = 0; b < B; b++)
+      ebm_scale(be, aref(net, net->xin + b * slot), 1.0f, ebm_at(x, b * n), n);
+    x = net->last_x = aref(net, net->xin);
+  }
   /* h0 = swish(conv_sn(x)) */
-  ebm_conv3x3_forward(be, aref(net, net->stem_pre), x, net->stem.w_sn, B, cfg->in_channels, W, R, R);
+  ebm_conv3x3_forward(be, aref(net, net->stem_pre), x, net->stem.w_sn, B, Ci, W, R, R);
   ebm_swish_forward(be, aref(net, net->stem_out), aref(net, net->stem_pre), (size_t)B * W * R * R);
   ebm_ref h = aref(net, net->stem_out);
 
@@ -780,7 +818,13 @@ static void trunk_backward(ebm_net *net, ebm_ref g, ebm_ref dx, ebm_ref dc, int 
   }
   /* h0 = swish(conv_sn(x)) */
   ebm_swish_backward(be, S[0], g, aref(net, net->stem_pre), (size_t)B * W * R * R);
-  if (dx.buf)
-    ebm_conv3x3_backward_input(be, dx, S[0], net->stem.w_sn, B, cfg->in_channels, W, R, R);
+  const int Ci = cfg->in_channels + 2 * cfg->coord_channels;
+  if (dx.buf && !cfg->coord_channels)
+    ebm_conv3x3_backward_input(be, dx, S[0], net->stem.w_sn, B, Ci, W, R, R);
+  if (dx.buf && cfg->coord_channels) { /* the image planes of d[x, X, Y] (S1 is free here) */
+    ebm_conv3x3_backward_input(be, S[1], S[0], net->stem.w_sn, B, Ci, W, R, R);
+    size_t n = (size_t)cfg->in_channels * R * R, slot = (size_t)Ci * R * R;
+    for (int b = 0; b < B; b++) ebm_scale(be, ebm_at(dx, b * n), 1.0f, ebm_at(S[1], b * slot), n);
+  }
   if (pg) conv_weight_grad(net, &net->stem, S[0], net->last_x, B, R);
 }

@@ -879,7 +879,7 @@ int ebm_trainer_create(ebm_trainer **out, ebm_backend *be, const ebm_train_confi
   tr->adam_v = ebm_alloc(be, tr->nparams);
   tr->norm = ebm_alloc(be, 1);
   tr->replay = calloc((size_t)c->buffer_size, tr->npix);
-  tr->h_x = malloc((size_t)B * tr->npix * sizeof(float));
+  tr->h_x = calloc((size_t)B * tr->npix, sizeof(float));
   tr->h_c = malloc((size_t)B * L * sizeof(float));
   const int K = label_candidates(tr);
   tr->h_cand = malloc((size_t)K * B * L * sizeof(float));
@@ -987,8 +987,11 @@ ebm_net *ebm_trainer_net(ebm_trainer *tr) { return tr->net; }
 ebm_net *ebm_trainer_ema_net(ebm_trainer *tr) { return tr->ema; }
 
 int ebm_trainer_negatives(ebm_trainer *tr, float *out) {
-  return ebm_download(tr->be, out, ebm_at(ebm_ref_of(tr->x), (size_t)tr->cfg.batch * tr->npix),
-                      (size_t)tr->cfg.batch * tr->npix);
+  /* the host copy the step took for the replay buffer: the device half of x that held them is
+   * reused by the label-contrastive term */
+  if (tr->step == 0) return -1;
+  memcpy(out, tr->h_x, (size_t)tr->cfg.batch * tr->npix * sizeof *out);
+  return 0;
 }
 
 /* ---- one iteration ------------------------------------------------------------------------ */

@@ -99,9 +99,11 @@ expect 1 "--data-dir of another size" -- --concept size --data-dir "$T/ds" --siz
 
 # continual mode: a frozen model in the sampler
 expect 0 "--frozen" -- --concept shape --frozen "$T/models/color.safetensors=data" --frozen "$T/models/color.safetensors=red" --steps 2 -o "$T/cont.safetensors" "${TINY[@]}"
-# the flatten head: recorded in the model, and the model samples
-expect 0 "--head flatten" -- --concept position --head flatten --steps 2 -o "$T/flat.safetensors" "${TINY[@]}"
-grep -q "head = flatten" <("$VKEBM" inspect "$T/flat.safetensors" 2>&1) || fail "--head flatten not recorded"
+# the flatten head and the coordinate planes: recorded in the model, and the model samples
+expect 0 "--head flatten --coords" -- --concept position --head flatten --coords --steps 2 -o "$T/flat.safetensors" "${TINY[@]}"
+"$VKEBM" inspect "$T/flat.safetensors" >"$T/flat.inspect" 2>&1
+grep -q "head = flatten" "$T/flat.inspect" && grep -q "coord_channels = 1" "$T/flat.inspect" &&
+  grep -q "stem.weight .*\[4, 5, 3, 3\]" "$T/flat.inspect" || fail "--head flatten --coords not recorded: $(cat "$T/flat.inspect")"
 mkdir -p "$T/flatm" && cp "$T/flat.safetensors" "$T/flatm/"
 "$VKEBM" sample --expr "pos=(0.5,0)" -n 2 --steps 2 --models "$T/flatm" -o "$T/flat.png" --quiet ||
   fail "sampling a flatten-head model"
