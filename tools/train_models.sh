@@ -1,27 +1,72 @@
 #!/usr/bin/env bash
-# train_models.sh: trains the four shipped concept models (models/{position,size,shape,color}
-# .safetensors) the way they were made: 32x32 `small32` networks on fresh `general` renders,
-# cpu backend, one thread each, all four at once (on 2 cores each gets about half a core).
-#   tools/train_models.sh [STEPS] [OUTDIR]      defaults: 100000 (stop with Ctrl-C / SIGTERM) runs/
-# Each run writes OUTDIR/C/{C.safetensors, C.ckpt.safetensors, C.metrics.csv, neg.png, train.log}.
-# A run stopped early keeps its checkpoint; turn it into a model (the EMA weights) with
-#   vkebm train --resume OUTDIR/C/C.ckpt.safetensors --steps N -o models/C.safetensors
-# where N is the checkpoint's step (`vkebm inspect` shows it). docs/training.md has the reasons
-# for each flag (the flat data-fitted chain start, step 10 / noise 0.005, 20 steps, buffer 1000).
+# train_models.sh: trains the concept models in slices that outlive a session. Each concept's
+# whole training state lives in a committed checkpoint, models/ckpt/C.ckpt.safetensors (weights,
+# Adam moments, the uint8 replay buffer, counters); a slice resumes it, trains for a wall-clock
+# budget, and stops with SIGTERM, which makes `vkebm train` write the checkpoint back. Commit
+# models/ckpt/ after a slice and the next session continues where this one stopped.
+#
+#   tools/train_models.sh [--minutes M] [--concepts "position size shape color"] [--fresh] [--threads T]
+#
+# --fresh starts a concept from scratch with the current recipe (below) even when its checkpoint
+# exists. Runs go side by side, VKEBM_THREADS=T each (default 1), nice 5; the model of each
+# slice is written to runs/C/C.safetensors (the trained weights): models/C.safetensors is only
+# replaced by hand, after `vkebm eval` on held-out seeds says it is better.
+# models/ckpt/C.log gets one line per slice: date, first and last step, wall seconds, command.
+#
+# The recipe (docs/training.md, ablation table): small32 with coordinate planes and the flatten
+# head, 20 Langevin steps of 10 with noise 0.005, buffer 1000, lr 5e-4, trained weights sample
+# (--ema 0), flat data-fitted chain starts.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-STEPS=${1:-100000}
-OUT=${2:-runs}
+MINUTES=60
+CONCEPTS="position size shape color"
+FRESH=0
+THREADS=1
+while [ $# -gt 0 ]; do
+  case "$1" in
+    --minutes) MINUTES=$2; shift 2 ;;
+    --concepts) CONCEPTS=$2; shift 2 ;;
+    --fresh) FRESH=1; shift ;;
+    --threads) THREADS=$2; shift 2 ;;
+    -h|--help) sed -n '2,18p' "$0"; exit 0 ;;
+    *) echo "train_models.sh: unknown argument '$1' (see --help)" >&2; exit 2 ;;
+  esac
+done
+case "$MINUTES" in ''|*[!0-9]*) echo "train_models.sh: --minutes wants a whole number" >&2; exit 2 ;; esac
 V=$PWD/build/vkebm
 [ -x "$V" ] || { echo "train_models.sh: build first (tools/setup.sh)" >&2; exit 1; }
-mkdir -p "$OUT/bin"
-cp "$V" "$OUT/bin/vkebm" # a rebuild must not change the binary under a running job
-for c in color shape position size; do
-  mkdir -p "$OUT/$c"
-  (cd "$OUT/$c" && VKEBM_THREADS=1 nice -n 5 ../bin/vkebm train --concept "$c" --data general \
-    --config small32 --langevin-steps 20 --step-lr 10 --noise 0.005 --buffer 1000 --lr 5e-4 --ema 0 \
-    --chain-init flat --steps "$STEPS" --checkpoint-every 200 --preview neg.png \
-    -o "$c.safetensors" --backend cpu --log-every 100 >train.log 2>&1) &
+mkdir -p runs/bin models/ckpt
+cp "$V" runs/bin/vkebm # a rebuild must not change the binary under a running job
+RECIPE=(--data general --config small32 --coords --head flatten --langevin-steps 20 --step-lr 10
+        --noise 0.005 --buffer 1000 --lr 5e-4 --ema 0 --chain-init flat)
+BIN=$PWD/runs/bin/vkebm
+LOGS=$PWD/models/ckpt
+step_of() { # the step recorded in a checkpoint's metadata (empty when unreadable)
+  "$BIN" inspect "$1" 2>/dev/null | awk '/^  step = /{print $3}' || true
+}
+pids=()
+for c in $CONCEPTS; do
+  ck=$PWD/models/ckpt/$c.ckpt.safetensors
+  mkdir -p "runs/$c"
+  if [ -f "$ck" ] && [ "$FRESH" = 0 ]; then
+    args=(--resume "$ck" --steps 10000000)
+  else
+    rm -f "$ck"
+    args=(--concept "$c" "${RECIPE[@]}" --steps 10000000)
+  fi
+  first=$(if [ -f "$ck" ]; then step_of "$ck"; else echo 0; fi)
+  (
+    cd "runs/$c"
+    start=$(date +%s)
+    VKEBM_THREADS=$THREADS nice -n 5 timeout -s TERM "${MINUTES}m" ../bin/vkebm train "${args[@]}" \
+      --checkpoint "$ck" --checkpoint-every 200 --preview neg.png --backend cpu --log-every 100 \
+      -o "$c.safetensors" >>train.log 2>&1 || true
+    last=$(step_of "$ck")
+    echo "$(date -u +%FT%TZ) steps ${first:-0} -> ${last:-?} in $(( $(date +%s) - start )) s:" \
+      "vkebm train ${args[*]} --checkpoint models/ckpt/$c.ckpt.safetensors (VKEBM_THREADS=$THREADS)" \
+      >>"$LOGS/$c.log"
+  ) &
+  pids+=($!)
 done
-echo "train_models.sh: 4 runs in $OUT/ (tail -f $OUT/*/train.log)"
-wait
+echo "train_models.sh: ${CONCEPTS} for ${MINUTES} min (tail -f runs/*/train.log)"
+wait "${pids[@]}"
