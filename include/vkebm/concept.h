@@ -65,6 +65,7 @@ void ebm_concept_destroy(ebm_concept *c);
 
 const ebm_concept_info *ebm_concept_info_of(const ebm_concept *c);
 int ebm_concept_max_rows(const ebm_concept *c);
+ebm_backend *ebm_concept_backend(const ebm_concept *c);
 /* N = channels * height * width */
 int ebm_concept_image_size(const ebm_concept *c);
 
@@ -75,6 +76,15 @@ int ebm_concept_energy(ebm_concept *c, ebm_ref e, ebm_ref x, const float *labels
                        char *err, size_t errlen);
 /* dx[n, N] = dE[r] * dE(x[r]|c)/dx[r] through the last ebm_concept_energy (overwrites dx). */
 int ebm_concept_grad(ebm_concept *c, ebm_ref dx, ebm_ref dE, char *err, size_t errlen);
+/* dlabels[n, L] (host) = dE(x[r] | c[r]) / dc[r] for the n rows of the last ebm_concept_energy
+ * (every row weighted 1; rows of a group share its label, each row gets its own gradient), for
+ * inference by gradient descent on the label (infer.h). Learned models back-propagate to the
+ * label (net.h's dc); analytic concepts take central differences of the energy, step
+ * EBM_CONCEPT_LABEL_FD_STEP per coordinate (their built-in regions are step functions of the
+ * label, so there the gradient is mostly 0: only smooth caller-built concepts have a useful
+ * one), and re-evaluate the original labels last so ebm_concept_grad still follows. 0 or -1. */
+#define EBM_CONCEPT_LABEL_FD_STEP 1e-3f
+int ebm_concept_label_grad(ebm_concept *c, float *dlabels, char *err, size_t errlen);
 
 /* ---- labels --------------------------------------------------------------------------------
  * Turns an expression's value into a label vector: one-hot concepts take a class name (or its

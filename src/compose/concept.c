@@ -35,6 +35,11 @@ struct ebm_concept {
   ebm_net *net;
   ebm_buffer *labels_dev;   /* [max_rows, L] expanded labels */
   float *labels_host;
+  /* ebm_concept_label_grad, allocated on first use */
+  ebm_buffer *dlabels_dev;  /* learned: [max_rows, L] */
+  ebm_buffer *ones;         /* learned: [max_rows] of 1 (dE) */
+  ebm_buffer *fd_e;         /* analytic: [last_n] energies of a shifted label */
+  size_t fd_e_size;
 };
 
 void ebm_hash_hex(const void *data, size_t n, uint64_t *state, char out[17]) {
@@ -93,6 +98,9 @@ void ebm_concept_destroy(ebm_concept *c) {
   ebm_net_destroy(c->net);
   ebm_free(c->be, c->labels_dev);
   free(c->labels_host);
+  ebm_free(c->be, c->dlabels_dev);
+  ebm_free(c->be, c->ones);
+  ebm_free(c->be, c->fd_e);
   ebm_free(c->be, c->mu);
   ebm_free(c->be, c->prec);
   free(c->host_mu);
@@ -103,6 +111,7 @@ void ebm_concept_destroy(ebm_concept *c) {
 
 const ebm_concept_info *ebm_concept_info_of(const ebm_concept *c) { return &c->info; }
 int ebm_concept_max_rows(const ebm_concept *c) { return c->max_rows; }
+ebm_backend *ebm_concept_backend(const ebm_concept *c) { return c->be; }
 int ebm_concept_image_size(const ebm_concept *c) { return c->N; }
 
 int ebm_concept_energy(ebm_concept *c, ebm_ref e, ebm_ref x, const float *labels, int G, int R,
@@ -165,6 +174,71 @@ int ebm_concept_grad(ebm_concept *c, ebm_ref dx, ebm_ref dE, char *err, size_t e
   ebm_quadratic_energy_backward(c->be, dx, dE, c->last_x, ebm_ref_of(c->mu), ebm_ref_of(c->prec),
                                 c->last_n, c->N, c->last_R);
   return 0;
+}
+
+int ebm_concept_label_grad(ebm_concept *c, float *dlabels, char *err, size_t errlen) {
+  int n = c->last_n, L = c->info.label_dim;
+  if (!n) {
+    snprintf(err, errlen, "concept '%s': label gradient before any energy", c->info.name);
+    return -1;
+  }
+  if (c->net) {
+    if (!c->dlabels_dev) {
+      c->dlabels_dev = ebm_alloc(c->be, (size_t)c->max_rows * L);
+      c->ones = ebm_alloc(c->be, (size_t)c->max_rows);
+      if (!c->dlabels_dev || !c->ones) {
+        snprintf(err, errlen, "model '%s': out of memory", c->info.name);
+        return -1;
+      }
+      ebm_fill(c->be, ebm_ref_of(c->ones), 1.0f, (size_t)c->max_rows);
+    }
+    ebm_net_backward(c->net, ebm_ref_of(c->ones), EBM_NOREF, ebm_ref_of(c->dlabels_dev), 0, n);
+    if (ebm_download(c->be, dlabels, ebm_ref_of(c->dlabels_dev), (size_t)n * L)) {
+      snprintf(err, errlen, "model '%s': download failed", c->info.name);
+      return -1;
+    }
+    return 0;
+  }
+  /* analytic: central differences, one label coordinate at a time */
+  int G = c->cached_groups, R = c->last_R;
+  ebm_ref x = c->last_x;
+  if (G * R != n) {
+    snprintf(err, errlen, "concept '%s': label gradient after a failed evaluation", c->info.name);
+    return -1;
+  }
+  if (c->fd_e_size < (size_t)n) {
+    ebm_free(c->be, c->fd_e);
+    c->fd_e = ebm_alloc(c->be, (size_t)n);
+    c->fd_e_size = c->fd_e ? (size_t)n : 0;
+  }
+  size_t lab = (size_t)G * L;
+  float *orig = malloc(lab * sizeof *orig), *shifted = malloc(lab * sizeof *shifted);
+  float *ep = malloc((size_t)n * sizeof *ep), *em = malloc((size_t)n * sizeof *em);
+  int rc = -1;
+  if (!c->fd_e || !orig || !shifted || !ep || !em) {
+    snprintf(err, errlen, "concept '%s': out of memory", c->info.name);
+    goto done;
+  }
+  memcpy(orig, c->cached_labels, lab * sizeof *orig);
+  const float h = EBM_CONCEPT_LABEL_FD_STEP;
+  for (int i = 0; i < L; i++) {
+    for (int sgn = 0; sgn < 2; sgn++) {
+      memcpy(shifted, orig, lab * sizeof *orig);
+      for (int g = 0; g < G; g++) shifted[(size_t)g * L + i] += sgn ? -h : h;
+      if (ebm_concept_energy(c, ebm_ref_of(c->fd_e), x, shifted, G, R, err, errlen) ||
+          ebm_download(c->be, sgn ? em : ep, ebm_ref_of(c->fd_e), (size_t)n))
+        goto done;
+    }
+    for (int r = 0; r < n; r++) dlabels[(size_t)r * L + i] = (ep[r] - em[r]) / (2.0f * h);
+  }
+  if (ebm_concept_energy(c, ebm_ref_of(c->fd_e), x, orig, G, R, err, errlen)) goto done;
+  rc = 0;
+done:
+  free(orig);
+  free(shifted);
+  free(ep);
+  free(em);
+  return rc;
 }
 
 ebm_concept *ebm_concept_load_learned(ebm_backend *be, const char *path, int max_batch, char *err,
