@@ -41,6 +41,7 @@ static void save_model(ebm_backend *be, const char *path, const char *concept, i
   snprintf(info.concept, sizeof info.concept, "%s", concept);
   /* the training sampler each model records: colour 10 / 0.005, position 20 / 0.01 */
   info.langevin_step_lr = onehot ? 10.0f : 20.0f;
+  info.sample_steps = onehot ? 100 : 0; /* the position model records none */
   info.langevin_noise = onehot ? 0.005f : 0.01f;
   if (onehot) {
     info.label_kind = EBM_LABEL_ONEHOT;
@@ -89,6 +90,19 @@ int main(void) {
                strlen(ebm_concept_info_of(cc)->hash) == 16, "learned info");
   TU_CHECK(ebm_concept_set_sampler_hint(&set, &hs, &hn) == 1 && hs == 10.0f && hn == 0.005f,
            "sampler hint: the smallest training step and its noise (got %g, %g)", hs, hn);
+  TU_CHECK(ebm_concept_set_sample_steps(&set) == 100, "sample steps %d, recorded 100",
+           ebm_concept_set_sample_steps(&set));
+  {
+    ebm_sampler_config sc;
+    ebm_sampler_defaults(&sc, EBM_SAMPLER_PAPER);
+    ebm_sampler_apply_hints(&set, &sc, 0, 0, 0);
+    TU_CHECK(sc.steps == 100 && sc.step_size == 10.0f, "hints: steps %d step %g", sc.steps,
+             sc.step_size);
+    ebm_sampler_defaults(&sc, EBM_SAMPLER_PAPER);
+    sc.steps = 7;
+    ebm_sampler_apply_hints(&set, &sc, 0, 0, 1);
+    TU_CHECK(sc.steps == 7, "given steps overridden by the hint (%d)", sc.steps);
+  }
 
   const char *src = "(color=red AND NOT[0.5] color=blue) OR[0.7] 2*pos=(0.2,-0.3)";
   ebm_composition *c = compose(be, &set, src, B);

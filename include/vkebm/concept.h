@@ -33,6 +33,7 @@ typedef struct ebm_concept_info {
   char kind[16];             /* "analytic" or "learned" */
   char hash[20];             /* 16 hex digits: FNV-1a of the model's defining bytes */
   float train_step_lr, train_noise; /* learned: the Langevin step it was trained with (0: unknown) */
+  int sample_steps;                 /* learned: the sampler steps it records (0: unknown) */
   int init_channels;                /* learned: its chains' start, a Gaussian per channel (0: uniform) */
   int init_flat;                    /* 1: one draw per image and channel (a flat colour) */
   float init_mean[EBM_MODEL_MAX_INIT], init_std[EBM_MODEL_MAX_INIT];
@@ -113,6 +114,9 @@ int ebm_concept_set_load_dir(ebm_concept_set *s, ebm_backend *be, const char *di
  * trained with, and that model's noise. Returns 1 and fills step/noise when some model records
  * its training sampler, else 0 (both untouched). */
 int ebm_concept_set_sampler_hint(const ebm_concept_set *s, float *step, float *noise);
+/* The largest sampler step count the set's learned models record (sample_steps), 0 when none
+ * does. */
+int ebm_concept_set_sample_steps(const ebm_concept_set *s);
 /* The chain start of a set: the per-channel Gaussian the first model that records one was
  * trained from (mean/std of EBM_MODEL_MAX_INIT floats; *flat: per image rather than per value).
  * Returns its channel count, or 0 (uniform noise) when no model records one. */

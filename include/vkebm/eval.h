@@ -74,7 +74,8 @@ typedef struct ebm_eval_settings {
   uint32_t seed;          /* batch k uses seed + k; reference renders use seeds derived from it */
   ebm_sampler_config sc;  /* the sampler (its seed is set per batch) */
   int analytic;           /* the set is analytic: the sample CLI's analytic step size */
-  int step_given, noise_given; /* sc's step/noise were chosen: learned models' hints unused */
+  int step_given, noise_given, steps_given; /* sc's step/noise/steps were chosen: the learned
+                                                models' hints for them unused */
   ebm_eval_scoring scoring;
   int frechet;            /* 1: also compute the Frechet distances (default) */
   int or_mixture;         /* 1: sample each OR as a mixture (ebm_composition_set_or_mixture) */

@@ -46,6 +46,9 @@ typedef struct ebm_model_info {
    * langevin_noise; 0 = not recorded): samplers use them as defaults, since a learned energy's
    * gradient scale is only meaningful at the step it was trained against. */
   float langevin_step_lr, langevin_noise;
+  /* The number of sampler steps the model's samples are best at (metadata sample_steps; 0 = not
+   * recorded): `sample` and `eval` default to it. */
+  int sample_steps;
   /* The chains' start the model was trained with: per input channel, a Gaussian clipped to
    * [0,1] (metadata chain_init_mean/chain_init_std); init_channels 0 = uniform noise. */
   int init_channels;

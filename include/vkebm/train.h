@@ -72,6 +72,9 @@ typedef struct ebm_train_config {
   float label_weight;
   float label_temp;        /* T, default 0.01: the E^2 regulariser keeps energies ~0.01-0.1 */
   int label_negatives;     /* vector concepts, default 4 */
+  int sample_steps;        /* recorded in the model: the sampler steps `sample` and `eval`
+                              default to; default 5 x langevin_steps (the shipped recipe's
+                              20 -> 100, the step count its samples were best at) */
   uint32_t seed;
 } ebm_train_config;
 

@@ -56,7 +56,8 @@ static void usage(FILE *f) {
           "                     faithful) and DIR/samples.csv; --suite: one folder per expression\n"
           "  -n N               samples per expression (default 256; a sweep row: per value)\n"
           "  --batch B          chains sampled at once (default 64)\n"
-          "  --steps K          sampler steps (default 200, as vkebm sample)\n"
+          "  --steps K          sampler steps (default: what the models record, else 200, as\n"
+          "                     vkebm sample)\n"
           "  --step-size V      sampler step eta (default: the step the models were trained\n"
           "                     with, as vkebm sample)\n"
           "  --noise V          sampler noise sigma (default: the models' training noise)\n"
@@ -379,6 +380,7 @@ int cmd_eval(int argc, char **argv) {
         return cli_usage(CMD_NAME, "--steps: expected 0..1000000, got '%s'", optarg);
       st->sc.steps = (int)l;
       st->sc.adapt_steps = (int)l / 2;
+      st->steps_given = 1;
       break;
     case O_STEP:
       if (cli_parse_float(optarg, 1e-30, 1e30, &d))

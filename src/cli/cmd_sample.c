@@ -34,7 +34,7 @@ typedef struct settings {
   uint32_t seed;
   int seed_given;
   ebm_sampler_config sc;
-  int step_given, noise_given, clip_given;
+  int step_given, noise_given, clip_given, steps_given;
   long nrow, padding;
   char models[2048];
   int analytic;        /* use the analytic concepts */
@@ -55,7 +55,7 @@ static void usage(FILE *f) {
           "options:\n"
           "  --expr EXPR          the composition (see docs/composition.md)\n"
           "  -n, --num N          chains (images), default 16\n"
-          "  --steps K            sampler steps, default 200\n"
+          "  --steps K            sampler steps (default: what the models record, else 200)\n"
           "  --seed S             random seed (default: picked, printed and recorded)\n"
           "  -o, --output FILE    grid PNG, default grid.png\n"
           "  --models DIR         learned models (*.safetensors), default models/\n"
@@ -184,7 +184,7 @@ static int load_from_png(const char *path, settings *s, char *err, size_t errlen
       snprintf(err, errlen, "%s: not written by `vkebm sample` (%s is missing)", path, from_keys[j]);
       return -1;
     }
-  s->seed_given = s->step_given = s->noise_given = s->clip_given = 1;
+  s->seed_given = s->step_given = s->noise_given = s->clip_given = s->steps_given = 1;
   s->sc.steps = (int)s->steps;
   s->sc.seed = s->seed;
   return 0;
@@ -349,6 +349,7 @@ int cmd_sample(int argc, char **argv) {
     case O_STEPS:
       if (cli_parse_int(optarg, 0, 1000000, &l)) return cli_usage(CMD_NAME, "--steps: expected 0..1000000, got '%s'", optarg);
       s.steps = l;
+      s.steps_given = 1;
       sampling_opts++;
       break;
     case O_SEED:
@@ -508,7 +509,10 @@ int cmd_sample(int argc, char **argv) {
     goto done;
   }
   /* learned models: the paper sampler defaults to the step and noise they were trained with */
-  if (!s.analytic) ebm_sampler_apply_hints(&set, &s.sc, s.step_given, s.noise_given);
+  if (!s.analytic) {
+    ebm_sampler_apply_hints(&set, &s.sc, s.step_given, s.noise_given, s.steps_given);
+    s.steps = s.sc.steps;
+  }
   /* analytic concepts: default steps sized to their stiffness (see docs/composition.md) */
   if (s.analytic && !s.step_given) {
     s.sc.step_size = s.sc.kind == EBM_SAMPLER_PAPER ? 1e-3f : s.sc.kind == EBM_SAMPLER_LANGEVIN ? 2e-3f : 1e-3f;

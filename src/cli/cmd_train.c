@@ -74,6 +74,8 @@ static void usage(FILE *f) {
           "                       evaluation tolerance), default 0 (off, the paper's CD)\n"
           "  --label-temp T       its temperature, default 0.01\n"
           "  --label-negatives K  its wrong labels per positive for position/size, default 4\n"
+          "  --sample-steps N     sampler steps recorded in the model, which `sample` and\n"
+          "                       `eval` default to (default 5 x --langevin-steps)\n"
           "  --ema D              EMA decay of the sampling weights, default 0.99 (0 = off)\n"
           "  --frozen MODEL=LABEL add a frozen model into the sampler (continual learning);\n"
           "                       LABEL: data | a label name | comma-separated numbers\n"
@@ -165,7 +167,7 @@ static void format_duration(char *out, size_t len, double s) {
 enum {
   O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_HEAD, O_COORDS, O_STEPS, O_BATCH,
   O_LR, O_NO_ADAM_CLIP, O_GRAD_CLIP, O_LSTEPS, O_STEP_LR, O_NOISE, O_REPLAY, O_BUFFER,
-  O_RESERVOIR, O_ALPHA, O_EMA, O_LABEL_W, O_LABEL_T, O_LABEL_K, O_FROZEN, O_SEED, O_CKPT, O_CKPT_EVERY, O_RESUME, O_METRICS,
+  O_RESERVOIR, O_ALPHA, O_EMA, O_LABEL_W, O_LABEL_T, O_LABEL_K, O_SAMPLE_STEPS, O_FROZEN, O_SEED, O_CKPT, O_CKPT_EVERY, O_RESUME, O_METRICS,
   O_LOG_EVERY, O_BACKEND, O_MAX_ENERGY, O_PREVIEW, O_CHAIN_INIT
 };
 
@@ -209,6 +211,7 @@ int cmd_train(int argc, char **argv) {
       {"label-weight", required_argument, 0, O_LABEL_W},
       {"label-temp", required_argument, 0, O_LABEL_T},
       {"label-negatives", required_argument, 0, O_LABEL_K},
+      {"sample-steps", required_argument, 0, O_SAMPLE_STEPS},
       {"ema", required_argument, 0, O_EMA}, {"frozen", required_argument, 0, O_FROZEN},
       {"seed", required_argument, 0, O_SEED}, {"output", required_argument, 0, 'o'},
       {"checkpoint", required_argument, 0, O_CKPT},
@@ -230,7 +233,7 @@ int cmd_train(int argc, char **argv) {
   double max_energy = -1;
   double lr = -1, grad_clip = -1, step_lr = -1, noise = -1, replay = -1, alpha = -1, ema = -1,
          label_w = -1, label_t = -1;
-  long label_k = -1;
+  long label_k = -1, sample_steps = -1;
   int backend = EBM_BACKEND_AUTO, ch;
   optind = 1;
   opterr = 0;
@@ -275,6 +278,7 @@ int cmd_train(int argc, char **argv) {
     case O_LABEL_W: FLT_OPT(label_w, 0, 1e6, "label-weight")
     case O_LABEL_T: FLT_OPT(label_t, 1e-9, 1e6, "label-temp")
     case O_LABEL_K: INT_OPT(label_k, 1, 63, "label-negatives")
+    case O_SAMPLE_STEPS: INT_OPT(sample_steps, 1, 1000000, "sample-steps")
     case O_EMA: FLT_OPT(ema, 0, 0.999999, "ema")
     case O_FROZEN:
       if (nfrozen == EBM_TRAIN_MAX_FROZEN)
@@ -339,6 +343,7 @@ int cmd_train(int argc, char **argv) {
     if (label_w >= 0) cfg.label_weight = (float)label_w;
     if (label_t > 0) cfg.label_temp = (float)label_t;
     if (label_k > 0) cfg.label_negatives = (int)label_k;
+    if (sample_steps > 0) cfg.sample_steps = (int)sample_steps;
     if (ema >= 0) cfg.ema = (float)ema;
     if (seed >= 0) cfg.seed = (uint32_t)seed;
     if (max_energy > 0) cfg.diverge_energy = (float)max_energy;

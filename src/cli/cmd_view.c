@@ -453,7 +453,7 @@ int cmd_view(int argc, char **argv) {
                                : ec.kind == EBM_SAMPLER_PAPER ? 100.0f : 0.001f;
   if (!o.analytic) { /* learned models: their training sampler */
     ebm_sampler_config hint = {.kind = ec.kind, .step_size = step, .noise_std = ec.noise_std};
-    ebm_sampler_apply_hints(&set, &hint, o.step_size_set, o.noise_set);
+    ebm_sampler_apply_hints(&set, &hint, o.step_size_set, o.noise_set, 1);
     step = hint.step_size;
     ec.noise_std = hint.noise_std;
   }

@@ -268,6 +268,7 @@ ebm_concept *ebm_concept_load_learned(ebm_backend *be, const char *path, int max
   info->label_dim = mi.config.label_dim;
   info->train_step_lr = mi.langevin_step_lr;
   info->train_noise = mi.langevin_noise;
+  info->sample_steps = mi.sample_steps;
   info->init_channels = mi.init_channels;
   info->init_flat = mi.init_flat;
   for (int i = 0; i < mi.init_channels; i++) {
@@ -526,6 +527,13 @@ int ebm_concept_set_sampler_hint(const ebm_concept_set *s, float *step, float *n
     found = 1;
   }
   return found;
+}
+
+int ebm_concept_set_sample_steps(const ebm_concept_set *s) {
+  int steps = 0;
+  for (int i = 0; i < s->count; i++)
+    if (s->items[i]->info.sample_steps > steps) steps = s->items[i]->info.sample_steps;
+  return steps;
 }
 
 int ebm_concept_set_chain_init(const ebm_concept_set *s, float *mean, float *std, int *flat) {

@@ -672,7 +672,8 @@ void ebm_eval_sampler(const ebm_eval_settings *s, const ebm_concept_set *set,
   *sc = s->sc;
   /* as `vkebm sample`: learned models' own training step and noise, the analytic concepts'
    * step sized to their stiffness */
-  if (!s->analytic) ebm_sampler_apply_hints(set, sc, s->step_given, s->noise_given);
+  if (!s->analytic)
+    ebm_sampler_apply_hints(set, sc, s->step_given, s->noise_given, s->steps_given);
   if (s->analytic && !s->step_given)
     sc->step_size = sc->kind == EBM_SAMPLER_PAPER     ? 1e-3f
                     : sc->kind == EBM_SAMPLER_LANGEVIN ? 2e-3f

@@ -231,6 +231,15 @@ static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t 
                   lkeys[i], v);
     *lvals[i] = (float)d;
   }
+  const char *ss = st_meta_get(f, "sample_steps");
+  if (ss) {
+    errno = 0;
+    long v = strtol(ss, &end, 10);
+    if (errno || end == ss || *end || v < 1 || v > 1000000)
+      return fail(err, errlen, "model metadata 'sample_steps' = '%.30s' is not a count in "
+                               "1..1000000", ss);
+    info->sample_steps = (int)v;
+  }
   const char *im = st_meta_get(f, "chain_init_mean"), *is = st_meta_get(f, "chain_init_std");
   if (im || is) {
     const int C = cfg->in_channels;
@@ -388,6 +397,7 @@ int ebm_model_save(const char *path, ebm_net *net, const ebm_model_info *info,
       META(i ? "langevin_noise" : "langevin_step_lr", num);
     }
   }
+  if (meta.sample_steps > 0) META_INT("sample_steps", meta.sample_steps);
   if (meta.init_channels > 0 && meta.init_channels == cfg->in_channels &&
       meta.init_channels <= EBM_MODEL_MAX_INIT) {
     for (int which = 0; which < 2; which++) {

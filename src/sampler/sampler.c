@@ -97,7 +97,12 @@ void ebm_sampler_init_gaussian(float *x, int B, int C, int HW, const float *mean
 }
 
 void ebm_sampler_apply_hints(const ebm_concept_set *set, ebm_sampler_config *cfg, int step_given,
-                             int noise_given) {
+                             int noise_given, int steps_given) {
+  int steps = ebm_concept_set_sample_steps(set);
+  if (!steps_given && steps > 0) {
+    if (cfg->adapt_steps == cfg->steps / 2) cfg->adapt_steps = steps / 2;
+    cfg->steps = steps;
+  }
   float step = 0.0f, noise = 0.0f;
   if (cfg->kind != EBM_SAMPLER_PAPER || !ebm_concept_set_sampler_hint(set, &step, &noise)) return;
   if (!step_given) cfg->step_size = step;

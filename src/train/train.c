@@ -130,6 +130,7 @@ int ebm_train_config_default(ebm_train_config *cfg, const char *concept, const c
   cfg->label_weight = 0.0f;
   cfg->label_temp = 0.01f;
   cfg->label_negatives = 4;
+  cfg->sample_steps = 0; /* 0: 5 x langevin_steps, decided when the model is saved */
   cfg->seed = 1;
   return 0;
 }
@@ -167,6 +168,8 @@ int ebm_train_config_validate(const ebm_train_config *cfg, char *err, size_t err
     return fail(err, errlen, "label weight %g must be >= 0", cfg->label_weight);
   if (!(cfg->label_temp > 0 && isfinite(cfg->label_temp)))
     return fail(err, errlen, "label temperature %g must be positive", cfg->label_temp);
+  if (cfg->sample_steps < 0 || cfg->sample_steps > 1000000)
+    return fail(err, errlen, "sample steps %d outside 0..1000000", cfg->sample_steps);
   if (cfg->label_negatives < 1 || cfg->label_negatives > 63)
     return fail(err, errlen, "label negatives %d outside 1..63", cfg->label_negatives);
   if (!cfg->data_dir[0]) {
@@ -250,6 +253,7 @@ static void state_pack(const ebm_trainer *tr, float *s) {
   s[28] = c->label_weight;
   s[29] = c->label_temp;
   s[30] = (float)c->label_negatives;
+  s[31] = (float)c->sample_steps;
 }
 
 /* One integer field of train.state: a whole number in lo..hi, checked before the cast (a float
@@ -326,6 +330,9 @@ static int state_unpack(ebm_train_config *c, int64_t *count, int64_t *seen, cons
   c->label_weight = s[28];
   c->label_temp = s[29] > 0 ? s[29] : 0.01f;
   c->label_negatives = (int)negatives;
+  int64_t sample_steps = 0;
+  if (state_int(s, 31, "sample_steps", 0, 1000000, &sample_steps, err, errlen)) return -1;
+  c->sample_steps = (int)sample_steps;
   return 0;
 }
 
@@ -1138,6 +1145,8 @@ static ebm_model_info saved_info(const ebm_trainer *tr) {
   info.step = tr->step;
   info.seed = tr->cfg.seed;
   info.langevin_step_lr = tr->cfg.step_lr;
+  info.sample_steps =
+      tr->cfg.sample_steps > 0 ? tr->cfg.sample_steps : 5 * tr->cfg.langevin_steps;
   info.langevin_noise = tr->cfg.noise;
   if (tr->cfg.chain_init) {
     info.init_channels = 3;

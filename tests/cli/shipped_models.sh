@@ -13,7 +13,8 @@ for c in color shape position size; do
   [ -f "$M/$c.safetensors" ] || fail "models/$c.safetensors is not shipped"
   "$VKEBM" inspect "$M/$c.safetensors" >"$T/inspect" 2>&1 || fail "inspect $c: $(cat "$T/inspect")"
   grep -q "concept = $c" "$T/inspect" && grep -q "data_spec = general" "$T/inspect" &&
-    grep -q "langevin_step_lr = " "$T/inspect" && grep -q "chain_init_mean = " "$T/inspect" ||
+    grep -q "langevin_step_lr = " "$T/inspect" && grep -q "chain_init_mean = " "$T/inspect" &&
+    grep -q "sample_steps = 100" "$T/inspect" ||
     fail "models/$c.safetensors metadata: $(cat "$T/inspect")"
   step=$(awk '/^  step = /{print $3}' "$T/inspect")
   [ "${step:-0}" -ge 1000 ] || fail "models/$c.safetensors: only $step training steps"
