@@ -18,11 +18,11 @@
 
 #include "vkebm/compose.h"
 #include "vkebm/expr.h"
+#include "vkebm/infer.h"
 #include "vkebm/model.h"
 #include "vkebm/scene.h"
 
 #define MAX_POS_TERMS 8
-#define PLACE_HEIGHT 0.4f /* world height of a place's projected centre: a mid-sized object */
 
 /* ---- models ------------------------------------------------------------------------------- */
 
@@ -157,54 +157,13 @@ static int node_ok(const scorer *s, const expr_node *n) {
   return 0;
 }
 
-static int cmp_float(const void *a, const void *b) {
-  float x = *(const float *)a, y = *(const float *)b;
-  return (x > y) - (x < y);
-}
-
-/* Masked copies for the places (see eval.h): out[npos, 3, R, R]. */
-static void mask_places(const scorer *s, const float *img, int R, float *out, float *scratch) {
-  scene_spec spec;
-  char err[256];
-  scene_spec_parse("general", &spec, err, sizeof err);
-  spec.camera_jitter = 0;
-  scene_desc d;
-  scene_sample(&spec, 0, 0, &d); /* only the (unjittered) camera is used */
-  float px[MAX_POS_TERMS][2];
-  for (int i = 0; i < s->npos; i++) {
-    float p[3] = {s->place[i][0] * SCENE_POS_SCALE_X, PLACE_HEIGHT,
-                  -s->place[i][1] * SCENE_POS_SCALE_Z}, ndc[2];
-    scene_project(&d, p, ndc);
-    px[i][0] = (ndc[0] + 1.0f) * 0.5f * R; /* column */
-    px[i][1] = (1.0f - ndc[1]) * 0.5f * R; /* row */
-  }
-  size_t plane = (size_t)R * R;
-  float median[3];
-  for (int ch = 0; ch < 3; ch++) {
-    memcpy(scratch, img + ch * plane, plane * sizeof *scratch);
-    qsort(scratch, plane, sizeof *scratch, cmp_float);
-    median[ch] = scratch[plane / 2];
-  }
-  for (int i = 0; i < s->npos; i++) {
-    float *o = out + (size_t)i * 3 * plane;
-    for (int y = 0; y < R; y++)
-      for (int x = 0; x < R; x++) {
-        float cx = x + 0.5f, cy = y + 0.5f;
-        int best = 0;
-        float bd = 1e30f;
-        for (int k = 0; k < s->npos; k++) {
-          float dx = cx - px[k][0], dy = cy - px[k][1], dd = dx * dx + dy * dy;
-          if (dd < bd) {
-            bd = dd;
-            best = k;
-          }
-        }
-        for (int ch = 0; ch < 3; ch++) {
-          size_t at = ch * plane + (size_t)y * R + x;
-          o[at] = best == i ? img[at] : median[ch];
-        }
-      }
-  }
+/* Masked copies for the places (see eval.h): out[npos, 3, R, R]; the rule infer.h shares. */
+static void mask_places(const scorer *s, const float *img, int R, float *out) {
+  float fill[3];
+  ebm_infer_median(img, R, fill);
+  for (int i = 0; i < s->npos; i++)
+    ebm_infer_mask_others(img, R, (const float(*)[2])s->place, s->npos, i, fill,
+                          out + (size_t)i * 3 * R * R);
 }
 
 /* Shape or colour id of a term (collect() checked it). */
@@ -230,20 +189,18 @@ static int read_images(ebm_judge *judge, const scorer *s, const float *images, i
   if (s->npos < 2) return 0;
   ebm_judge_reading *m = malloc((size_t)n * s->npos * sizeof *m);
   float *mimg = malloc((size_t)s->npos * per * sizeof *mimg);
-  float *scratch = malloc((size_t)R * R * sizeof *scratch);
   int rc = -1;
-  if (!m || !mimg || !scratch) {
+  if (!m || !mimg) {
     snprintf(err, errlen, "out of memory");
     goto done;
   }
   for (int b = 0; b < n; b++) {
-    mask_places(s, images + b * per, R, mimg, scratch);
+    mask_places(s, images + b * per, R, mimg);
     if (ebm_judge_read(judge, mimg, s->npos, m + (size_t)b * s->npos, err, errlen)) goto done;
   }
   rc = 0;
 done:
   free(mimg);
-  free(scratch);
   if (rc) free(m);
   else *masked = m;
   return rc;
