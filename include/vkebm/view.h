@@ -101,6 +101,7 @@ typedef enum view_action {
   VIEW_SCREENSHOT,
   VIEW_HELP,
   VIEW_OVERLAY,
+  VIEW_INFER,
   VIEW_QUIT,
 } view_action;
 
@@ -123,6 +124,7 @@ typedef struct view_state {
   unsigned expr_gen;           /* bumped whenever the active tree changes */
   unsigned restart_count;      /* bumped by R */
   unsigned screenshot_count;   /* bumped by S; the frame loop writes one per bump */
+  unsigned infer_count;        /* bumped by E: the sampler side reads chain 1's concepts */
   char status[160];            /* the last action's message */
 } view_state;
 
@@ -195,6 +197,9 @@ typedef struct view_frame {
   unsigned seq;                       /* frames published so far */
   double steps_per_second;            /* measured by the sampler side */
   char error[256];                    /* the last sampling/binding error, empty when none */
+  char infer[192];                    /* what inference read from chain 1 at the last E press
+                                         (infer.h: every concept's value and confidence) */
+  unsigned infer_seq;                 /* E presses answered so far */
 } view_frame;
 
 typedef struct view_runner view_runner;

@@ -205,7 +205,7 @@ static int run_loop(options *o, ebm_backend *be, view_state *s, view_engine *eng
   rates rt = {0};
   rt.t0 = rt.t_start = now_s();
   rt.st.headless = o->headless;
-  unsigned shots_done = 0;
+  unsigned shots_done = 0, infer_seen = 0;
   int next_key = 0;
   double frame_budget = o->max_fps > 0 ? 1.0 / o->max_fps : 0.0;
   double last_draw = -1.0;
@@ -228,6 +228,11 @@ static int run_loop(options *o, ebm_backend *be, view_state *s, view_engine *eng
     }
     int got = view_runner_take(run, &frame);
     rt.news += got;
+    if (frame.infer_seq != infer_seen) { /* an E press answered: the status line shows it */
+      infer_seen = frame.infer_seq;
+      snprintf(s->status, sizeof s->status, "%.159s", frame.infer);
+      if (!o->quiet) fprintf(stderr, "vkebm view: %s\n", frame.infer);
+    }
     /* draw only when something changed (or to refresh the rates): on a machine with few cores
      * every redraw of unchanged pixels is time taken from the sampler */
     if (!o->headless && !got && !news && last_draw >= 0 && t_frame - last_draw < 0.25 &&

@@ -16,6 +16,7 @@
  * under the mutex and never waits for sampling.
  */
 #include "vkebm/view.h"
+#include "vkebm/infer.h"
 
 #include <math.h>
 #include <pthread.h>
@@ -192,6 +193,7 @@ typedef struct control {
   float step_size;
   int steps_per_frame, paused;
   unsigned restart_count;
+  unsigned infer_count;
 } control;
 
 struct view_runner {
@@ -203,7 +205,8 @@ struct view_runner {
   pthread_cond_t cv;
   int stop;
   control ctl;                /* written by the UI, read by the sampler (under mu) */
-  unsigned applied_expr_gen, applied_restart;
+  unsigned applied_expr_gen, applied_restart, applied_infer;
+  ebm_infer_calibration *cal; /* label baselines, measured at the first E press */
   int applied_any;
   view_frame work;            /* the sampler's frame being made (sampler side only) */
   view_frame ready;           /* published (under mu) */
@@ -253,6 +256,43 @@ static int frame_copy(view_frame *dst, const view_frame *src) {
 /* One frame on the sampler side: apply the control, sample, read back, publish. Returns 1 to
  * keep going, 2 when there was nothing to do (paused, or no term on: nothing published), 0 when
  * stopped. */
+/* What inference reads from chain 1 (w->images[0]), as one status line in w->infer. */
+static void infer_chain(view_runner *r, view_frame *w) {
+  view_engine *e = r->eng;
+  char err[256] = "";
+  if (!r->cal) {
+    r->cal = calloc(1, sizeof *r->cal);
+    if (!r->cal || ebm_infer_calibrate(e->set, e->H, 32, 7000001u, r->cal, err, sizeof err)) {
+      snprintf(w->infer, sizeof w->infer, "inference: %s", err[0] ? err : "out of memory");
+      free(r->cal);
+      r->cal = NULL;
+      return;
+    }
+  }
+  ebm_infer_options o;
+  ebm_infer_defaults(&o);
+  o.calibration = r->cal;
+  size_t at = (size_t)snprintf(w->infer, sizeof w->infer, "chain 1:");
+  for (int i = 0; i < e->set->count && at < sizeof w->infer; i++) {
+    ebm_concept *c = e->set->items[i];
+    const ebm_concept_info *in = ebm_concept_info_of(c);
+    ebm_infer_value v;
+    if (ebm_infer_concept(c, w->images, 1, &o, &v, err, sizeof err)) {
+      at += (size_t)snprintf(w->infer + at, sizeof w->infer - at, " %s: %s", in->name, err);
+      continue;
+    }
+    if (v.onehot)
+      at += (size_t)snprintf(w->infer + at, sizeof w->infer - at, " %s=%s (%.2f)", in->name,
+                             in->label_names[v.index], v.confidence);
+    else if (v.label_dim == 2)
+      at += (size_t)snprintf(w->infer + at, sizeof w->infer - at, " %s=(%.2f,%.2f)", in->name,
+                             v.value[0], v.value[1]);
+    else
+      at += (size_t)snprintf(w->infer + at, sizeof w->infer - at, " %s=%.2f", in->name,
+                             v.value[0]);
+  }
+}
+
 static int produce(view_runner *r) {
   view_engine *e = r->eng;
   view_frame *w = &r->work;
@@ -288,10 +328,16 @@ static int produce(view_runner *r) {
   }
   int stepping = !c.paused && e->comp;
   if (stepping) view_engine_step(e, c.steps_per_frame, c.step_size, w->error, sizeof w->error);
-  if (!stepping && !restarted && !new_expr && r->ready.seq > 0) return 2; /* nothing new */
+  int infer = c.infer_count != r->applied_infer;
+  if (!stepping && !restarted && !new_expr && !infer && r->ready.seq > 0) return 2; /* nothing new */
   char rerr[256] = "";
   if (view_engine_read(e, w->images, w->term_mean, rerr, sizeof rerr))
     snprintf(w->error, sizeof w->error, "%s", rerr);
+  if (infer) { /* on this thread: the models and the backend are the sampler's */
+    infer_chain(r, w);
+    r->applied_infer = c.infer_count;
+    w->infer_seq++;
+  }
   w->steps = view_engine_steps_done(e);
   double t = now_s();
   if (t - r->rate_t0 >= 0.5) {
@@ -353,6 +399,7 @@ void view_runner_stop(view_runner *r) {
   pthread_mutex_unlock(&r->mu);
   if (r->thread_started) pthread_join(r->thread, NULL);
   expr_free(r->ctl.active);
+  free(r->cal);
   view_frame_free(&r->work);
   view_frame_free(&r->ready);
   pthread_mutex_destroy(&r->mu);
@@ -386,6 +433,7 @@ int view_runner_control(view_runner *r, const view_state *s) {
   r->ctl.steps_per_frame = s->steps_per_frame;
   r->ctl.paused = s->paused;
   r->ctl.restart_count = s->restart_count;
+  r->ctl.infer_count = s->infer_count;
   pthread_mutex_unlock(&r->mu);
   if (r->threaded && !r->thread_started && r->ctl.have_expr) {
     if (pthread_create(&r->thread, NULL, worker, r) != 0) return -1;

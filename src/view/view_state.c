@@ -36,6 +36,7 @@ const view_binding view_bindings[] = {
     {'h', 'h', VIEW_HELP, "H", "this help"},
     {VIEW_KEY_F1, VIEW_KEY_F1, VIEW_HELP, "F1", "this help"},
     {'i', 'i', VIEW_OVERLAY, "I", "hide / show the text overlay"},
+    {'e', 'e', VIEW_INFER, "E", "infer chain 1's concepts with the models (status line)"},
     {VIEW_KEY_ESCAPE, VIEW_KEY_ESCAPE, VIEW_QUIT, "Esc", "quit"},
     {'q', 'q', VIEW_QUIT, "Q", "quit"},
 };
@@ -115,6 +116,10 @@ void view_state_action(view_state *s, view_action a, int arg) {
     break;
   case VIEW_HELP: s->show_help = !s->show_help; break;
   case VIEW_OVERLAY: s->show_overlay = !s->show_overlay; break;
+  case VIEW_INFER:
+    s->infer_count++;
+    snprintf(s->status, sizeof s->status, "inferring chain 1's concepts...");
+    break;
   case VIEW_QUIT: s->quit = 1; break;
   }
 }

@@ -3,7 +3,8 @@
 # exits 1; the frame loop writes one PNG per frame; with a key script (toggle term 2 at frame 4)
 # frames before the toggle equal those of a run without it, bit for bit, and frames from the
 # toggle on differ; the same script twice gives the same bytes; the overlay frames carry the
-# current expression in their metadata. cpu backend, 4 chains of 16x16: a few seconds.
+# current expression in their metadata; E answers with chain 1's inferred concepts. cpu backend,
+# 4 chains of 16x16: a few seconds.
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 CLI_COMMAND=view
@@ -73,4 +74,11 @@ $PY "$SRC/tests/png_stats.py" "$T/learned/frame_00002.png" >"$T/sl" || fail "png
 grep -q "^text vkebm:expr=color=red AND shape=sphere$" "$T/sl" || fail "learned expr: $(grep expr "$T/sl")"
 grep -q "^text vkebm:settings=sampler=paper .*models=$T/models " "$T/sl" || fail "learned settings: $(grep settings "$T/sl")"
 echo "learned models: paper sampler, C cycles the file's label names"
+# E: the sampler side reads chain 1's concepts with the models; the answer reaches the status line
+# (and stderr)
+"$VKEBM" view --headless --frames 3 -o "$T/infer" -n 4 --backend cpu --models "$T/models" \
+  --expr "color=blue AND shape=sphere" --keys "1:e" 2>"$T/infer.err" || fail "E: $(cat "$T/infer.err")"
+grep -q "^vkebm view: chain 1: color=[a-z]* ([01]\.[0-9][0-9]) shape=[a-z]* ([01]\.[0-9][0-9])" "$T/infer.err" ||
+  fail "E: no inference line: $(cat "$T/infer.err")"
+echo "E: $(grep 'chain 1:' "$T/infer.err")"
 echo "PASS"
