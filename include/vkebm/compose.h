@@ -1,4 +1,4 @@
-/* compose.h: the energy of a concept expression and its gradient (recipe.md §3).
+/* compose.h: the energy of a concept expression and its gradient (docs/recipe.md §3).
  *
  * Owns: binding a parsed expression (expr.h) to concept models (concept.h), grouping the terms
  * that share a model into one batched evaluation, and the algebra:

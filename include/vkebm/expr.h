@@ -1,4 +1,4 @@
-/* expr.h: the concept expression language (recipe.md §3), parsed into a tree.
+/* expr.h: the concept expression language (docs/recipe.md §3), parsed into a tree.
  *
  * Owns: the grammar, the tree, its canonical printing (print(parse(s)) parses to the same tree),
  * the grounding rule for negation, and error reporting with a position in the source string.

@@ -5,7 +5,7 @@
  * (u, v, sigma, normalised weights), activations, activation gradients. Tensors are offsets
  * into those; the model file has the same flat, named layout.
  *
- * Architecture (recipe.md §1), for resolution R, base width W, blocks k = 0..n-1:
+ * Architecture (docs/recipe.md §1), for resolution R, base width W, blocks k = 0..n-1:
  *   h0 = swish(conv3x3_sn(x; 3 -> W))                                  [B, W, R, R]
  *        (with coord_channels, x is [x, X, Y]: 5 -> W, X and Y constant coordinate planes)
  *   block k (cin -> cout = W * mult[k], down[k]):
@@ -15,7 +15,7 @@
  *   e  = head(mean_pool(h_n))  (linear C -> 1 with bias, not spectrally normalised); with
  *        head_flatten, e = head(h_n) over all C*H*H features (the same op with HW = 1)
  * Initialisation: conv weights Kaiming-uniform-like (fan_in), GB1 = GB2 = 0, G2 = 0, CB2 = 1,
- * head w ~ U(-1/sqrt(C), 1/sqrt(C)), bias 0. (recipe.md starts G2 at 1 and CB2 at 0; for a
+ * head w ~ U(-1/sqrt(C), 1/sqrt(C)), bias 0. (docs/recipe.md starts G2 at 1 and CB2 at 0; for a
  * one-hot label both give a scale of exactly 1 at init, but for a continuous label such as a
  * position, c·1 can be 0 and would silence the block: G2 = 0, CB2 = 1 is the same function for
  * one-hot labels and a sane one for raw floats.)

@@ -1,4 +1,4 @@
-/* sampler.h: Langevin-type samplers over a composed energy (recipe.md §2).
+/* sampler.h: Langevin-type samplers over a composed energy (docs/recipe.md §2).
  *
  * Owns the three update rules and their settings. Each step is backend ops plus per-chain
  * numbers on the host (energies, accept/reject, step sizes): images never leave the device

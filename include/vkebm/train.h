@@ -1,4 +1,4 @@
-/* train.h: contrastive-divergence training of one concept's energy network (recipe.md §4).
+/* train.h: contrastive-divergence training of one concept's energy network (docs/recipe.md §4).
  *
  * The trainer as a library; `vkebm train` (src/cli/cmd_train.c) only parses flags, prints and
  * handles signals. One iteration (ebm_trainer_step):
