@@ -1,5 +1,6 @@
 /* infer.h: compositional inference: reading concepts and objects out of images with the same
- * energy models that generate them (Du, Li, Mordatch 2020, section "inference"; docs/recipe.md §5).
+ * energy models that generate them (Du, Li, Mordatch 2020, section "inference";
+ * docs/recipe.md §5).
  *
  * Owns: the inference of one concept's value for a batch of images (one-hot concepts: the energy
  * of every label, its argmin and softmax(-E/T); vector concepts: gradient descent on the label
