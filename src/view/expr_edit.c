@@ -3,8 +3,7 @@
  * operator joining it, cycle its value). Owns the master tree; builds the active tree (the
  * disabled terms dropped) as a fresh expr_node tree that expr_free releases. Every edit that
  * would leave a negation ungrounded (docs/recipe.md §3: NOT alone has no normalisable
- * distribution)
- * is undone and refused with a message. */
+ * distribution) is undone and refused with a message. */
 #include "vkebm/view.h"
 
 #include <math.h>
