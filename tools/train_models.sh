@@ -52,7 +52,7 @@ for c in $CONCEPTS; do
     args=(--resume "$ck" --steps 10000000)
   else
     rm -f "$ck"
-    args=(--concept "$c" "${RECIPE[@]}" --steps 10000000)
+    args=(--concept "$c" "${RECIPE[@]}" --steps 10000000 --force)
   fi
   first=$(if [ -f "$ck" ]; then step_of "$ck"; else echo 0; fi)
   (

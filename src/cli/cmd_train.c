@@ -42,7 +42,7 @@ static void usage(FILE *f) {
           "                       (%s)\n"
           "  --data-dir DIR       read positives from a `vkebm data` folder instead\n"
           "  --size PX            image size (default: the preset's)\n"
-          "  --config PRESET      tiny | default32 | paper64 (default default32)\n"
+          "  --config PRESET      tiny | small32 | default32 | paper64 (default default32)\n"
           "  --width W            override the base width\n"
           "  --blocks SPEC        override the blocks, e.g. 1d,2d,2d,2\n"
           "  --head mean|flatten  energy head: a linear map of the mean-pooled last features\n"
@@ -82,7 +82,9 @@ static void usage(FILE *f) {
           "  --seed S             default 1\n"
           "  --max-energy X       stop as diverged when |mean E| exceeds X, default 1e4\n"
           "files:\n"
-          "  -o, --output FILE    the trained model (EMA weights), written at the end\n"
+          "  -o, --output FILE    the trained model (EMA weights), written at the end; a new run\n"
+          "                       refuses an existing file unless --force\n"
+          "  --force              replace an existing -o\n"
           "  --checkpoint FILE    default OUT with .ckpt.safetensors\n"
           "  --checkpoint-every K default 500 (also on SIGINT/SIGTERM, then exit 130)\n"
           "  --resume FILE        continue a checkpoint (its settings win; --steps may extend)\n"
@@ -165,7 +167,7 @@ static void format_duration(char *out, size_t len, double s) {
 }
 
 enum {
-  O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_HEAD, O_COORDS, O_STEPS, O_BATCH,
+  O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_HEAD, O_COORDS, O_FORCE, O_STEPS, O_BATCH,
   O_LR, O_NO_ADAM_CLIP, O_GRAD_CLIP, O_LSTEPS, O_STEP_LR, O_NOISE, O_REPLAY, O_BUFFER,
   O_RESERVOIR, O_ALPHA, O_EMA, O_LABEL_W, O_LABEL_T, O_LABEL_K, O_SAMPLE_STEPS, O_FROZEN, O_SEED, O_CKPT, O_CKPT_EVERY, O_RESUME, O_METRICS,
   O_LOG_EVERY, O_BACKEND, O_MAX_ENERGY, O_PREVIEW, O_CHAIN_INIT
@@ -222,12 +224,13 @@ int cmd_train(int argc, char **argv) {
       {"preview", required_argument, 0, O_PREVIEW},
       {"chain-init", required_argument, 0, O_CHAIN_INIT},
       {"backend", required_argument, 0, O_BACKEND}, {"quiet", no_argument, 0, 'q'},
+      {"force", no_argument, 0, O_FORCE},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   const char *concept = NULL, *data = "general", *data_dir = NULL, *preset = "default32";
   const char *preview = NULL;
   const char *blocks = NULL, *head = NULL, *out = NULL, *ckpt_arg = NULL, *resume = NULL, *metrics_arg = NULL;
   const char *frozen_args[EBM_TRAIN_MAX_FROZEN];
-  int nfrozen = 0, quiet = 0, no_adam_clip = 0, reservoir = 0, chain_init = -1, coords = 0;
+  int force = 0, nfrozen = 0, quiet = 0, no_adam_clip = 0, reservoir = 0, chain_init = -1, coords = 0;
   long size = 0, width = 0, steps = 10000, batch = -1, lsteps = -1, buffer = -1, seed = -1;
   long ckpt_every = 500, log_every = 50;
   double max_energy = -1;
@@ -305,6 +308,7 @@ int cmd_train(int argc, char **argv) {
         return cli_usage(CMD_NAME, "--backend '%s': expected auto, cpu or vulkan", optarg);
       break;
     case 'q': quiet = 1; break;
+    case O_FORCE: force = 1; break;
     default: return cli_bad_option(CMD_NAME, argv, ch);
     }
   }
@@ -313,6 +317,10 @@ int cmd_train(int argc, char **argv) {
   if (optind < argc) return cli_usage(CMD_NAME, "unexpected argument '%s'", argv[optind]);
   if (!out) return cli_usage(CMD_NAME, "-o OUT.safetensors is required");
   if (!resume && !concept) return cli_usage(CMD_NAME, "--concept is required (position, size, shape, color)");
+  struct stat ost;
+  if (!resume && !force && stat(out, &ost) == 0 && S_ISREG(ost.st_mode))
+    return cli_usage(CMD_NAME, "-o %s exists: a new run would replace that model at its end "
+                               "(add --force, or pick another path)", out);
 
   char err[1024];
   ebm_train_config cfg;

@@ -109,7 +109,7 @@ int ebm_train_config_default(ebm_train_config *cfg, const char *concept, const c
   snprintf(cfg->concept, sizeof cfg->concept, "%s", canonical_concept(c));
   snprintf(cfg->data_spec, sizeof cfg->data_spec, "%s", data_spec ? data_spec : "general");
   if (ebm_net_config_preset(&cfg->net, preset, scene_label_dim((scene_concept)c)) != 0)
-    return fail(err, errlen, "unknown network preset '%.40s' (tiny, default32, paper64)", preset);
+    return fail(err, errlen, "unknown network preset '%.40s' (tiny, small32, default32, paper64)", preset);
   if (size > 0) cfg->net.resolution = size;
   cfg->batch = 16;
   cfg->lr = 3e-4f;

@@ -109,4 +109,9 @@ mkdir -p "$T/flatm" && cp "$T/flat.safetensors" "$T/flatm/"
 "$VKEBM" sample --expr "pos=(0.5,0)" -n 2 --steps 2 --models "$T/flatm" -o "$T/flat.png" --quiet ||
   fail "sampling a flatten-head model"
 expect 2 "--head bad" -- --concept position --head conv --steps 2 -o "$T/x.safetensors" "${TINY[@]}"
+# a new run does not replace an existing model unless asked
+expect 2 "-o exists" -- --concept color --steps 1 -o "$T/flat.safetensors" "${TINY[@]}"
+grep -q "exists.*--force" "$T/err" || fail "-o exists: $(cat "$T/err")"
+cmp -s "$T/flat.safetensors" "$T/flatm/flat.safetensors" || fail "-o exists: the model was touched"
+expect 0 "-o exists --force" -- --concept color --steps 1 --force -o "$T/flat.safetensors" "${TINY[@]}"
 echo "train.sh: ok"
