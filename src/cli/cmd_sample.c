@@ -229,6 +229,7 @@ typedef struct frame_sink {
   const char *frames_dir;
   float *host;
   gif_writer *gif;     /* frames are encoded as they come: memory stays at two frames */
+  cli_progress progress; /* steps on stderr (quiet: silent) */
   int failed;
   char why[512];       /* what failed */
 } frame_sink;
@@ -236,6 +237,9 @@ typedef struct frame_sink {
 static int on_step(int step, ebm_ref x, void *user) {
   frame_sink *f = user;
   int last = step == f->steps - 1;
+  cli_progress_update(&f->progress, "sampling, step", step + 1, f->steps);
+  if (last) cli_progress_end(&f->progress);
+  if (!f->frames_dir && !f->gif) return 0;
   if ((step + 1) % f->every && !last) return 0;
   if (ebm_download(f->be, f->host, x, (size_t)f->B * f->C * f->H * f->W)) {
     snprintf(f->why, sizeof f->why, "download failed");
@@ -594,6 +598,7 @@ int cmd_sample(int argc, char **argv) {
   sink = (frame_sink){.be = be, .s = &s, .B = B, .C = C, .H = H, .W = W, .steps = s.sc.steps,
                       .frames_dir = frames_dir, .host = x};
   sink.every = every ? (int)every : (s.sc.steps / 50 > 1 ? s.sc.steps / 50 : 1);
+  cli_progress_init(&sink.progress, CMD_NAME, quiet);
   if (gif_path && !(sink.gif = gif_writer_open(gif_path, 8, err, sizeof err))) {
     rc = cli_fail(CMD_NAME, "--gif: %s", err);
     goto done;
@@ -605,15 +610,15 @@ int cmd_sample(int argc, char **argv) {
                       "gradients overflow long before 3e38\n", scale);
   }
   ebm_sampler_stats st;
-  int want_frames = frames_dir || gif_path;
+
   if (!quiet) {
     char desc[512];
     ebm_sampler_describe(&s.sc, desc, sizeof desc);
     fprintf(stderr, "vkebm sample: %d chains of %dx%dx%d, %s, seed %u, backend %s\n", B, C, H, W,
             desc, s.seed, ebm_backend_name(be));
   }
-  if (ebm_sample(comp, ebm_ref_of(xb), &s.sc, want_frames ? on_step : NULL, &sink, &st, err,
-                 sizeof err) || sink.failed) {
+  if (ebm_sample(comp, ebm_ref_of(xb), &s.sc, on_step, &sink, &st, err, sizeof err) ||
+      sink.failed) {
     rc = cli_fail(CMD_NAME, "sampling failed: %s", sink.failed ? sink.why : err);
     goto done;
   }
