@@ -76,6 +76,7 @@ static void usage(FILE *f) {
           "  --nrow N, --padding P  grid layout like torchvision (8, 2)\n"
           "  --explain            print the parsed tree and its energy; sample nothing\n"
           "  --from FILE.png      repeat the sampling recorded in a PNG written by this command\n"
+          "  --device I           the Vulkan device's index (`vkebm devices`; default: the best)\n"
           "  --backend B          auto, cpu or vulkan (default cpu: bitwise reproducible)\n"
           "  --quiet              no progress\n");
 }
@@ -304,14 +305,14 @@ int cmd_sample(int argc, char **argv) {
   s.resolution = 32;
   snprintf(s.models, sizeof s.models, "models");
   const char *out = "grid.png", *frames_dir = NULL, *gif_path = NULL, *from = NULL;
-  int explain = 0, quiet = 0, sampling_opts = 0, backend = EBM_BACKEND_CPU, backend_given = 0;
+  int explain = 0, quiet = 0, sampling_opts = 0, backend = EBM_BACKEND_CPU, backend_given = 0, device = -1;
   int resolution_given = 0;
   long every = 0;
 
   enum {
     O_EXPR = 256, O_STEPS, O_SEED, O_MODELS, O_ANALYTIC, O_RES, O_SAMPLER, O_STEP, O_NOISE,
     O_CLIP, O_NOCLIP, O_BETA, O_DIVIDE, O_TARGET, O_ADAPT, O_INIT, O_FRAMES, O_GIF, O_EVERY,
-    O_NROW, O_PAD, O_EXPLAIN, O_FROM, O_BACKEND, O_QUIET
+    O_NROW, O_PAD, O_EXPLAIN, O_FROM, O_BACKEND, O_DEVICE, O_QUIET
   };
   static const struct option opts[] = {
       {"expr", required_argument, 0, O_EXPR},       {"num", required_argument, 0, 'n'},
@@ -327,6 +328,7 @@ int cmd_sample(int argc, char **argv) {
       {"every", required_argument, 0, O_EVERY},     {"nrow", required_argument, 0, O_NROW},
       {"padding", required_argument, 0, O_PAD},     {"explain", no_argument, 0, O_EXPLAIN},
       {"from", required_argument, 0, O_FROM},       {"backend", required_argument, 0, O_BACKEND},
+      {"device", required_argument, 0, O_DEVICE},
       {"quiet", no_argument, 0, O_QUIET},           {"help", no_argument, 0, 'h'},
       {0, 0, 0, 0}};
   optind = 1;
@@ -415,6 +417,11 @@ int cmd_sample(int argc, char **argv) {
       backend_given = 1;
       if (backend < 0) return cli_usage(CMD_NAME, "--backend: expected auto, cpu or vulkan, got '%s'", optarg);
       break;
+    case O_DEVICE:
+      if (cli_parse_int(optarg, 0, 64, &l))
+        return cli_usage(CMD_NAME, "--device: expected an index 0..64, got '%s'", optarg);
+      device = (int)l;
+      break;
     case O_QUIET: quiet = 1; break;
     default: return cli_bad_option(CMD_NAME, argv, ch);
     }
@@ -484,7 +491,7 @@ int cmd_sample(int argc, char **argv) {
   }
 
   ebm_backend *be = NULL;
-  int rc = cli_backend_open(CMD_NAME, &be, (ebm_backend_kind)backend, -1, 0, 1);
+  int rc = cli_backend_open(CMD_NAME, &be, (ebm_backend_kind)backend, device, 0, 1);
   if (rc) {
     expr_free(tree);
     return rc;

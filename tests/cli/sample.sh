@@ -67,6 +67,8 @@ check "--init starts every chain from the image (0 steps: the image itself, twic
 check "--init edits and reproduces with --from" "[ -s edit.png ] && $V sample --from edit.png -o edit2.png --quiet && cmp -s edit.png edit2.png"
 "$V" sample "${common[@]}" --expr "color=red" --init grid.png -o bad.png 2>/dev/null
 check "--init of the wrong size is refused" "[ \$? -eq 2 ] && [ ! -e bad.png ]"
+"$V" sample "${common[@]}" --expr "color=red" --device nine -o bad.png 2>/dev/null
+check "--device must be an index" "[ \$? -eq 2 ] && [ ! -e bad.png ]"
 "$V" sample "${common[@]}" --backend vulkan --sampler mala --expr "color=red OR color=blue" --seed 8 -o v1.png 2>/dev/null
 vrc=$?
 if [ $vrc -eq 77 ]; then
