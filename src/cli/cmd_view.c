@@ -184,6 +184,15 @@ static int run_loop(options *o, ebm_backend *be, view_state *s, view_engine *eng
     ren = surf ? SDL_CreateSoftwareRenderer(surf) : NULL;
   } else {
     if (SDL_InitSubSystem(SDL_INIT_VIDEO)) return cli_fail(CMD_NAME, "SDL: %s", SDL_GetError());
+    /* without a display SDL falls back to a driver that draws nowhere: a window nobody sees
+     * that exits 0 would look like success (SDL_VIDEODRIVER set by hand still wins) */
+    const char *drv = SDL_GetCurrentVideoDriver(), *asked = getenv("SDL_VIDEODRIVER");
+    if (drv && (!strcmp(drv, "offscreen") || !strcmp(drv, "dummy")) && !(asked && *asked)) {
+      if (!o->quiet)
+        fprintf(stderr, "vkebm view: no display (SDL found only its '%s' video driver); use "
+                        "--headless -o DIR to write frames\n", drv);
+      return EXIT_NO_DEVICE;
+    }
     win = SDL_CreateWindow("vkebm view", SDL_WINDOWPOS_UNDEFINED, SDL_WINDOWPOS_UNDEFINED, win_w,
                            win_h, SDL_WINDOW_RESIZABLE);
     ren = win ? SDL_CreateRenderer(win, -1, SDL_RENDERER_SOFTWARE) : NULL;

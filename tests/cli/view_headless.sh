@@ -15,6 +15,11 @@ CLI_COMMAND=view
 }
 grep -q "usage: vkebm view" "$T/help" || fail "--help text"
 
+# no display: say so and exit 77 (not an invisible window and exit 0)
+env -u DISPLAY -u WAYLAND_DISPLAY -u SDL_VIDEODRIVER "$VKEBM" view --expr "color=red" --frames 2 \
+  --analytic --backend cpu >"$T/out" 2>"$T/err"
+rc=$?
+[ $rc -eq 77 ] && grep -q "no display.*--headless" "$T/err" || fail "no display: exit $rc ($(cat "$T/err"))"
 expect 2 "no --expr" -- --headless --frames 2 -o "$T/x"
 expect 2 "headless without --frames" -- --headless --expr "color=red" -o "$T/x"
 expect 2 "bad key script" -- --headless --frames 2 -o "$T/x" --expr "color=red" --keys "3:nokey"
