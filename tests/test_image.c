@@ -11,7 +11,10 @@
 
 #include "testutil.h"
 #include "vkebm/fileio.h"
+#include "vkebm/gif.h"
 #include "vkebm/image.h"
+
+#include <gif_lib.h>
 
 static char dir[] = "/tmp/vkebm_test_img_XXXXXX";
 
@@ -340,6 +343,48 @@ static int write_grids(const char *out_dir) {
   return 0;
 }
 
+/* The GIF palette keeps the scenes' neutral floor grey and near its value (the old 6x7x6 cube
+ * turned mid-grey purple), and saturated colours near their hue; decoded with giflib. */
+static void test_gif_palette(void) {
+  enum { W = 8, H = 4 };
+  uint8_t rgb[W * H * 3];
+  for (int i = 0; i < W * H; i++) { /* greys 0.40 .. 0.60 (the floors), then colours */
+    int v = 102 + (i % 16) * 3;
+    rgb[3 * i] = rgb[3 * i + 1] = rgb[3 * i + 2] = (uint8_t)v;
+    if (i >= 16) rgb[3 * i + 1] = (uint8_t)(v - 2), rgb[3 * i + 2] = (uint8_t)(v - 4); /* tinted */
+  }
+  const uint8_t red[3] = {230, 31, 26}, blue[3] = {38, 77, 242};
+  memcpy(rgb + 3 * (W * H - 2), red, 3);
+  memcpy(rgb + 3 * (W * H - 1), blue, 3);
+  char path[600], err[256];
+  snprintf(path, sizeof path, "%s/p.gif", dir);
+  gif_writer *g = gif_writer_open(path, 8, err, sizeof err);
+  TU_CHECK(g && gif_writer_add(g, rgb, W, H, err, sizeof err) == 0 &&
+               gif_writer_finish(g, err, sizeof err) == 0, "gif: %s", err);
+  int gerr = 0;
+  GifFileType *f = DGifOpenFileName(path, &gerr);
+  TU_CHECK(f && DGifSlurp(f) == GIF_OK && f->ImageCount == 1, "decode the GIF");
+  if (!f || f->ImageCount != 1) return;
+  const ColorMapObject *map = f->SColorMap;
+  int worst_grey = 0, coloured_floor = 0;
+  for (int i = 0; i < W * H; i++) {
+    const GifColorType *c = &map->Colors[f->SavedImages[0].RasterBits[i]];
+    const uint8_t *p = rgb + 3 * i;
+    int d = abs(c->Red - p[0]) + abs(c->Green - p[1]) + abs(c->Blue - p[2]);
+    if (i < W * H - 2) {
+      if (d > worst_grey) worst_grey = d;
+      coloured_floor += !(c->Red == c->Green && c->Green == c->Blue);
+    } else {
+      TU_CHECK(d < 120 && c->Red + c->Green + c->Blue > 0, "colour %d off by %d", i, d);
+    }
+  }
+  printf("gif palette: greys within %d levels (sum over channels), %d floor pixels coloured\n",
+         worst_grey, coloured_floor);
+  TU_CHECK(coloured_floor == 0, "%d grey floor pixels took a colour", coloured_floor);
+  TU_CHECK(worst_grey <= 12, "a grey moved by %d levels", worst_grey);
+  DGifCloseFile(f, &gerr);
+}
+
 int main(int argc, char **argv) {
   if (argc == 3 && !strcmp(argv[1], "--write-grids")) return write_grids(argv[2]);
   if (!mkdtemp(dir)) {
@@ -352,6 +397,7 @@ int main(int argc, char **argv) {
   test_conversion();
   test_grid();
   test_mutations();
+  test_gif_palette();
   char cmd[600];
   snprintf(cmd, sizeof cmd, "rm -rf '%s'", dir);
   if (system(cmd) != 0) fprintf(stderr, "could not remove %s\n", dir);

@@ -1,6 +1,7 @@
-/* gif.h: animated GIFs of sampling chains (giflib). One fixed 252-colour palette (6x7x6 RGB
- * levels) for every frame, so frames need no per-frame quantisation and the same frames give
- * the same bytes; a NETSCAPE2.0 block makes it loop forever.
+/* gif.h: animated GIFs of sampling chains (giflib). One fixed 256-colour palette for every
+ * frame (a 6x6x6 RGB cube plus 40 greys; each pixel takes the nearer of its cube colour and its
+ * grey, so the neutral floor stays grey), so frames need no per-frame quantisation and the same
+ * frames give the same bytes; a NETSCAPE2.0 block makes it loop forever.
  *
  * Frames are encoded as they come (one frame held back, so the last can be shown longer), into
  * an atomic write (fileio.h): memory stays at two frames whatever the length, the path is

@@ -1,5 +1,5 @@
-/* gif.c: animated GIF writer for sampling chains (gif.h): fixed 6x7x6 palette, NETSCAPE2.0
- * loop, encoded frame by frame into an atomic write (fileio.h). */
+/* gif.c: animated GIF writer for sampling chains (gif.h): a fixed palette (a 6x6x6 cube and 40
+ * greys), NETSCAPE2.0 loop, encoded frame by frame into an atomic write (fileio.h). */
 #include "vkebm/gif.h"
 
 #include <gif_lib.h>
@@ -9,10 +9,12 @@
 
 #include "vkebm/fileio.h"
 
-/* levels: red 6, green 7 (the eye is most sensitive to it), blue 6 */
-#define GIF_LEVELS_R 6
-#define GIF_LEVELS_G 7
-#define GIF_LEVELS_B 6
+/* The palette: a 6x6x6 colour cube (indices 0..215) and a ramp of 40 greys (216..255). Each
+ * pixel takes the nearer of its cube colour and its grey: the scenes' neutral floor and shadows
+ * stay grey (a cube alone has 6 greys, and an uneven cube puts mid-grey between purple and
+ * green, which flickered from frame to frame). */
+#define GIF_CUBE 6
+#define GIF_GREYS 40
 
 struct gif_writer {
   io_atomic out;
@@ -27,8 +29,14 @@ struct gif_writer {
 static int level(int v, int levels) { return (v * (levels - 1) + 127) / 255; }
 
 static GifByteType palette_index(const uint8_t *rgb) {
-  return (GifByteType)(level(rgb[0], GIF_LEVELS_R) * GIF_LEVELS_G * GIF_LEVELS_B +
-                       level(rgb[1], GIF_LEVELS_G) * GIF_LEVELS_B + level(rgb[2], GIF_LEVELS_B));
+  int lr = level(rgb[0], GIF_CUBE), lg = level(rgb[1], GIF_CUBE), lb = level(rgb[2], GIF_CUBE);
+  int cr = lr * 255 / (GIF_CUBE - 1), cg = lg * 255 / (GIF_CUBE - 1), cb = lb * 255 / (GIF_CUBE - 1);
+  int mean = (rgb[0] + rgb[1] + rgb[2] + 1) / 3, lv = level(mean, GIF_GREYS);
+  int gv = lv * 255 / (GIF_GREYS - 1);
+  int dc = (rgb[0] - cr) * (rgb[0] - cr) + (rgb[1] - cg) * (rgb[1] - cg) + (rgb[2] - cb) * (rgb[2] - cb);
+  int dg = (rgb[0] - gv) * (rgb[0] - gv) + (rgb[1] - gv) * (rgb[1] - gv) + (rgb[2] - gv) * (rgb[2] - gv);
+  if (dg <= dc) return (GifByteType)(GIF_CUBE * GIF_CUBE * GIF_CUBE + lv);
+  return (GifByteType)((lr * GIF_CUBE + lg) * GIF_CUBE + lb);
 }
 
 /* giflib's output function: straight into the atomic write. */
@@ -68,14 +76,18 @@ static int fail_gif(gif_writer *g, int gerr, char *err, size_t errlen) {
 static int start(gif_writer *g, int W, int H, char *err, size_t errlen) {
   GifColorType colors[256];
   memset(colors, 0, sizeof colors);
-  for (int r = 0; r < GIF_LEVELS_R; r++)
-    for (int gr = 0; gr < GIF_LEVELS_G; gr++)
-      for (int b = 0; b < GIF_LEVELS_B; b++) {
-        GifColorType *c = &colors[(r * GIF_LEVELS_G + gr) * GIF_LEVELS_B + b];
-        c->Red = (GifByteType)(r * 255 / (GIF_LEVELS_R - 1));
-        c->Green = (GifByteType)(gr * 255 / (GIF_LEVELS_G - 1));
-        c->Blue = (GifByteType)(b * 255 / (GIF_LEVELS_B - 1));
+  for (int r = 0; r < GIF_CUBE; r++)
+    for (int gr = 0; gr < GIF_CUBE; gr++)
+      for (int b = 0; b < GIF_CUBE; b++) {
+        GifColorType *c = &colors[(r * GIF_CUBE + gr) * GIF_CUBE + b];
+        c->Red = (GifByteType)(r * 255 / (GIF_CUBE - 1));
+        c->Green = (GifByteType)(gr * 255 / (GIF_CUBE - 1));
+        c->Blue = (GifByteType)(b * 255 / (GIF_CUBE - 1));
       }
+  for (int k = 0; k < GIF_GREYS; k++) {
+    GifColorType *c = &colors[GIF_CUBE * GIF_CUBE * GIF_CUBE + k];
+    c->Red = c->Green = c->Blue = (GifByteType)(k * 255 / (GIF_GREYS - 1));
+  }
   int gerr = 0;
   g->W = W;
   g->H = H;
