@@ -114,6 +114,11 @@ int ebm_concept_set_load_dir(ebm_concept_set *s, ebm_backend *be, const char *di
  * trained with, and that model's noise. Returns 1 and fills step/noise when some model records
  * its training sampler, else 0 (both untouched). */
 int ebm_concept_set_sampler_hint(const ebm_concept_set *s, float *step, float *noise);
+/* The models folder a command reads when none is named: $VKEBM_MODELS when set, else ./models
+ * when it holds a safetensors file, else the source tree's models/ (the shipped models; the
+ * path is fixed at build time), else "models". Written into buf (len >= 8); returns buf. */
+const char *ebm_models_dir_default(char *buf, size_t len);
+
 /* The largest sampler step count the set's learned models record (sample_steps), 0 when none
  * does. */
 int ebm_concept_set_sample_steps(const ebm_concept_set *s);

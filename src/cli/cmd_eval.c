@@ -62,11 +62,12 @@ static void usage(FILE *f) {
           "                     with, as vkebm sample)\n"
           "  --noise V          sampler noise sigma (default: the models' training noise)\n"
           "  --seed S           sampling seed (default 1; batch k uses S + k)\n"
-          "  --models DIR       concept models (default models/; other files are skipped)\n"
+          "  --models DIR       concept models (default: $VKEBM_MODELS, ./models, or the shipped\n"
+          "                     models of the source tree; other files are skipped)\n"
           "  --analytic         use the analytic concepts (the judge reads rendered scenes, so\n"
           "                     expect low scores: they are reported, not faked)\n"
-          "  --judge FILE       the judge (default models/judge.safetensors; it must carry a\n"
-          "                     calibration, `vkebm judge calibrate`)\n"
+          "  --judge FILE       the judge (default: judge.safetensors of that default folder;\n"
+          "                     it must carry a calibration, `vkebm judge calibrate`)\n"
           "  --size-tol V       default 0.1\n"
           "  --pos-tol V        default 0.25\n"
           "  --no-frechet       skip the Frechet distances\n"
@@ -349,7 +350,10 @@ int cmd_eval(int argc, char **argv) {
   ebm_eval_settings *st = &run.st;
   ebm_eval_settings_default(st);
   float size_tol = EBM_EVAL_DEFAULT_SIZE_TOL, pos_tol = EBM_EVAL_DEFAULT_POS_TOL;
-  const char *expr = NULL, *out = NULL, *models = "models", *judge_path = "models/judge.safetensors";
+  char models_dir[4096], judge_default[4200];
+  const char *expr = NULL, *out = NULL, *judge_path = NULL;
+  const char *models = ebm_models_dir_default(models_dir, sizeof models_dir);
+  snprintf(judge_default, sizeof judge_default, "%s/judge.safetensors", models_dir);
   int run_suite = 0, json = 0, quiet = 0, backend = EBM_BACKEND_CPU;
   long l;
   double d;
@@ -422,6 +426,7 @@ int cmd_eval(int argc, char **argv) {
     }
   }
   if (optind < argc) return cli_usage(CMD_NAME, "unexpected argument '%s'", argv[optind]);
+  if (!judge_path) judge_path = judge_default;
   if (!expr == !run_suite) return cli_usage(CMD_NAME, "give exactly one of --expr or --suite");
   if (out && !run_suite) return cli_usage(CMD_NAME, "--out is for --suite");
   if (expr) {

@@ -42,7 +42,8 @@ static void usage(FILE *f) {
           "confidence, each vector concept (position, size) by gradient descent on the label from\n"
           "a grid of starts. docs/inference.md has the method and the measured accuracy.\n"
           "\n"
-          "  --models DIR         concept models (*.safetensors), default models/\n"
+          "  --models DIR         concept models (*.safetensors); default: $VKEBM_MODELS, else\n"
+          "                       ./models, else the shipped models of the source tree\n"
           "  --objects K|auto     find K objects (1..5) by greedy masked position inference, or\n"
           "                       as many as lower the energy (auto); then each one's concepts\n"
           "  --data DIR           score a `vkebm data --size 32` folder against its labels.csv,\n"
@@ -648,7 +649,10 @@ int cmd_infer(int argc, char **argv) {
       {"calibrate", required_argument, 0, O_CALIBRATE},
       {"calibrate-seed", required_argument, 0, O_CALIBRATE_SEED},
       {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
-  opts o = {.models = "models", .judge = "models/judge.safetensors", .objects = -1,
+  char models_dir[4096], judge_default[4200];
+  ebm_models_dir_default(models_dir, sizeof models_dir);
+  snprintf(judge_default, sizeof judge_default, "%s/judge.safetensors", models_dir);
+  opts o = {.models = models_dir, .judge = judge_default, .objects = -1,
             .calibrate = 64, .calibrate_seed = CALIBRATE_SEED};
   ebm_infer_defaults(&o.inf);
   long v;

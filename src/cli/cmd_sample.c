@@ -58,7 +58,8 @@ static void usage(FILE *f) {
           "  --steps K            sampler steps (default: what the models record, else 200)\n"
           "  --seed S             random seed (default: picked, printed and recorded)\n"
           "  -o, --output FILE    grid PNG, default grid.png\n"
-          "  --models DIR         learned models (*.safetensors), default models/\n"
+          "  --models DIR         learned models (*.safetensors); default: $VKEBM_MODELS, else\n"
+          "                       ./models, else the shipped models of the source tree\n"
           "  --analytic           use the analytic concepts (color, position, size, shape)\n"
           "  --resolution R       analytic image size, default 32\n"
           "  --sampler NAME       paper (default), langevin or mala\n"
@@ -200,11 +201,9 @@ static int load_models(ebm_backend *be, settings *s, ebm_concept_set *set, int r
   if (!s->analytic) {
     if (ebm_concept_set_load_dir(set, be, s->models, rows, err, sizeof err))
       return cli_fail(CMD_NAME, "%s", err);
-    if (set->count == 0) {
-      if (!quiet)
-        fprintf(stderr, "vkebm sample: no concept models in %s: using the analytic concepts\n", s->models);
-      s->analytic = 1;
-    }
+    if (set->count == 0)
+      return cli_fail(CMD_NAME, "no concept models in %s (pass --models DIR, or --analytic for "
+                                "the built-in concepts)", s->models);
   }
   if (s->analytic) {
     static const char *names[] = {"color", "position", "size", "shape"};
@@ -303,7 +302,7 @@ int cmd_sample(int argc, char **argv) {
   s.nrow = 8;
   s.padding = 2;
   s.resolution = 32;
-  snprintf(s.models, sizeof s.models, "models");
+  ebm_models_dir_default(s.models, sizeof s.models);
   const char *out = "grid.png", *frames_dir = NULL, *gif_path = NULL, *from = NULL;
   int explain = 0, quiet = 0, sampling_opts = 0, backend = EBM_BACKEND_CPU, backend_given = 0, device = -1;
   int resolution_given = 0;

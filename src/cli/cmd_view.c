@@ -51,7 +51,8 @@ static void usage(FILE *f) {
           "options:\n"
           "  --expr EXPR          the composition (at most 9 terms)\n"
           "  -n, --num N          chains, default 16\n"
-          "  --models DIR         learned models (*.safetensors), default models/\n"
+          "  --models DIR         learned models (*.safetensors); default: $VKEBM_MODELS, else\n"
+          "                       ./models, else the shipped models of the source tree\n"
           "  --analytic           use the analytic concepts (color, position, size, shape)\n"
           "  --resolution R       analytic image size, default 32\n"
           "  --sampler NAME       langevin (default for analytic concepts) or paper (for learned)\n"
@@ -81,11 +82,9 @@ static int load_models(ebm_backend *be, options *o, ebm_concept_set *set) {
   if (!o->analytic) {
     if (ebm_concept_set_load_dir(set, be, o->models, rows, err, sizeof err))
       return cli_fail(CMD_NAME, "%s", err);
-    if (set->count == 0) {
-      if (!o->quiet)
-        fprintf(stderr, "vkebm view: no concept models in %s: using the analytic concepts\n", o->models);
-      o->analytic = 1;
-    }
+    if (set->count == 0)
+      return cli_fail(CMD_NAME, "no concept models in %s (pass --models DIR, or --analytic for "
+                                "the built-in concepts)", o->models);
   }
   if (o->analytic) {
     static const char *names[] = {"color", "position", "size", "shape"};
@@ -322,7 +321,7 @@ out_sdl:
 
 int cmd_view(int argc, char **argv) {
   options o = {.chains = 16, .resolution = 32, .steps_per_frame = 4, .seed = 1, .device = -1,
-               .beta = 1.0, .max_fps = 60.0, .models = "models", .outdir = ".", .sampler = -1,
+               .beta = 1.0, .max_fps = 60.0, .models = NULL, .outdir = ".", .sampler = -1,
                .backend = "auto"};
   enum {
     O_EXPR = 256, O_MODELS, O_ANALYTIC, O_RES, O_SAMPLER, O_STEP, O_NOISE, O_BETA, O_SEED, O_SPF,
@@ -417,6 +416,8 @@ int cmd_view(int argc, char **argv) {
     }
   }
   if (optind < argc) return cli_usage(CMD_NAME, "unexpected argument '%s'", argv[optind]);
+  char models_dir[4096];
+  if (!o.models) o.models = ebm_models_dir_default(models_dir, sizeof models_dir);
   if (!o.expr) return cli_usage(CMD_NAME, "--expr is required (try --help)");
   if (o.headless && o.frames <= 0)
     return cli_usage(CMD_NAME, "--headless needs --frames N (it runs no event loop to quit it)");

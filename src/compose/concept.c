@@ -529,6 +529,30 @@ int ebm_concept_set_sampler_hint(const ebm_concept_set *s, float *step, float *n
   return found;
 }
 
+/* 1 when dir holds a *.safetensors file. */
+static int has_safetensors(const char *dir) {
+  DIR *d = opendir(dir);
+  if (!d) return 0;
+  int found = 0;
+  for (struct dirent *e; !found && (e = readdir(d));) {
+    size_t n = strlen(e->d_name);
+    found = n > 12 && !strcmp(e->d_name + n - 12, ".safetensors");
+  }
+  closedir(d);
+  return found;
+}
+
+const char *ebm_models_dir_default(char *buf, size_t len) {
+  const char *env = getenv("VKEBM_MODELS");
+  if (env && *env) snprintf(buf, len, "%s", env);
+  else if (has_safetensors("models")) snprintf(buf, len, "models");
+#ifdef VKEBM_SOURCE_DIR
+  else if (has_safetensors(VKEBM_SOURCE_DIR "/models")) snprintf(buf, len, "%s", VKEBM_SOURCE_DIR "/models");
+#endif
+  else snprintf(buf, len, "models");
+  return buf;
+}
+
 int ebm_concept_set_sample_steps(const ebm_concept_set *s) {
   int steps = 0;
   for (int i = 0; i < s->count; i++)
