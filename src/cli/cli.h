@@ -19,9 +19,11 @@ int cli_usage(const char *cmd, const char *fmt, ...) __attribute__((format(print
 int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* For getopt_long's '?' (or ':' when the option string starts with ':') with opterr = 0: one line
- * naming the option getopt refused, unknown or missing its value, and EXIT_USAGE. c is what
+ * naming the option getopt refused, unknown or missing its value (and the closest of opts, the
+ * command's long options, when one is within two edits or extends it), and EXIT_USAGE. c is what
  * getopt_long returned. Every subcommand reports bad flags through this. */
-int cli_bad_option(const char *cmd, char **argv, int c);
+struct option;
+int cli_bad_option(const char *cmd, char **argv, int c, const struct option *opts);
 
 /* "auto" | "cpu" | "vulkan" -> kind; -1 when unknown. */
 int cli_parse_backend(const char *s);

@@ -275,7 +275,7 @@ int cmd_bench(int argc, char **argv) {
     case 'V': validate = 1; break;
     case 'q': quiet = 1; break;
     case 'h': usage(stdout); return EXIT_OK;
-    default: return cli_bad_option("bench", argv, ch);
+    default: return cli_bad_option("bench", argv, ch, opts);
     }
   }
   if (optind < argc) return cli_usage("bench", "unexpected argument '%s'", argv[optind]);

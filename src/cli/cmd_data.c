@@ -202,7 +202,7 @@ int cmd_data(int argc, char **argv) {
     case 'F': force = 1; break;
     case 'q': quiet = 1; break;
     case 'h': usage(stdout); return EXIT_OK;
-    default: return cli_bad_option("data", argv, o);
+    default: return cli_bad_option("data", argv, o, opts);
     }
   }
   if (optind < argc) return cli_usage("data", "unexpected argument '%s' (try `vkebm data --help`)", argv[optind]);

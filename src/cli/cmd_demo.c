@@ -138,7 +138,7 @@ int cmd_demo(int argc, char **argv) {
     case 'V': validate = 1; break;
     case 'q': quiet = 1; break;
     case 'h': usage(stdout); return EXIT_OK;
-    default: return cli_bad_option("demo", argv, ch);
+    default: return cli_bad_option("demo", argv, ch, opts);
     }
   }
   if (optind < argc) return cli_usage("demo", "unexpected argument '%s'", argv[optind]);

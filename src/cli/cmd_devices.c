@@ -53,7 +53,7 @@ int cmd_devices(int argc, char **argv) {
       preset = optarg;
       continue;
     }
-    return cli_bad_option("devices", argv, c);
+    return cli_bad_option("devices", argv, c, opts);
   }
   ebm_net_config cfg;
   if (ebm_net_config_preset(&cfg, preset, 2))

@@ -422,7 +422,7 @@ int cmd_eval(int argc, char **argv) {
         return cli_usage(CMD_NAME, "--backend: expected auto, cpu or vulkan, got '%s'", optarg);
       break;
     case O_QUIET: quiet = 1; break;
-    default: return cli_bad_option(CMD_NAME, argv, ch);
+    default: return cli_bad_option(CMD_NAME, argv, ch, opts);
     }
   }
   if (optind < argc) return cli_usage(CMD_NAME, "unexpected argument '%s'", argv[optind]);

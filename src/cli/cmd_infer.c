@@ -708,7 +708,7 @@ int cmd_infer(int argc, char **argv) {
       if ((o.backend = cli_parse_backend(optarg)) < 0)
         return cli_usage(CMD_NAME, "--backend: '%s' is not auto, cpu or vulkan", optarg);
       break;
-    default: return cli_bad_option(CMD_NAME, argv, ch);
+    default: return cli_bad_option(CMD_NAME, argv, ch, lo);
     }
   }
   int nfiles = argc - optind;

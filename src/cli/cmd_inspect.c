@@ -249,7 +249,7 @@ int cmd_inspect(int argc, char **argv) {
     switch (o) {
     case 'j': json = 1; break;
     case 'h': usage(stdout); return EXIT_OK;
-    default: return cli_bad_option("inspect", argv, o);
+    default: return cli_bad_option("inspect", argv, o, opts);
     }
   }
   if (argc - optind != 1)

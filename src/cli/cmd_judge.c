@@ -193,7 +193,7 @@ static int parse(int argc, char **argv, opts *o) {
     case OPT_GRID: o->grid = 1; break;
     case 'h':
     case OPT_HELP: usage(stdout); exit(EXIT_OK);
-    default: return cli_bad_option(CMD_NAME, argv, c);
+    default: return cli_bad_option(CMD_NAME, argv, c, longopts);
     }
   }
   return 0;

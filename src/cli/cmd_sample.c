@@ -422,7 +422,7 @@ int cmd_sample(int argc, char **argv) {
       device = (int)l;
       break;
     case O_QUIET: quiet = 1; break;
-    default: return cli_bad_option(CMD_NAME, argv, ch);
+    default: return cli_bad_option(CMD_NAME, argv, ch, opts);
     }
   }
   if (optind < argc) return cli_usage(CMD_NAME, "unexpected argument '%s'", argv[optind]);

@@ -309,7 +309,7 @@ int cmd_train(int argc, char **argv) {
       break;
     case 'q': quiet = 1; break;
     case O_FORCE: force = 1; break;
-    default: return cli_bad_option(CMD_NAME, argv, ch);
+    default: return cli_bad_option(CMD_NAME, argv, ch, opts);
     }
   }
 #undef INT_OPT

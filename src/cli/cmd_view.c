@@ -412,7 +412,7 @@ int cmd_view(int argc, char **argv) {
       break;
     case O_QUIET: o.quiet = 1; break;
     case 'h': usage(stdout); return EXIT_OK;
-    default: return cli_bad_option(CMD_NAME, argv, ch);
+    default: return cli_bad_option(CMD_NAME, argv, ch, opts);
     }
   }
   if (optind < argc) return cli_usage(CMD_NAME, "unexpected argument '%s'", argv[optind]);

@@ -72,11 +72,41 @@ int cli_fail(const char *cmd, const char *fmt, ...) {
   return EXIT_FAIL;
 }
 
-int cli_bad_option(const char *cmd, char **argv, int c) {
+/* Edit distance between a and b (both short option names), for suggestions. */
+static int edit_distance(const char *a, const char *b) {
+  int la = (int)strlen(a), lb = (int)strlen(b), d[64][64];
+  if (la > 63 || lb > 63) return 99;
+  for (int i = 0; i <= la; i++) d[i][0] = i;
+  for (int j = 0; j <= lb; j++) d[0][j] = j;
+  for (int i = 1; i <= la; i++)
+    for (int j = 1; j <= lb; j++) {
+      int sub = d[i - 1][j - 1] + (a[i - 1] != b[j - 1]);
+      int del = d[i - 1][j] + 1, ins = d[i][j - 1] + 1;
+      d[i][j] = sub < del ? (sub < ins ? sub : ins) : (del < ins ? del : ins);
+    }
+  return d[la][lb];
+}
+
+int cli_bad_option(const char *cmd, char **argv, int c, const struct option *opts) {
   const char *arg = optind > 0 ? argv[optind - 1] : "?";
   char shortopt[3] = {'-', (char)optopt, 0};
   if (strncmp(arg, "--", 2) && optopt > 0 && optopt < 128) arg = shortopt; /* e.g. -xn: the x */
   if (c == ':') return cli_usage(cmd, "option '%s' needs a value (try `vkebm %s --help`)", arg, cmd);
+  /* an unknown long option: the closest known one (a prefix of it, or a small typo) */
+  const char *best = NULL;
+  if (opts && !strncmp(arg, "--", 2) && arg[2]) {
+    char name[64];
+    snprintf(name, sizeof name, "%s", arg + 2);
+    name[strcspn(name, "=")] = 0;
+    int bd = 3;
+    for (const struct option *o = opts; o->name; o++) {
+      int d = !strncmp(o->name, name, strlen(name)) ? 0 : edit_distance(name, o->name);
+      if (d < bd) bd = d, best = o->name;
+    }
+  }
+  if (best)
+    return cli_usage(cmd, "option '%s' is unknown or lacks its value; did you mean --%s? (try "
+                          "`vkebm %s --help`)", arg, best, cmd);
   return cli_usage(cmd, "option '%s' is unknown or lacks its value (try `vkebm %s --help`)", arg,
                    cmd);
 }

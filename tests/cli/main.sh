@@ -1,6 +1,7 @@
 # main.sh: the command-line frame. `vkebm --help`/`--version` print to stdout and exit 0; no
 # command or an unknown one exits 2; every subcommand listed in --help answers its own --help on
-# stdout with exit 0, and refuses an unknown flag with one line on stderr and exit 2.
+# stdout with exit 0, and refuses an unknown flag with one line on stderr and exit 2 (naming the
+# closest option when there is one).
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 
@@ -24,4 +25,9 @@ for c in $commands; do
   [ $rc -eq 2 ] || fail "$c --no-such-flag: exit $rc, want 2"
   [ "$(wc -l <"$T/err")" -eq 1 ] || fail "$c --no-such-flag: want one line, got: $(cat "$T/err")"
 done
+# a near miss names the closest option
+"$VKEBM" sample --exprr "color=red" >"$T/out" 2>"$T/err"
+[ $? -eq 2 ] && grep -q "did you mean --expr?" "$T/err" || fail "no suggestion for --exprr: $(cat "$T/err")"
+"$VKEBM" train --labl-weight 1 >"$T/out" 2>"$T/err"
+grep -q "did you mean --label-weight?" "$T/err" || fail "no suggestion for --labl-weight: $(cat "$T/err")"
 echo "main.sh: ok ($(echo $commands | wc -w) commands)"
