@@ -516,9 +516,10 @@ int cmd_train(int argc, char **argv) {
     goto done;
   }
   if (g_stop_signal) {
-    fprintf(stderr, "vkebm train: %s at step %lld; checkpoint saved to %s (continue with --resume %s)\n",
-            g_stop_signal == SIGINT ? "interrupted" : "terminated",
-            (long long)ebm_trainer_step_count(tr), ckpt, ckpt);
+    long long at = (long long)ebm_trainer_step_count(tr);
+    fprintf(stderr, "vkebm train: %s at step %lld; checkpoint saved to %s (continue with --resume "
+                    "%s; a model of it now: vkebm train --resume %s --steps %lld -o MODEL)\n",
+            g_stop_signal == SIGINT ? "interrupted" : "terminated", at, ckpt, ckpt, ckpt, at);
     rc = EXIT_INTERRUPTED;
     goto done;
   }

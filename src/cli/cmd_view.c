@@ -214,6 +214,7 @@ static int run_loop(options *o, ebm_backend *be, view_state *s, view_engine *eng
   rt.t0 = rt.t_start = now_s();
   rt.st.headless = o->headless;
   unsigned shots_done = 0, infer_seen = 0;
+  long frames_written = 0;
   int next_key = 0;
   double frame_budget = o->max_fps > 0 ? 1.0 / o->max_fps : 0.0;
   double last_draw = -1.0;
@@ -284,7 +285,10 @@ static int run_loop(options *o, ebm_backend *be, view_state *s, view_engine *eng
       if (left > 0.001) SDL_Delay((Uint32)(left * 1000));
     }
     fi++;
+    frames_written = fi;
   }
+  if (o->headless && rc == EXIT_OK && !o->quiet)
+    fprintf(stderr, "vkebm view: wrote %ld frames to %s/frame_*.png\n", frames_written, o->outdir);
   if (o->screenshot && rc == EXIT_OK) {
     /* the last frame must show samples: wait (at exit only) for the first one if none came */
     for (double t0 = now_s(); !frame.images && now_s() - t0 < 30.0;) {
