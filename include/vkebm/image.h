@@ -43,4 +43,7 @@ void img_rgb8_to_chw(float *chw, const uint8_t *rgb, int W, int H);
 uint8_t *img_make_grid(const float *images, int n, int W, int H, int nrow, int padding,
                        float pad_value, int *gw, int *gh);
 
+/* rgb[H*W*3] enlarged k times by pixel repetition (nearest neighbour), malloc'd. */
+uint8_t *img_scale_nearest(const uint8_t *rgb, int W, int H, int k);
+
 #endif

@@ -460,7 +460,23 @@ static int split_png(const char *path, int R, int force_grid, long padding, floa
   int from_chunks = text_int(text, ntext, "vkebm:nrow", &nrow) == 0 &&
                     text_int(text, ntext, "vkebm:padding", &pad) == 0 &&
                     text_int(text, ntext, "vkebm:n", &count) == 0 && nrow > 0 && count > 0;
+  long scale = 1;
+  if (text_get(text, ntext, "vkebm:scale") &&
+      (text_int(text, ntext, "vkebm:scale", &scale) || scale < 1 || scale > 16 ||
+       W % scale || H % scale)) {
+    snprintf(err, errlen, "%s: its vkebm:scale does not divide %dx%d", path, W, H);
+    img_text_free(text, ntext);
+    free(rgb);
+    return -1;
+  }
   img_text_free(text, ntext);
+  if (scale > 1) { /* `vkebm sample --scale K`: every K-th pixel is the original grid */
+    int w = W / (int)scale, h = H / (int)scale;
+    for (int y = 0; y < h; y++)
+      for (int x = 0; x < w; x++)
+        memmove(rgb + ((size_t)y * w + x) * 3, rgb + ((size_t)y * scale * W + x * scale) * 3, 3);
+    W = w, H = h;
+  }
   int n = 0;
   if (W == R && H == R) {
     n = 1;

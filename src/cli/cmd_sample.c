@@ -35,7 +35,7 @@ typedef struct settings {
   int seed_given;
   ebm_sampler_config sc;
   int step_given, noise_given, clip_given, steps_given;
-  long nrow, padding;
+  long nrow, padding, scale;
   char models[2048];
   int analytic;        /* use the analytic concepts */
   long resolution;     /* analytic image size */
@@ -75,6 +75,8 @@ static void usage(FILE *f) {
           "  --gif FILE           write the chains as a looping animated GIF\n"
           "  --every K            frame interval for --frames/--gif (default: steps/50, >= 1)\n"
           "  --nrow N, --padding P  grid layout like torchvision (8, 2)\n"
+          "  --scale K            enlarge the grid (and frames, GIF) K times, nearest neighbour\n"
+          "                       (1..16, default 1; recorded, so --from and `vkebm judge` read it)\n"
           "  --explain            print the parsed tree and its energy; sample nothing\n"
           "  --from FILE.png      repeat the sampling recorded in a PNG written by this command\n"
           "  --device I           the Vulkan device's index (`vkebm devices`; default: the best)\n"
@@ -92,7 +94,7 @@ static const char *const from_keys[] = {
     "vkebm:step_size", "vkebm:noise", "vkebm:clip", "vkebm:beta", "vkebm:divide_steps",
     "vkebm:target_accept", "vkebm:adapt_steps", "vkebm:nrow", "vkebm:padding",
     "vkebm:resolution", /* the 16 required ones end here */
-    "vkebm:init", "vkebm:backend", "vkebm:model_hashes", "vkebm:settings", NULL};
+    "vkebm:init", "vkebm:backend", "vkebm:model_hashes", "vkebm:settings", "vkebm:scale", NULL};
 #define FROM_REQUIRED 16
 
 /* Copies v into dst[cap]; -1 when it does not fit (a truncated recipe is another recipe). */
@@ -170,6 +172,7 @@ static int load_from_png(const char *path, settings *s, char *err, size_t errlen
     GET_INT("vkebm:adapt_steps", 0, 1000000, s->sc.adapt_steps)
     GET_INT("vkebm:nrow", 1, 4096, s->nrow)
     GET_INT("vkebm:padding", 0, 1024, s->padding)
+    GET_INT("vkebm:scale", 1, 16, s->scale)
     GET_INT("vkebm:resolution", 4, 512, s->resolution)
 #undef GET_INT
 #undef GET_FLT
@@ -222,6 +225,18 @@ static int load_models(ebm_backend *be, settings *s, ebm_concept_set *set, int r
 
 /* ---- output -------------------------------------------------------------------------------- */
 
+/* The torchvision-style grid of images[B, 3, H, W], enlarged s->scale times. malloc'd. */
+static uint8_t *make_grid(const settings *s, const float *images, int B, int W, int H, int *gw,
+                          int *gh) {
+  uint8_t *grid = img_make_grid(images, B, W, H, (int)s->nrow, (int)s->padding, 0.0f, gw, gh);
+  if (!grid || s->scale <= 1) return grid;
+  uint8_t *big = img_scale_nearest(grid, *gw, *gh, (int)s->scale);
+  free(grid);
+  *gw *= (int)s->scale;
+  *gh *= (int)s->scale;
+  return big;
+}
+
 typedef struct frame_sink {
   ebm_backend *be;
   const settings *s;
@@ -247,8 +262,7 @@ static int on_step(int step, ebm_ref x, void *user) {
     return 1;
   }
   int gw, gh;
-  uint8_t *grid = img_make_grid(f->host, f->B, f->W, f->H, (int)f->s->nrow, (int)f->s->padding,
-                                0.0f, &gw, &gh);
+  uint8_t *grid = make_grid(f->s, f->host, f->B, f->W, f->H, &gw, &gh);
   if (!grid) {
     snprintf(f->why, sizeof f->why, "out of memory for a frame");
     f->failed = 1;
@@ -301,6 +315,7 @@ int cmd_sample(int argc, char **argv) {
   s.steps = 200;
   s.nrow = 8;
   s.padding = 2;
+  s.scale = 1;
   s.resolution = 32;
   ebm_models_dir_default(s.models, sizeof s.models);
   const char *out = "grid.png", *frames_dir = NULL, *gif_path = NULL, *from = NULL;
@@ -311,7 +326,7 @@ int cmd_sample(int argc, char **argv) {
   enum {
     O_EXPR = 256, O_STEPS, O_SEED, O_MODELS, O_ANALYTIC, O_RES, O_SAMPLER, O_STEP, O_NOISE,
     O_CLIP, O_NOCLIP, O_BETA, O_DIVIDE, O_TARGET, O_ADAPT, O_INIT, O_FRAMES, O_GIF, O_EVERY,
-    O_NROW, O_PAD, O_EXPLAIN, O_FROM, O_BACKEND, O_DEVICE, O_QUIET
+    O_NROW, O_PAD, O_SCALE, O_EXPLAIN, O_FROM, O_BACKEND, O_DEVICE, O_QUIET
   };
   static const struct option opts[] = {
       {"expr", required_argument, 0, O_EXPR},       {"num", required_argument, 0, 'n'},
@@ -325,7 +340,7 @@ int cmd_sample(int argc, char **argv) {
       {"adapt-steps", required_argument, 0, O_ADAPT}, {"init", required_argument, 0, O_INIT},
       {"frames", required_argument, 0, O_FRAMES},   {"gif", required_argument, 0, O_GIF},
       {"every", required_argument, 0, O_EVERY},     {"nrow", required_argument, 0, O_NROW},
-      {"padding", required_argument, 0, O_PAD},     {"explain", no_argument, 0, O_EXPLAIN},
+      {"padding", required_argument, 0, O_PAD},     {"scale", required_argument, 0, O_SCALE},     {"explain", no_argument, 0, O_EXPLAIN},
       {"from", required_argument, 0, O_FROM},       {"backend", required_argument, 0, O_BACKEND},
       {"device", required_argument, 0, O_DEVICE},
       {"quiet", no_argument, 0, O_QUIET},           {"help", no_argument, 0, 'h'},
@@ -402,6 +417,11 @@ int cmd_sample(int argc, char **argv) {
     case O_NROW:
       if (cli_parse_int(optarg, 1, 4096, &l)) return cli_usage(CMD_NAME, "--nrow: expected 1..4096, got '%s'", optarg);
       s.nrow = l;
+      sampling_opts++;
+      break;
+    case O_SCALE:
+      if (cli_parse_int(optarg, 1, 16, &l)) return cli_usage(CMD_NAME, "--scale: expected 1..16, got '%s'", optarg);
+      s.scale = l;
       sampling_opts++;
       break;
     case O_PAD:
@@ -655,14 +675,14 @@ int cmd_sample(int argc, char **argv) {
 
   /* the grid with its provenance */
   int gw, gh;
-  grid = img_make_grid(x, B, W, H, (int)s.nrow, (int)s.padding, 0.0f, &gw, &gh);
+  grid = make_grid(&s, x, B, W, H, &gw, &gh);
   if (!grid) {
     rc = cli_fail(CMD_NAME, "out of memory for the grid");
     goto done;
   }
   {
     char canon[4096], v_n[32], v_steps[32], v_seed[32], v_step[32], v_noise[32], v_clip[8],
-        v_beta[32], v_div[8], v_target[32], v_adapt[32], v_nrow[32], v_pad[32], v_res[32],
+        v_beta[32], v_div[8], v_target[32], v_adapt[32], v_nrow[32], v_pad[32], v_scale[32], v_res[32],
         desc[512];
     expr_print(tree, canon, sizeof canon);
     snprintf(v_n, sizeof v_n, "%d", B);
@@ -677,6 +697,7 @@ int cmd_sample(int argc, char **argv) {
     snprintf(v_adapt, sizeof v_adapt, "%d", s.sc.adapt_steps);
     snprintf(v_nrow, sizeof v_nrow, "%ld", s.nrow);
     snprintf(v_pad, sizeof v_pad, "%ld", s.padding);
+    snprintf(v_scale, sizeof v_scale, "%ld", s.scale);
     snprintf(v_res, sizeof v_res, "%ld", s.resolution);
     ebm_sampler_describe(&s.sc, desc, sizeof desc);
     img_text text[] = {
@@ -690,9 +711,12 @@ int cmd_sample(int argc, char **argv) {
         {"vkebm:padding", v_pad},        {"vkebm:models", s.analytic ? "analytic" : s.models},
         {"vkebm:resolution", v_res},     {"vkebm:model_hashes", hashes},
         {"vkebm:settings", desc},        {"vkebm:backend", ebm_backend_name(be)},
-        {"vkebm:init", s.init},
+        {"vkebm:init", s.init},          {"vkebm:scale", v_scale},
     };
-    int ntext = (int)(sizeof text / sizeof *text) - (s.init[0] ? 0 : 1);
+    /* the optional ones go last: init when given, scale when not 1 (files stay as they were) */
+    int ntext = (int)(sizeof text / sizeof *text) - 2;
+    if (s.init[0]) text[ntext++] = (img_text){"vkebm:init", s.init};
+    if (s.scale > 1) text[ntext++] = (img_text){"vkebm:scale", v_scale};
     if (img_write_png_rgb8(out, grid, gw, gh, text, ntext, err, sizeof err)) {
       rc = cli_fail(CMD_NAME, "%s", err);
       goto done;

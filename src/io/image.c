@@ -372,3 +372,14 @@ uint8_t *img_make_grid(const float *images, int n, int W, int H, int nrow, int p
   *gh = GH;
   return out;
 }
+
+uint8_t *img_scale_nearest(const uint8_t *rgb, int W, int H, int k) {
+  if (k < 1 || W < 1 || H < 1) return NULL;
+  size_t W2 = (size_t)W * k, H2 = (size_t)H * k;
+  uint8_t *out = malloc(W2 * H2 * 3);
+  if (!out) return NULL;
+  for (size_t y = 0; y < H2; y++)
+    for (size_t x = 0; x < W2; x++)
+      memcpy(out + (y * W2 + x) * 3, rgb + ((y / k) * W + x / k) * 3, 3);
+  return out;
+}

@@ -82,6 +82,9 @@ python3 -c "import json,sys; d=json.load(open(sys.argv[1])); assert len(d)==1 an
   --backend cpu -o "$T/models/color.safetensors" >/dev/null 2>&1 || fail "tiny concept training"
 rm -f "$T/models/color.ckpt.safetensors" "$T/models/color.metrics.csv"
 run 0 "sample with the judge in models/" -- sample --expr color=red -n 3 --steps 2 --seed 1 --models "$T/models" -o "$T/grid.png" --quiet
+run 0 "sample --scale 2" -- sample --expr color=red -n 3 --steps 2 --seed 1 --scale 2 --models "$T/models" -o "$T/grid2.png" --quiet
+run 0 "judge a scaled sample grid" -- judge --model "$T/models/judge.safetensors" --quiet "$T/grid2.png"
+[ "$(grep -c '^.*grid2.png#[0-2]: shape' "$T/out")" -eq 3 ] || fail "scaled grid cells: $(cat "$T/out")"
 run 0 "judge a sample grid" -- judge --model "$T/models/judge.safetensors" --quiet "$T/grid.png"
 [ "$(grep -c '^.*grid.png#[0-2]: shape' "$T/out")" -eq 3 ] || fail "grid cells: $(cat "$T/out")"
 # --grid: a chunk-less 2x1 grid of 8x8 cells with padding 2 (22x12), and a 16x16 that is no grid

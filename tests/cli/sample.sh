@@ -67,6 +67,10 @@ check "--init starts every chain from the image (0 steps: the image itself, twic
 check "--init edits and reproduces with --from" "[ -s edit.png ] && $V sample --from edit.png -o edit2.png --quiet && cmp -s edit.png edit2.png"
 "$V" sample "${common[@]}" --expr "color=red" --init grid.png -o bad.png 2>/dev/null
 check "--init of the wrong size is refused" "[ \$? -eq 2 ] && [ ! -e bad.png ]"
+"$V" sample "${common[@]}" --expr "color=red" --seed 2 -o s1.png && "$V" sample "${common[@]}" --expr "color=red" --seed 2 --scale 3 -o s3.png
+dims() { python3 -c "import struct,sys; d=open(sys.argv[1],'rb').read(24); print('%dx%d' % struct.unpack('>II', d[16:24]))" "$1"; }
+check "--scale 3 makes the grid 3 times larger" "[ \"\$(dims s3.png)\" = \"\$(( \$(dims s1.png | cut -dx -f1) * 3 ))x\$(( \$(dims s1.png | cut -dx -f2) * 3 ))\" ]"
+check "--scale is recorded: --from gives the same bytes" "$V sample --from s3.png -o s3b.png --quiet && cmp -s s3.png s3b.png"
 "$V" sample "${common[@]}" --expr "color=red" --device nine -o bad.png 2>/dev/null
 check "--device must be an index" "[ \$? -eq 2 ] && [ ! -e bad.png ]"
 "$V" sample "${common[@]}" --backend vulkan --sampler mala --expr "color=red OR color=blue" --seed 8 -o v1.png 2>/dev/null
