@@ -448,7 +448,7 @@ int cmd_train(int argc, char **argv) {
 
   const int tty = isatty(STDERR_FILENO);
   const double t0 = cli_now_s();
-  double last_draw = 0;
+  double last_draw = 0, last_line = cli_now_s();
   /* the newest checkpoint on disk, for the divergence message: none yet on a fresh run */
   const char *good_ckpt = resume;
   int64_t last_saved = start;
@@ -484,7 +484,11 @@ int cmd_train(int argc, char **argv) {
                   (long long)st_.step, steps, rate, eta, st_.loss, st_.e_pos, st_.e_neg);
           last_draw = t;
         }
-      } else if (st_.step % log_every == 0 || last) {
+      } else if (st_.step % log_every == 0 || last || st_.step == start + 1 ||
+                 cli_now_s() - last_line >= 30.0) {
+        /* off a terminal: every --log-every steps, the first step (the rate shows at once) and
+         * at least every 30 s (a slow run is not silent for minutes) */
+        last_line = cli_now_s();
         char lab[64] = "";
         if (ebm_trainer_config(tr)->label_weight > 0)
           snprintf(lab, sizeof lab, "  label CE %.3f acc %.2f", st_.label_ce, st_.label_acc);
