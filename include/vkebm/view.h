@@ -85,7 +85,8 @@ enum {
 };
 
 typedef enum view_action {
-  VIEW_TOGGLE_TERM = 0, /* arg: term index */
+  VIEW_SELECT_TERM = 0, /* arg: term index */
+  VIEW_TOGGLE_TERM,     /* the selected term on/off */
   VIEW_SELECT_NEXT,
   VIEW_SELECT_PREV,
   VIEW_CYCLE_NEXT,

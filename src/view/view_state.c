@@ -15,7 +15,8 @@
 #define MAX_STEPS_PER_FRAME 1024
 
 const view_binding view_bindings[] = {
-    {'1', '9', VIEW_TOGGLE_TERM, "1-9", "toggle term 1-9 on/off (chains stay warm)"},
+    {'1', '9', VIEW_SELECT_TERM, "1-9", "select term 1-9"},
+    {'t', 't', VIEW_TOGGLE_TERM, "T", "selected term: on/off (chains stay warm)"},
     {VIEW_KEY_TAB, VIEW_KEY_TAB, VIEW_SELECT_NEXT, "Tab", "select the next term"},
     {VIEW_KEY_RIGHT, VIEW_KEY_RIGHT, VIEW_SELECT_NEXT, "Right", "select the next term"},
     {VIEW_KEY_LEFT, VIEW_KEY_LEFT, VIEW_SELECT_PREV, "Left", "select the previous term"},
@@ -61,9 +62,16 @@ void view_state_action(view_state *s, view_action a, int arg) {
   char *msg = s->status;
   size_t len = sizeof s->status;
   switch (a) {
+  case VIEW_SELECT_TERM:
+    if (arg < e->num_terms) {
+      e->selected = arg;
+      snprintf(msg, len, "selected term %d (T: on/off, C/X: value, N: NOT, O: operator)", arg + 1);
+    } else {
+      snprintf(msg, len, "no term %d (the expression has %d)", arg + 1, e->num_terms);
+    }
+    break;
   case VIEW_TOGGLE_TERM:
-    if (view_expr_toggle_term(e, arg, msg, len)) s->expr_gen++;
-    if (arg < e->num_terms) e->selected = arg;
+    if (e->num_terms > 0 && view_expr_toggle_term(e, e->selected, msg, len)) s->expr_gen++;
     break;
   case VIEW_SELECT_NEXT:
   case VIEW_SELECT_PREV:

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # view_headless.sh: `vkebm view --headless`: usage errors exit 2 with one line, a bad concept
-# exits 1; the frame loop writes one PNG per frame; with a key script (toggle term 2 at frame 4)
+# exits 1; the frame loop writes one PNG per frame; with a key script (select term 2 and turn it
+# off at frame 4)
 # frames before the toggle equal those of a run without it, bit for bit, and frames from the
 # toggle on differ; the same script twice gives the same bytes; the overlay frames carry the
 # current expression in their metadata; E answers with chain 1's inferred concepts. cpu backend,
@@ -38,8 +39,8 @@ run() { # run DIR [ARGS...]
   [ "$(ls "$T/$d" | wc -l)" -eq 8 ] || fail "run $d: $(ls "$T/$d" | wc -l) frames, want 8"
 }
 run plain --grid-only --scale 2
-run toggled --grid-only --scale 2 --keys "4:2"
-run again --grid-only --scale 2 --keys "4:2"
+run toggled --grid-only --scale 2 --keys "4:2,t"
+run again --grid-only --scale 2 --keys "4:2,t"
 for i in 0 1 2 3; do
   f=frame_0000$i.png
   cmp -s "$T/plain/$f" "$T/toggled/$f" || fail "$f differs before the toggle"
@@ -58,7 +59,7 @@ d=$(awk '/^distinct/{print $2}' "$T/stats")
 echo "headless grid frames: toggle at frame 4 changes frames 4-7 only; $d colours in the last"
 
 # the full frame: overlay with the expression; the metadata follows the keys
-run overlay --keys "2:2 5:2,n"
+run overlay --keys "2:2,t 5:t,n"
 $PY "$SRC/tests/png_stats.py" "$T/overlay/frame_00001.png" >"$T/s1"
 $PY "$SRC/tests/png_stats.py" "$T/overlay/frame_00003.png" >"$T/s3"
 $PY "$SRC/tests/png_stats.py" "$T/overlay/frame_00006.png" >"$T/s6"

@@ -9,7 +9,7 @@ command -v xvfb-run >/dev/null || { echo "SKIP: no xvfb-run"; exit 77; }
 "$VKEBM" view --help >/dev/null 2>&1 || { echo "SKIP: built without the viewer"; exit 77; }
 
 timeout 120 xvfb-run -a "$VKEBM" view --frames 40 -n 4 --resolution 16 --scale 6 --backend cpu \
-  --analytic --expr "color=green AND shape=cube" --keys "5:h 15:h,2 30:s" -o "$T" \
+  --analytic --expr "color=green AND shape=cube" --keys "5:h 15:h,2,t 30:s" -o "$T" \
   --screenshot "$T/last.png" --stats >"$T/out" 2>"$T/err"
 rc=$?
 [ "$rc" -eq 0 ] || fail "window run: exit $rc ($(cat "$T/err"))"
