@@ -102,6 +102,17 @@ int main(void) {
     sc.steps = 7;
     ebm_sampler_apply_hints(&set, &sc, 0, 0, 1);
     TU_CHECK(sc.steps == 7, "given steps overridden by the hint (%d)", sc.steps);
+    /* the lambda-form samplers get the same dynamics: lambda = sigma^2, beta = 2 eta / sigma^2 */
+    ebm_sampler_defaults(&sc, EBM_SAMPLER_LANGEVIN);
+    ebm_sampler_apply_hints(&set, &sc, 0, 0, 0);
+    TU_CHECK(fabsf(sc.step_size - 0.005f * 0.005f) < 1e-9f &&
+                 fabsf(sc.energy_scale - 2.0f * 10.0f / (0.005f * 0.005f)) < 1.0f,
+             "langevin hint: lambda %g beta %g", sc.step_size, sc.energy_scale);
+    ebm_sampler_defaults(&sc, EBM_SAMPLER_MALA);
+    sc.energy_scale = 3.0f; /* given: kept, and the step with it */
+    float tau = sc.step_size;
+    ebm_sampler_apply_hints(&set, &sc, 0, 0, 0);
+    TU_CHECK(sc.energy_scale == 3.0f && sc.step_size == tau, "a given beta was overridden");
   }
 
   const char *src = "(color=red AND NOT[0.5] color=blue) OR[0.7] 2*pos=(0.2,-0.3)";

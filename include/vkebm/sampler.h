@@ -75,7 +75,9 @@ void ebm_sampler_init_gaussian(float *x, int B, int C, int HW, const float *mean
  * and a chain start (sample, eval and view share these):
  * ebm_sampler_apply_hints: the sampler steps the models record (ebm_concept_set_sample_steps)
  *   replace cfg's unless given, and for the paper sampler, the set's training step and noise
- *   (ebm_concept_set_sampler_hint) replace cfg's unless given;
+ *   (ebm_concept_set_sampler_hint) replace cfg's unless given; for the langevin and mala
+ *   samplers (lambda form) the same dynamics: lambda = sigma^2 and beta = 2 eta / sigma^2,
+ *   unless the step or beta is given;
  * ebm_sampler_init_for_set: x[B, N] from the set's recorded chain start (ebm_concept_set_chain_init),
  *   else uniform noise. */
 void ebm_sampler_apply_hints(const ebm_concept_set *set, ebm_sampler_config *cfg, int step_given,

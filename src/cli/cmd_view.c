@@ -471,10 +471,12 @@ int cmd_view(int argc, char **argv) {
   float step = o.step_size_set ? (float)o.step_size
                                : ec.kind == EBM_SAMPLER_PAPER ? 100.0f : 0.001f;
   if (!o.analytic) { /* learned models: their training sampler */
-    ebm_sampler_config hint = {.kind = ec.kind, .step_size = step, .noise_std = ec.noise_std};
+    ebm_sampler_config hint = {.kind = ec.kind, .step_size = step, .noise_std = ec.noise_std,
+                               .energy_scale = ec.energy_scale};
     ebm_sampler_apply_hints(&set, &hint, o.step_size_set, o.noise_set, 1);
     step = hint.step_size;
     ec.noise_std = hint.noise_std;
+    ec.energy_scale = hint.energy_scale;
   }
   expr_error xe;
   if (view_state_init(&s, o.expr, &set, step, (int)o.steps_per_frame, &xe)) {

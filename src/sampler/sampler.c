@@ -104,9 +104,18 @@ void ebm_sampler_apply_hints(const ebm_concept_set *set, ebm_sampler_config *cfg
     cfg->steps = steps;
   }
   float step = 0.0f, noise = 0.0f;
-  if (cfg->kind != EBM_SAMPLER_PAPER || !ebm_concept_set_sampler_hint(set, &step, &noise)) return;
-  if (!step_given) cfg->step_size = step;
-  if (!noise_given) cfg->noise_std = noise;
+  if (!ebm_concept_set_sampler_hint(set, &step, &noise)) return;
+  if (cfg->kind == EBM_SAMPLER_PAPER) {
+    if (!step_given) cfg->step_size = step;
+    if (!noise_given) cfg->noise_std = noise;
+  } else if (!step_given && cfg->energy_scale == 1.0f && noise > 0.0f) {
+    /* the same dynamics in the lambda form: x - (lambda/2) grad(beta E) + N(0, lambda) is the
+     * paper's x - eta grad E + N(0, sigma^2) when lambda = sigma^2 and beta = 2 eta / sigma^2.
+     * At beta = 1 a learned energy (differences of ~0.01) is flat: pure noise, and MALA then
+     * accepts everything. */
+    cfg->step_size = noise * noise;
+    cfg->energy_scale = 2.0f * step / (noise * noise);
+  }
 }
 
 void ebm_sampler_init_for_set(const ebm_concept_set *set, float *x, int B, int N, uint32_t seed) {
