@@ -103,11 +103,12 @@ typedef struct ebm_concept_set {
 
 /* Adds c (the set destroys it when owned). -1 when full or when its name is taken. */
 int ebm_concept_set_add(ebm_concept_set *s, ebm_concept *c, int owned, char *err, size_t errlen);
-/* Loads every concept model of dir into s: the *.safetensors files whose format is vkebm-model
- * (other formats, such as the judge, and training checkpoints *.ckpt.safetensors are skipped),
- * in name order, each sized for evaluations of up to max_rows rows. A missing folder or one
- * without concept models leaves s as it was and returns 0; an unreadable or corrupt concept model
- * is an error (-1, err names the file). */
+/* Loads the concept models that dir names into s: dir is a folder (its *.safetensors files whose
+ * format is vkebm-model, in name order; other formats, such as the judge, and training
+ * checkpoints *.ckpt.safetensors are skipped), a model file, or a comma-separated list of
+ * either. Each model is sized for evaluations of up to max_rows rows. A folder without concept
+ * models leaves s as it was and returns 0; a path that does not exist, an unreadable or corrupt
+ * concept model, or two models of one concept is an error (-1, err names the files). */
 int ebm_concept_set_load_dir(ebm_concept_set *s, ebm_backend *be, const char *dir, int max_rows,
                              char *err, size_t errlen);
 /* The paper sampler's defaults for a set of learned models: the smallest step any of them was

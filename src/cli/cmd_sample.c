@@ -582,7 +582,7 @@ int cmd_sample(int argc, char **argv) {
     if (fd >= 0) close(fd);
     s.seed = seed;
     s.seed_given = 1;
-    fprintf(stderr, "vkebm sample: seed %u\n", s.seed);
+    if (!quiet) fprintf(stderr, "vkebm sample: seed %u (recorded in the PNG)\n", s.seed);
   }
   s.sc.seed = s.seed;
 

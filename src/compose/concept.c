@@ -6,6 +6,7 @@
 
 #include <ctype.h>
 #include <dirent.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <math.h>
 #include <stdio.h>
@@ -605,11 +606,66 @@ static int cmp_str(const void *a, const void *b) {
   return strcmp(*(const char *const *)a, *(const char *const *)b);
 }
 
+#define EBM_MAX_CONCEPTS_LOADED 32 /* ebm_concept_set's capacity */
+
+/* Loads one concept model file into set; two models of one concept name both files. */
+static int load_one(ebm_concept_set *set, ebm_backend *be, const char *path, int max_rows,
+                    char **paths, char *err, size_t errlen) {
+  ebm_concept *c = ebm_concept_load_learned(be, path, max_rows, err, errlen);
+  if (!c) return -1;
+  const char *name = ebm_concept_info_of(c)->name;
+  for (int i = 0; i < set->count; i++)
+    if (!strcmp(ebm_concept_info_of(set->items[i])->name, name)) {
+      snprintf(err, errlen, "two models of concept '%s': %s and %s (name one with --models "
+               "FILE,FILE)", name, paths[i] ? paths[i] : "(built in)", path);
+      ebm_concept_destroy(c);
+      return -1;
+    }
+  int k = set->count;
+  if (ebm_concept_set_add(set, c, 1, err, errlen)) {
+    ebm_concept_destroy(c);
+    return -1;
+  }
+  paths[k] = strdup(path);
+  return 0;
+}
+
+static int load_path(ebm_concept_set *set, ebm_backend *be, const char *dir, int max_rows,
+                     char **paths, char *err, size_t errlen);
+
 int ebm_concept_set_load_dir(ebm_concept_set *set, ebm_backend *be, const char *dir, int max_rows,
                              char *err, size_t errlen) {
+  char *paths[EBM_MAX_CONCEPTS_LOADED] = {0}; /* which file each loaded model came from */
+  int rc = 0;
+  char *list = strdup(dir);
+  if (!list) {
+    snprintf(err, errlen, "out of memory");
+    return -1;
+  }
+  for (char *save = NULL, *part = strtok_r(list, ",", &save); part && !rc;
+       part = strtok_r(NULL, ",", &save))
+    rc = load_path(set, be, part, max_rows, paths, err, errlen);
+  free(list);
+  for (int i = 0; i < EBM_MAX_CONCEPTS_LOADED; i++) free(paths[i]);
+  return rc;
+}
+
+static int load_path(ebm_concept_set *set, ebm_backend *be, const char *dir, int max_rows,
+                     char **paths, char *err, size_t errlen) {
+  struct stat st;
+  if (stat(dir, &st) != 0) {
+    snprintf(err, errlen, "%s: %s", dir, strerror(errno));
+    return -1;
+  }
+  if (S_ISREG(st.st_mode)) {
+    if (ebm_model_file_foreign(dir, NULL, 0)) {
+      snprintf(err, errlen, "%s is not a concept model", dir);
+      return -1;
+    }
+    return load_one(set, be, dir, max_rows, paths, err, errlen);
+  }
   DIR *d = opendir(dir);
   if (!d) {
-    if (errno == ENOENT) return 0;
     snprintf(err, errlen, "%s: %s", dir, strerror(errno));
     return -1;
   }
@@ -641,11 +697,7 @@ int ebm_concept_set_load_dir(ebm_concept_set *set, ebm_backend *be, const char *
     snprintf(path, sizeof path, "%s/%s", dir, names[i]);
     free(names[i]);
     if (rc || ebm_model_file_foreign(path, NULL, 0)) continue;
-    ebm_concept *c = ebm_concept_load_learned(be, path, max_rows, err, errlen);
-    if (!c || ebm_concept_set_add(set, c, 1, err, errlen)) {
-      ebm_concept_destroy(c);
-      rc = -1;
-    }
+    rc = load_one(set, be, path, max_rows, paths, err, errlen);
   }
   free(names);
   return rc;

@@ -20,6 +20,17 @@ for c in color shape position size; do
   [ "${step:-0}" -ge 1000 ] || fail "models/$c.safetensors: only $step training steps"
 done
 
+# --models takes files too, and two models of one concept are an error naming both
+CLI_COMMAND=sample
+expect 0 "--models FILE,FILE" -- --expr "color=red AND pos=(0,0)" -n 2 --steps 2 --quiet \
+  --models "$M/color.safetensors,$M/position.safetensors" -o "$T/two.png"
+mkdir -p "$T/dup" && cp "$M/color.safetensors" "$T/dup/a.safetensors" && cp "$M/color.safetensors" "$T/dup/b.safetensors"
+expect 1 "two colour models" -- --expr "color=red" -n 2 --steps 2 --quiet --models "$T/dup" -o "$T/x.png"
+grep -q "two models of concept 'color': .*a.safetensors and .*b.safetensors" "$T/err" || fail "duplicate models: $(cat "$T/err")"
+expect 1 "a missing --models" -- --expr "color=red" -n 2 --quiet --models "$T/nothing" -o "$T/x.png"
+[ "$(wc -l <"$T/err")" -eq 1 ] && grep -q "nothing" "$T/err" || fail "missing --models: $(cat "$T/err")"
+CLI_COMMAND=eval
+
 # EXPR over 16 samples: FIELD (strict, faithful or read_strict, the judge's unverified reading)
 # in percent must reach MIN
 check() { # check EXPR FIELD MIN
