@@ -4,6 +4,8 @@
 #ifndef VKEBM_CLI_H
 #define VKEBM_CLI_H
 
+#include <stdio.h>
+
 #include "vkebm/backend.h"
 #include "vkebm/net.h"
 
@@ -57,6 +59,9 @@ void cli_progress_init(cli_progress *p, const char *cmd, int quiet);
 void cli_progress_update(cli_progress *p, const char *label, long done, long total);
 /* Ends a redrawn line (a newline when one is pending). */
 void cli_progress_end(cli_progress *p);
+
+/* s as a JSON string ("...", with quotes, backslashes and control characters escaped). */
+void cli_json_string(FILE *f, const char *s);
 
 /* mkdir -p dir. 0, or -1 with errno. */
 int cli_mkdir_p(const char *dir);

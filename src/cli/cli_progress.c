@@ -1,4 +1,4 @@
-/* cli_progress.c: progress lines for long commands, and mkdir -p (src/cli/cli.h). */
+/* cli_progress.c: progress lines for long commands, JSON strings and mkdir -p (src/cli/cli.h). */
 #include <errno.h>
 #include <stdio.h>
 #include <string.h>
@@ -59,4 +59,15 @@ int cli_mkdir_p(const char *dir) {
     return -1;
   }
   return 0;
+}
+
+void cli_json_string(FILE *f, const char *s) {
+  fputc('"', f);
+  for (; *s; s++) {
+    unsigned char ch = (unsigned char)*s;
+    if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
+    else if (ch < 32) fprintf(f, "\\u%04x", ch);
+    else fputc(ch, f);
+  }
+  fputc('"', f);
 }

@@ -68,17 +68,6 @@ static int split(char *s, char **out) {
   return n;
 }
 
-static void json_string(FILE *f, const char *s) {
-  fputc('"', f);
-  for (; *s; s++) {
-    unsigned char ch = (unsigned char)*s;
-    if (ch == '"' || ch == '\\') fprintf(f, "\\%c", ch);
-    else if (ch < 32) fprintf(f, "\\u%04x", ch);
-    else fputc(ch, f);
-  }
-  fputc('"', f);
-}
-
 typedef struct bench_result {
   double ms_per_step, image_steps_per_s, flops_per_image_step, gflops;
 } bench_result;
@@ -351,7 +340,7 @@ int cmd_bench(int argc, char **argv) {
                    ebm_backend_name(be), configs[ci], B, lsteps, res.it_per_s, res.ms_per_it,
                    p->langevin_s * 1e3, p->param_s * 1e3, p->optim_s * 1e3, p->data_s * 1e3,
                    p->buffer_s * 1e3);
-            json_string(stdout, ebm_backend_device_name(be));
+            cli_json_string(stdout, ebm_backend_device_name(be));
             printf("}\n");
           } else {
             printf("%-7s %-10s %5d %3ld %9.2f %8.2f   %.2f %.2f %.2f %.2f %.2f\n",
@@ -382,7 +371,7 @@ int cmd_bench(int argc, char **argv) {
                  "\"flops_per_image_step\":%.0f,\"gflops\":%.6g,\"device\":",
                  ebm_backend_name(be), configs[ci], cfgs[ci].resolution, B,
                  res.image_steps_per_s, res.ms_per_step, res.flops_per_image_step, res.gflops);
-          json_string(stdout, ebm_backend_device_name(be));
+          cli_json_string(stdout, ebm_backend_device_name(be));
           printf("}\n");
         } else {
           printf("%-7s %-10s %5d %10.2f %14.1f %16.1f %9.2f\n", ebm_backend_name(be), configs[ci],

@@ -135,15 +135,6 @@ static const char *missing_concept(const expr_node *n, const ebm_concept_set *se
 
 /* ---- output ------------------------------------------------------------------------------- */
 
-static void json_str(FILE *f, const char *s) {
-  fputc('"', f);
-  for (; *s; s++) {
-    if (*s == '"' || *s == '\\') fputc('\\', f);
-    fputc(*s, f);
-  }
-  fputc('"', f);
-}
-
 static void json_num(FILE *f, double v) {
   if (isfinite(v)) fprintf(f, "%.5f", v);
   else fprintf(f, "null");
@@ -151,7 +142,7 @@ static void json_num(FILE *f, double v) {
 
 static void print_json(FILE *f, const ebm_eval_result *r) {
   fprintf(f, "{\"expr\": ");
-  json_str(f, r->expr);
+  cli_json_string(f, r->expr);
   fprintf(f, ", \"n\": %d, \"strict\": %.5f, \"faithful\": %.5f, \"scene\": %.5f, "
              "\"read_strict\": %.5f, \"residual_median\": %.5f, \"frechet\": ",
           r->n, r->strict, r->faithful, r->scene, r->read_strict, r->residual_median);
@@ -162,13 +153,13 @@ static void print_json(FILE *f, const ebm_eval_result *r) {
           r->masked_positions, r->objects, r->seconds);
   for (int i = 0; i < r->nrows; i++) {
     fprintf(f, "%s{\"term\": ", i ? ", " : "");
-    json_str(f, r->rows[i].text);
+    cli_json_string(f, r->rows[i].text);
     fprintf(f, ", \"satisfied\": %.5f", r->rows[i].satisfied);
     if (r->rows[i].nsides) {
       fprintf(f, ", \"sides\": [");
       for (int k = 0; k < r->rows[i].nsides; k++) {
         fprintf(f, "%s{\"term\": ", k ? ", " : "");
-        json_str(f, r->rows[i].side_text[k]);
+        cli_json_string(f, r->rows[i].side_text[k]);
         fprintf(f, ", \"share\": %.5f}", r->rows[i].side_share[k]);
       }
       fprintf(f, "]");

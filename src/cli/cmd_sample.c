@@ -81,6 +81,10 @@ static void usage(FILE *f) {
           "  --from FILE.png      repeat the sampling recorded in a PNG written by this command\n"
           "  --device I           the Vulkan device's index (`vkebm devices`; default: the best)\n"
           "  --backend B          auto, cpu or vulkan (default cpu: bitwise reproducible)\n"
+          "  --save-each DIR      also one PNG per sample (DIR/sample_NNN.png) and the raw\n"
+          "                       float samples as DIR/samples.npy ([n, 3, H, W], float32)\n"
+          "  --json               print the samples' energies on stdout (composed and per term,\n"
+          "                       per chain) as one JSON object\n"
           "  --quiet              no progress\n");
 }
 
@@ -237,6 +241,70 @@ static uint8_t *make_grid(const settings *s, const float *images, int B, int W, 
   return big;
 }
 
+/* DIR/sample_NNN.png for every sample and DIR/samples.npy with the floats. */
+static int write_each(const char *dir, const float *x, int B, int H, int W, char *err,
+                      size_t errlen) {
+  if (cli_mkdir_p(dir)) return snprintf(err, errlen, "cannot create %.200s: %s", dir, strerror(errno)), -1;
+  size_t per = (size_t)3 * H * W;
+  uint8_t *rgb = malloc(per);
+  if (!rgb) return snprintf(err, errlen, "out of memory"), -1;
+  char path[4200];
+  for (int b = 0; b < B; b++) {
+    img_chw_to_rgb8(rgb, x + (size_t)b * per, W, H);
+    snprintf(path, sizeof path, "%.4000s/sample_%03d.png", dir, b);
+    if (img_write_png_rgb8_flags(path, rgb, W, H, NULL, 0, IMG_WRITE_NO_FSYNC, err, errlen)) {
+      free(rgb);
+      return -1;
+    }
+  }
+  free(rgb);
+  /* .npy version 1.0: magic, header length, a Python dict padded to 64 bytes, the data */
+  char header[128];
+  int hl = snprintf(header, sizeof header,
+                    "{'descr': '<f4', 'fortran_order': False, 'shape': (%d, 3, %d, %d), }", B, H, W);
+  int total = 10 + hl + 1, pad = (64 - total % 64) % 64;
+  size_t n = (size_t)B * per, len = (size_t)total + pad + n * 4;
+  uint8_t *buf = malloc(len);
+  if (!buf) return snprintf(err, errlen, "out of memory"), -1;
+  memcpy(buf, "\x93NUMPY\x01\x00", 8);
+  uint16_t hlen = (uint16_t)(hl + pad + 1);
+  buf[8] = (uint8_t)(hlen & 0xff), buf[9] = (uint8_t)(hlen >> 8);
+  memcpy(buf + 10, header, (size_t)hl);
+  memset(buf + 10 + hl, ' ', (size_t)pad);
+  buf[10 + hl + pad] = '\n';
+  memcpy(buf + total + pad, x, n * 4); /* little-endian floats on every supported host */
+  snprintf(path, sizeof path, "%.4000s/samples.npy", dir);
+  int rc = io_write_atomic(path, buf, len, err, errlen);
+  free(buf);
+  return rc;
+}
+
+/* One JSON object: the expression, seed, output and every chain's composed and per-term
+ * energies (those of the final step). */
+static void print_energies(const ebm_composition *comp, const settings *s, const char *out, int B) {
+  const float *te = ebm_composition_term_energies(comp);
+  int T = ebm_composition_num_terms(comp);
+  printf("{\"expr\": ");
+  cli_json_string(stdout, s->expr);
+  printf(", \"seed\": %u, \"n\": %d, \"output\": ", s->seed, B);
+  cli_json_string(stdout, out);
+  printf(", \"energy\": [");
+  double E[64];
+  for (int b = 0; b < B; b++) {
+    for (int t = 0; t < T && t < 64; t++) E[t] = te[(size_t)t * B + b];
+    printf("%s%.9g", b ? ", " : "", ebm_composition_tree_value_chain(comp, E, NULL, b));
+  }
+  printf("], \"terms\": {");
+  for (int t = 0; t < T; t++) {
+    printf("%s", t ? ", " : "");
+    cli_json_string(stdout, ebm_composition_term_text(comp, t));
+    printf(": [");
+    for (int b = 0; b < B; b++) printf("%s%.9g", b ? ", " : "", te[(size_t)t * B + b]);
+    printf("]");
+  }
+  printf("}}\n");
+}
+
 typedef struct frame_sink {
   ebm_backend *be;
   const settings *s;
@@ -318,7 +386,9 @@ int cmd_sample(int argc, char **argv) {
   s.scale = 1;
   s.resolution = 32;
   ebm_models_dir_default(s.models, sizeof s.models);
-  const char *out = "grid.png", *frames_dir = NULL, *gif_path = NULL, *from = NULL;
+  const char *out = "grid.png", *frames_dir = NULL, *gif_path = NULL, *from = NULL,
+             *save_each = NULL;
+  int json = 0;
   int explain = 0, quiet = 0, sampling_opts = 0, backend = EBM_BACKEND_CPU, backend_given = 0, device = -1;
   int resolution_given = 0;
   long every = 0;
@@ -326,7 +396,7 @@ int cmd_sample(int argc, char **argv) {
   enum {
     O_EXPR = 256, O_STEPS, O_SEED, O_MODELS, O_ANALYTIC, O_RES, O_SAMPLER, O_STEP, O_NOISE,
     O_CLIP, O_NOCLIP, O_BETA, O_DIVIDE, O_TARGET, O_ADAPT, O_INIT, O_FRAMES, O_GIF, O_EVERY,
-    O_NROW, O_PAD, O_SCALE, O_EXPLAIN, O_FROM, O_BACKEND, O_DEVICE, O_QUIET
+    O_NROW, O_PAD, O_SCALE, O_JSON, O_SAVE_EACH, O_EXPLAIN, O_FROM, O_BACKEND, O_DEVICE, O_QUIET
   };
   static const struct option opts[] = {
       {"expr", required_argument, 0, O_EXPR},       {"num", required_argument, 0, 'n'},
@@ -344,6 +414,7 @@ int cmd_sample(int argc, char **argv) {
       {"from", required_argument, 0, O_FROM},       {"backend", required_argument, 0, O_BACKEND},
       {"device", required_argument, 0, O_DEVICE},
       {"quiet", no_argument, 0, O_QUIET},           {"help", no_argument, 0, 'h'},
+      {"json", no_argument, 0, O_JSON},             {"save-each", required_argument, 0, O_SAVE_EACH},
       {0, 0, 0, 0}};
   optind = 1;
   opterr = 0;
@@ -442,6 +513,8 @@ int cmd_sample(int argc, char **argv) {
       device = (int)l;
       break;
     case O_QUIET: quiet = 1; break;
+    case O_JSON: json = 1; break;
+    case O_SAVE_EACH: save_each = optarg; break;
     default: return cli_bad_option(CMD_NAME, argv, ch, opts);
     }
   }
@@ -730,7 +803,14 @@ int cmd_sample(int argc, char **argv) {
       goto done;
     }
   }
-  if (!quiet) fprintf(stderr, "vkebm sample: wrote %s (%dx%d)\n", out, gw, gh);
+  if (save_each && write_each(save_each, x, B, H, W, err, sizeof err)) {
+    rc = cli_fail(CMD_NAME, "--save-each: %s", err);
+    goto done;
+  }
+  if (json) print_energies(comp, &s, out, B);
+  if (!quiet) fprintf(stderr, "vkebm sample: wrote %s (%dx%d)%s%s\n", out, gw, gh,
+                      save_each ? " and the samples one by one into " : "",
+                      save_each ? save_each : "");
   rc = EXIT_OK;
 done:
   free(grid);

@@ -71,6 +71,9 @@ check "--init of the wrong size is refused" "[ \$? -eq 2 ] && [ ! -e bad.png ]"
 dims() { python3 -c "import struct,sys; d=open(sys.argv[1],'rb').read(24); print('%dx%d' % struct.unpack('>II', d[16:24]))" "$1"; }
 check "--scale 3 makes the grid 3 times larger" "[ \"\$(dims s3.png)\" = \"\$(( \$(dims s1.png | cut -dx -f1) * 3 ))x\$(( \$(dims s1.png | cut -dx -f2) * 3 ))\" ]"
 check "--scale is recorded: --from gives the same bytes" "$V sample --from s3.png -o s3b.png --quiet && cmp -s s3.png s3b.png"
+"$V" sample "${common[@]}" --expr "color=red AND shape=cube" --seed 2 --json --save-each each -o j.png > j.json
+check "--json prints every chain's composed and per-term energies" "/usr/bin/python3 -c \"import json; d=json.load(open('j.json')); assert d['n']==4 and len(d['energy'])==4 and sorted(d['terms'])==['color=red','shape=cube'] and all(len(v)==4 for v in d['terms'].values())\""
+check "--save-each writes a PNG per sample and the floats as .npy" "[ -s each/sample_003.png ] && /usr/bin/python3 -c \"import numpy as np; a=np.load('each/samples.npy'); assert a.shape==(4,3,16,16) and a.dtype==np.float32 and 0<=a.min() and a.max()<=1\""
 "$V" sample "${common[@]}" --expr "color=red" --device nine -o bad.png 2>/dev/null
 check "--device must be an index" "[ \$? -eq 2 ] && [ ! -e bad.png ]"
 "$V" sample "${common[@]}" --backend vulkan --sampler mala --expr "color=red OR color=blue" --seed 8 -o v1.png 2>/dev/null
