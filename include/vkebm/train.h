@@ -82,6 +82,15 @@ typedef struct ebm_train_config {
  * "paper64") at resolution size (0 = the preset's). 0, or -1 with a reason. */
 int ebm_train_config_default(ebm_train_config *cfg, const char *concept, const char *data_spec,
                              const char *preset, int size, char *err, size_t errlen);
+/* The recipes `vkebm train --recipe` names, applied over ebm_train_config_default's (the paper's):
+ *   "paper"      nothing changed: 60 Langevin steps of 100 with noise 0.001, buffer 10000,
+ *                lr 3e-4, EMA 0.99, uniform chain starts
+ *   "practical"  what trains in hours on a CPU (docs/training.md, the ablations): 20 steps of 10
+ *                with noise 0.005, buffer 1000, lr 5e-4, sampling with the trained weights
+ *                (ema 0), flat data-fitted chain starts, coordinate planes and the flatten head
+ * 0, or -1 for an unknown name. */
+int ebm_train_config_recipe(ebm_train_config *cfg, const char *name);
+
 /* Checks ranges and consistency. 0, or -1 with a one-line reason naming the field. */
 int ebm_train_config_validate(const ebm_train_config *cfg, char *err, size_t errlen);
 

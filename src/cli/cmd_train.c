@@ -36,13 +36,20 @@ static void usage(FILE *f) {
           "       vkebm train --resume CKPT -o OUT.safetensors [--steps N]\n\n"
           "Trains the energy model E(x | c) of one concept by contrastive divergence\n"
           "(Langevin negatives from a replay buffer, Adam, EMA weights; docs/training.md).\n\n"
+          "recipe (the defaults the flags below change):\n"
+          "  --recipe R           practical (default): what trains in hours on a CPU: small32\n"
+          "                       with coordinate planes and the flatten head, 20 Langevin steps\n"
+          "                       of 10, noise 0.005, buffer 1000, lr 5e-4, --ema 0, flat chain\n"
+          "                       starts (docs/training.md); or paper: the paper's code. The\n"
+          "                       defaults listed below are the paper's\n"
           "data and model:\n"
           "  --concept C          position | size | shape | color\n"
           "  --data SPEC          scene spec rendered each iteration, default general\n"
           "                       (%s)\n"
           "  --data-dir DIR       read positives from a `vkebm data` folder instead\n"
           "  --size PX            image size (default: the preset's)\n"
-          "  --config PRESET      tiny | small32 | default32 | paper64 (default default32)\n"
+          "  --config PRESET      tiny | small32 | default32 | paper64 (default: small32 for\n"
+          "                       the practical recipe, default32 for the paper's)\n"
           "  --width W            override the base width\n"
           "  --blocks SPEC        override the blocks, e.g. 1d,2d,2d,2\n"
           "  --head mean|flatten  energy head: a linear map of the mean-pooled last features\n"
@@ -170,7 +177,7 @@ enum {
   O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_HEAD, O_COORDS, O_FORCE, O_STEPS, O_BATCH,
   O_LR, O_NO_ADAM_CLIP, O_GRAD_CLIP, O_LSTEPS, O_STEP_LR, O_NOISE, O_REPLAY, O_BUFFER,
   O_RESERVOIR, O_ALPHA, O_EMA, O_LABEL_W, O_LABEL_T, O_LABEL_K, O_SAMPLE_STEPS, O_FROZEN, O_SEED, O_CKPT, O_CKPT_EVERY, O_RESUME, O_METRICS,
-  O_LOG_EVERY, O_BACKEND, O_MAX_ENERGY, O_PREVIEW, O_CHAIN_INIT
+  O_LOG_EVERY, O_BACKEND, O_MAX_ENERGY, O_PREVIEW, O_CHAIN_INIT, O_RECIPE
 };
 
 /* The last iteration's negatives as a grid PNG (atomic), to watch what the sampler makes. */
@@ -223,10 +230,11 @@ int cmd_train(int argc, char **argv) {
       {"max-energy", required_argument, 0, O_MAX_ENERGY},
       {"preview", required_argument, 0, O_PREVIEW},
       {"chain-init", required_argument, 0, O_CHAIN_INIT},
+      {"recipe", required_argument, 0, O_RECIPE},
       {"backend", required_argument, 0, O_BACKEND}, {"quiet", no_argument, 0, 'q'},
       {"force", no_argument, 0, O_FORCE},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
-  const char *concept = NULL, *data = "general", *data_dir = NULL, *preset = "default32";
+  const char *concept = NULL, *data = "general", *data_dir = NULL, *preset = NULL, *recipe = "practical";
   const char *preview = NULL;
   const char *blocks = NULL, *head = NULL, *out = NULL, *ckpt_arg = NULL, *resume = NULL, *metrics_arg = NULL;
   const char *frozen_args[EBM_TRAIN_MAX_FROZEN];
@@ -258,6 +266,11 @@ int cmd_train(int argc, char **argv) {
     case O_DATA_DIR: data_dir = optarg; break;
     case O_SIZE: INT_OPT(size, 8, 256, "size")
     case O_CONFIG: preset = optarg; break;
+    case O_RECIPE:
+      if (strcmp(optarg, "practical") && strcmp(optarg, "paper"))
+        return cli_usage(CMD_NAME, "--recipe: expected practical or paper, got '%s'", optarg);
+      recipe = optarg;
+      break;
     case O_WIDTH: INT_OPT(width, 1, 4096, "width")
     case O_BLOCKS: blocks = optarg; break;
     case O_HEAD:
@@ -325,8 +338,10 @@ int cmd_train(int argc, char **argv) {
   char err[1024];
   ebm_train_config cfg;
   if (!resume) {
+    if (!preset) preset = strcmp(recipe, "paper") ? "small32" : "default32";
     if (ebm_train_config_default(&cfg, concept, data, preset, (int)size, err, sizeof err) != 0)
       return cli_usage(CMD_NAME, "%s", err);
+    ebm_train_config_recipe(&cfg, recipe);
     if (width > 0) cfg.net.base_width = (int)width;
     if (head) cfg.net.head_flatten = !strcmp(head, "flatten");
     if (coords) cfg.net.coord_channels = 1;

@@ -135,6 +135,21 @@ int ebm_train_config_default(ebm_train_config *cfg, const char *concept, const c
   return 0;
 }
 
+int ebm_train_config_recipe(ebm_train_config *cfg, const char *name) {
+  if (!strcmp(name, "paper")) return 0;
+  if (strcmp(name, "practical")) return -1;
+  cfg->langevin_steps = 20;
+  cfg->step_lr = 10.0f;
+  cfg->noise = 0.005f;
+  cfg->buffer_size = 1000;
+  cfg->lr = 5e-4f;
+  cfg->ema = 0.0f;
+  cfg->chain_init = 2; /* flat */
+  cfg->net.coord_channels = 1;
+  cfg->net.head_flatten = 1;
+  return 0;
+}
+
 int ebm_train_config_validate(const ebm_train_config *cfg, char *err, size_t errlen) {
   char why[256];
   if (ebm_net_config_validate(&cfg->net, why, sizeof why) != 0)

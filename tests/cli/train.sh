@@ -11,7 +11,7 @@ set -u
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 CLI_COMMAND=train
 export VKEBM_THREADS=1
-TINY=(--config tiny --size 8 --batch 4 --langevin-steps 3 --buffer 16 --backend cpu)
+TINY=(--recipe paper --config tiny --size 8 --batch 4 --langevin-steps 3 --buffer 16 --backend cpu)
 
 expect 0 "--help" -- --help
 grep -q "usage: vkebm train" "$T/out" || fail "--help text not on stdout"
@@ -109,6 +109,14 @@ mkdir -p "$T/flatm" && cp "$T/flat.safetensors" "$T/flatm/"
 "$VKEBM" sample --expr "pos=(0.5,0)" -n 2 --steps 2 --models "$T/flatm" -o "$T/flat.png" --quiet ||
   fail "sampling a flatten-head model"
 expect 2 "--head bad" -- --concept position --head conv --steps 2 -o "$T/x.safetensors" "${TINY[@]}"
+# the default recipe is the practical one (docs/training.md): coordinate planes, flatten head,
+# flat chain starts, 20 Langevin steps of 10 with noise 0.005, the trained weights sample
+expect 0 "the practical recipe" -- --concept shape --config tiny --size 8 --batch 4 --buffer 16 --steps 2 --backend cpu -o "$T/practical.safetensors"
+"$VKEBM" inspect "$T/practical.safetensors" >"$T/pr.inspect" 2>&1
+grep -q "coord_channels = 1" "$T/pr.inspect" && grep -q "head = flatten" "$T/pr.inspect" &&
+  grep -q "chain_init = flat" "$T/pr.inspect" && grep -q "langevin_step_lr = 10$" "$T/pr.inspect" &&
+  grep -q "sample_steps = 100" "$T/pr.inspect" || fail "practical recipe: $(cat "$T/pr.inspect")"
+expect 2 "--recipe bad" -- --concept shape --recipe fast --steps 1 -o "$T/x.safetensors" --backend cpu
 # a new run does not replace an existing model unless asked
 expect 2 "-o exists" -- --concept color --steps 1 -o "$T/flat.safetensors" "${TINY[@]}"
 grep -q "exists.*--force" "$T/err" || fail "-o exists: $(cat "$T/err")"
