@@ -80,7 +80,9 @@ static void usage(FILE *f) {
           "  --explain            print the parsed tree and its energy; sample nothing\n"
           "  --from FILE.png      repeat the sampling recorded in a PNG written by this command\n"
           "  --device I           the Vulkan device's index (`vkebm devices`; default: the best)\n"
-          "  --backend B          auto, cpu or vulkan (default cpu: bitwise reproducible)\n"
+          "  --backend B          auto (default: a hardware GPU if there is one, else cpu, as\n"
+          "                       view and train), cpu or vulkan; the PNG records it and --from\n"
+          "                       reproduces on it\n"
           "  --save-each DIR      also one PNG per sample (DIR/sample_NNN.png) and the raw\n"
           "                       float samples as DIR/samples.npy ([n, 3, H, W], float32)\n"
           "  --json               print the samples' energies on stdout (composed and per term,\n"
@@ -389,7 +391,7 @@ int cmd_sample(int argc, char **argv) {
   const char *out = "grid.png", *frames_dir = NULL, *gif_path = NULL, *from = NULL,
              *save_each = NULL;
   int json = 0;
-  int explain = 0, quiet = 0, sampling_opts = 0, backend = EBM_BACKEND_CPU, backend_given = 0, device = -1;
+  int explain = 0, quiet = 0, sampling_opts = 0, backend = EBM_BACKEND_AUTO, backend_given = 0, device = -1;
   int resolution_given = 0;
   long every = 0;
 
