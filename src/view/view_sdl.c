@@ -166,11 +166,17 @@ static void draw_panel(view_renderer *vr, int w, const view_frame *f, const view
     if (mx + METER_W <= w - MARGIN) {
       color(r, 70, 70, 70, 255);
       SDL_RenderDrawRect(r, &(SDL_Rect){mx, y, METER_W, 8});
+      /* centred: a term better satisfied (a lower energy; for a NOT term, a higher one) grows
+       * green to the left, a worse one red to the right, relative to the largest |E| of the
+       * terms that are on */
+      int mid = mx + METER_W / 2;
+      SDL_RenderDrawLine(r, mid, y, mid, y + 7);
       if (on && isfinite(e) && emax > 0.0f) {
-        int fill = (int)lroundf((METER_W - 2) * fabsf(e) / emax);
-        if (e >= 0) color(r, 90, 200, 120, 255);
+        float good = view_expr_term_negated(&s->expr, k) ? e : -e;
+        int fill = (int)lroundf((METER_W / 2 - 1) * fabsf(e) / emax);
+        if (good > 0) color(r, 90, 200, 120, 255);
         else color(r, 220, 90, 90, 255);
-        SDL_RenderFillRect(r, &(SDL_Rect){mx + 1, y + 1, fill, 6});
+        SDL_RenderFillRect(r, &(SDL_Rect){good > 0 ? mid - fill : mid + 1, y + 1, fill, 6});
       }
     }
   }

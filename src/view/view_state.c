@@ -51,7 +51,8 @@ int view_state_init(view_state *s, const char *expr_src, const ebm_concept_set *
   s->step_size = step_size;
   s->steps_per_frame = steps_per_frame < 1 ? 1 : steps_per_frame;
   s->show_overlay = 1;
-  snprintf(s->status, sizeof s->status, "H or F1: help");
+  snprintf(s->status, sizeof s->status,
+           "H or F1: help; bars: each term's energy, green to the left = lower = better");
   return 0;
 }
 
@@ -61,6 +62,7 @@ void view_state_action(view_state *s, view_action a, int arg) {
   view_expr *e = &s->expr;
   char *msg = s->status;
   size_t len = sizeof s->status;
+  unsigned gen = s->expr_gen;
   switch (a) {
   case VIEW_SELECT_TERM:
     if (arg < e->num_terms) {
@@ -130,6 +132,10 @@ void view_state_action(view_state *s, view_action a, int arg) {
     break;
   case VIEW_QUIT: s->quit = 1; break;
   }
+  /* the chains stay warm across an edit, so they start from the old composition's samples:
+   * say how to start afresh */
+  size_t used = strlen(msg);
+  if (s->expr_gen != gen && used + 24 < len) snprintf(msg + used, len - used, " (R: fresh chains)");
 }
 
 int view_state_key(view_state *s, int key) {
