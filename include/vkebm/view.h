@@ -121,6 +121,8 @@ typedef struct view_state {
   const ebm_concept_set *set;  /* for cycling values */
   float step_size;
   int steps_per_frame;
+  int spf_auto;                /* 1: the window sets steps_per_frame for ~30 new frames/s
+                                  (until [ or ] is pressed); off in headless runs */
   int paused, show_help, show_overlay, quit;
   unsigned expr_gen;           /* bumped whenever the active tree changes */
   unsigned restart_count;      /* bumped by R */

@@ -36,6 +36,7 @@ int cmd_view(int argc, char **argv) {
 typedef struct options {
   const char *expr;
   long chains, resolution, steps_per_frame, frames, scale, seed, device;
+  int spf_given;
   double step_size, noise, beta, max_fps;
   int step_size_set, noise_set, sampler, analytic, headless, grid_only, sync, stats, quiet;
   const char *models, *outdir, *keys, *screenshot, *backend;
@@ -60,7 +61,9 @@ static void usage(FILE *f) {
           "  --noise V            paper: sigma, default 0.005\n"
           "  --beta V             energy scale (inverse temperature), default 1\n"
           "  --seed S             random seed, default 1\n"
-          "  --steps-per-frame K  chain steps per displayed frame, default 4\n"
+          "  --steps-per-frame K  chain steps per displayed frame (default: in a window, set for\n"
+          "                       about 30 new frames a second until [ or ] is pressed; 4\n"
+          "                       headless)\n"
           "  --frames N           stop after N frames (default: run until quit; headless: needed)\n"
           "  --headless           no window: write every frame as DIR/frame_NNNNN.png\n"
           "  -o, --output DIR     headless frames / screenshots (S) directory, default .\n"
@@ -237,6 +240,11 @@ static int run_loop(options *o, ebm_backend *be, view_state *s, view_engine *eng
     }
     int got = view_runner_take(run, &frame);
     rt.news += got;
+    if (got && s->spf_auto && frame.steps_per_second > 0) {
+      /* about 30 new frames a second, whatever the models cost */
+      long spf = lround(frame.steps_per_second / 30.0);
+      s->steps_per_frame = spf < 1 ? 1 : spf > 1024 ? 1024 : (int)spf;
+    }
     if (frame.infer_seq != infer_seen) { /* an E press answered: the status line shows it */
       infer_seen = frame.infer_seq;
       snprintf(s->status, sizeof s->status, "%.159s", frame.infer);
@@ -389,6 +397,7 @@ int cmd_view(int argc, char **argv) {
     case O_SPF:
       if (cli_parse_int(optarg, 1, 1024, &o.steps_per_frame))
         return cli_usage(CMD_NAME, "--steps-per-frame: expected 1..1024, got '%s'", optarg);
+      o.spf_given = 1;
       break;
     case O_FRAMES:
       if (cli_parse_int(optarg, 1, 100000000, &o.frames))
@@ -486,6 +495,7 @@ int cmd_view(int argc, char **argv) {
     goto out;
   }
   have_state = 1;
+  s.spf_auto = !o.headless && !o.spf_given && !o.sync;
   /* bind once up front so a bad concept or value is a clear error before any window opens */
   {
     int empty;

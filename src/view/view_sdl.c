@@ -136,9 +136,9 @@ static void draw_panel(view_renderer *vr, int w, const view_frame *f, const view
     snprintf(line, sizeof line, "frame %ld  steps %ld  step size %.4g  %d steps/frame%s", st->frame,
              f->steps, s->step_size, s->steps_per_frame, s->paused ? "  PAUSED" : "");
   else
-    snprintf(line, sizeof line, "%.1f fps  %.1f new/s  %.0f steps/s  size %.4g  %d/frame%s",
+    snprintf(line, sizeof line, "%.1f fps  %.1f new/s  %.0f steps/s  size %.4g  %d/frame%s%s",
              st->fps, st->new_fps, st->steps_per_second, s->step_size, s->steps_per_frame,
-             s->paused ? "  PAUSED" : "");
+             s->spf_auto ? " auto" : "", s->paused ? "  PAUSED" : "");
   text(r, MARGIN, y, line, cols);
   y += LINE;
   color(r, 255, 200, 120, 255);

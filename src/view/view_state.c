@@ -108,6 +108,7 @@ void view_state_action(view_state *s, view_action a, int arg) {
     break;
   case VIEW_SPF_UP:
   case VIEW_SPF_DOWN:
+    s->spf_auto = 0; /* the user decides from now on */
     s->steps_per_frame = a == VIEW_SPF_UP ? s->steps_per_frame * 2 : s->steps_per_frame / 2;
     if (s->steps_per_frame < 1) s->steps_per_frame = 1;
     if (s->steps_per_frame > MAX_STEPS_PER_FRAME) s->steps_per_frame = MAX_STEPS_PER_FRAME;
