@@ -74,4 +74,8 @@ int io_read_file(const char *path, size_t max_bytes, void **data, size_t *n, cha
  * file, and returns the open descriptor (blocking mode restored) and its size, or -1 with err. */
 int io_open_regular(const char *path, long long *size, char *err, size_t errlen);
 
+/* The shortest %g text (fewest characters, over every precision) that reads back as the same
+ * float, into out: recorded settings and printed expressions reproduce exactly. */
+void io_float_text(char *out, size_t len, float v);
+
 #endif

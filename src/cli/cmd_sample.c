@@ -369,13 +369,6 @@ static double largest_scale(const expr_node *n, double acc) {
   return m;
 }
 
-/* The shortest decimal that reads back as the same float: recorded settings reproduce exactly */
-static void fmt_float(char *out, size_t len, float v) {
-  for (int digits = 1; digits <= 9; digits++) {
-    snprintf(out, len, "%.*g", digits, v);
-    if (strtof(out, NULL) == v) break;
-  }
-}
 
 int cmd_sample(int argc, char **argv) {
   settings s;
@@ -763,12 +756,12 @@ int cmd_sample(int argc, char **argv) {
     snprintf(v_n, sizeof v_n, "%d", B);
     snprintf(v_steps, sizeof v_steps, "%d", s.sc.steps);
     snprintf(v_seed, sizeof v_seed, "%u", s.seed);
-    fmt_float(v_step, sizeof v_step, s.sc.step_size);
-    fmt_float(v_noise, sizeof v_noise, s.sc.noise_std);
+    io_float_text(v_step, sizeof v_step, s.sc.step_size);
+    io_float_text(v_noise, sizeof v_noise, s.sc.noise_std);
     snprintf(v_clip, sizeof v_clip, "%d", s.sc.clip);
-    fmt_float(v_beta, sizeof v_beta, s.sc.energy_scale);
+    io_float_text(v_beta, sizeof v_beta, s.sc.energy_scale);
     snprintf(v_div, sizeof v_div, "%d", s.sc.divide_by_terms);
-    fmt_float(v_target, sizeof v_target, s.sc.target_accept);
+    io_float_text(v_target, sizeof v_target, s.sc.target_accept);
     snprintf(v_adapt, sizeof v_adapt, "%d", s.sc.adapt_steps);
     snprintf(v_nrow, sizeof v_nrow, "%ld", s.nrow);
     snprintf(v_pad, sizeof v_pad, "%ld", s.padding);

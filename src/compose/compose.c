@@ -2,6 +2,7 @@
  * Owns the per-model groups (stacked inputs, energies, coefficients, input gradients), the
  * per-chain evaluation of the tree on the host, and the explanation text. */
 #include "vkebm/compose.h"
+#include "vkebm/fileio.h"
 #include "vkebm/shared.h"
 
 #include <math.h>
@@ -422,10 +423,7 @@ int ebm_composition_eval(ebm_composition *c, ebm_ref x, double *energy, ebm_ref 
 
 static void put_float(sbuf *b, double v) {
   char t[32];
-  for (int digits = 1; digits <= 9; digits++) {
-    snprintf(t, sizeof t, "%.*g", digits, v);
-    if ((float)strtod(t, NULL) == (float)v) break;
-  }
+  io_float_text(t, sizeof t, (float)v);
   put(b, "%s", t);
 }
 

@@ -2,6 +2,7 @@
  * (grammar in include/vkebm/expr.h). Owns the tree's memory. Every error carries the byte
  * offset it refers to; nothing here aborts on bad input. */
 #include "vkebm/expr.h"
+#include "vkebm/fileio.h"
 
 #include <ctype.h>
 #include <errno.h>
@@ -492,10 +493,7 @@ static int prec_of(const expr_node *n) {
 /* Shortest %g form that reads back as the same float. */
 static void put_float(sbuf *b, float v) {
   char t[32];
-  for (int digits = 1; digits <= 9; digits++) {
-    snprintf(t, sizeof t, "%.*g", digits, v);
-    if (strtof(t, NULL) == v) break;
-  }
+  io_float_text(t, sizeof t, v);
   put(b, "%s", t);
 }
 

@@ -389,3 +389,17 @@ int io_read_file(const char *path, size_t max_bytes, void **data, size_t *n, cha
   *n = size;
   return 0;
 }
+
+void io_float_text(char *out, size_t len, float v) {
+  /* the fewest characters over every precision that reads back: %.1g of 10 is "1e+01", but
+   * %.2g's "10" is shorter (9 significant digits always read back) */
+  char t[48];
+  size_t best = (size_t)-1;
+  for (int digits = 1; digits <= 9; digits++) {
+    snprintf(t, sizeof t, "%.*g", digits, v);
+    if (strtof(t, NULL) == v && strlen(t) < best) {
+      best = strlen(t);
+      snprintf(out, len, "%s", t);
+    }
+  }
+}

@@ -7,6 +7,7 @@
  * module's.
  */
 #include "vkebm/model.h"
+#include "vkebm/fileio.h"
 
 #include <errno.h>
 #include <inttypes.h>
@@ -390,10 +391,7 @@ int ebm_model_save(const char *path, ebm_net *net, const ebm_model_info *info,
   if (meta.langevin_step_lr > 0.0f) {
     const float lv[2] = {meta.langevin_step_lr, meta.langevin_noise};
     for (int i = 0; i < 2; i++) { /* the shortest text that reads back as the same float */
-      for (int digits = 6; digits <= 9; digits++) {
-        snprintf(num, sizeof num, "%.*g", digits, lv[i]);
-        if (strtof(num, NULL) == lv[i]) break;
-      }
+      io_float_text(num, sizeof num, lv[i]);
       META(i ? "langevin_noise" : "langevin_step_lr", num);
     }
   }
