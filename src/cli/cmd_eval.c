@@ -585,8 +585,8 @@ int cmd_eval(int argc, char **argv) {
     if (row->values) {
       met = strict >= row->target && worst >= row->worst_target;
       if (isfinite(sum_fd)) snprintf(fd, sizeof fd, "%.1f (%.1f)", sum_fd / nv, sum_floor / nv);
-      snprintf(detail, sizeof detail, "mean of %d values (Frechet too); worst `%s` %.1f%%", nv,
-               worst_text, 100 * worst);
+      snprintf(detail, sizeof detail, "mean of %d values%s; worst `%s` %.1f%%", nv,
+               isfinite(sum_fd) ? " (Frechet too)" : "", worst_text, 100 * worst);
     } else {
       met = strict >= row->target;
       fd_text(fd, sizeof fd, &r);
