@@ -64,14 +64,8 @@ static int score_refs(ebm_judge *j, const ebm_eval_scoring *sc, const char *expr
 }
 
 int main(void) {
-  /* CTest sets VKEBM_TEST_DATA to <source>/tests/data (which need not exist): the source root
-   * is that minus "/tests/data" */
-  const char *data = getenv("VKEBM_TEST_DATA");
-  char root[4096], path[4200];
-  snprintf(root, sizeof root, "%s", data ? data : ".");
-  size_t rl = strlen(root);
-  if (rl >= 11 && !strcmp(root + rl - 11, "/tests/data")) root[rl - 11] = 0;
-  snprintf(path, sizeof path, "%s/models/judge.safetensors", root);
+  char path[4200];
+  tu_source_path(path, sizeof path, "models/judge.safetensors");
   if (access(path, R_OK) != 0) {
     printf("test_judge_shipped: no %s, skipping\n", path);
     return 77;

@@ -46,12 +46,8 @@ static int run(ebm_backend *be, const char *models, const float *img, int calibr
 }
 
 int main(void) {
-  const char *data = getenv("VKEBM_TEST_DATA");
-  char root[4096], models[4200];
-  snprintf(root, sizeof root, "%s", data ? data : ".");
-  size_t rl = strlen(root);
-  if (rl >= 11 && !strcmp(root + rl - 11, "/tests/data")) root[rl - 11] = 0;
-  snprintf(models, sizeof models, "%s/models", root);
+  char models[4200];
+  tu_source_path(models, sizeof models, "models");
   char probe[4400];
   snprintf(probe, sizeof probe, "%s/color.safetensors", models);
   if (access(probe, R_OK) != 0) {

@@ -258,3 +258,12 @@ int tu_st_rewrite(const char *src, const char *dst, const char *name, size_t ind
   st_free(&f);
   return rc;
 }
+
+void tu_source_path(char *out, size_t len, const char *rel) {
+  const char *data = getenv("VKEBM_TEST_DATA");
+  char root[4096];
+  snprintf(root, sizeof root, "%s", data ? data : ".");
+  size_t rl = strlen(root);
+  if (rl >= 11 && !strcmp(root + rl - 11, "/tests/data")) root[rl - 11] = 0;
+  snprintf(out, len, "%s/%s", root, rel);
+}

@@ -25,6 +25,11 @@ extern int tu_failures;
 /* Exit code for main: 1 if any check failed, else 0. Prints a closing line. */
 int tu_finish(const char *test_name);
 
+/* out = the source tree's rel (e.g. "models/judge.safetensors"): CTest sets VKEBM_TEST_DATA to
+ * <source>/tests/data (which need not exist), so the root is that minus "/tests/data"; "." when
+ * unset. */
+void tu_source_path(char *out, size_t len, const char *rel);
+
 /* Deterministic uniform floats in [lo, hi) from a seed (the project's counter-based RNG). */
 void tu_fill_uniform(float *x, size_t n, uint32_t seed, float lo, float hi);
 

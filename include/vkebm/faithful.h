@@ -55,10 +55,6 @@ typedef struct ebm_faithful_fit {
   int renders;              /* renders the search used */
 } ebm_faithful_fit;
 
-/* The residual of img against ref (both [3, R, R], [0, 1]) as defined above, ref scaled by
- * gain[3] (NULL: 1). */
-float ebm_faithful_residual(const float *img, const float *ref, const float *gain, int R);
-
 /* Searches the re-render of objs[nobj] (1 .. EBM_FAITHFUL_MAX_OBJECTS) that best explains
  * img[3, R, R] and fills fit; rerender[3, R, R] (optional) receives it, gain applied. 0, or -1
  * when nobj is out of range or memory runs out. */

@@ -97,20 +97,6 @@ static float window_residual(const float *a, const float *b, const float *gain, 
   return (float)sqrt(worst / (3.0 * win * win));
 }
 
-float ebm_faithful_residual(const float *img, const float *ref, const float *gain, int R) {
-  size_t n = (size_t)3 * R * R;
-  float *a = malloc(n * sizeof *a), *b = malloc(n * sizeof *b);
-  float r = INFINITY;
-  if (a && b) {
-    blur3(img, a, R);
-    blur3(ref, b, R);
-    r = window_residual(a, b, gain, R, NULL);
-  }
-  free(a);
-  free(b);
-  return r;
-}
-
 /* ---- the search --------------------------------------------------------------------------- */
 
 void ebm_faithful_scene(const ebm_faithful_fit *fit, scene_desc *d) {
