@@ -228,21 +228,19 @@ int ebm_faithful_refit(const float *img, int R, const ebm_faithful_object *objs,
   refine_labels(&s);
   /* the best candidate, rendered again for its residual and the caller's copy */
   ebm_faithful_fit best = s.cur;
-  evaluate(&s, &best);
-  best.gain[0] = s.cur.gain[0], best.gain[1] = s.cur.gain[1], best.gain[2] = s.cur.gain[2];
+  evaluate(&s, &best); /* the same gain again: a pure function of the render */
   best.renders = s.cur.renders;
   best.residual = window_residual(s.target, s.blurred, best.gain, R, &best.global_rms);
+  if (rerender)
+    for (size_t i = 0; i < n; i++)
+      rerender[i] = clampf(best.gain[i / ((size_t)R * R)] * s.render[i], 0.0f, 1.0f);
   /* the same light and gain with no object: how much of the image the objects explain */
   ebm_faithful_fit empty = best;
   empty.nobj = 0;
   evaluate(&s, &empty);
   best.empty_residual = window_residual(s.target, s.blurred, empty.gain, R, NULL);
   best.ratio = best.empty_residual > 0 ? best.residual / best.empty_residual : 1.0f;
-  evaluate(&s, &best); /* leave the best render in s.render */
   *fit = best;
-  if (rerender)
-    for (size_t i = 0; i < n; i++)
-      rerender[i] = clampf(best.gain[i / ((size_t)R * R)] * s.render[i], 0.0f, 1.0f);
   free(buf);
   return 0;
 }
