@@ -60,6 +60,8 @@ typedef struct fixture {
  * with pooling). */
 static int g_head_flatten;   /* check_fd's networks use the flatten head */
 static int g_coord_channels; /* ... and the coordinate planes */
+static int g_head_label;     /* ... and the label gain on the head's inputs */
+static int g_in_norm;        /* ... and standardised input pixels */
 
 static void setup_blocks(fixture *f, ebm_backend *be, int sn, const char *blocks) {
   memset(f, 0, sizeof *f);
@@ -68,6 +70,8 @@ static void setup_blocks(fixture *f, ebm_backend *be, int sn, const char *blocks
   f->cfg.spectral_norm = sn;
   f->cfg.head_flatten = g_head_flatten;
   f->cfg.coord_channels = g_coord_channels;
+  f->cfg.head_label = g_head_label;
+  if (g_in_norm) f->cfg.in_shift = 0.4f, f->cfg.in_scale = 3.0f;
   if (blocks) TU_CHECK(ebm_net_config_parse_blocks(&f->cfg, blocks) == 0, "blocks %s", blocks);
   char err[256];
   if (ebm_net_create(&f->net, be, &f->cfg, MAXB, 7, err, sizeof err)) {
@@ -217,7 +221,11 @@ static void ref_energy(ebm_net *net, const double *P, const double *U, const dou
       for (int y = 0; y < R; y++)
         for (int x = 0; x < R; x++)
           Xc[((size_t)(b * Ci + ch) * R + y) * R + x] =
-              ch < cfg->in_channels ? X[((size_t)(b * cfg->in_channels + ch) * R + y) * R + x]
+              ch < cfg->in_channels
+                  ? (cfg->in_scale > 0
+                         ? (X[((size_t)(b * cfg->in_channels + ch) * R + y) * R + x] - cfg->in_shift) *
+                               cfg->in_scale
+                         : X[((size_t)(b * cfg->in_channels + ch) * R + y) * R + x])
               : ch == cfg->in_channels ? 2.0 * (x + 0.5) / R - 1.0
                                        : 1.0 - 2.0 * (y + 0.5) / R;
   ref_conv(h, Xc, w, Bn, Ci, Wd, R);
@@ -292,6 +300,17 @@ static void ref_energy(ebm_net *net, const double *P, const double *U, const dou
   }
   const double *hw = P + ref_param(net, "head.weight")->offset;
   const double *hb = P + ref_param(net, "head.bias")->offset;
+  if (cfg->head_label) { /* h * (c·GH + CBH), one gain per head input */
+    const double *gh = P + ref_param(net, "head.label_gain")->offset;
+    const double *cbh = P + ref_param(net, "head.label_base")->offset;
+    int F = cfg->head_flatten ? cin * H * H : cin, per = cfg->head_flatten ? 1 : H * H;
+    for (int b = 0; b < Bn; b++)
+      for (int f = 0; f < F; f++) {
+        double sc = cbh[f];
+        for (int l = 0; l < Ld; l++) sc += C[b * Ld + l] * gh[l * F + f];
+        for (int p = 0; p < per; p++) h[((size_t)b * F + f) * per + p] *= sc;
+      }
+  }
   for (int b = 0; b < Bn; b++) {
     double e = hb[0];
     for (int ch = 0; ch < cin; ch++) {
@@ -747,7 +766,16 @@ int main(void) {
   check_fd(be, 1, NULL);
   g_coord_channels = 1; /* and coordinate planes appended to the input (CoordConv) */
   check_fd(be, 1, NULL);
-  g_head_flatten = g_coord_channels = 0;
+  g_head_label = 1; /* and the label gain on the head's inputs, with either head */
+  check_fd(be, 1, NULL);
+  g_head_flatten = 0;
+  check_fd(be, 0, NULL);
+  g_in_norm = 1; /* standardised pixels, without and with the coordinate planes */
+  g_coord_channels = 0;
+  check_fd(be, 1, NULL);
+  g_coord_channels = 1;
+  check_fd(be, 1, NULL);
+  g_head_flatten = g_coord_channels = g_head_label = g_in_norm = 0;
   check_determinism_and_accumulation(be);
   check_model_files(be);
   fprintf(stderr, "worst finite-difference relative error: %.2e (bound %.0e)\n", worst_overall,

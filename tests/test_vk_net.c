@@ -152,6 +152,14 @@ int main(void) {
   check_case(cpu, vk, &small, "small, flatten head", 3);
   small.coord_channels = 1;
   check_case(cpu, vk, &small, "small, flatten head and coordinate planes", 3);
+  small.head_label = 1;
+  check_case(cpu, vk, &small, "small, flatten head, coordinate planes and label head", 3);
+  tiny.head_label = 1;
+  check_case(cpu, vk, &tiny, "tiny, mean head with label gain", 3);
+  tiny.in_shift = 0.4f, tiny.in_scale = 3.0f;
+  check_case(cpu, vk, &tiny, "tiny, label gain and standardised input", 3);
+  small.in_shift = 0.4f, small.in_scale = 3.0f;
+  check_case(cpu, vk, &small, "small, every option", 3);
   ebm_backend_destroy(cpu);
   tu_backend_done(vk);
   return tu_finish("test_vk_net");

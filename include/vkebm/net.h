@@ -7,13 +7,15 @@
  *
  * Architecture (docs/recipe.md §1), for resolution R, base width W, blocks k = 0..n-1:
  *   h0 = swish(conv3x3_sn(x; 3 -> W))                                  [B, W, R, R]
+ *        (with in_scale > 0, x is first standardised: (x - in_shift) * in_scale)
  *        (with coord_channels, x is [x, X, Y]: 5 -> W, X and Y constant coordinate planes)
  *   block k (cin -> cout = W * mult[k], down[k]):
  *     a   = swish(conv1_sn(h + c·GB1))                                 GB1: [L, cin]
  *     b   = conv2_sn(a + c·GB2) * (c·G2 + CB2)                         GB2: [L, cout], G2: [L, cout], CB2: [cout]
  *     out = swish(avgpool2?(b + bypass(h)))     bypass = conv3x3_sn (cin -> cout) when cin != cout, else h
  *   e  = head(mean_pool(h_n))  (linear C -> 1 with bias, not spectrally normalised); with
- *        head_flatten, e = head(h_n) over all C*H*H features (the same op with HW = 1)
+ *        head_flatten, e = head(h_n) over all C*H*H features (the same op with HW = 1); with
+ *        head_label, the head reads h_n * (c·GH + CBH), a label gain per head input
  * Initialisation: conv weights Kaiming-uniform-like (fan_in), GB1 = GB2 = 0, G2 = 0, CB2 = 1,
  * head w ~ U(-1/sqrt(C), 1/sqrt(C)), bias 0. (docs/recipe.md starts G2 at 1 and CB2 at 0; for a
  * one-hot label both give a scale of exactly 1 at init, but for a continuous label such as a
@@ -49,6 +51,15 @@ typedef struct ebm_net_config {
   int head_flatten;          /* 0: e = head(mean_pool(h_n)), the paper's; 1: e = a linear map of
                                 the whole last feature map [C, H, H] (keeps where things are:
                                 a mean pool throws away absolute position) */
+  int head_label;            /* 1: the head reads the last features scaled by a label gain,
+                                e = head(h_n * (c·GH + CBH)) (GH: [L, F] from 0, CBH: [F] from
+                                1, F the head's inputs): E(x | c) then differs between labels
+                                by a linear map of the features, as a classifier's logits do,
+                                so a label-contrastive term has a direct path (docs/training.md) */
+  float in_shift, in_scale;  /* in_scale > 0: the network reads (x - in_shift) * in_scale
+                                (standardised pixels: renders are ~94 % flat floor, so raw
+                                [0, 1] pixels give features that barely vary between images);
+                                0: x as given */
 } ebm_net_config;
 
 /* Presets. "paper64": the paper's 64x64 CubesNet (W=64; blocks 1d,2d,2d,2,4d; 2.14 M weights,

@@ -63,6 +63,9 @@ typedef struct ebm_train_config {
                               below, computed when training starts from 256 positives; recorded
                               in the model) */
   float init_mean[3], init_std[3];
+  int input_norm;          /* 1: a fresh network reads standardised pixels: net.in_shift and
+                              net.in_scale set to the mean and 1/std of the pixels of 256
+                              positives when training starts (recorded in the model) */
   /* Label-contrastive term (JEM-style; 0 = off, the paper's CD alone): in the paper's CD the
    * negatives carry the positives' labels, so nothing makes E(x|c) differ between labels. This
    * adds  label_weight * mean_b CE(softmax_k(-E(x+_b | c_k) / label_temp), true k)  over

@@ -57,6 +57,11 @@ static void usage(FILE *f) {
           "                       (keeps where things are)\n"
           "  --coords             append two coordinate planes (x, y in [-1, 1]) to the\n"
           "                       network's input (CoordConv), so it can tell where it is\n"
+          "  --input-norm         the network reads standardised pixels ((x - mean) / std,\n"
+          "                       fitted to 256 positives when training starts; recorded)\n"
+          "  --label-head         scale the head's inputs by a label gain (c·GH + CBH), so\n"
+          "                       energies differ between labels as a classifier's logits\n"
+          "                       do (pairs with --label-weight)\n"
           "training:\n"
           "  --steps N            total iterations (default 10000)\n"
           "  --batch B            default 16\n"
@@ -174,7 +179,7 @@ static void format_duration(char *out, size_t len, double s) {
 }
 
 enum {
-  O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_HEAD, O_COORDS, O_FORCE, O_STEPS, O_BATCH,
+  O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_HEAD, O_COORDS, O_LABEL_HEAD, O_INPUT_NORM, O_FORCE, O_STEPS, O_BATCH,
   O_LR, O_NO_ADAM_CLIP, O_GRAD_CLIP, O_LSTEPS, O_STEP_LR, O_NOISE, O_REPLAY, O_BUFFER,
   O_RESERVOIR, O_ALPHA, O_EMA, O_LABEL_W, O_LABEL_T, O_LABEL_K, O_SAMPLE_STEPS, O_FROZEN, O_SEED, O_CKPT, O_CKPT_EVERY, O_RESUME, O_METRICS,
   O_LOG_EVERY, O_BACKEND, O_MAX_ENERGY, O_PREVIEW, O_CHAIN_INIT, O_RECIPE
@@ -210,6 +215,8 @@ int cmd_train(int argc, char **argv) {
       {"config", required_argument, 0, O_CONFIG}, {"width", required_argument, 0, O_WIDTH},
       {"blocks", required_argument, 0, O_BLOCKS}, {"steps", required_argument, 0, O_STEPS},
       {"head", required_argument, 0, O_HEAD},     {"coords", no_argument, 0, O_COORDS},
+      {"label-head", no_argument, 0, O_LABEL_HEAD},
+      {"input-norm", no_argument, 0, O_INPUT_NORM},
       {"batch", required_argument, 0, O_BATCH}, {"lr", required_argument, 0, O_LR},
       {"no-adam-clip", no_argument, 0, O_NO_ADAM_CLIP},
       {"grad-clip", required_argument, 0, O_GRAD_CLIP},
@@ -238,7 +245,8 @@ int cmd_train(int argc, char **argv) {
   const char *preview = NULL;
   const char *blocks = NULL, *head = NULL, *out = NULL, *ckpt_arg = NULL, *resume = NULL, *metrics_arg = NULL;
   const char *frozen_args[EBM_TRAIN_MAX_FROZEN];
-  int force = 0, nfrozen = 0, quiet = 0, no_adam_clip = 0, reservoir = 0, chain_init = -1, coords = 0;
+  int force = 0, nfrozen = 0, quiet = 0, no_adam_clip = 0, reservoir = 0, chain_init = -1, coords = 0,
+      label_head = 0, input_norm = 0;
   long size = 0, width = 0, steps = 10000, batch = -1, lsteps = -1, buffer = -1, seed = -1;
   long ckpt_every = 500, log_every = 50;
   double max_energy = -1;
@@ -279,6 +287,8 @@ int cmd_train(int argc, char **argv) {
       head = optarg;
       break;
     case O_COORDS: coords = 1; break;
+    case O_LABEL_HEAD: label_head = 1; break;
+    case O_INPUT_NORM: input_norm = 1; break;
     case O_STEPS: INT_OPT(steps, 1, EBM_TRAIN_MAX_STEPS, "steps")
     case O_BATCH: INT_OPT(batch, 1, 4096, "batch")
     case O_LR: FLT_OPT(lr, 1e-12, 1, "lr")
@@ -345,6 +355,8 @@ int cmd_train(int argc, char **argv) {
     if (width > 0) cfg.net.base_width = (int)width;
     if (head) cfg.net.head_flatten = !strcmp(head, "flatten");
     if (coords) cfg.net.coord_channels = 1;
+    if (label_head) cfg.net.head_label = 1;
+    if (input_norm) cfg.input_norm = 1;
     if (blocks && ebm_net_config_parse_blocks(&cfg.net, blocks) != 0)
       return cli_usage(CMD_NAME, "--blocks '%s': expected e.g. 1d,2d,2d,2", blocks);
     if (data_dir) {

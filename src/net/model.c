@@ -172,6 +172,21 @@ static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t 
   if (coords && strcmp(coords, "0") && strcmp(coords, "1"))
     return fail(err, errlen, "model metadata 'coord_channels' = '%.20s' (expected 0 or 1)", coords);
   cfg->coord_channels = coords && !strcmp(coords, "1");
+  const char *hl = st_meta_get(f, "head_label"); /* absent: none */
+  if (hl && strcmp(hl, "0") && strcmp(hl, "1"))
+    return fail(err, errlen, "model metadata 'head_label' = '%.20s' (expected 0 or 1)", hl);
+  cfg->head_label = hl && !strcmp(hl, "1");
+  const char *ish = st_meta_get(f, "input_shift"), *isc = st_meta_get(f, "input_scale");
+  if (!ish != !isc)
+    return fail(err, errlen, "model metadata: input_shift and input_scale go together, one is missing");
+  if (isc) { /* absent: the network reads x as given */
+    if (parse_floats(ish, 1, &cfg->in_shift, "input_shift", err, errlen) ||
+        parse_floats(isc, 1, &cfg->in_scale, "input_scale", err, errlen))
+      return -1;
+    if (!(cfg->in_scale > 0.0f && cfg->in_scale <= 1000.0f) || fabsf(cfg->in_shift) > 1000.0f)
+      return fail(err, errlen, "model metadata: input_scale %g / input_shift %g out of range",
+                  (double)cfg->in_scale, (double)cfg->in_shift);
+  }
   const char *blocks = need(f, "blocks", err, errlen);
   if (!blocks) return -1;
   if (ebm_net_config_parse_blocks(cfg, blocks))
@@ -365,6 +380,13 @@ int ebm_model_save(const char *path, ebm_net *net, const ebm_model_info *info,
   META_INT("spectral_norm", cfg->spectral_norm);
   if (cfg->head_flatten) META("head", "flatten");
   if (cfg->coord_channels) META("coord_channels", "1");
+  if (cfg->head_label) META("head_label", "1");
+  if (cfg->in_scale > 0) {
+    io_float_text(num, sizeof num, cfg->in_shift);
+    META("input_shift", num);
+    io_float_text(num, sizeof num, cfg->in_scale);
+    META("input_scale", num);
+  }
   META("concept", meta.concept);
   META("label_kind", meta.label_kind == EBM_LABEL_ONEHOT ? "onehot" : "vector");
   buf[0] = 0;

@@ -58,11 +58,14 @@ struct ebm_net {
   conv_layer stem;
   block_state blocks[EBM_MAX_BLOCKS];
   int head_w, head_b;
+  int head_g, head_cb; /* head_label: GH [L, F], CBH [F] (else -1) */
   int nconv;
   conv_layer *convs[EBM_MAX_PARAMS]; /* every conv, in parameter order */
 
   size_t stem_pre, stem_out;   /* acts offsets */
   size_t xin;                  /* acts offset: [max_batch, in + 2, R, R] with coord_channels */
+  size_t head_in;              /* acts offset: the head's scaled input (head_label) */
+  size_t ones;                 /* acts offset: in_channels * R * R ones (in_scale > 0) */
   size_t slot_floats;          /* one dacts slot: max_batch * the largest per-image tensor */
   size_t ping[2], scratch[5];  /* dacts offsets */
   size_t dw_sn_scratch;        /* dacts offset, largest conv weight */
@@ -160,6 +163,8 @@ int ebm_net_config_validate(const ebm_net_config *cfg, char *err, size_t errlen)
   } while (0)
   if (cfg->resolution < 1 || cfg->resolution > 1024)
     BAD("resolution %d out of range 1..1024", cfg->resolution);
+  if (!(cfg->in_scale >= 0 && cfg->in_scale <= 1000) || !(fabsf(cfg->in_shift) <= 1000))
+    BAD("input scale %g / shift %g out of range", (double)cfg->in_scale, (double)cfg->in_shift);
   if (cfg->in_channels < 1 || cfg->in_channels > 64)
     BAD("in_channels %d out of range 1..64", cfg->in_channels);
   if (cfg->base_width < 1 || cfg->base_width > 1024)
@@ -202,7 +207,8 @@ int ebm_net_config_equal(const ebm_net_config *a, const ebm_net_config *b) {
   if (a->resolution != b->resolution || a->in_channels != b->in_channels ||
       a->base_width != b->base_width || a->num_blocks != b->num_blocks ||
       a->label_dim != b->label_dim || a->spectral_norm != b->spectral_norm ||
-      a->head_flatten != b->head_flatten || a->coord_channels != b->coord_channels)
+      a->head_flatten != b->head_flatten || a->coord_channels != b->coord_channels ||
+      a->head_label != b->head_label || a->in_shift != b->in_shift || a->in_scale != b->in_scale)
     return 0;
   for (int k = 0; k < a->num_blocks && k < EBM_MAX_BLOCKS; k++)
     if (a->block_mult[k] != b->block_mult[k] || a->block_down[k] != b->block_down[k]) return 0;
@@ -212,9 +218,12 @@ int ebm_net_config_equal(const ebm_net_config *a, const ebm_net_config *b) {
 void ebm_net_config_describe(const ebm_net_config *cfg, char *out, size_t len) {
   char blocks[64];
   ebm_net_config_blocks_string(cfg, blocks, sizeof blocks);
-  snprintf(out, len, "R=%d W=%d blocks=%s L=%d sn=%d%s%s", cfg->resolution, cfg->base_width,
+  char norm[64] = "";
+  if (cfg->in_scale > 0)
+    snprintf(norm, sizeof norm, " in=(x-%.3g)*%.3g", (double)cfg->in_shift, (double)cfg->in_scale);
+  snprintf(out, len, "R=%d W=%d blocks=%s L=%d sn=%d%s%s%s%s", cfg->resolution, cfg->base_width,
            blocks, cfg->label_dim, cfg->spectral_norm, cfg->coord_channels ? " coords" : "",
-           cfg->head_flatten ? " head=flatten" : "");
+           cfg->head_flatten ? " head=flatten" : "", cfg->head_label ? " head-label" : "", norm);
 }
 
 /* FLOPs counted: the multiply-adds of every convolution and of the head's linear layer
@@ -301,7 +310,11 @@ static int plan(ebm_net *net) {
   char name[48];
 
   if (add_conv(net, &net->stem, "stem.weight", Ci, W)) return -1;
-  if (cfg->coord_channels) {
+  if (cfg->in_scale > 0) {
+    net->ones = net->act_floats;
+    net->act_floats += align_up((size_t)cfg->in_channels * R * R);
+  }
+  if (cfg->coord_channels || cfg->in_scale > 0) { /* the stem's input, built in forward */
     net->xin = net->act_floats;
     net->act_floats += align_up(B * Ci * R * R);
   }
@@ -354,6 +367,14 @@ static int plan(ebm_net *net) {
   int sh[1] = {net->cfg.head_flatten ? cin * H * H : cin}, one[1] = {1};
   if ((net->head_w = add_param(net, "head.weight", EBM_PARAM_VEC, 1, sh)) < 0) return -1;
   if ((net->head_b = add_param(net, "head.bias", EBM_PARAM_SCALAR, 1, one)) < 0) return -1;
+  net->head_g = net->head_cb = -1;
+  if (cfg->head_label) {
+    int shg[2] = {cfg->label_dim, sh[0]};
+    if ((net->head_g = add_param(net, "head.label_gain", EBM_PARAM_LABEL, 2, shg)) < 0) return -1;
+    if ((net->head_cb = add_param(net, "head.label_base", EBM_PARAM_VEC, 1, sh)) < 0) return -1;
+    net->head_in = net->act_floats;
+    net->act_floats += align_up(B * (size_t)cin * H * H);
+  }
 
   /* sn state: v, sigma, w_sn per conv */
   size_t largest_w = 0;
@@ -457,7 +478,7 @@ static void init_params(ebm_net *net, float *host, float *host_u, uint64_t seed)
       float bound = 1.0f / sqrtf((float)p->shape[0]);
       for (size_t j = 0; j < p->numel; j++)
         w[j] = bound * (2.0f * vkebm_rng_uniform(s, (u32)i, INIT_STREAM_PARAMS, (u32)j) - 1.0f);
-    } else if (strstr(p->name, ".cb2")) {
+    } else if (strstr(p->name, ".cb2") || i == net->head_cb) {
       for (size_t j = 0; j < p->numel; j++) w[j] = 1.0f;
     } else {
       /* gb1, gb2, g2 and the head bias start at zero. */
@@ -562,6 +583,8 @@ int ebm_net_create(ebm_net **out, ebm_backend *be, const ebm_net_config *cfg, in
   free(host);
   free(host_u);
   if (rc == 0 && cfg->coord_channels) rc = fill_coordinates(net);
+  if (rc == 0 && cfg->in_scale > 0)
+    ebm_fill(be, aref(net, net->ones), 1.0f, (size_t)cfg->in_channels * cfg->resolution * cfg->resolution);
   if (rc) {
     snprintf(err, errlen, "cannot upload the initial parameters");
     ebm_net_destroy(net);
@@ -642,6 +665,11 @@ void ebm_net_forward(ebm_net *net, ebm_ref energy, ebm_ref x, ebm_ref c, int B) 
   const block_state *last = &net->blocks[net->cfg.num_blocks - 1];
   int C = last->cout, HW = last->Ho * last->Ho;
   if (net->cfg.head_flatten) C *= HW, HW = 1; /* a linear map of every feature */
+  if (net->cfg.head_label) { /* h * (c·GH + CBH): a label gain per head input */
+    ebm_cond_scale_forward(net->be, aref(net, net->head_in), h, c, pref(net, net->head_g),
+                           pref(net, net->head_cb), B, C, HW, net->cfg.label_dim);
+    h = aref(net, net->head_in);
+  }
   ebm_head_forward(net->be, energy, h, pref(net, net->head_w), pref(net, net->head_b), B, C, HW);
 }
 
@@ -669,10 +697,18 @@ ebm_ref ebm_net_forward_features(ebm_net *net, ebm_ref x, ebm_ref c, int B) {
   /* with coordinate planes, the stem reads [x, X, Y]: x goes into the first planes of each
    * image's slot (the coordinates were written once, at creation) */
   const int Ci = cfg->in_channels + 2 * cfg->coord_channels;
-  if (cfg->coord_channels) {
+  if (cfg->coord_channels || cfg->in_scale > 0) {
     size_t n = (size_t)cfg->in_channels * R * R, slot = (size_t)Ci * R * R;
-    for (int b = 0; b < B; b++)
-      ebm_scale(be, aref(net, net->xin + b * slot), 1.0f, ebm_at(x, b * n), n);
+    const float a = cfg->in_scale > 0 ? cfg->in_scale : 1.0f;
+    if (cfg->coord_channels) {
+      for (int b = 0; b < B; b++)
+        ebm_scale(be, aref(net, net->xin + b * slot), a, ebm_at(x, b * n), n);
+    } else {
+      ebm_scale(be, aref(net, net->xin), a, x, (size_t)B * n);
+    }
+    if (cfg->in_scale > 0) /* (x - shift) * a = a x - a shift: the image planes += -a shift */
+      for (int b = 0; b < B; b++)
+        ebm_axpy(be, aref(net, net->xin + b * slot), -a * cfg->in_shift, aref(net, net->ones), n);
     x = net->last_x = aref(net, net->xin);
   }
   /* h0 = swish(conv_sn(x)) */
@@ -729,7 +765,8 @@ static void conv_weight_grad(ebm_net *net, const conv_layer *layer, ebm_ref dy, 
                              layer->sigma, rows, cols);
 }
 
-static void trunk_backward(ebm_net *net, ebm_ref g, ebm_ref dx, ebm_ref dc, int pg, int B);
+static void trunk_backward(ebm_net *net, ebm_ref g, ebm_ref dx, ebm_ref dc, int pg, int B,
+                           int zero_dc);
 
 void ebm_net_backward(ebm_net *net, ebm_ref dE, ebm_ref dx, ebm_ref dc, int param_grads, int B) {
   ebm_backend *be = net->be;
@@ -744,10 +781,22 @@ void ebm_net_backward(ebm_net *net, ebm_ref dE, ebm_ref dx, ebm_ref dc, int para
   ebm_ref g = dref(net, net->ping[0]); /* dE/d(block output), flowing backwards */
   int C = last->cout, HW = last->Ho * last->Ho;
   if (cfg->head_flatten) C *= HW, HW = 1;
-  ebm_head_backward(be, g, pg ? gref(net, net->head_w) : EBM_NOREF,
-                    pg ? gref(net, net->head_b) : EBM_NOREF, dE, aref(net, last->out),
-                    pref(net, net->head_w), B, C, HW);
-  trunk_backward(net, g, dx, dc, pg, B);
+  if (dc.buf) ebm_fill(be, dc, 0.0f, (size_t)B * cfg->label_dim); /* accumulated from here on */
+  if (!cfg->head_label) {
+    ebm_head_backward(be, g, pg ? gref(net, net->head_w) : EBM_NOREF,
+                      pg ? gref(net, net->head_b) : EBM_NOREF, dE, aref(net, last->out),
+                      pref(net, net->head_w), B, C, HW);
+  } else { /* dE/d(head input) into a scratch slot, then through the label gain into g */
+    ebm_ref s = dref(net, net->scratch[0]);
+    ebm_head_backward(be, s, pg ? gref(net, net->head_w) : EBM_NOREF,
+                      pg ? gref(net, net->head_b) : EBM_NOREF, dE, aref(net, net->head_in),
+                      pref(net, net->head_w), B, C, HW);
+    ebm_cond_scale_backward(be, g, pg ? gref(net, net->head_g) : EBM_NOREF,
+                            pg ? gref(net, net->head_cb) : EBM_NOREF, dc, s, aref(net, last->out),
+                            net->last_c, pref(net, net->head_g), pref(net, net->head_cb), B, C,
+                            HW, cfg->label_dim);
+  }
+  trunk_backward(net, g, dx, dc, pg, B, 0);
 }
 
 void ebm_net_backward_features(ebm_net *net, ebm_ref dfeat, ebm_ref dx, ebm_ref dc,
@@ -761,18 +810,19 @@ void ebm_net_backward_features(ebm_net *net, ebm_ref dfeat, ebm_ref dx, ebm_ref 
   ebm_ref g = dref(net, net->ping[0]);
   /* The trunk reads its incoming gradient from the ping slot (and ping-pongs through it). */
   ebm_scale(net->be, g, 1.0f, dfeat, (size_t)B * last->cout * last->Ho * last->Ho);
-  trunk_backward(net, g, dx, dc, param_grads != 0, B);
+  trunk_backward(net, g, dx, dc, param_grads != 0, B, 1);
 }
 
 /* Backward through the blocks and the stem from g = dE/d(last block output), which lives in
- * the ping[0] slot. dc (optional) is zeroed here and accumulated. */
-static void trunk_backward(ebm_net *net, ebm_ref g, ebm_ref dx, ebm_ref dc, int pg, int B) {
+ * the ping[0] slot. dc (optional) is accumulated (zeroed first when zero_dc). */
+static void trunk_backward(ebm_net *net, ebm_ref g, ebm_ref dx, ebm_ref dc, int pg, int B,
+                           int zero_dc) {
   ebm_backend *be = net->be;
   const ebm_net_config *cfg = &net->cfg;
   int R = cfg->resolution, W = cfg->base_width, L = cfg->label_dim;
   ebm_ref c = net->last_c;
   int want_dc = dc.buf != NULL;
-  if (want_dc) ebm_fill(be, dc, 0.0f, (size_t)B * L);
+  if (want_dc && zero_dc) ebm_fill(be, dc, 0.0f, (size_t)B * L);
   int ping = 0;
 
   ebm_ref S[5];
@@ -819,12 +869,17 @@ static void trunk_backward(ebm_net *net, ebm_ref g, ebm_ref dx, ebm_ref dc, int 
   /* h0 = swish(conv_sn(x)) */
   ebm_swish_backward(be, S[0], g, aref(net, net->stem_pre), (size_t)B * W * R * R);
   const int Ci = cfg->in_channels + 2 * cfg->coord_channels;
-  if (dx.buf && !cfg->coord_channels)
+  if (dx.buf && !cfg->coord_channels && !(cfg->in_scale > 0))
     ebm_conv3x3_backward_input(be, dx, S[0], net->stem.w_sn, B, Ci, W, R, R);
-  if (dx.buf && cfg->coord_channels) { /* the image planes of d[x, X, Y] (S1 is free here) */
+  if (dx.buf && (cfg->coord_channels || cfg->in_scale > 0)) {
+    /* the image planes of d[x', X, Y], times the input scale (S1 is free here) */
+    const float a = cfg->in_scale > 0 ? cfg->in_scale : 1.0f;
     ebm_conv3x3_backward_input(be, S[1], S[0], net->stem.w_sn, B, Ci, W, R, R);
     size_t n = (size_t)cfg->in_channels * R * R, slot = (size_t)Ci * R * R;
-    for (int b = 0; b < B; b++) ebm_scale(be, ebm_at(dx, b * n), 1.0f, ebm_at(S[1], b * slot), n);
+    if (cfg->coord_channels)
+      for (int b = 0; b < B; b++) ebm_scale(be, ebm_at(dx, b * n), a, ebm_at(S[1], b * slot), n);
+    else
+      ebm_scale(be, dx, a, S[1], (size_t)B * n);
   }
   if (pg) conv_weight_grad(net, &net->stem, S[0], net->last_x, B, R);
 }

@@ -581,6 +581,41 @@ static int fit_chain_init(ebm_trainer *tr, char *err, size_t errlen) {
   return 0;
 }
 
+/* in_shift / in_scale of a fresh network: the mean and 1/std of every pixel value of the first
+ * 256 positives (scenes 0..255 of the spec, or the folder's first images). */
+static int fit_input_norm(ebm_trainer *tr, char *err, size_t errlen) {
+  const int R = tr->cfg.net.resolution;
+  const size_t npix = (size_t)3 * R * R;
+  int n = 256;
+  if (tr->cfg.data_dir[0] && tr->data_n < n) n = (int)tr->data_n;
+  float *img = malloc(sizeof(float) * npix), *packed = malloc(sizeof(float) * VKEBM_SCENE_FLOATS);
+  if (!img || !packed) {
+    free(img), free(packed);
+    return fail(err, errlen, "out of memory fitting the input normalisation");
+  }
+  double s1 = 0, s2 = 0;
+  for (int i = 0; i < n; i++) {
+    if (tr->cfg.data_dir[0]) {
+      const uint8_t *src = tr->data_images + (size_t)i * npix;
+      for (size_t p = 0; p < npix; p++) img[p] = src[p] * (1.0f / 255.0f);
+    } else {
+      scene_desc d;
+      scene_sample(&tr->spec, tr->cfg.seed, (uint32_t)i, &d);
+      scene_pack(&d, packed);
+      scene_render_cpu(img, packed, 1, R, NULL, 0);
+    }
+    for (size_t p = 0; p < npix; p++) s1 += img[p], s2 += (double)img[p] * img[p];
+  }
+  free(img), free(packed);
+  const double m = s1 / ((double)n * npix), var = s2 / ((double)n * npix) - m * m;
+  const double sd = sqrt(var > 0 ? var : 0);
+  if (!(sd > 1e-3))
+    return fail(err, errlen, "--input-norm: the data's pixels do not vary (std %g)", sd);
+  tr->cfg.net.in_shift = (float)m;
+  tr->cfg.net.in_scale = (float)(1.0 / sd);
+  return 0;
+}
+
 /* Chain starts: from the buffer (dequantised with uniform noise), or fresh: uniform noise or
  * the data's channel Gaussian (chain_init). */
 static int init_negatives(ebm_trainer *tr) {
@@ -881,6 +916,8 @@ int ebm_trainer_create(ebm_trainer **out, ebm_backend *be, const ebm_train_confi
   const int B = c->batch, L = c->net.label_dim, R = c->net.resolution;
   tr->npix = (size_t)3 * R * R;
 
+  if (c->data_dir[0] && read_dataset(tr, err, errlen) != 0) goto fail_out;
+  if (!resume_path && c->input_norm && fit_input_norm(tr, err, errlen) != 0) goto fail_out;
   if (ebm_net_create(&tr->net, be, &c->net, 2 * B, c->seed, why, sizeof why) != 0 ||
       (c->ema > 0 && ebm_net_create(&tr->ema, be, &c->net, B, c->seed, why, sizeof why) != 0)) {
     fail(err, errlen, "network: %s", why);
@@ -940,7 +977,6 @@ int ebm_trainer_create(ebm_trainer **out, ebm_backend *be, const ebm_train_confi
     }
   }
 
-  if (c->data_dir[0] && read_dataset(tr, err, errlen) != 0) goto fail_out;
   if (!resume_path && tr->cfg.chain_init && fit_chain_init(tr, err, errlen) != 0) goto fail_out;
 
   if (resume_path) {
