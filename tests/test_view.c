@@ -203,8 +203,9 @@ static void test_keyscript(void) {
 
 static void test_engine(ebm_backend *be) {
   char err[256];
-  view_engine_config cfg = {.chains = CHAINS, .kind = EBM_SAMPLER_LANGEVIN, .clip = 1,
-                            .energy_scale = 1.0f, .seed = 7};
+  view_engine_config cfg = {.chains = CHAINS,
+                            .sampler = {.kind = EBM_SAMPLER_LANGEVIN, .clip = 1,
+                                        .energy_scale = 1.0f, .seed = 7}};
   view_engine *a = view_engine_create(be, &set, &cfg, err, sizeof err);
   view_engine *b = view_engine_create(be, &set, &cfg, err, sizeof err);
   TU_CHECK(a && b, "engine: %s", err);
@@ -329,8 +330,9 @@ static void test_learned(ebm_backend *be) {
   view_state_key(&s, SDLK_TAB);
   view_state_key(&s, 'c');
   expect_expr(&s, "color=red AND shape=cube", "C: sphere -> cube");
-  view_engine_config cfg = {.chains = CHAINS, .kind = EBM_SAMPLER_PAPER, .noise_std = 0.005f,
-                            .clip = 1, .energy_scale = 1.0f, .seed = 2};
+  view_engine_config cfg = {.chains = CHAINS,
+                            .sampler = {.kind = EBM_SAMPLER_PAPER, .noise_std = 0.005f, .clip = 1,
+                                        .energy_scale = 1.0f, .seed = 2}};
   view_engine *e = view_engine_create(be, &ls, &cfg, err, sizeof err);
   TU_CHECK(e != NULL, "engine: %s", err);
   if (e) {
@@ -362,8 +364,9 @@ static double now_s(void) {
 /* The threaded runner publishes frames; take() never waits. Then draws and a screenshot. */
 static void test_runner_and_render(ebm_backend *be) {
   char err[256];
-  view_engine_config cfg = {.chains = CHAINS, .kind = EBM_SAMPLER_LANGEVIN, .clip = 1,
-                            .energy_scale = 1.0f, .seed = 3};
+  view_engine_config cfg = {.chains = CHAINS,
+                            .sampler = {.kind = EBM_SAMPLER_LANGEVIN, .clip = 1,
+                                        .energy_scale = 1.0f, .seed = 3}};
   view_engine *e = view_engine_create(be, &set, &cfg, err, sizeof err);
   TU_CHECK(e != NULL, "%s", err);
   if (!e) return;

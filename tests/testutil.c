@@ -169,6 +169,7 @@ void tu_check_op(const char *label, ebm_backend *cpu, ebm_backend *vk, tu_op_fn 
     gotv[i] = malloc(total * sizeof(float));
     again[i] = malloc(total * sizeof(float));
     tu_fill_uniform(init[i], total, seed + 101u * (uint32_t)i, ts[i].lo, ts[i].hi);
+    if (ts[i].init) memcpy(init[i] + lead, ts[i].init, ts[i].n * sizeof(float));
     bc[i] = ebm_alloc(cpu, total);
     bv[i] = ebm_alloc(vk, total);
     ebm_upload(cpu, ebm_ref_of(bc[i]), init[i], total);

@@ -82,6 +82,7 @@ typedef struct tu_tensor {
   size_t n;   /* 0: left out (EBM_NOREF) */
   int output; /* compared after the op; else an input that must not change */
   float lo, hi; /* its random values are uniform in [lo, hi) */
+  const float *init; /* optional: n values to start from instead (e.g. valid packed scenes) */
 } tu_tensor;
 
 /* The op under test: t[i] is the ref of tensor i, s its shape arguments. */

@@ -111,6 +111,16 @@ int ebm_concept_set_add(ebm_concept_set *s, ebm_concept *c, int owned, char *err
  * concept model, or two models of one concept is an error (-1, err names the files). */
 int ebm_concept_set_load_dir(ebm_concept_set *s, ebm_backend *be, const char *dir, int max_rows,
                              char *err, size_t errlen);
+/* The one way a command opens its concepts: the concept models `models` names
+ * (ebm_concept_set_load_dir, each sized for max_rows rows per evaluation), or, when models is
+ * NULL, the shipped analytic concepts (color, position, size, shape) for resolution x resolution
+ * RGB images at precision unit 100 (an object's pixel has standard deviation 0.1 at beta = 1),
+ * each taking up to EBM_ANALYTIC_MAX_LABELS distinct labels per evaluation. A models path that
+ * does not exist or holds no concept model is an error, never a silent fall-back to the
+ * analytic concepts. 0, or -1 with err. */
+#define EBM_ANALYTIC_MAX_LABELS 16
+int ebm_concept_set_open(ebm_concept_set *s, ebm_backend *be, const char *models, int resolution,
+                         int max_rows, char *err, size_t errlen);
 /* The paper sampler's defaults for a set of learned models: the smallest step any of them was
  * trained with, and that model's noise. Returns 1 and fills step/noise when some model records
  * its training sampler, else 0 (both untouched). */

@@ -51,10 +51,6 @@
 #define EBM_EVAL_DEFAULT_SIZE_TOL 0.1f
 #define EBM_EVAL_DEFAULT_POS_TOL 0.25f
 
-/* The shipped analytic concepts at resolution R (as `vkebm sample --analytic`). */
-int ebm_eval_load_analytic(ebm_backend *be, int resolution, int max_rows, ebm_concept_set *set,
-                           char *err, size_t errlen);
-
 /* How samples are scored. */
 typedef struct ebm_eval_scoring {
   float size_tol, pos_tol;

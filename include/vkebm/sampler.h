@@ -1,4 +1,4 @@
-/* sampler.h: Langevin-type samplers over a composed energy (docs/recipe.md §2).
+/* sampler.h: Langevin-type samplers over a composed energy.
  *
  * Owns the three update rules and their settings. Each step is backend ops plus per-chain
  * numbers on the host (energies, accept/reject, step sizes): images never leave the device
@@ -42,6 +42,16 @@ typedef struct ebm_sampler_config {
 } ebm_sampler_config;
 
 void ebm_sampler_defaults(ebm_sampler_config *cfg, ebm_sampler_kind kind);
+
+/* The default step size, one table for every command:
+ *                 paper    langevin   mala
+ *   learned       100      1e-4       1e-4   (the paper's eta; then the models' own, below)
+ *   analytic      1e-3     2e-3       1e-3   (sized to their stiffness, docs/composition.md) */
+float ebm_sampler_default_step(ebm_sampler_kind kind, int analytic);
+/* Settles cfg for sampling the set: a step, noise or step count the user gave stays; else
+ * learned models' recorded sampler (ebm_sampler_apply_hints), else the table above. */
+void ebm_sampler_resolve(ebm_sampler_config *cfg, const ebm_concept_set *set, int analytic,
+                         int step_given, int noise_given, int steps_given);
 const char *ebm_sampler_name(ebm_sampler_kind kind);
 int ebm_sampler_parse(const char *name); /* -1 when unknown */
 /* One line: "paper eta=100 sigma=0.005 clip=1 ..." (goes into PNG metadata). */
@@ -61,6 +71,33 @@ typedef int (*ebm_sampler_step_fn)(int step, ebm_ref x, void *user);
 int ebm_sample(ebm_composition *comp, ebm_ref x, const ebm_sampler_config *cfg,
                ebm_sampler_step_fn on_step, void *user, ebm_sampler_stats *stats, char *err,
                size_t errlen);
+
+/* ---- one step -------------------------------------------------------------------------------
+ * The gradient of the energy being sampled at x[B, N], times `scale` (the sampler's beta), into
+ * grad[B, N] (device, overwritten). 0, or -1 with err. */
+typedef int (*ebm_energy_grad_fn)(void *user, ebm_ref x, ebm_ref grad, double scale, char *err,
+                                  size_t errlen);
+
+/* Chains on a backend: x[B, N] and a scratch grad[B, N] for their gradient. */
+typedef struct ebm_chains {
+  ebm_backend *be;
+  ebm_ref x, grad;
+  int B, N;
+} ebm_chains;
+
+/* Step k of the paper or langevin rule, at step size `step`, noise normal(seed, k, chain, i):
+ *   paper     x += noise_std xi;  x -= step * grad E(x) at the noisy x;  clip when cfg->clip
+ *             (the released code's order)
+ *   langevin  x += -(step/2) grad E(x) + sqrt(step) xi;                 clip when cfg->clip
+ * Every sampler of the project calls this (ebm_sample, the viewer, the trainer with its own
+ * noise stream, `vkebm demo`); images stay on the device. MALA's accept/reject is ebm_sample's. */
+int ebm_sampler_step(const ebm_chains *ch, const ebm_sampler_config *cfg, float step,
+                     uint32_t seed, uint32_t k, ebm_energy_grad_fn grad, void *user, char *err,
+                     size_t errlen);
+/* ebm_sampler_step of a composition's energy (ebm_composition_eval). */
+int ebm_sampler_step_composition(ebm_composition *comp, ebm_ref x, ebm_ref grad,
+                                 const ebm_sampler_config *cfg, float step, uint32_t k, char *err,
+                                 size_t errlen);
 
 /* Chain initialisation, uniform noise in [0,1) from the counter RNG: host x[B, N]. */
 void ebm_sampler_init_uniform(float *x, int B, int N, uint32_t seed);

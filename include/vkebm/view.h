@@ -162,11 +162,10 @@ typedef struct view_engine view_engine;
 
 typedef struct view_engine_config {
   int chains;
-  ebm_sampler_kind kind; /* paper or langevin (one step at a time; MALA is not offered) */
-  float noise_std;       /* paper: sigma */
-  int clip;              /* clip to [0,1] after every step */
-  float energy_scale;    /* beta */
-  uint32_t seed;
+  /* kind paper or langevin (one ebm_sampler_step at a time; MALA is not offered), noise_std,
+   * clip, energy_scale, seed; step_size and steps are not read: view_engine_step takes the
+   * step size the keys set, and the viewer runs until closed */
+  ebm_sampler_config sampler;
 } view_engine_config;
 
 /* All the set's concepts must score images of one shape. */

@@ -51,114 +51,60 @@ int ebm_download(ebm_backend *be, float *dst, ebm_ref src, size_t n) {
 }
 int ebm_sync(ebm_backend *be) { return be->vt->sync(be); }
 
-void ebm_fill(ebm_backend *be, ebm_ref y, float v, size_t n) { be->vt->fill(be, y, v, n); }
-void ebm_add(ebm_backend *be, ebm_ref y, ebm_ref a, ebm_ref b, size_t n) {
-  be->vt->add(be, y, a, b, n);
-}
-void ebm_axpy(ebm_backend *be, ebm_ref y, float alpha, ebm_ref x, size_t n) {
-  be->vt->axpy(be, y, alpha, x, n);
-}
-void ebm_scale(ebm_backend *be, ebm_ref y, float alpha, ebm_ref x, size_t n) {
-  be->vt->scale(be, y, alpha, x, n);
-}
-void ebm_conv3x3_forward(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref w, int B, int Ci, int Co,
-                         int H, int W) {
-  be->vt->conv3x3_forward(be, y, x, w, B, Ci, Co, H, W);
-}
-void ebm_conv3x3_backward_input(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_ref w, int B, int Ci,
-                                int Co, int H, int W) {
-  be->vt->conv3x3_backward_input(be, dx, dy, w, B, Ci, Co, H, W);
-}
-void ebm_conv3x3_backward_weight(ebm_backend *be, ebm_ref dw, ebm_ref dy, ebm_ref x, int B, int Ci,
-                                 int Co, int H, int W) {
-  be->vt->conv3x3_backward_weight(be, dw, dy, x, B, Ci, Co, H, W);
-}
-void ebm_swish_forward(ebm_backend *be, ebm_ref y, ebm_ref x, size_t n) {
-  be->vt->swish_forward(be, y, x, n);
-}
-void ebm_swish_backward(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_ref x, size_t n) {
-  be->vt->swish_backward(be, dx, dy, x, n);
-}
-void ebm_avgpool2_forward(ebm_backend *be, ebm_ref y, ebm_ref x, int B, int C, int H, int W) {
-  be->vt->avgpool2_forward(be, y, x, B, C, H, W);
-}
-void ebm_avgpool2_backward(ebm_backend *be, ebm_ref dx, ebm_ref dy, int B, int C, int H, int W) {
-  be->vt->avgpool2_backward(be, dx, dy, B, C, H, W);
-}
-void ebm_cond_bias_forward(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref c, ebm_ref G, int B,
-                           int C, int HW, int L) {
-  be->vt->cond_bias_forward(be, y, x, c, G, B, C, HW, L);
-}
-void ebm_cond_bias_backward(ebm_backend *be, ebm_ref dG, ebm_ref dc, ebm_ref dy, ebm_ref c,
-                            ebm_ref G, int B, int C, int HW, int L) {
-  be->vt->cond_bias_backward(be, dG, dc, dy, c, G, B, C, HW, L);
-}
-void ebm_cond_scale_forward(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref c, ebm_ref G, ebm_ref CB,
-                            int B, int C, int HW, int L) {
-  be->vt->cond_scale_forward(be, y, x, c, G, CB, B, C, HW, L);
-}
-void ebm_cond_scale_backward(ebm_backend *be, ebm_ref dx, ebm_ref dG, ebm_ref dCB, ebm_ref dc,
-                             ebm_ref dy, ebm_ref x, ebm_ref c, ebm_ref G, ebm_ref CB, int B, int C,
-                             int HW, int L) {
-  be->vt->cond_scale_backward(be, dx, dG, dCB, dc, dy, x, c, G, CB, B, C, HW, L);
-}
-void ebm_head_forward(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref w, ebm_ref bias, int B, int C,
-                      int HW) {
-  be->vt->head_forward(be, e, x, w, bias, B, C, HW);
-}
-void ebm_head_backward(ebm_backend *be, ebm_ref dx, ebm_ref dw, ebm_ref dbias, ebm_ref de,
-                       ebm_ref x, ebm_ref w, int B, int C, int HW) {
-  be->vt->head_backward(be, dx, dw, dbias, de, x, w, B, C, HW);
-}
-void ebm_spectral_norm_forward(ebm_backend *be, ebm_ref w_sn, ebm_ref u, ebm_ref v, ebm_ref sigma,
-                               ebm_ref w, int rows, int cols, int update_u) {
-  be->vt->spectral_norm_forward(be, w_sn, u, v, sigma, w, rows, cols, update_u);
-}
-void ebm_spectral_norm_backward(ebm_backend *be, ebm_ref dw, ebm_ref dw_sn, ebm_ref w_sn, ebm_ref u,
-                                ebm_ref v, ebm_ref sigma, int rows, int cols) {
-  be->vt->spectral_norm_backward(be, dw, dw_sn, w_sn, u, v, sigma, rows, cols);
-}
-void ebm_sumsq(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n) { be->vt->sumsq(be, out, x, n); }
+/* ---- ops: checked once here, then the backend's entry ---------------------------------------- */
 
-/* ---- scene ops ---- */
-void ebm_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size) {
-  if (n <= 0) return;
-  if (size < SCENE_MIN_RENDER_SIZE || size > SCENE_MAX_RENDER_SIZE) {
-    fprintf(stderr, "vkebm: ebm_scene_render: size %d outside %d..%d\n", size,
-            SCENE_MIN_RENDER_SIZE, SCENE_MAX_RENDER_SIZE);
-    return; /* callers check sizes (scene.h); the images are left as they were */
+/* 1 when t covers [off, off+n) of its buffer (an extent of 0 needs no buffer; an optional
+ * tensor may be left out); else prints why and returns 0. */
+static int tensor_ok(const ebm_backend *be, const char *op, const char *name, ebm_tensor t,
+                     int optional) {
+  if (t.n == 0 || (optional && !t.ref.buf)) return 1;
+  if (!t.ref.buf) {
+    fprintf(stderr, "vkebm: %s %s: %s: no buffer for %zu floats\n", be->vt->name, op, name, t.n);
+    return 0;
   }
-  be->vt->scene_render(be, images, scenes, n, size);
+  const size_t size = t.ref.buf->nfloats;
+  if (t.ref.off > size || t.n > size - t.ref.off) {
+    fprintf(stderr, "vkebm: %s %s: %s: range [%zu, +%zu) outside buffer of %zu floats\n",
+            be->vt->name, op, name, t.ref.off, t.n, size);
+    return 0;
+  }
+  return 1;
 }
 
-/* ---- sampler ops -------------------------------------------------------------------------- */
-void ebm_quadratic_energy(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref mu, ebm_ref prec, int n,
-                          int N, int rows_per_group) {
-  be->vt->quadratic_energy(be, e, x, mu, prec, n, N, rows_per_group);
-}
-void ebm_quadratic_energy_backward(ebm_backend *be, ebm_ref dx, ebm_ref dE, ebm_ref x, ebm_ref mu,
-                                   ebm_ref prec, int n, int N, int rows_per_group) {
-  be->vt->quadratic_energy_backward(be, dx, dE, x, mu, prec, n, N, rows_per_group);
-}
-void ebm_langevin_update(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N, uint32_t seed,
-                         uint32_t step, float step_size, float noise_std, float clip_lo,
-                         float clip_hi) {
-  be->vt->langevin_update(be, x, grad, B, N, seed, step, step_size, noise_std, clip_lo, clip_hi);
-}
-void ebm_mala_propose(ebm_backend *be, ebm_ref xp, ebm_ref x, ebm_ref grad, ebm_ref tau, int B,
-                      int N, uint32_t seed, uint32_t step) {
-  be->vt->mala_propose(be, xp, x, grad, tau, B, N, seed, step);
-}
-void ebm_mala_log_q(ebm_backend *be, ebm_ref out, ebm_ref to, ebm_ref from, ebm_ref grad_from,
-                    ebm_ref tau, int B, int N) {
-  be->vt->mala_log_q(be, out, to, from, grad_from, tau, B, N);
-}
-void ebm_chain_select(ebm_backend *be, ebm_ref x, ebm_ref src, ebm_ref mask, int B, int N) {
-  be->vt->chain_select(be, x, src, mask, B, N);
-}
+/* Per argument of an op: build and check its tensor (statements), then pass it on. */
+#define CHECK_ARG(kind, a, b) CHECK_##kind(a, b)
+#define CHECK_TENSOR(name, extent, optional) \
+  const ebm_tensor name##_t = {name, (extent)}; \
+  ok_ &= tensor_ok(be, op_, #name, name##_t, optional)
+#define CHECK_IN(name, extent) CHECK_TENSOR(name, extent, 0)
+#define CHECK_OUT(name, extent) CHECK_TENSOR(name, extent, 0)
+#define CHECK_INOUT(name, extent) CHECK_TENSOR(name, extent, 0)
+#define CHECK_OPT_IN(name, extent) CHECK_TENSOR(name, extent, 1)
+#define CHECK_OPT_OUT(name, extent) CHECK_TENSOR(name, extent, 1)
+#define CHECK_VAL(type, name) (void)0
+#define PASS_ARG(kind, a, b) PASS_##kind(a, b)
+#define PASS_IN(name, extent) name##_t
+#define PASS_OUT(name, extent) name##_t
+#define PASS_INOUT(name, extent) name##_t
+#define PASS_OPT_IN(name, extent) name##_t
+#define PASS_OPT_OUT(name, extent) name##_t
+#define PASS_VAL(type, name) name
 
-/* ---- optimizer ops ------------------------------------------------------------------------ */
-void ebm_adam_step(ebm_backend *be, ebm_ref params, ebm_ref grads, ebm_ref m, ebm_ref v, size_t n,
-                   const ebm_adam_params *hp) {
-  be->vt->adam_step(be, params, grads, m, v, n, hp);
-}
+#define EBM_OP(op, shape_ok, ...)                                                             \
+  void ebm_##op(ebm_backend *be, EBM_PP_MAP(EBM_ARG_PUBLIC, EBM_PP_COMMA, __VA_ARGS__)) {    \
+    static const char op_[] = #op;                                                            \
+    if (!(shape_ok)) {                                                                          \
+      fprintf(stderr, "vkebm: %s %s: shape arguments break %s\n", be->vt->name, op_, #shape_ok); \
+      be->vt->fail(be);                                                                         \
+      return;                                                                                   \
+    }                                                                                           \
+    int ok_ = 1;                                                                                \
+    EBM_PP_MAP(CHECK_ARG, EBM_PP_SEMI, __VA_ARGS__);                                            \
+    if (!ok_) {                                                                                 \
+      be->vt->fail(be);                                                                         \
+      return;                                                                                   \
+    }                                                                                           \
+    be->vt->op(be, EBM_PP_MAP(PASS_ARG, EBM_PP_COMMA, __VA_ARGS__));                          \
+  }
+#include "vkebm/ops.def"
+#undef EBM_OP

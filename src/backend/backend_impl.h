@@ -10,6 +10,40 @@
 
 #include "vkebm/backend.h"
 
+/* A tensor as the backends receive it: the ref and its extent in floats, already checked by
+ * backend.c (the ref lies inside its buffer; a tensor of extent 0 or an optional one left out
+ * may have buf == NULL). */
+typedef struct ebm_tensor {
+  ebm_ref ref;
+  size_t n;
+} ebm_tensor;
+
+/* An op argument as a backend receives it: tensors are ebm_tensors. */
+#define EBM_ARG_IMPL(kind, a, b) EBM_ARG_IMPL_##kind(a, b)
+#define EBM_ARG_IMPL_IN(name, extent) ebm_tensor name
+#define EBM_ARG_IMPL_OUT(name, extent) ebm_tensor name
+#define EBM_ARG_IMPL_INOUT(name, extent) ebm_tensor name
+#define EBM_ARG_IMPL_OPT_IN(name, extent) ebm_tensor name
+#define EBM_ARG_IMPL_OPT_OUT(name, extent) ebm_tensor name
+#define EBM_ARG_IMPL_VAL(type, name) type name
+
+/* The shape check most ops need: every listed int is >= 0. */
+static inline int ebm_nonneg_(const long long *v, int n) {
+  for (int i = 0; i < n; i++)
+    if (v[i] < 0) return 0;
+  return 1;
+}
+#define EBM_NONNEG(...) \
+  ebm_nonneg_((const long long[]){__VA_ARGS__}, EBM_PP_NARGS(__VA_ARGS__))
+
+/* The op ids, in list order, and their count. */
+typedef enum ebm_op_id {
+#define EBM_OP(name, shape_ok, ...) EBM_OP_##name,
+#include "vkebm/ops.def"
+#undef EBM_OP
+  EBM_OP_COUNT
+} ebm_op_id;
+
 typedef struct ebm_backend_vtable {
   const char *name;
   void (*destroy)(ebm_backend *be);
@@ -21,44 +55,28 @@ typedef struct ebm_backend_vtable {
 
   ebm_buffer *(*alloc)(ebm_backend *be, size_t nfloats);
   void (*free)(ebm_backend *be, ebm_buffer *buf);
-  size_t (*buffer_size)(const ebm_buffer *buf);
   int (*upload)(ebm_backend *be, ebm_ref dst, const float *src, size_t n);
   int (*download)(ebm_backend *be, float *dst, ebm_ref src, size_t n);
   int (*sync)(ebm_backend *be);
+  /* A call backend.c refused (reason printed): the next sync/download returns EBM_ERR. */
+  void (*fail)(ebm_backend *be);
 
-  void (*fill)(ebm_backend *be, ebm_ref y, float v, size_t n);
-  void (*add)(ebm_backend *be, ebm_ref y, ebm_ref a, ebm_ref b, size_t n);
-  void (*axpy)(ebm_backend *be, ebm_ref y, float alpha, ebm_ref x, size_t n);
-  void (*scale)(ebm_backend *be, ebm_ref y, float alpha, ebm_ref x, size_t n);
-  void (*conv3x3_forward)(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref w, int B, int Ci, int Co, int H, int W);
-  void (*conv3x3_backward_input)(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_ref w, int B, int Ci, int Co, int H, int W);
-  void (*conv3x3_backward_weight)(ebm_backend *be, ebm_ref dw, ebm_ref dy, ebm_ref x, int B, int Ci, int Co, int H, int W);
-  void (*swish_forward)(ebm_backend *be, ebm_ref y, ebm_ref x, size_t n);
-  void (*swish_backward)(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_ref x, size_t n);
-  void (*avgpool2_forward)(ebm_backend *be, ebm_ref y, ebm_ref x, int B, int C, int H, int W);
-  void (*avgpool2_backward)(ebm_backend *be, ebm_ref dx, ebm_ref dy, int B, int C, int H, int W);
-  void (*cond_bias_forward)(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref c, ebm_ref G, int B, int C, int HW, int L);
-  void (*cond_bias_backward)(ebm_backend *be, ebm_ref dG, ebm_ref dc, ebm_ref dy, ebm_ref c, ebm_ref G, int B, int C, int HW, int L);
-  void (*cond_scale_forward)(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref c, ebm_ref G, ebm_ref CB, int B, int C, int HW, int L);
-  void (*cond_scale_backward)(ebm_backend *be, ebm_ref dx, ebm_ref dG, ebm_ref dCB, ebm_ref dc, ebm_ref dy, ebm_ref x, ebm_ref c, ebm_ref G, ebm_ref CB, int B, int C, int HW, int L);
-  void (*head_forward)(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref w, ebm_ref bias, int B, int C, int HW);
-  void (*head_backward)(ebm_backend *be, ebm_ref dx, ebm_ref dw, ebm_ref dbias, ebm_ref de, ebm_ref x, ebm_ref w, int B, int C, int HW);
-  void (*spectral_norm_forward)(ebm_backend *be, ebm_ref w_sn, ebm_ref u, ebm_ref v, ebm_ref sigma, ebm_ref w, int rows, int cols, int update_u);
-  void (*spectral_norm_backward)(ebm_backend *be, ebm_ref dw, ebm_ref dw_sn, ebm_ref w_sn, ebm_ref u, ebm_ref v, ebm_ref sigma, int rows, int cols);
-  void (*sumsq)(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n);
-  /* scene ops */
-  void (*scene_render)(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
-
-  /* sampler ops (src/backend/cpu_sampler.c, src/backend/vulkan_sampler.c) */
-  void (*quadratic_energy)(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref mu, ebm_ref prec, int n, int N, int rows_per_group);
-  void (*quadratic_energy_backward)(ebm_backend *be, ebm_ref dx, ebm_ref dE, ebm_ref x, ebm_ref mu, ebm_ref prec, int n, int N, int rows_per_group);
-  void (*langevin_update)(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N, uint32_t seed, uint32_t step, float step_size, float noise_std, float clip_lo, float clip_hi);
-  void (*mala_propose)(ebm_backend *be, ebm_ref xp, ebm_ref x, ebm_ref grad, ebm_ref tau, int B, int N, uint32_t seed, uint32_t step);
-  void (*mala_log_q)(ebm_backend *be, ebm_ref out, ebm_ref to, ebm_ref from, ebm_ref grad_from, ebm_ref tau, int B, int N);
-  void (*chain_select)(ebm_backend *be, ebm_ref x, ebm_ref src, ebm_ref mask, int B, int N);
-  /* optimizer ops (src/backend/cpu_optim.c, src/backend/vulkan_optim.c) */
-  void (*adam_step)(ebm_backend *be, ebm_ref params, ebm_ref grads, ebm_ref m, ebm_ref v, size_t n, const ebm_adam_params *hp);
+  /* one slot per op of ops.def */
+#define EBM_OP(name, shape_ok, ...) \
+  void (*name)(ebm_backend * be, EBM_PP_MAP(EBM_ARG_IMPL, EBM_PP_COMMA, __VA_ARGS__));
+#include "vkebm/ops.def"
+#undef EBM_OP
 } ebm_backend_vtable;
+
+/* Every backend implements every op as cpu_<op> (src/backend/cpu*.c) or vk_<op>
+ * (src/backend/vulkan_*.c); the vtables are built from the list, so a missing one does not
+ * compile. */
+#define EBM_OP(name, shape_ok, ...)                                                          \
+  void cpu_##name(ebm_backend *be, EBM_PP_MAP(EBM_ARG_IMPL, EBM_PP_COMMA, __VA_ARGS__));     \
+  void vk_##name(ebm_backend *be, EBM_PP_MAP(EBM_ARG_IMPL, EBM_PP_COMMA, __VA_ARGS__));
+#include "vkebm/ops.def"
+#undef EBM_OP
+#define EBM_VTABLE_OP(name, shape_ok, ...) .name = EBM_PP_CAT(EBM_VTABLE_PREFIX, name),
 
 /* Every backend struct starts with this header, so backend.c can reach the vtable. */
 struct ebm_backend {
@@ -72,39 +90,26 @@ int ebm_vulkan_backend_create(ebm_backend **out, const ebm_backend_options *opt,
 /* 1 when a Vulkan device that is a real GPU (not a CPU implementation such as lavapipe) exists. */
 int ebm_vulkan_hardware_gpu_present(void);
 
-/* Scene ops. cpu_scene_render (src/backend/cpu_scene.c) renders through the host with
- * ebm_download/ebm_upload, so it serves any backend whose buffers are host memory;
- * vulkan_scene_render (src/backend/vulkan_scene.c) dispatches shaders/scene_render.comp. Both
- * are only called with n > 0 and size in SCENE_MIN/MAX_RENDER_SIZE (ebm_scene_render checks). */
-void cpu_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
-void vulkan_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size);
-
-/* CPU twins of the sampler ops on plain host arrays (src/backend/cpu_sampler.c), shared by the
- * cpu backend's vtable entries and by tests; argument meaning as in backend.h. */
-void ebm_quadratic_energy_cpu(float *e, const float *x, const float *mu, const float *prec, int n,
-                              int N, int rows_per_group);
-void ebm_quadratic_energy_backward_cpu(float *dx, const float *dE, const float *x,
-                                       const float *mu, const float *prec, int n, int N,
-                                       int rows_per_group);
-void ebm_langevin_update_cpu(float *x, const float *grad, int B, int N, uint32_t seed,
-                             uint32_t step, float step_size, float noise_std, float clip_lo,
-                             float clip_hi);
-void ebm_mala_propose_cpu(float *xp, const float *x, const float *grad, const float *tau, int B,
-                          int N, uint32_t seed, uint32_t step);
-void ebm_mala_log_q_cpu(float *out, const float *to, const float *from, const float *grad_from,
-                        const float *tau, int B, int N);
-void ebm_chain_select_cpu(float *x, const float *src, const float *mask, int B, int N);
-
-/* Optimizer ops. adam_step_cpu is the plain-C twin on host arrays (tests call it directly);
- * cpu_adam_step is the cpu backend's entry (through the host, as cpu_scene_render);
- * vulkan_adam_step dispatches shaders/adam_step.comp. */
+/* CPU twins that other code calls on plain host arrays (argument meaning as in ops.def):
+ * the sampler ops (src/backend/cpu_sampler.c) and Adam (src/backend/cpu_optim.c, which also
+ * packs the push constants adam_step.comp reads, so both see the same rounded constants). */
+void quadratic_energy_cpu(float *e, const float *x, const float *mu, const float *prec, int n,
+                          int N, int rows_per_group);
+void quadratic_energy_backward_cpu(float *dx, const float *dE, const float *x, const float *mu,
+                                   const float *prec, int n, int N, int rows_per_group);
+void langevin_update_cpu(float *x, const float *grad, int B, int N, uint32_t seed, uint32_t step,
+                         float step_size, float noise_std, float clip_lo, float clip_hi);
+void mala_propose_cpu(float *xp, const float *x, const float *grad, const float *tau, int B,
+                      int N, uint32_t seed, uint32_t step);
+void mala_log_q_cpu(float *out, const float *to, const float *from, const float *grad_from,
+                    const float *tau, int B, int N);
+void chain_select_cpu(float *x, const float *src, const float *mask, int B, int N);
 void adam_push_from_params(const ebm_adam_params *hp, size_t n, void *push /* vkebm_pc_adam_step */);
+/* Adam on elements [begin, end) of the arrays (so threads can share a step). */
+void adam_step_cpu_range(float *params, const float *grads, float *m, float *v, size_t begin,
+                         size_t end, const ebm_adam_params *hp);
 void adam_step_cpu(float *params, const float *grads, float *m, float *v, size_t n,
                    const ebm_adam_params *hp);
-void cpu_adam_step(ebm_backend *be, ebm_ref params, ebm_ref grads, ebm_ref m, ebm_ref v, size_t n,
-                   const ebm_adam_params *hp);
-void vulkan_adam_step(ebm_backend *be, ebm_ref params, ebm_ref grads, ebm_ref m, ebm_ref v,
-                      size_t n, const ebm_adam_params *hp);
 
 /* Every ebm_buffer starts with its size, so ebm_buffer_size works for both backends. */
 struct ebm_buffer {

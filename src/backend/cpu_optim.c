@@ -1,13 +1,11 @@
 /* cpu_optim.c: the optimizer ops in plain C: Adam with the paper's per-element clip.
  *
  * Owns adam_step_cpu (the twin of shaders/adam_step.comp; tests/test_train.c checks it against
- * the closed form, tests/test_vk_train.c against the shader), the push-constant packing both
- * sides share (so the shader and the twin see the same rounded float constants), and the cpu
- * backend's vtable entry, which works through ebm_download/ebm_upload like cpu_scene_render.
+ * the closed form, tests/test_vk_train.c against the shader) and the push-constant packing both
+ * sides share (so the shader and the twin see the same rounded float constants). The cpu
+ * backend's cpu_adam_step (cpu.c) splits a step over its threads with adam_step_cpu_range.
  */
 #include <math.h>
-#include <stdio.h>
-#include <stdlib.h>
 
 #include "backend_impl.h"
 #include "vkebm/push.h"
@@ -27,10 +25,11 @@ void adam_push_from_params(const ebm_adam_params *hp, size_t n, void *push) {
   pc->grad_scale = hp->grad_scale;
 }
 
-/* params, grads, m, v: [n]. Same float operations, in the same order, as adam_step.comp. */
-static void adam_step_push(float *params, const float *grads, float *m, float *v,
-                           const vkebm_pc_adam_step *pc) {
-  for (u32 i = 0; i < pc->n; i++) {
+/* Elements [begin, end) of params, grads, m, v. Same float operations, in the same order, as
+ * adam_step.comp. */
+static void adam_step_push(float *params, const float *grads, float *m, float *v, size_t begin,
+                           size_t end, const vkebm_pc_adam_step *pc) {
+  for (size_t i = begin; i < end; i++) {
     float g = grads[i] * pc->grad_scale;
     if (pc->clip) {
       const float vh_prev = pc->bc2_prev > 0.0f ? v[i] / pc->bc2_prev : 0.0f;
@@ -47,31 +46,14 @@ static void adam_step_push(float *params, const float *grads, float *m, float *v
   }
 }
 
-void adam_step_cpu(float *params, const float *grads, float *m, float *v, size_t n,
-                   const ebm_adam_params *hp) {
+void adam_step_cpu_range(float *params, const float *grads, float *m, float *v, size_t begin,
+                         size_t end, const ebm_adam_params *hp) {
   vkebm_pc_adam_step pc;
-  adam_push_from_params(hp, n, &pc);
-  adam_step_push(params, grads, m, v, &pc);
+  adam_push_from_params(hp, end, &pc);
+  adam_step_push(params, grads, m, v, begin, end, &pc);
 }
 
-void cpu_adam_step(ebm_backend *be, ebm_ref params, ebm_ref grads, ebm_ref m, ebm_ref v, size_t n,
+void adam_step_cpu(float *params, const float *grads, float *m, float *v, size_t n,
                    const ebm_adam_params *hp) {
-  if (!n) return;
-  if (n > UINT32_MAX) {
-    fprintf(stderr, "vkebm: cpu adam_step: %zu parameters exceed 2^32\n", n);
-    return;
-  }
-  float *host = malloc(4 * n * sizeof(float));
-  if (!host) {
-    fprintf(stderr, "vkebm: cpu adam_step: out of memory for %zu parameters\n", n);
-    return;
-  }
-  float *p = host, *g = host + n, *mm = host + 2 * n, *vv = host + 3 * n;
-  /* A failed transfer (bad ref) has already marked the backend failed with a reason. */
-  if (!ebm_download(be, p, params, n) && !ebm_download(be, g, grads, n) &&
-      !ebm_download(be, mm, m, n) && !ebm_download(be, vv, v, n)) {
-    adam_step_cpu(p, g, mm, vv, n, hp);
-    if (!ebm_upload(be, params, p, n) && !ebm_upload(be, m, mm, n)) ebm_upload(be, v, vv, n);
-  }
-  free(host);
+  adam_step_cpu_range(params, grads, m, v, 0, n, hp);
 }

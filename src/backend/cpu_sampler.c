@@ -8,7 +8,7 @@
 #include "vkebm/shared.h"
 
 /* e[n] = 0.5 sum_i prec[g,i] (x[r,i] - mu[g,i])^2,  x: [n,N], mu/prec: [G,N], g = r / R */
-void ebm_quadratic_energy_cpu(float *e, const float *x, const float *mu, const float *prec, int n,
+void quadratic_energy_cpu(float *e, const float *x, const float *mu, const float *prec, int n,
                               int N, int rows_per_group) {
   for (int r = 0; r < n; r++) {
     const float *xr = x + (size_t)r * N;
@@ -24,7 +24,7 @@ void ebm_quadratic_energy_cpu(float *e, const float *x, const float *mu, const f
 }
 
 /* dx[r,i] = dE[r] prec[g,i] (x[r,i] - mu[g,i]),  dx: [n,N] overwritten, dE: [n] */
-void ebm_quadratic_energy_backward_cpu(float *dx, const float *dE, const float *x,
+void quadratic_energy_backward_cpu(float *dx, const float *dE, const float *x,
                                        const float *mu, const float *prec, int n, int N,
                                        int rows_per_group) {
   for (int r = 0; r < n; r++) {
@@ -38,7 +38,7 @@ void ebm_quadratic_energy_backward_cpu(float *dx, const float *dE, const float *
 }
 
 /* x[b,i] = clip(x - step_size grad + noise_std normal(seed, step, b, i)),  x, grad: [B,N] */
-void ebm_langevin_update_cpu(float *x, const float *grad, int B, int N, uint32_t seed,
+void langevin_update_cpu(float *x, const float *grad, int B, int N, uint32_t seed,
                              uint32_t step, float step_size, float noise_std, float clip_lo,
                              float clip_hi) {
   for (int b = 0; b < B; b++)
@@ -53,7 +53,7 @@ void ebm_langevin_update_cpu(float *x, const float *grad, int B, int N, uint32_t
 }
 
 /* xp[b,i] = x - tau[b] grad + sqrt(2 tau[b]) normal(seed, step, b, i),  tau: [B] */
-void ebm_mala_propose_cpu(float *xp, const float *x, const float *grad, const float *tau, int B,
+void mala_propose_cpu(float *xp, const float *x, const float *grad, const float *tau, int B,
                           int N, uint32_t seed, uint32_t step) {
   for (int b = 0; b < B; b++) {
     float t = tau[b], s = sqrtf(2.0f * t);
@@ -65,7 +65,7 @@ void ebm_mala_propose_cpu(float *xp, const float *x, const float *grad, const fl
 }
 
 /* out[b] = -sum_i (to - from + tau[b] grad_from)^2 / (4 tau[b]),  sum in index order */
-void ebm_mala_log_q_cpu(float *out, const float *to, const float *from, const float *grad_from,
+void mala_log_q_cpu(float *out, const float *to, const float *from, const float *grad_from,
                         const float *tau, int B, int N) {
   for (int b = 0; b < B; b++) {
     float t = tau[b], acc = 0.0f;
@@ -79,7 +79,7 @@ void ebm_mala_log_q_cpu(float *out, const float *to, const float *from, const fl
 }
 
 /* x[b,:] = src[b,:] where mask[b] > 0.5 */
-void ebm_chain_select_cpu(float *x, const float *src, const float *mask, int B, int N) {
+void chain_select_cpu(float *x, const float *src, const float *mask, int B, int N) {
   for (int b = 0; b < B; b++)
     if (mask[b] > 0.5f)
       for (int i = 0; i < N; i++) x[(size_t)b * N + i] = src[(size_t)b * N + i];

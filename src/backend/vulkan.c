@@ -80,8 +80,6 @@ static void vk_free(ebm_backend *be, ebm_buffer *buf) {
   free(buf);
 }
 
-static size_t vk_buffer_size(const ebm_buffer *buf) { return buf->nfloats; }
-
 static int ref_ok(const char *what, ebm_ref r, size_t n) {
   if (!r.buf || r.off > r.buf->nfloats || n > r.buf->nfloats - r.off) {
     fprintf(stderr, "vulkan: %s of %zu floats at offset %zu is outside a buffer of %zu floats\n",
@@ -248,6 +246,8 @@ static void vk_destroy(ebm_backend *be) {
 }
 
 
+static const ebm_backend_vtable vkb_vtable;
+
 int ebm_vulkan_backend_create(ebm_backend **out, const ebm_backend_options *opt, char *err,
                               size_t errlen) {
   *out = NULL;
@@ -312,14 +312,21 @@ int ebm_vulkan_hardware_gpu_present(void) {
   return 0;
 }
 
-/* The generic part of the vtable; vulkan_ops.c defines vkb_vtable from these. */
-const char *vkb_impl_device_name(const ebm_backend *be) { return vk_device_name(be); }
-const char *vkb_impl_describe(const ebm_backend *be) { return vk_describe(be); }
-uint64_t vkb_impl_validation_errors(const ebm_backend *be) { return vk_validation_errors(be); }
-void vkb_impl_destroy(ebm_backend *be) { vk_destroy(be); }
-ebm_buffer *vkb_impl_alloc(ebm_backend *be, size_t n) { return vk_alloc(be, n); }
-void vkb_impl_free(ebm_backend *be, ebm_buffer *buf) { vk_free(be, buf); }
-size_t vkb_impl_buffer_size(const ebm_buffer *buf) { return vk_buffer_size(buf); }
-int vkb_impl_upload(ebm_backend *be, ebm_ref d, const float *s, size_t n) { return vk_upload(be, d, s, n); }
-int vkb_impl_download(ebm_backend *be, float *d, ebm_ref s, size_t n) { return vk_download(be, d, s, n); }
-int vkb_impl_sync(ebm_backend *be) { return vk_sync(be); }
+#define EBM_VTABLE_PREFIX vk_
+static const ebm_backend_vtable vkb_vtable = {
+    .name = "vulkan",
+    .destroy = vk_destroy,
+    .device_name = vk_device_name,
+    .describe = vk_describe,
+    .validation_errors = vk_validation_errors,
+    .alloc = vk_alloc,
+    .free = vk_free,
+    .upload = vk_upload,
+    .download = vk_download,
+    .sync = vk_sync,
+    .fail = vkb_fail,
+#define EBM_OP EBM_VTABLE_OP
+#include "vkebm/ops.def"
+#undef EBM_OP
+};
+#undef EBM_VTABLE_PREFIX

@@ -1,8 +1,9 @@
 /* vulkan_ops.c: every op of include/vkebm/backend.h on the vulkan backend, as dispatches of
- * the kernels in vulkan_kernels.def (shaders/<kernel>.comp), and the backend's vtable.
+ * the kernels in vulkan_kernels.def (shaders/<kernel>.comp), (vulkan.c builds the vtable).
  *
- * Each function fills a push struct (include/vkebm/push.h), lists its tensors in binding order
- * and picks the dispatch grid the shader's header comment describes. Reductions go through
+ * Each vk_<op> gets its tensors checked (backend.c) with their extents, fills a push struct
+ * (include/vkebm/push.h), lists the tensors in binding order and picks the dispatch grid the
+ * shader's header comment describes. Reductions go through
  * kernels with fixed summation order (channel_sum, dot_reduce, per-invocation serial loops),
  * so results are bitwise repeatable. Ops whose inputs may alias their outputs order their
  * dispatches so every read of an input precedes the write that could clobber it.
@@ -46,51 +47,52 @@ static void eltwise(ebm_backend *be, vkb_kernel_id k, const ebm_ref *refs, int n
   }
 }
 
-static void vk_fill(ebm_backend *be, ebm_ref y, float v, size_t n) {
+void vk_fill(ebm_backend *be, ebm_tensor y, float v, size_t n) {
   size_t piece = vkb_max_binding_floats(be) / 256 * 256;
   for (size_t off = 0; off < n; off += piece) {
     size_t len = n - off < piece ? n - off : piece;
     vkebm_pc_fill pc = {.n = (uint32_t)len, .value = v};
-    vkb_arg a[] = {VKB_ARG(ebm_at(y, off), len)};
+    vkb_arg a[] = {VKB_ARG(ebm_at(y.ref, off), len)};
     RUN_1D(be, fill, a, pc, len, 256);
   }
 }
 
-static void vk_add(ebm_backend *be, ebm_ref y, ebm_ref a, ebm_ref b, size_t n) {
-  eltwise(be, VKB_K_add, (ebm_ref[]){y, a, b}, 3, 0.0f, n);
+void vk_add(ebm_backend *be, ebm_tensor y, ebm_tensor a, ebm_tensor b, size_t n) {
+  eltwise(be, VKB_K_add, (ebm_ref[]){y.ref, a.ref, b.ref}, 3, 0.0f, n);
 }
 
-static void vk_axpy(ebm_backend *be, ebm_ref y, float alpha, ebm_ref x, size_t n) {
-  eltwise(be, VKB_K_axpy, (ebm_ref[]){y, x}, 2, alpha, n);
+void vk_axpy(ebm_backend *be, ebm_tensor y, float alpha, ebm_tensor x, size_t n) {
+  eltwise(be, VKB_K_axpy, (ebm_ref[]){y.ref, x.ref}, 2, alpha, n);
 }
 
-static void vk_scale(ebm_backend *be, ebm_ref y, float alpha, ebm_ref x, size_t n) {
-  eltwise(be, VKB_K_scale, (ebm_ref[]){y, x}, 2, alpha, n);
+void vk_scale(ebm_backend *be, ebm_tensor y, float alpha, ebm_tensor x, size_t n) {
+  eltwise(be, VKB_K_scale, (ebm_ref[]){y.ref, x.ref}, 2, alpha, n);
 }
 
-static void vk_swish_forward(ebm_backend *be, ebm_ref y, ebm_ref x, size_t n) {
-  eltwise(be, VKB_K_swish_forward, (ebm_ref[]){y, x}, 2, 0.0f, n);
+void vk_swish_forward(ebm_backend *be, ebm_tensor y, ebm_tensor x, size_t n) {
+  eltwise(be, VKB_K_swish_forward, (ebm_ref[]){y.ref, x.ref}, 2, 0.0f, n);
 }
 
-static void vk_swish_backward(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_ref x, size_t n) {
-  eltwise(be, VKB_K_swish_backward, (ebm_ref[]){dx, dy, x}, 3, 0.0f, n);
+void vk_swish_backward(ebm_backend *be, ebm_tensor dx, ebm_tensor dy, ebm_tensor x, size_t n) {
+  eltwise(be, VKB_K_swish_backward, (ebm_ref[]){dx.ref, dy.ref, x.ref}, 3, 0.0f, n);
 }
 
 /* ---- pooling -------------------------------------------------------------------------------- */
 
-static void vk_avgpool2_forward(ebm_backend *be, ebm_ref y, ebm_ref x, int B, int C, int H, int W) {
+void vk_avgpool2_forward(ebm_backend *be, ebm_tensor y, ebm_tensor x, int B, int C, int H, int W) {
   size_t planes = usz(B) * usz(C), in = planes * usz(H) * usz(W);
   if (!in) return;
   vkebm_pc_avgpool2 pc = {.planes = (uint32_t)planes, .h = (uint32_t)H, .w = (uint32_t)W};
-  vkb_arg args[] = {VKB_ARG(y, in / 4), VKB_ARG(x, in)};
+  vkb_arg args[] = {y, x};
   RUN_1D(be, avgpool2_forward, args, pc, in / 4, 256);
 }
 
-static void vk_avgpool2_backward(ebm_backend *be, ebm_ref dx, ebm_ref dy, int B, int C, int H, int W) {
+void vk_avgpool2_backward(ebm_backend *be, ebm_tensor dx, ebm_tensor dy, int B, int C, int H,
+                          int W) {
   size_t planes = usz(B) * usz(C), in = planes * usz(H) * usz(W);
   if (!in) return;
   vkebm_pc_avgpool2 pc = {.planes = (uint32_t)planes, .h = (uint32_t)H, .w = (uint32_t)W};
-  vkb_arg args[] = {VKB_ARG(dx, in), VKB_ARG(dy, in / 4)};
+  vkb_arg args[] = {dx, dy};
   RUN_1D(be, avgpool2_backward, args, pc, in, 256);
 }
 
@@ -141,16 +143,16 @@ static void conv_tiled_batched(ebm_backend *be, const char *op, vkb_kernel_id k,
   }
 }
 
-static void vk_conv3x3_forward(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref w, int B, int Ci,
-                               int Co, int H, int W) {
-  conv_tiled_batched(be, "conv3x3_forward", VKB_K_conv3x3_forward, y, x, w, B, Ci, Co, H, W, Co,
-                     Ci);
+void vk_conv3x3_forward(ebm_backend *be, ebm_tensor y, ebm_tensor x, ebm_tensor w, int B, int Ci,
+                       int Co, int H, int W) {
+  conv_tiled_batched(be, "conv3x3_forward", VKB_K_conv3x3_forward, y.ref, x.ref, w.ref, B, Ci, Co,
+                     H, W, Co, Ci);
 }
 
-static void vk_conv3x3_backward_input(ebm_backend *be, ebm_ref dx, ebm_ref dy, ebm_ref w, int B,
-                                      int Ci, int Co, int H, int W) {
-  conv_tiled_batched(be, "conv3x3_backward_input", VKB_K_conv3x3_backward_input, dx, dy, w, B, Ci,
-                     Co, H, W, Ci, Co);
+void vk_conv3x3_backward_input(ebm_backend *be, ebm_tensor dx, ebm_tensor dy, ebm_tensor w, int B,
+                              int Ci, int Co, int H, int W) {
+  conv_tiled_batched(be, "conv3x3_backward_input", VKB_K_conv3x3_backward_input, dx.ref, dy.ref,
+                     w.ref, B, Ci, Co, H, W, Ci, Co);
 }
 
 /* Partial sums over splits of the B*H rows when one split would leave the device idle (fewer
@@ -187,13 +189,14 @@ static void conv_weight_grad(ebm_backend *be, ebm_ref dw, ebm_ref dy, ebm_ref x,
 
 /* Batch pieces that fit a binding each add their sums into dw in turn (the piece size depends
  * on the shape and the device's range only, so the result is still repeatable). */
-static void vk_conv3x3_backward_weight(ebm_backend *be, ebm_ref dw, ebm_ref dy, ebm_ref x, int B,
-                                       int Ci, int Co, int H, int W) {
+void vk_conv3x3_backward_weight(ebm_backend *be, ebm_tensor dw, ebm_tensor dy, ebm_tensor x, int B,
+                               int Ci, int Co, int H, int W) {
   int piece = conv_batch_piece(be, "conv3x3_backward_weight", B, Ci, Co, H, W);
   size_t hw = usz(H) * usz(W);
   for (int b0 = 0; piece > 0 && b0 < B; b0 += piece) {
     int nb = B - b0 < piece ? B - b0 : piece;
-    conv_weight_grad(be, dw, ebm_at(dy, usz(b0) * usz(Co) * hw), ebm_at(x, usz(b0) * usz(Ci) * hw),
+    conv_weight_grad(be, dw.ref, ebm_at(dy.ref, usz(b0) * usz(Co) * hw),
+                     ebm_at(x.ref, usz(b0) * usz(Ci) * hw),
                      nb, Ci, Co, H, W);
   }
 }
@@ -222,32 +225,24 @@ static void cond_params(ebm_backend *be, ebm_ref dG, ebm_ref dCB, ebm_ref dc, eb
   RUN_1D(be, cond_params_backward, args, pc, lc + usz(C) + bl, 64);
 }
 
-static void vk_cond_bias_forward(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref c, ebm_ref G, int B,
-                                 int C, int HW, int L) {
-  size_t n = usz(B) * usz(C) * usz(HW);
-  if (!n) return;
-  if (L <= 0) { /* no labels: the bias is zero */
-    ebm_ref cc = c.buf ? c : x, gg = G.buf ? G : x;
-    vkebm_pc_cond pc = {.batch = (uint32_t)B, .channels = (uint32_t)C, .hw = (uint32_t)HW, .labels = 0};
-    vkb_arg args[] = {VKB_ARG(y, n), VKB_ARG(x, n), VKB_ARG(cc, 1), VKB_ARG(gg, 1)};
-    RUN_1D(be, cond_bias_forward, args, pc, n, 256);
-    return;
-  }
+void vk_cond_bias_forward(ebm_backend *be, ebm_tensor y, ebm_tensor x, ebm_tensor c, ebm_tensor G,
+                          int B, int C, int HW, int L) {
+  if (!y.n) return;
   vkebm_pc_cond pc = {.batch = (uint32_t)B, .channels = (uint32_t)C, .hw = (uint32_t)HW,
                       .labels = (uint32_t)L};
-  vkb_arg args[] = {VKB_ARG(y, n), VKB_ARG(x, n), VKB_ARG(c, usz(B) * usz(L)),
-                    VKB_ARG(G, usz(L) * usz(C))};
-  RUN_1D(be, cond_bias_forward, args, pc, n, 256);
+  /* no labels: the bias is zero, and x stands in for the unused c and G bindings */
+  vkb_arg args[] = {y, x, L > 0 ? c : VKB_ARG(x.ref, 1), L > 0 ? G : VKB_ARG(x.ref, 1)};
+  RUN_1D(be, cond_bias_forward, args, pc, y.n, 256);
 }
 
-static void vk_cond_bias_backward(ebm_backend *be, ebm_ref dG, ebm_ref dc, ebm_ref dy, ebm_ref c,
-                                  ebm_ref G, int B, int C, int HW, int L) {
+void vk_cond_bias_backward(ebm_backend *be, ebm_tensor dG, ebm_tensor dc, ebm_tensor dy,
+                           ebm_tensor c, ebm_tensor G, int B, int C, int HW, int L) {
   size_t bc = usz(B) * usz(C);
-  if (!bc || HW <= 0 || L <= 0 || (!dG.buf && !dc.buf)) return;
+  if (!bc || HW <= 0 || L <= 0 || (!dG.ref.buf && !dc.ref.buf)) return;
   ebm_ref S = vkb_scratch(be, bc);
   if (!S.buf) return;
-  channel_sum(be, S, dy, EBM_NOREF, bc, usz(HW), 1.0f);
-  cond_params(be, dG, EBM_NOREF, dc, S, c, G, B, C, L);
+  channel_sum(be, S, dy.ref, EBM_NOREF, bc, usz(HW), 1.0f);
+  cond_params(be, dG.ref, EBM_NOREF, dc.ref, S, c.ref, G.ref, B, C, L);
 }
 
 static void cond_scale_apply(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref c, ebm_ref G,
@@ -262,63 +257,62 @@ static void cond_scale_apply(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref c, e
   RUN_1D(be, cond_scale_forward, args, pc, n, 256);
 }
 
-static void vk_cond_scale_forward(ebm_backend *be, ebm_ref y, ebm_ref x, ebm_ref c, ebm_ref G,
-                                  ebm_ref CB, int B, int C, int HW, int L) {
-  cond_scale_apply(be, y, x, c, G, CB, B, C, HW, L);
+void vk_cond_scale_forward(ebm_backend *be, ebm_tensor y, ebm_tensor x, ebm_tensor c, ebm_tensor G,
+                           ebm_tensor CB, int B, int C, int HW, int L) {
+  cond_scale_apply(be, y.ref, x.ref, c.ref, G.ref, CB.ref, B, C, HW, L);
 }
 
-static void vk_cond_scale_backward(ebm_backend *be, ebm_ref dx, ebm_ref dG, ebm_ref dCB, ebm_ref dc,
-                                   ebm_ref dy, ebm_ref x, ebm_ref c, ebm_ref G, ebm_ref CB, int B,
-                                   int C, int HW, int L) {
+void vk_cond_scale_backward(ebm_backend *be, ebm_tensor dx, ebm_tensor dG, ebm_tensor dCB,
+                            ebm_tensor dc, ebm_tensor dy, ebm_tensor x, ebm_tensor c, ebm_tensor G,
+                            ebm_tensor CB, int B, int C, int HW, int L) {
   size_t bc = usz(B) * usz(C);
   if (!bc || HW <= 0) return;
-  if (dG.buf || dCB.buf || dc.buf) {
+  if (dG.ref.buf || dCB.ref.buf || dc.ref.buf) {
     /* g[b,ch] = sum_p dy*x first: dx may alias dy or x */
     ebm_ref g = vkb_scratch(be, bc);
     if (!g.buf) return;
-    channel_sum(be, g, dy, x, bc, usz(HW), 1.0f);
+    channel_sum(be, g, dy.ref, x.ref, bc, usz(HW), 1.0f);
     if (L > 0)
-      cond_params(be, dG, dCB, dc, g, c, G, B, C, L);
+      cond_params(be, dG.ref, dCB.ref, dc.ref, g, c.ref, G.ref, B, C, L);
     else
-      cond_params(be, EBM_NOREF, dCB, EBM_NOREF, g, x, x, B, C, 0);
+      cond_params(be, EBM_NOREF, dCB.ref, EBM_NOREF, g, x.ref, x.ref, B, C, 0);
   }
-  if (dx.buf) cond_scale_apply(be, dx, dy, c, G, CB, B, C, HW, L);
+  cond_scale_apply(be, dx.ref, dy.ref, c.ref, G.ref, CB.ref, B, C, HW, L);
 }
 
 /* ---- head ----------------------------------------------------------------------------------- */
 
-static void vk_head_forward(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref w, ebm_ref bias, int B,
-                            int C, int HW) {
+void vk_head_forward(ebm_backend *be, ebm_tensor e, ebm_tensor x, ebm_tensor w, ebm_tensor bias,
+                     int B, int C, int HW) {
   size_t bc = usz(B) * usz(C);
   if (!B || HW <= 0 || C <= 0) return;
   ebm_ref M = vkb_scratch(be, bc);
   if (!M.buf) return;
-  channel_sum(be, M, x, EBM_NOREF, bc, usz(HW), 1.0f / (float)HW);
+  channel_sum(be, M, x.ref, EBM_NOREF, bc, usz(HW), 1.0f / (float)HW);
   vkebm_pc_head pc = {.batch = (uint32_t)B, .channels = (uint32_t)C, .hw = (uint32_t)HW};
-  vkb_arg args[] = {VKB_ARG(e, usz(B)), VKB_ARG(M, bc), VKB_ARG(w, usz(C)), VKB_ARG(bias, 1)};
+  vkb_arg args[] = {e, VKB_ARG(M, bc), w, bias};
   RUN_1D(be, head_forward, args, pc, usz(B), 64);
 }
 
-static void vk_head_backward(ebm_backend *be, ebm_ref dx, ebm_ref dw, ebm_ref dbias, ebm_ref de,
-                             ebm_ref x, ebm_ref w, int B, int C, int HW) {
+void vk_head_backward(ebm_backend *be, ebm_tensor dx, ebm_tensor dw, ebm_tensor dbias,
+                      ebm_tensor de, ebm_tensor x, ebm_tensor w, int B, int C, int HW) {
   size_t bc = usz(B) * usz(C);
   if (!bc || HW <= 0) return;
   vkebm_pc_head pc = {.batch = (uint32_t)B, .channels = (uint32_t)C, .hw = (uint32_t)HW,
-                      .flags = (dw.buf ? VKEBM_HEAD_DW : 0) | (dbias.buf ? VKEBM_HEAD_DBIAS : 0)};
+                      .flags = (dw.ref.buf ? VKEBM_HEAD_DW : 0) |
+                               (dbias.ref.buf ? VKEBM_HEAD_DBIAS : 0)};
   if (pc.flags) { /* before dx: dx may alias x */
     ebm_ref M = EBM_NOREF;
-    if (dw.buf) {
+    if (dw.ref.buf) {
       M = vkb_scratch(be, bc);
       if (!M.buf) return;
-      channel_sum(be, M, x, EBM_NOREF, bc, usz(HW), 1.0f / (float)HW);
+      channel_sum(be, M, x.ref, EBM_NOREF, bc, usz(HW), 1.0f / (float)HW);
     }
-    vkb_arg args[] = {VKB_ARG(dw, usz(C)), VKB_ARG(dbias, 1), VKB_ARG(de, usz(B)), VKB_ARG(M, bc)};
+    vkb_arg args[] = {dw, VKB_ARG(dbias.ref, 1), de, VKB_ARG(M, bc)};
     RUN_1D(be, head_backward_params, args, pc, usz(C) + 1, 64);
   }
-  if (dx.buf) {
-    vkb_arg args[] = {VKB_ARG(dx, bc * usz(HW)), VKB_ARG(de, usz(B)), VKB_ARG(w, usz(C))};
-    RUN_1D(be, head_backward, args, pc, bc * usz(HW), 256);
-  }
+  vkb_arg args[] = {dx, de, w};
+  RUN_1D(be, head_backward, args, pc, bc * usz(HW), 256);
 }
 
 /* ---- reductions ----------------------------------------------------------------------------- */
@@ -354,83 +348,34 @@ static void dot_into(ebm_backend *be, ebm_ref out, ebm_ref a, ebm_ref b, size_t 
   RUN(be, dot_reduce, a2, p2, 1, 1, 1);
 }
 
-static void vk_sumsq(ebm_backend *be, ebm_ref out, ebm_ref x, size_t n) {
+void vk_sumsq(ebm_backend *be, ebm_tensor out, ebm_tensor x, size_t n) {
   if (n > UINT32_MAX) return;
   ebm_ref partials = vkb_scratch(be, 4096);
   if (!partials.buf) return;
-  dot_into(be, out, x, EBM_NOREF, n, VKEBM_DOT_AA, partials);
+  dot_into(be, out.ref, x.ref, EBM_NOREF, n, VKEBM_DOT_AA, partials);
 }
 
 /* ---- spectral normalisation ----------------------------------------------------------------- */
 
-static void vk_spectral_norm_forward(ebm_backend *be, ebm_ref w_sn, ebm_ref u, ebm_ref v,
-                                     ebm_ref sigma, ebm_ref w, int rows, int cols, int update_u) {
-  size_t n = usz(rows) * usz(cols);
-  if (!n) return;
+void vk_spectral_norm_forward(ebm_backend *be, ebm_tensor w_sn, ebm_tensor u, ebm_tensor v,
+                              ebm_tensor sigma, ebm_tensor w, int rows, int cols, int update_u) {
+  if (!w.n) return;
   ebm_ref s = vkb_scratch(be, usz(rows));
   if (!s.buf) return;
   vkebm_pc_spectral pc = {.rows = (uint32_t)rows, .cols = (uint32_t)cols,
                           .update_u = update_u != 0};
-  vkb_arg args[] = {VKB_ARG(w_sn, n), VKB_ARG(u, usz(rows)), VKB_ARG(v, usz(cols)),
-                    VKB_ARG(sigma, 1), VKB_ARG(w, n), VKB_ARG(s, usz(rows))};
+  vkb_arg args[] = {w_sn, u, v, sigma, w, VKB_ARG(s, usz(rows))};
   RUN(be, spectral_norm_forward, args, pc, 1, 1, 1);
 }
 
-static void vk_spectral_norm_backward(ebm_backend *be, ebm_ref dw, ebm_ref dw_sn, ebm_ref w_sn,
-                                      ebm_ref u, ebm_ref v, ebm_ref sigma, int rows, int cols) {
-  size_t n = usz(rows) * usz(cols);
-  if (!n) return;
+void vk_spectral_norm_backward(ebm_backend *be, ebm_tensor dw, ebm_tensor dw_sn, ebm_tensor w_sn,
+                               ebm_tensor u, ebm_tensor v, ebm_tensor sigma, int rows, int cols) {
+  if (!dw.n) return;
   ebm_ref scratch = vkb_scratch(be, 64 + 4096);
   if (!scratch.buf) return;
   ebm_ref d = scratch; /* <dw_sn, w_sn> in scratch[0], partial sums from scratch[64] */
-  dot_into(be, d, dw_sn, w_sn, n, VKEBM_DOT_AB, ebm_at(scratch, 64));
+  dot_into(be, d, dw_sn.ref, w_sn.ref, dw.n, VKEBM_DOT_AB, ebm_at(scratch, 64));
   vkebm_pc_spectral pc = {.rows = (uint32_t)rows, .cols = (uint32_t)cols};
-  vkb_arg args[] = {VKB_ARG(dw, n), VKB_ARG(dw_sn, n), VKB_ARG(u, usz(rows)),
-                    VKB_ARG(v, usz(cols)), VKB_ARG(sigma, 1), VKB_ARG(d, 1)};
-  RUN_1D(be, spectral_norm_backward, args, pc, n, 256);
+  vkb_arg args[] = {dw, dw_sn, u, v, sigma, VKB_ARG(d, 1)};
+  RUN_1D(be, spectral_norm_backward, args, pc, dw.n, 256);
 }
-
-/* ---- the vtable ----------------------------------------------------------------------------- */
-
-const ebm_backend_vtable vkb_vtable = {
-    .name = "vulkan",
-    .destroy = vkb_impl_destroy,
-    .device_name = vkb_impl_device_name,
-    .describe = vkb_impl_describe,
-    .validation_errors = vkb_impl_validation_errors,
-    .alloc = vkb_impl_alloc,
-    .free = vkb_impl_free,
-    .buffer_size = vkb_impl_buffer_size,
-    .upload = vkb_impl_upload,
-    .download = vkb_impl_download,
-    .sync = vkb_impl_sync,
-    .fill = vk_fill,
-    .add = vk_add,
-    .axpy = vk_axpy,
-    .scale = vk_scale,
-    .conv3x3_forward = vk_conv3x3_forward,
-    .conv3x3_backward_input = vk_conv3x3_backward_input,
-    .conv3x3_backward_weight = vk_conv3x3_backward_weight,
-    .swish_forward = vk_swish_forward,
-    .swish_backward = vk_swish_backward,
-    .avgpool2_forward = vk_avgpool2_forward,
-    .avgpool2_backward = vk_avgpool2_backward,
-    .cond_bias_forward = vk_cond_bias_forward,
-    .cond_bias_backward = vk_cond_bias_backward,
-    .cond_scale_forward = vk_cond_scale_forward,
-    .cond_scale_backward = vk_cond_scale_backward,
-    .head_forward = vk_head_forward,
-    .head_backward = vk_head_backward,
-    .spectral_norm_forward = vk_spectral_norm_forward,
-    .spectral_norm_backward = vk_spectral_norm_backward,
-    .sumsq = vk_sumsq,
-    .scene_render = vulkan_scene_render,
-    .adam_step = vulkan_adam_step,
-    /* sampler ops (vulkan_sampler.c) */
-    .quadratic_energy = vkb_quadratic_energy,
-    .quadratic_energy_backward = vkb_quadratic_energy_backward,
-    .langevin_update = vkb_langevin_update,
-    .mala_propose = vkb_mala_propose,
-    .mala_log_q = vkb_mala_log_q,
-    .chain_select = vkb_chain_select,
-};

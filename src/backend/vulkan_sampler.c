@@ -30,63 +30,56 @@ static void run_rows(ebm_backend *be, vkb_kernel_id k, const vkb_arg *args, int 
   vkb_run(be, k, args, nargs, pc, (uint32_t)sizeof *pc, gx, gy, 1);
 }
 
-void vkb_quadratic_energy(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref mu, ebm_ref prec, int n,
-                          int N, int rows_per_group) {
+void vk_quadratic_energy(ebm_backend *be, ebm_tensor e, ebm_tensor x, ebm_tensor mu,
+                         ebm_tensor prec, int n, int N, int rows_per_group) {
   if (!dims_fit(n, N) || rows_per_group <= 0) return;
-  size_t groups = (size_t)(n + rows_per_group - 1) / rows_per_group;
   vkebm_pc_sampler pc = {.rows = (uint32_t)n, .cols = (uint32_t)N,
                          .rows_per_group = (uint32_t)rows_per_group};
-  vkb_arg a[] = {VKB_ARG(e, (size_t)n), VKB_ARG(x, (size_t)n * N), VKB_ARG(mu, groups * N),
-                 VKB_ARG(prec, groups * N)};
+  vkb_arg a[] = {e, x, mu, prec};
   run_rows(be, VKB_K_langevin_quadratic_energy, a, NARGS(a), &pc);
 }
 
-void vkb_quadratic_energy_backward(ebm_backend *be, ebm_ref dx, ebm_ref dE, ebm_ref x, ebm_ref mu,
-                                   ebm_ref prec, int n, int N, int rows_per_group) {
+void vk_quadratic_energy_backward(ebm_backend *be, ebm_tensor dx, ebm_tensor dE, ebm_tensor x,
+                                  ebm_tensor mu, ebm_tensor prec, int n, int N,
+                                  int rows_per_group) {
   if (!dims_fit(n, N) || rows_per_group <= 0) return;
-  size_t groups = (size_t)(n + rows_per_group - 1) / rows_per_group;
   vkebm_pc_sampler pc = {.rows = (uint32_t)n, .cols = (uint32_t)N,
                          .rows_per_group = (uint32_t)rows_per_group};
-  vkb_arg a[] = {VKB_ARG(dx, (size_t)n * N), VKB_ARG(dE, (size_t)n), VKB_ARG(x, (size_t)n * N),
-                 VKB_ARG(mu, groups * N), VKB_ARG(prec, groups * N)};
+  vkb_arg a[] = {dx, dE, x, mu, prec};
   run_items(be, VKB_K_langevin_quadratic_energy_backward, a, NARGS(a), &pc);
 }
 
-void vkb_langevin_update(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N, uint32_t seed,
-                         uint32_t step, float step_size, float noise_std, float clip_lo,
-                         float clip_hi) {
+void vk_langevin_update(ebm_backend *be, ebm_tensor x, ebm_tensor grad, int B, int N,
+                        uint32_t seed, uint32_t step, float step_size, float noise_std,
+                        float clip_lo, float clip_hi) {
   if (!dims_fit(B, N)) return;
   vkebm_pc_sampler pc = {.rows = (uint32_t)B, .cols = (uint32_t)N, .seed = seed, .step = step,
-                         .flags = grad.buf ? VKEBM_SAMPLER_HAS_GRAD : 0u,
+                         .flags = grad.ref.buf ? VKEBM_SAMPLER_HAS_GRAD : 0u,
                          .step_size = step_size, .noise_std = noise_std, .clip_lo = clip_lo,
                          .clip_hi = clip_hi};
-  vkb_arg a[] = {VKB_ARG(x, (size_t)B * N), VKB_ARG(grad, (size_t)B * N)};
+  vkb_arg a[] = {x, grad};
   run_items(be, VKB_K_langevin_update, a, NARGS(a), &pc);
 }
 
-void vkb_mala_propose(ebm_backend *be, ebm_ref xp, ebm_ref x, ebm_ref grad, ebm_ref tau, int B,
-                      int N, uint32_t seed, uint32_t step) {
+void vk_mala_propose(ebm_backend *be, ebm_tensor xp, ebm_tensor x, ebm_tensor grad,
+                     ebm_tensor tau, int B, int N, uint32_t seed, uint32_t step) {
   if (!dims_fit(B, N)) return;
   vkebm_pc_sampler pc = {.rows = (uint32_t)B, .cols = (uint32_t)N, .seed = seed, .step = step};
-  vkb_arg a[] = {VKB_ARG(xp, (size_t)B * N), VKB_ARG(x, (size_t)B * N),
-                 VKB_ARG(grad, (size_t)B * N), VKB_ARG(tau, (size_t)B)};
+  vkb_arg a[] = {xp, x, grad, tau};
   run_items(be, VKB_K_langevin_mala_propose, a, NARGS(a), &pc);
 }
 
-void vkb_mala_log_q(ebm_backend *be, ebm_ref out, ebm_ref to, ebm_ref from, ebm_ref grad_from,
-                    ebm_ref tau, int B, int N) {
+void vk_mala_log_q(ebm_backend *be, ebm_tensor out, ebm_tensor to, ebm_tensor from,
+                   ebm_tensor grad_from, ebm_tensor tau, int B, int N) {
   if (!dims_fit(B, N)) return;
   vkebm_pc_sampler pc = {.rows = (uint32_t)B, .cols = (uint32_t)N};
-  vkb_arg a[] = {VKB_ARG(out, (size_t)B), VKB_ARG(to, (size_t)B * N),
-                 VKB_ARG(from, (size_t)B * N), VKB_ARG(grad_from, (size_t)B * N),
-                 VKB_ARG(tau, (size_t)B)};
+  vkb_arg a[] = {out, to, from, grad_from, tau};
   run_rows(be, VKB_K_langevin_mala_log_q, a, NARGS(a), &pc);
 }
 
-void vkb_chain_select(ebm_backend *be, ebm_ref x, ebm_ref src, ebm_ref mask, int B, int N) {
+void vk_chain_select(ebm_backend *be, ebm_tensor x, ebm_tensor src, ebm_tensor mask, int B, int N) {
   if (!dims_fit(B, N)) return;
   vkebm_pc_sampler pc = {.rows = (uint32_t)B, .cols = (uint32_t)N};
-  vkb_arg a[] = {VKB_ARG(x, (size_t)B * N), VKB_ARG(src, (size_t)B * N),
-                 VKB_ARG(mask, (size_t)B)};
+  vkb_arg a[] = {x, src, mask};
   run_items(be, VKB_K_langevin_chain_select, a, NARGS(a), &pc);
 }

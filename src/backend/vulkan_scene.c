@@ -10,8 +10,8 @@
 #include "vkebm/scene.h"
 #include "vulkan_impl.h"
 
-void vulkan_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n, int size) {
-  /* n > 0 and size in SCENE_MIN_RENDER_SIZE..SCENE_MAX_RENDER_SIZE: ebm_scene_render checked */
+void vk_scene_render(ebm_backend *be, ebm_tensor images, ebm_tensor scenes, int n, int size) {
+  /* size in SCENE_MIN_RENDER_SIZE..SCENE_MAX_RENDER_SIZE when n > 0: backend.c checked */
   const size_t per_image = 3 * (size_t)size * (size_t)size;
   const size_t range_floats = (size_t)30 << 20; /* 120 MiB: room for the binding's alignment */
   size_t chunk = range_floats / per_image;
@@ -20,8 +20,8 @@ void vulkan_scene_render(ebm_backend *be, ebm_ref images, ebm_ref scenes, int n,
   for (size_t first = 0; first < (size_t)n; first += chunk) {
     size_t nb = (size_t)n - first < chunk ? (size_t)n - first : chunk;
     vkebm_pc_scene_render pc = {.n = (uint32_t)nb, .size = (uint32_t)size};
-    vkb_arg args[] = {VKB_ARG(ebm_at(images, first * per_image), nb * per_image),
-                      VKB_ARG(ebm_at(scenes, first * VKEBM_SCENE_FLOATS), nb * VKEBM_SCENE_FLOATS)};
+    vkb_arg args[] = {VKB_ARG(ebm_at(images.ref, first * per_image), nb * per_image),
+                      VKB_ARG(ebm_at(scenes.ref, first * VKEBM_SCENE_FLOATS), nb * VKEBM_SCENE_FLOATS)};
     vkb_run(be, VKB_K_scene_render, args, 2, &pc, sizeof pc, groups, groups, (uint32_t)nb);
   }
 }

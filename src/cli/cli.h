@@ -26,6 +26,9 @@ int cli_fail(const char *cmd, const char *fmt, ...) __attribute__((format(printf
  * getopt_long returned. Every subcommand reports bad flags through this. */
 struct option;
 int cli_bad_option(const char *cmd, char **argv, int c, const struct option *opts);
+/* After getopt_long: one argument left over is the expression (as --expr EXPR) when *expr is
+ * still NULL. Returns 0, or EXIT_USAGE (printed) for more arguments or a second expression. */
+int cli_positional_expr(const char *cmd, int argc, char **argv, const char **expr);
 
 /* "auto" | "cpu" | "vulkan" -> kind; -1 when unknown. */
 int cli_parse_backend(const char *s);

@@ -2,12 +2,11 @@
  *
  * Opens a backend, builds the energy network (a model file from the models directory when one
  * matches the configuration, else random initialisation from the seed), starts a batch of
- * chains from uniform noise and runs N Langevin-style steps,
- *     x <- clip(x - step_lr * dE/dx + noise * N(0, 1), 0, 1),
- * then reports energies before/after, the gradient norm and the throughput. The step itself is
- * done on the host here on purpose: it is a few lines, and the real samplers (MALA, the
- * composition algebra) live in the sampler module, not in the CLI. Noise comes from the
- * project's counter-based RNG, so a run is a function of its seed.
+ * chains from uniform noise and runs N steps of the paper sampler (ebm_sampler_step, on the
+ * device: the images never come back to the host),
+ *     x <- x + noise * N(0, 1);  x <- clip(x - step_size * dE/dx, 0, 1),
+ * then reports energies before/after, the gradient norm and the throughput. Noise comes from
+ * the project's counter-based RNG, so a run is a function of its seed.
  */
 #include <dirent.h>
 #include <getopt.h>
@@ -21,6 +20,7 @@
 #include "cli.h"
 #include "vkebm/model.h"
 #include "vkebm/net.h"
+#include "vkebm/sampler.h"
 #include "vkebm/shared.h"
 
 #define DEMO_STREAM_INIT 0x44454d49u  /* "DEMI": initial images */
@@ -41,12 +41,28 @@ static void usage(FILE *f) {
           "  --save FILE                save the network used (e.g. the random one) as a model\n"
           "  --batch N                  chains (default 16)\n"
           "  --steps N                  Langevin steps (default 20)\n"
-          "  --step-lr X                gradient step (default 100, the paper's code)\n"
+          "  --step-size X              gradient step (default 100, the paper's eta;\n"
+          "                             --step-lr is the old name)\n"
           "  --noise X                  noise standard deviation per step (default 0.005)\n"
           "  --seed S                   seed (default: picked and printed)\n"
           "  --validate                 Vulkan validation layer on; any message fails the run\n"
           "  --quiet                    only the results\n"
           "  -h, --help                 this text\n");
+}
+
+/* ebm_sampler_step's gradient: dE/dx of the network at the chains (io->x) into io->dx. */
+typedef struct demo_grad_ctx {
+  ebm_net *net;
+  const cli_energy_io *io;
+} demo_grad_ctx;
+
+static int demo_grad(void *user, ebm_ref x, ebm_ref grad, double scale, char *err,
+                     size_t errlen) {
+  const demo_grad_ctx *c = user;
+  (void)x, (void)grad, (void)scale, (void)err, (void)errlen; /* x is io->x, grad io->dx */
+  cli_energy_forward(c->net, c->io);
+  cli_energy_backward(c->net, c->io);
+  return 0;
 }
 
 /* Structural match: everything but label_dim (the model decides that). */
@@ -84,13 +100,14 @@ int cmd_demo(int argc, char **argv) {
       {"backend", required_argument, 0, 'b'}, {"device", required_argument, 0, 'D'},
       {"config", required_argument, 0, 'c'},  {"model", required_argument, 0, 'm'},
       {"models-dir", required_argument, 0, 'M'}, {"save", required_argument, 0, 'o'}, {"batch", required_argument, 0, 'n'},
-      {"steps", required_argument, 0, 's'},   {"step-lr", required_argument, 0, 'l'},
+      {"steps", required_argument, 0, 's'},   {"step-size", required_argument, 0, 'l'},
+      {"step-lr", required_argument, 0, 'l'} /* the old name */,
       {"noise", required_argument, 0, 'z'},   {"seed", required_argument, 0, 'S'},
       {"validate", no_argument, 0, 'V'},      {"quiet", no_argument, 0, 'q'},
       {"help", no_argument, 0, 'h'},          {0, 0, 0, 0}};
   int kind = EBM_BACKEND_AUTO, validate = 0, quiet = 0, have_seed = 0;
   long device = -1, batch = 16, steps = 20;
-  double step_lr = 100, noise = 0.005;
+  double step_size = 100, noise = 0.005;
   unsigned long long seed = 0;
   const char *preset = "default32", *model_path = NULL, *models_dir = "models", *save_path = NULL;
   optind = 1;
@@ -119,8 +136,8 @@ int cmd_demo(int argc, char **argv) {
         return cli_usage("demo", "--steps: expected 0..1000000, not '%s'", optarg);
       break;
     case 'l':
-      if (cli_parse_float(optarg, 0, 1e9, &step_lr))
-        return cli_usage("demo", "--step-lr: expected a number >= 0, not '%s'", optarg);
+      if (cli_parse_float(optarg, 0, 1e9, &step_size))
+        return cli_usage("demo", "--step-size: expected a number >= 0, not '%s'", optarg);
       break;
     case 'z':
       if (cli_parse_float(optarg, 0, 10, &noise))
@@ -192,10 +209,10 @@ int cmd_demo(int argc, char **argv) {
   /* Chains start from uniform noise; labels: class b mod L (one-hot) or uniform in range. */
   cli_energy_io io;
   int have_io = cli_energy_io_alloc(&io, be, cfg, B) == 0;
-  float *hx = malloc(nx * sizeof *hx), *hdx = malloc(nx * sizeof *hdx);
+  float *hx = malloc(nx * sizeof *hx);
   float *hc = calloc((size_t)B * L, sizeof *hc), *he = malloc((size_t)B * sizeof *he);
   ebm_buffer *ss = ebm_alloc(be, 1);
-  if (!have_io || !hx || !hdx || !hc || !he || !ss) {
+  if (!have_io || !hx || !hc || !he || !ss) {
     rc = cli_fail("demo", "out of memory for batch %d", B);
     goto done;
   }
@@ -228,31 +245,33 @@ int cmd_demo(int argc, char **argv) {
            models_dir, seed);
   printf("  config      %s: %zu weights, %.1f MFLOP/forward\n", desc,
          ebm_net_config_num_weights(cfg), fwd_flops / 1e6);
-  printf("  sampling    batch %d, %ld steps, step_lr %g, noise %g, seed %llu\n", B, steps, step_lr,
+  printf("  sampling    batch %d, %ld steps, step size %g, noise %g, seed %llu\n", B, steps, step_size,
          noise, seed);
   fflush(stdout);
 
   double e_before = 0, e_after = 0, g_first = 0, g_last = 0, t_total = 0;
+  ebm_sampler_config sc;
+  ebm_sampler_defaults(&sc, EBM_SAMPLER_PAPER);
+  sc.noise_std = (float)noise;
+  const ebm_chains chains = {be, ebm_ref_of(io.x), ebm_ref_of(io.dx), B, (int)(nx / (size_t)B)};
+  demo_grad_ctx ctx = {net, &io};
   for (long k = 0; k <= steps; k++) {
     double t0 = cli_now_s();
-    cli_energy_forward(net, &io);
     if (k == steps) { /* the last forward only measures the final energy */
+      cli_energy_forward(net, &io);
       if (ebm_download(be, he, ebm_ref_of(io.e), (size_t)B)) goto backend_failed;
       break;
     }
-    cli_energy_backward(net, &io);
+    char err[256];
+    if (ebm_sampler_step(&chains, &sc, (float)step_size, s32 ^ DEMO_STREAM_NOISE, (uint32_t)k,
+                         demo_grad, &ctx, err, sizeof err))
+      goto backend_failed;
+    /* the energies at the noisy point and the gradient the step took: B + 1 floats back */
     ebm_sumsq(be, ebm_ref_of(ss), ebm_ref_of(io.dx), nx);
     float sumsq;
     if (ebm_download(be, he, ebm_ref_of(io.e), (size_t)B) ||
-        ebm_download(be, hdx, ebm_ref_of(io.dx), nx) || ebm_download(be, &sumsq, ebm_ref_of(ss), 1))
+        ebm_download(be, &sumsq, ebm_ref_of(ss), 1))
       goto backend_failed;
-    /* x <- clip(x - step_lr * dE/dx + noise * N(0,1), 0, 1) */
-    for (size_t i = 0; i < nx; i++) {
-      float v = hx[i] - (float)step_lr * hdx[i] +
-                (float)noise * vkebm_rng_normal(s32, (u32)k, DEMO_STREAM_NOISE, (u32)i);
-      hx[i] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
-    }
-    if (ebm_upload(be, ebm_ref_of(io.x), hx, nx)) goto backend_failed;
     double dt = cli_now_s() - t0;
     t_total += dt;
     double gnorm = sqrt((double)sumsq / B);
@@ -281,7 +300,7 @@ int cmd_demo(int argc, char **argv) {
     double per_step = t_total / (double)steps;
     double img_steps = (double)B / per_step;
     printf("  speed       %.2f ms/step, %.1f image-steps/s, %.2f GFLOP/s "
-           "(%.1f MFLOP per image-step, host update included)\n",
+           "(%.1f MFLOP per image-step)\n",
            per_step * 1e3, img_steps, img_steps * 2 * fwd_flops / 1e9, 2 * fwd_flops / 1e6);
   }
   rc = EXIT_OK;
@@ -293,7 +312,6 @@ done:
   if (have_io) cli_energy_io_free(&io, be);
   ebm_net_destroy(net);
   free(hx);
-  free(hdx);
   free(hc);
   free(he);
   return cli_backend_close(be, rc);

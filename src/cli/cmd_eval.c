@@ -32,7 +32,7 @@
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: vkebm eval --expr EXPR [options]\n"
+          "usage: vkebm eval [--expr] EXPR [options]\n"
           "       vkebm eval --suite [--out FILE.md] [options]\n\n"
           "Samples the expression with `vkebm sample`'s sampler and defaults, reads every sample\n"
           "with the judge, and verifies each reading by re-rendering the scene it describes: a\n"
@@ -416,7 +416,8 @@ int cmd_eval(int argc, char **argv) {
     default: return cli_bad_option(CMD_NAME, argv, ch, opts);
     }
   }
-  if (optind < argc) return cli_usage(CMD_NAME, "unexpected argument '%s'", argv[optind]);
+  int prc = cli_positional_expr(CMD_NAME, argc, argv, &expr);
+  if (prc) return prc;
   if (!judge_path) judge_path = judge_default;
   if (!expr == !run_suite) return cli_usage(CMD_NAME, "give exactly one of --expr or --suite");
   if (out && !run_suite) return cli_usage(CMD_NAME, "--out is for --suite");
@@ -474,16 +475,8 @@ int cmd_eval(int argc, char **argv) {
     expr_free(t);
   }
   int max_rows = st->batch * most_terms;
-  if (!st->analytic) {
-    if (ebm_concept_set_load_dir(&set, run.be, models, max_rows, err, sizeof err)) {
-      rc = cli_fail(CMD_NAME, "%s", err);
-      goto done;
-    }
-    if (set.count == 0) {
-      rc = cli_fail(CMD_NAME, "no concept models in %s (train some, or use --analytic)", models);
-      goto done;
-    }
-  } else if (ebm_eval_load_analytic(run.be, run.R, max_rows, &set, err, sizeof err)) {
+  if (ebm_concept_set_open(&set, run.be, st->analytic ? NULL : models, run.R, max_rows, err,
+                           sizeof err)) {
     rc = cli_fail(CMD_NAME, "%s", err);
     goto done;
   }

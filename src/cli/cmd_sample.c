@@ -46,7 +46,7 @@ typedef struct settings {
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: vkebm sample --expr EXPR [options]\n"
+          "usage: vkebm sample [--expr] EXPR [options]\n"
           "       vkebm sample --from FILE.png [-o OUT.png]\n\n"
           "Samples images from a logical composition of concept energy models.\n"
           "EXPR terms are concept=value (shape=cube, color=red, size=0.6, pos=(0.3,-0.5)),\n"
@@ -203,29 +203,13 @@ static int load_from_png(const char *path, settings *s, char *err, size_t errlen
 
 /* ---- models -------------------------------------------------------------------------------- */
 
-/* Fills set from settings: the learned models of s->models (sorted by file name), or the
- * analytic concepts. Returns an exit code (0 ok). */
+/* Fills set from settings: the learned models of s->models, or the analytic concepts
+ * (ebm_concept_set_open). Returns an exit code (0 ok). */
 static int load_models(ebm_backend *be, settings *s, ebm_concept_set *set, int rows, int quiet) {
   char err[512];
-  if (!s->analytic) {
-    if (ebm_concept_set_load_dir(set, be, s->models, rows, err, sizeof err))
-      return cli_fail(CMD_NAME, "%s", err);
-    if (set->count == 0)
-      return cli_fail(CMD_NAME, "no concept models in %s (pass --models DIR, or --analytic for "
-                                "the built-in concepts)", s->models);
-  }
-  if (s->analytic) {
-    static const char *names[] = {"color", "position", "size", "shape"};
-    for (int i = 0; i < 4; i++) {
-      /* precision unit 100: a pixel of an object has standard deviation 0.1 at beta = 1 */
-      ebm_concept *c = ebm_concept_create_builtin(be, names[i], (int)s->resolution, 100.0f, 16,
-                                                  err, sizeof err);
-      if (!c || ebm_concept_set_add(set, c, 1, err, sizeof err)) {
-        ebm_concept_destroy(c);
-        return cli_fail(CMD_NAME, "%s", err);
-      }
-    }
-  }
+  if (ebm_concept_set_open(set, be, s->analytic ? NULL : s->models, (int)s->resolution, rows, err,
+                           sizeof err))
+    return cli_fail(CMD_NAME, "%s", err);
   return 0;
 }
 
@@ -513,7 +497,15 @@ int cmd_sample(int argc, char **argv) {
     default: return cli_bad_option(CMD_NAME, argv, ch, opts);
     }
   }
-  if (optind < argc) return cli_usage(CMD_NAME, "unexpected argument '%s'", argv[optind]);
+  {
+    const char *e = s.expr[0] ? s.expr : NULL;
+    if ((ch = cli_positional_expr(CMD_NAME, argc, argv, &e))) return ch;
+    if (e && e != s.expr) {
+      if (strlen(e) >= sizeof s.expr) return cli_usage(CMD_NAME, "the expression is too long");
+      snprintf(s.expr, sizeof s.expr, "%s", e);
+      sampling_opts++;
+    }
+  }
 
   char err[1024];
   if (from) {
@@ -525,7 +517,7 @@ int cmd_sample(int argc, char **argv) {
     if (!backend_given && s.backend[0] && cli_parse_backend(s.backend) > 0)
       backend = cli_parse_backend(s.backend);
   } else {
-    if (!s.expr[0]) return cli_usage(CMD_NAME, "--expr EXPR is required (or --from FILE.png; try --help)");
+    if (!s.expr[0]) return cli_usage(CMD_NAME, "an expression is required: EXPR or --expr EXPR (or --from FILE.png; try --help)");
     /* sampler-specific values, checked against the chosen sampler */
     if (step_arg) {
       if (cli_parse_float(step_arg, 1e-30, 1e30, &d)) return cli_usage(CMD_NAME, "--step-size: expected a positive number, got '%s'", step_arg);
@@ -606,16 +598,9 @@ int cmd_sample(int argc, char **argv) {
                              "%s take %dx%d images", s.models, w0, h0);
     goto done;
   }
-  /* learned models: the paper sampler defaults to the step and noise they were trained with */
-  if (!s.analytic) {
-    ebm_sampler_apply_hints(&set, &s.sc, s.step_given, s.noise_given, s.steps_given);
-    s.steps = s.sc.steps;
-  }
-  /* analytic concepts: default steps sized to their stiffness (see docs/composition.md) */
-  if (s.analytic && !s.step_given) {
-    s.sc.step_size = s.sc.kind == EBM_SAMPLER_PAPER ? 1e-3f : s.sc.kind == EBM_SAMPLER_LANGEVIN ? 2e-3f : 1e-3f;
-    s.step_given = 1;
-  }
+  /* the step, noise and steps: given, else the learned models' own, else the table */
+  ebm_sampler_resolve(&s.sc, &set, s.analytic, s.step_given, s.noise_given, s.steps_given);
+  s.steps = s.sc.steps;
 
   /* model hashes, checked against a recorded run */
   char hashes[2048] = "";

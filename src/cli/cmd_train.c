@@ -69,7 +69,7 @@ static void usage(FILE *f) {
           "  --no-adam-clip       disable the per-element clip +-(3 sqrt(vhat) + 0.1)\n"
           "  --grad-clip X        clip the global gradient norm to X (default off)\n"
           "  --langevin-steps K   default 60\n"
-          "  --step-lr X          Langevin gradient step eta, default 100\n"
+          "  --step-size X        Langevin gradient step eta, default 100 (--step-lr: old name)\n"
           "  --noise X            Langevin noise sigma, default 0.001\n"
           "  --replay P           chains started from the buffer, default 0.95\n"
           "  --buffer N           replay buffer images, default 10000\n"
@@ -221,7 +221,8 @@ int cmd_train(int argc, char **argv) {
       {"no-adam-clip", no_argument, 0, O_NO_ADAM_CLIP},
       {"grad-clip", required_argument, 0, O_GRAD_CLIP},
       {"langevin-steps", required_argument, 0, O_LSTEPS},
-      {"step-lr", required_argument, 0, O_STEP_LR}, {"noise", required_argument, 0, O_NOISE},
+      {"step-size", required_argument, 0, O_STEP_LR}, {"step-lr", required_argument, 0, O_STEP_LR},
+      {"noise", required_argument, 0, O_NOISE},
       {"replay", required_argument, 0, O_REPLAY}, {"buffer", required_argument, 0, O_BUFFER},
       {"reservoir", no_argument, 0, O_RESERVOIR}, {"alpha", required_argument, 0, O_ALPHA},
       {"label-weight", required_argument, 0, O_LABEL_W},
@@ -295,7 +296,7 @@ int cmd_train(int argc, char **argv) {
     case O_NO_ADAM_CLIP: no_adam_clip = 1; break;
     case O_GRAD_CLIP: FLT_OPT(grad_clip, 0, 1e12, "grad-clip")
     case O_LSTEPS: INT_OPT(lsteps, 1, 100000, "langevin-steps")
-    case O_STEP_LR: FLT_OPT(step_lr, 0, 1e9, "step-lr")
+    case O_STEP_LR: FLT_OPT(step_lr, 0, 1e9, "step-size")
     case O_NOISE: FLT_OPT(noise, 0, 1e3, "noise")
     case O_REPLAY: FLT_OPT(replay, 0, 1, "replay")
     case O_BUFFER: INT_OPT(buffer, 1, 10000000, "buffer")

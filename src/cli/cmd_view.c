@@ -44,7 +44,7 @@ typedef struct options {
 
 static void usage(FILE *f) {
   fprintf(f,
-          "usage: vkebm view --expr EXPR [options]\n"
+          "usage: vkebm view [--expr] EXPR [options]\n"
           "       vkebm view --headless --frames N -o DIR --expr EXPR [--keys SCRIPT]\n\n"
           "Shows chains sampling a composition live. Keys toggle terms (1-9), cycle a term's value\n"
           "(C/X), switch AND/OR (O), toggle NOT (N), tune the sampler (+/-, [/]), pause (Space),\n"
@@ -78,29 +78,12 @@ static void usage(FILE *f) {
           "  --quiet              fewer messages\n");
 }
 
-/* The learned models of DIR (sorted by name), else the analytic concepts. Exit code. */
+/* The learned models of DIR, else the analytic concepts (ebm_concept_set_open). Exit code. */
 static int load_models(ebm_backend *be, options *o, ebm_concept_set *set) {
   char err[512];
-  int rows = (int)o->chains * VIEW_MAX_TERMS;
-  if (!o->analytic) {
-    if (ebm_concept_set_load_dir(set, be, o->models, rows, err, sizeof err))
-      return cli_fail(CMD_NAME, "%s", err);
-    if (set->count == 0)
-      return cli_fail(CMD_NAME, "no concept models in %s (pass --models DIR, or --analytic for "
-                                "the built-in concepts)", o->models);
-  }
-  if (o->analytic) {
-    static const char *names[] = {"color", "position", "size", "shape"};
-    for (int i = 0; i < 4; i++) {
-      /* precision unit 100, as `vkebm sample`: an object's pixel has std 0.1 at beta = 1 */
-      ebm_concept *c = ebm_concept_create_builtin(be, names[i], (int)o->resolution, 100.0f,
-                                                  VIEW_MAX_TERMS, err, sizeof err);
-      if (!c || ebm_concept_set_add(set, c, 1, err, sizeof err)) {
-        ebm_concept_destroy(c);
-        return cli_fail(CMD_NAME, "%s", err);
-      }
-    }
-  }
+  if (ebm_concept_set_open(set, be, o->analytic ? NULL : o->models, (int)o->resolution,
+                           (int)o->chains * VIEW_MAX_TERMS, err, sizeof err))
+    return cli_fail(CMD_NAME, "%s", err);
   return 0;
 }
 
@@ -115,8 +98,8 @@ static void describe(char *out, size_t len, const options *o, const view_engine_
   snprintf(out, len,
            "sampler=%s step_size=%.9g noise=%.9g beta=%.9g clip=%d seed=%u chains=%d "
            "steps_per_frame=%d steps=%ld models=%s resolution=%ld backend=%s",
-           ebm_sampler_name(ec->kind), s->step_size, ec->noise_std, ec->energy_scale, ec->clip,
-           ec->seed, ec->chains, s->steps_per_frame, f->steps,
+           ebm_sampler_name(ec->sampler.kind), s->step_size, ec->sampler.noise_std,
+           ec->sampler.energy_scale, ec->sampler.clip, ec->sampler.seed, ec->chains, s->steps_per_frame, f->steps,
            o->analytic ? "analytic" : o->models, o->resolution, ebm_backend_name(be));
 }
 
@@ -428,7 +411,8 @@ int cmd_view(int argc, char **argv) {
     default: return cli_bad_option(CMD_NAME, argv, ch, opts);
     }
   }
-  if (optind < argc) return cli_usage(CMD_NAME, "unexpected argument '%s'", argv[optind]);
+  int prc = cli_positional_expr(CMD_NAME, argc, argv, &o.expr);
+  if (prc) return prc;
   char models_dir[4096];
   if (!o.models) o.models = ebm_models_dir_default(models_dir, sizeof models_dir);
   if (!o.expr) return cli_usage(CMD_NAME, "--expr is required (try --help)");
@@ -471,22 +455,18 @@ int cmd_view(int argc, char **argv) {
   view_engine *eng = NULL;
   rc = load_models(be, &o, &set);
   if (rc) goto out;
-  view_engine_config ec = {.chains = (int)o.chains, .energy_scale = (float)o.beta,
-                           .seed = (uint32_t)o.seed};
-  ec.kind = o.sampler >= 0 ? (ebm_sampler_kind)o.sampler
-                           : o.analytic ? EBM_SAMPLER_LANGEVIN : EBM_SAMPLER_PAPER;
-  ec.noise_std = o.noise_set ? (float)o.noise : 0.005f;
-  ec.clip = 1; /* the window shows [0,1] images; clipping keeps big steps from running away */
-  float step = o.step_size_set ? (float)o.step_size
-                               : ec.kind == EBM_SAMPLER_PAPER ? 100.0f : 0.001f;
-  if (!o.analytic) { /* learned models: their training sampler */
-    ebm_sampler_config hint = {.kind = ec.kind, .step_size = step, .noise_std = ec.noise_std,
-                               .energy_scale = ec.energy_scale};
-    ebm_sampler_apply_hints(&set, &hint, o.step_size_set, o.noise_set, 1);
-    step = hint.step_size;
-    ec.noise_std = hint.noise_std;
-    ec.energy_scale = hint.energy_scale;
-  }
+  view_engine_config ec = {.chains = (int)o.chains};
+  ebm_sampler_config *sc = &ec.sampler;
+  ebm_sampler_defaults(sc, o.sampler >= 0 ? (ebm_sampler_kind)o.sampler
+                           : o.analytic ? EBM_SAMPLER_LANGEVIN : EBM_SAMPLER_PAPER);
+  sc->energy_scale = (float)o.beta;
+  sc->seed = (uint32_t)o.seed;
+  sc->noise_std = o.noise_set ? (float)o.noise : 0.005f;
+  sc->clip = 1; /* the window shows [0,1] images; clipping keeps big steps from running away */
+  if (o.step_size_set) sc->step_size = (float)o.step_size;
+  /* given, else the learned models' training sampler, else the table (as `vkebm sample`) */
+  ebm_sampler_resolve(sc, &set, o.analytic, o.step_size_set, o.noise_set, 1);
+  float step = sc->step_size;
   expr_error xe;
   if (view_state_init(&s, o.expr, &set, step, (int)o.steps_per_frame, &xe)) {
     char msg[1024];

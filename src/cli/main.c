@@ -87,6 +87,18 @@ static int edit_distance(const char *a, const char *b) {
   return d[la][lb];
 }
 
+int cli_positional_expr(const char *cmd, int argc, char **argv, const char **expr) {
+  if (optind >= argc) return 0;
+  if (optind + 1 < argc)
+    return cli_usage(cmd, "unexpected argument '%s' (quote the expression as one argument)",
+                     argv[optind + 1]);
+  if (*expr)
+    return cli_usage(cmd, "the expression is given twice: --expr '%s' and '%s'", *expr,
+                     argv[optind]);
+  *expr = argv[optind];
+  return 0;
+}
+
 int cli_bad_option(const char *cmd, char **argv, int c, const struct option *opts) {
   const char *arg = optind > 0 ? argv[optind - 1] : "?";
   char shortopt[3] = {'-', (char)optopt, 0};

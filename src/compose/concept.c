@@ -633,6 +633,29 @@ static int load_one(ebm_concept_set *set, ebm_backend *be, const char *path, int
 static int load_path(ebm_concept_set *set, ebm_backend *be, const char *dir, int max_rows,
                      char **paths, char *err, size_t errlen);
 
+int ebm_concept_set_open(ebm_concept_set *s, ebm_backend *be, const char *models, int resolution,
+                         int max_rows, char *err, size_t errlen) {
+  if (models) {
+    if (ebm_concept_set_load_dir(s, be, models, max_rows, err, errlen)) return -1;
+    if (s->count == 0) {
+      snprintf(err, errlen, "no concept models in %s (pass --models DIR, or --analytic for the "
+               "built-in concepts)", models);
+      return -1;
+    }
+    return 0;
+  }
+  static const char *names[] = {"color", "position", "size", "shape"};
+  for (int i = 0; i < 4; i++) {
+    ebm_concept *c = ebm_concept_create_builtin(be, names[i], resolution, 100.0f,
+                                                EBM_ANALYTIC_MAX_LABELS, err, errlen);
+    if (!c || ebm_concept_set_add(s, c, 1, err, errlen)) {
+      ebm_concept_destroy(c);
+      return -1;
+    }
+  }
+  return 0;
+}
+
 int ebm_concept_set_load_dir(ebm_concept_set *set, ebm_backend *be, const char *dir, int max_rows,
                              char *err, size_t errlen) {
   char *paths[EBM_MAX_CONCEPTS_LOADED] = {0}; /* which file each loaded model came from */

@@ -26,21 +26,6 @@
 
 /* ---- models ------------------------------------------------------------------------------- */
 
-int ebm_eval_load_analytic(ebm_backend *be, int resolution, int max_rows, ebm_concept_set *set,
-                           char *err, size_t errlen) {
-  static const char *names[] = {"color", "position", "size", "shape"};
-  (void)max_rows; /* analytic concepts are sized by distinct labels, not rows */
-  for (int i = 0; i < 4; i++) {
-    /* as `vkebm sample --analytic`: precision unit 100 */
-    ebm_concept *c = ebm_concept_create_builtin(be, names[i], resolution, 100.0f, 16, err, errlen);
-    if (!c || ebm_concept_set_add(set, c, 1, err, errlen)) {
-      ebm_concept_destroy(c);
-      return -1;
-    }
-  }
-  return 0;
-}
-
 void ebm_eval_settings_default(ebm_eval_settings *s) {
   memset(s, 0, sizeof *s);
   s->n = 256;
@@ -627,14 +612,8 @@ static double now_s(void) {
 void ebm_eval_sampler(const ebm_eval_settings *s, const ebm_concept_set *set,
                       ebm_sampler_config *sc) {
   *sc = s->sc;
-  /* as `vkebm sample`: learned models' own training step and noise, the analytic concepts'
-   * step sized to their stiffness */
-  if (!s->analytic)
-    ebm_sampler_apply_hints(set, sc, s->step_given, s->noise_given, s->steps_given);
-  if (s->analytic && !s->step_given)
-    sc->step_size = sc->kind == EBM_SAMPLER_PAPER     ? 1e-3f
-                    : sc->kind == EBM_SAMPLER_LANGEVIN ? 2e-3f
-                                                       : 1e-3f;
+  /* as `vkebm sample`: given, else learned models' own training sampler, else the table */
+  ebm_sampler_resolve(sc, set, s->analytic, s->step_given, s->noise_given, s->steps_given);
 }
 
 /* Frechet distances of the samples' judge features against fresh renders of the expression, and

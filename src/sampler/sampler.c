@@ -23,15 +23,27 @@ void ebm_sampler_defaults(ebm_sampler_config *cfg, ebm_sampler_kind kind) {
   cfg->energy_scale = 1.0f;
   cfg->target_accept = 0.57f;
   cfg->adapt_steps = -1;
-  switch (kind) {
-  case EBM_SAMPLER_PAPER:
-    cfg->step_size = 100.0f;
+  cfg->step_size = ebm_sampler_default_step(kind, 0);
+  if (kind == EBM_SAMPLER_PAPER) {
     cfg->noise_std = 0.005f;
     cfg->clip = 1;
-    break;
-  case EBM_SAMPLER_LANGEVIN: cfg->step_size = 1e-4f; break;
-  case EBM_SAMPLER_MALA: cfg->step_size = 1e-4f; break;
   }
+}
+
+float ebm_sampler_default_step(ebm_sampler_kind kind, int analytic) {
+  static const float table[2][3] = {
+      /* paper  langevin  mala */
+      {100.0f, 1e-4f, 1e-4f}, /* learned */
+      {1e-3f, 2e-3f, 1e-3f},  /* analytic */
+  };
+  int k = kind == EBM_SAMPLER_LANGEVIN ? 1 : kind == EBM_SAMPLER_MALA ? 2 : 0;
+  return table[analytic ? 1 : 0][k];
+}
+
+void ebm_sampler_resolve(ebm_sampler_config *cfg, const ebm_concept_set *set, int analytic,
+                         int step_given, int noise_given, int steps_given) {
+  if (!step_given) cfg->step_size = ebm_sampler_default_step(cfg->kind, analytic);
+  if (!analytic) ebm_sampler_apply_hints(set, cfg, step_given, noise_given, steps_given);
 }
 
 const char *ebm_sampler_name(ebm_sampler_kind kind) {
@@ -124,6 +136,38 @@ void ebm_sampler_init_for_set(const ebm_concept_set *set, float *x, int B, int N
   const int C = ebm_concept_set_chain_init(set, mean, std, &flat);
   if (C > 0) ebm_sampler_init_gaussian(x, B, C, N / C, mean, std, flat, seed);
   else ebm_sampler_init_uniform(x, B, N, seed);
+}
+
+int ebm_sampler_step(const ebm_chains *ch, const ebm_sampler_config *cfg, float step,
+                     uint32_t seed, uint32_t k, ebm_energy_grad_fn grad, void *user, char *err,
+                     size_t errlen) {
+  float lo = 0.0f, hi = cfg->clip ? 1.0f : 0.0f; /* lo == hi: no clipping */
+  if (cfg->kind == EBM_SAMPLER_PAPER) {
+    /* the released code's order: noise, then the gradient at the noisy point, then clip */
+    ebm_langevin_update(ch->be, ch->x, EBM_NOREF, ch->B, ch->N, seed, k, 0.0f, cfg->noise_std,
+                        0.0f, 0.0f);
+    if (grad(user, ch->x, ch->grad, cfg->energy_scale, err, errlen)) return -1;
+    ebm_langevin_update(ch->be, ch->x, ch->grad, ch->B, ch->N, 0, 0, step, 0.0f, lo, hi);
+  } else {
+    /* x - (lambda/2) grad E + sqrt(lambda) xi */
+    if (grad(user, ch->x, ch->grad, cfg->energy_scale, err, errlen)) return -1;
+    ebm_langevin_update(ch->be, ch->x, ch->grad, ch->B, ch->N, seed, k, 0.5f * step, sqrtf(step),
+                        lo, hi);
+  }
+  return 0;
+}
+
+static int composition_grad(void *comp, ebm_ref x, ebm_ref grad, double scale, char *err,
+                            size_t errlen) {
+  return ebm_composition_eval(comp, x, NULL, grad, scale, err, errlen);
+}
+
+int ebm_sampler_step_composition(ebm_composition *comp, ebm_ref x, ebm_ref grad,
+                                 const ebm_sampler_config *cfg, float step, uint32_t k, char *err,
+                                 size_t errlen) {
+  const ebm_chains ch = {ebm_composition_backend(comp), x, grad, ebm_composition_chains(comp),
+                         ebm_composition_image_size(comp)};
+  return ebm_sampler_step(&ch, cfg, step, cfg->seed, k, composition_grad, comp, err, errlen);
 }
 
 typedef struct run {
@@ -233,25 +277,13 @@ int ebm_sample(ebm_composition *comp, ebm_ref x, const ebm_sampler_config *cfg,
   }
   float step = cfg->step_size;
   if (cfg->divide_by_terms) step /= (float)ebm_composition_num_terms(comp);
-  float lo = 0.0f, hi = cfg->clip ? 1.0f : 0.0f; /* lo == hi: no clipping */
   ebm_ref g = ebm_ref_of(r.g);
   int rc = 0;
   if (mala) {
     rc = sample_mala(comp, &r, x, cfg, step, on_step, user, &stats, err, errlen);
   } else {
     for (int k = 0; k < cfg->steps && rc == 0; k++) {
-      if (cfg->kind == EBM_SAMPLER_PAPER) {
-        /* the released code's order: noise, then the gradient at the noisy point, then clip */
-        ebm_langevin_update(r.be, x, EBM_NOREF, B, N, cfg->seed, (uint32_t)k, 0.0f,
-                            cfg->noise_std, 0.0f, 0.0f);
-        if (ebm_composition_eval(comp, x, NULL, g, cfg->energy_scale, err, errlen)) rc = -1;
-        else ebm_langevin_update(r.be, x, g, B, N, 0, 0, step, 0.0f, lo, hi);
-      } else {
-        /* x - (lambda/2) grad E + sqrt(lambda) xi */
-        if (ebm_composition_eval(comp, x, NULL, g, cfg->energy_scale, err, errlen)) rc = -1;
-        else ebm_langevin_update(r.be, x, g, B, N, cfg->seed, (uint32_t)k, 0.5f * step,
-                                 sqrtf(step), lo, hi);
-      }
+      rc = ebm_sampler_step_composition(comp, x, g, cfg, step, (uint32_t)k, err, errlen);
       if (rc == 0 && on_step && on_step(k, x, user)) break;
     }
   }

@@ -17,6 +17,7 @@
 #include "vkebm/image.h"
 #include "vkebm/fileio.h"
 #include "vkebm/push.h"
+#include "vkebm/sampler.h"
 #include "vkebm/scene.h"
 #include "vkebm/scene_shade.h"
 #include "vkebm/shared.h"
@@ -1076,14 +1077,32 @@ static void profile_mark(ebm_trainer *tr, double *t, double *slot) {
   *t = now;
 }
 
+/* dE/dx of the sampler's energy (the EMA network when there is one, plus the frozen models')
+ * energies of their own labels) at the negatives x: ebm_sampler_step's gradient. */
+static int langevin_grad(void *user, ebm_ref x, ebm_ref grad, double scale, char *err,
+                         size_t errlen) {
+  ebm_trainer *tr = user;
+  const int B = tr->cfg.batch;
+  ebm_net *sampler = tr->ema ? tr->ema : tr->net;
+  ebm_ref c_neg = ebm_at(ebm_ref_of(tr->c), (size_t)B * tr->cfg.net.label_dim);
+  (void)scale, (void)err, (void)errlen; /* energy scale 1; failures show at the next download */
+  ebm_net_forward(sampler, ebm_ref_of(tr->e_tmp), x, c_neg, B);
+  ebm_net_backward(sampler, ebm_ref_of(tr->ones), grad, EBM_NOREF, 0, B);
+  for (int f = 0; f < tr->nfrozen; f++) {
+    frozen_model *fm = &tr->frozen[f];
+    ebm_net_forward(fm->net, ebm_ref_of(tr->e_tmp), x, ebm_ref_of(fm->labels), B);
+    ebm_net_backward(fm->net, ebm_ref_of(tr->ones), ebm_ref_of(tr->dx_tmp), EBM_NOREF, 0, B);
+    ebm_axpy(tr->be, grad, 1.0f, ebm_ref_of(tr->dx_tmp), (size_t)B * tr->npix);
+  }
+  return 0;
+}
+
 int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t errlen) {
   ebm_backend *be = tr->be;
   const ebm_train_config *c = &tr->cfg;
-  const int B = c->batch, L = c->net.label_dim;
+  const int B = c->batch;
   const size_t nneg = (size_t)B * tr->npix;
   ebm_ref x_pos = ebm_ref_of(tr->x), x_neg = ebm_at(x_pos, nneg);
-  ebm_ref c_neg = ebm_at(ebm_ref_of(tr->c), (size_t)B * L);
-  ebm_net *sampler = tr->ema ? tr->ema : tr->net;
 
   ebm_train_profile *prof = tr->profile;
   double t = 0;
@@ -1097,19 +1116,16 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
   if (init_negatives(tr) != 0) return fail(err, errlen, "uploading the batch failed");
   profile_mark(tr, &t, prof ? &prof->buffer_s : NULL);
 
-  /* Langevin: x <- clip(x - step_lr dE/dx + noise N(0,1), 0, 1) under the sampler's energy */
+  /* Langevin: the paper sampler's step (ebm_sampler_step: noise, then the gradient of the
+   * sampler's energy at the noisy point, then clip to [0, 1]) on the trainer's noise stream */
+  const ebm_sampler_config lcfg = {.kind = EBM_SAMPLER_PAPER, .noise_std = c->noise, .clip = 1,
+                                   .energy_scale = 1.0f};
+  const ebm_chains chains = {be, x_neg, ebm_ref_of(tr->dx), B, (int)tr->npix};
   for (int k = 0; k < c->langevin_steps; k++) {
-    ebm_net_forward(sampler, ebm_ref_of(tr->e_tmp), x_neg, c_neg, B);
-    ebm_net_backward(sampler, ebm_ref_of(tr->ones), ebm_ref_of(tr->dx), EBM_NOREF, 0, B);
-    for (int f = 0; f < tr->nfrozen; f++) {
-      frozen_model *fm = &tr->frozen[f];
-      ebm_net_forward(fm->net, ebm_ref_of(tr->e_tmp), x_neg, ebm_ref_of(fm->labels), B);
-      ebm_net_backward(fm->net, ebm_ref_of(tr->ones), ebm_ref_of(tr->dx_tmp), EBM_NOREF, 0, B);
-      ebm_axpy(be, ebm_ref_of(tr->dx), 1.0f, ebm_ref_of(tr->dx_tmp), nneg);
-    }
     const uint32_t lstep = (uint32_t)(tr->step * c->langevin_steps + k);
-    ebm_langevin_update(be, x_neg, ebm_ref_of(tr->dx), B, (int)tr->npix,
-                        c->seed ^ STREAM_LANGEVIN, lstep, c->step_lr, c->noise, 0.0f, 1.0f);
+    if (ebm_sampler_step(&chains, &lcfg, c->step_lr, c->seed ^ STREAM_LANGEVIN, lstep,
+                         langevin_grad, tr, err, errlen))
+      return -1;
   }
 
   profile_mark(tr, &t, prof ? &prof->langevin_s : NULL);

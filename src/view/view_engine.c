@@ -48,9 +48,9 @@ view_engine *view_engine_create(ebm_backend *be, const ebm_concept_set *set,
     snprintf(err, errlen, "chains must be 1..4096, got %d", cfg->chains);
     return NULL;
   }
-  if (cfg->kind != EBM_SAMPLER_PAPER && cfg->kind != EBM_SAMPLER_LANGEVIN) {
+  if (cfg->sampler.kind != EBM_SAMPLER_PAPER && cfg->sampler.kind != EBM_SAMPLER_LANGEVIN) {
     snprintf(err, errlen, "the viewer steps with the paper or langevin sampler, not %s",
-             ebm_sampler_name(cfg->kind));
+             ebm_sampler_name(cfg->sampler.kind));
     return NULL;
   }
   const ebm_concept_info *i0 = ebm_concept_info_of(set->items[0]);
@@ -135,7 +135,7 @@ int view_engine_set_expr(view_engine *e, const expr_node *active, const int *map
 int view_engine_restart(view_engine *e, unsigned restart, char *err, size_t errlen) {
   /* a different init stream per restart; the noise counter keeps counting */
   /* chains start where the models were trained to start them (else uniform noise) */
-  ebm_sampler_init_for_set(e->set, e->host, e->B, e->N, e->cfg.seed + 0x9E3779B9u * restart);
+  ebm_sampler_init_for_set(e->set, e->host, e->B, e->N, e->cfg.sampler.seed + 0x9E3779B9u * restart);
   if (ebm_upload(e->be, ebm_ref_of(e->x), e->host, (size_t)e->B * e->N)) {
     snprintf(err, errlen, "upload of the chains failed");
     return -1;
@@ -146,20 +146,11 @@ int view_engine_restart(view_engine *e, unsigned restart, char *err, size_t errl
 int view_engine_step(view_engine *e, int steps, float step_size, char *err, size_t errlen) {
   if (!e->comp) return 0;
   ebm_ref x = ebm_ref_of(e->x), g = ebm_ref_of(e->g);
-  const view_engine_config *c = &e->cfg;
-  float lo = 0.0f, hi = c->clip ? 1.0f : 0.0f;
   for (int k = 0; k < steps; k++) {
-    uint32_t counter = (uint32_t)e->steps;
-    if (c->kind == EBM_SAMPLER_PAPER) {
-      ebm_langevin_update(e->be, x, EBM_NOREF, e->B, e->N, c->seed, counter, 0.0f, c->noise_std,
-                          0.0f, 0.0f);
-      if (ebm_composition_eval(e->comp, x, NULL, g, c->energy_scale, err, errlen)) return -1;
-      ebm_langevin_update(e->be, x, g, e->B, e->N, 0, 0, step_size, 0.0f, lo, hi);
-    } else {
-      if (ebm_composition_eval(e->comp, x, NULL, g, c->energy_scale, err, errlen)) return -1;
-      ebm_langevin_update(e->be, x, g, e->B, e->N, c->seed, counter, 0.5f * step_size,
-                          sqrtf(step_size), lo, hi);
-    }
+    /* the noise counter keeps counting across restarts and edits */
+    if (ebm_sampler_step_composition(e->comp, x, g, &e->cfg.sampler, step_size,
+                                     (uint32_t)e->steps, err, errlen))
+      return -1;
     e->steps++;
     if (k == steps - 1) {
       /* the per-term energies (unscaled) of this step's evaluation: [terms, B] */

@@ -84,4 +84,14 @@ else
   "$V" sample --from v1.png -o v2.png --quiet
   check "a vulkan run reproduces with --from on its recorded backend" "[ $vrc -eq 0 ] && cmp -s v1.png v2.png"
 fi
+# the expression as the one positional argument means --expr; both, or two, are usage errors
+"$V" sample "color=red" "${common[@]}" --backend cpu --seed 4 -o pos.png
+prc=$?
+"$V" sample --expr "color=red" "${common[@]}" --backend cpu --seed 4 -o opt.png
+check "a positional expression is --expr" "[ $prc -eq 0 ] && cmp -s pos.png opt.png"
+"$V" sample --expr "color=red" "shape=cube" "${common[@]}" -o twice.png 2>/dev/null
+check "an expression given twice is a usage error" "[ $? -eq 2 ] && [ ! -e twice.png ]"
+# a missing models folder is an error, never the analytic concepts
+"$V" sample "color=red" --models "$T/no-such-models" -n 2 --steps 2 -o miss.png --quiet 2>/dev/null
+check "a missing --models folder is an error" "[ $? -eq 1 ] && [ ! -e miss.png ]"
 exit $fail
