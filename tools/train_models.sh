@@ -13,9 +13,11 @@
 # replaced by hand, after `vkebm eval` on held-out seeds says it is better.
 # models/ckpt/C.log gets one line per slice: date, first and last step, wall seconds, command.
 #
-# The recipe (docs/training.md, ablation table): small32 with coordinate planes and the flatten
-# head, 20 Langevin steps of 10 with noise 0.005, buffer 1000, lr 5e-4, trained weights sample
-# (--ema 0), flat data-fitted chain starts.
+# The recipe (docs/training.md, ablation table): small32 with coordinate planes, the flatten head
+# and standardised input pixels, 20 Langevin steps of 10 with noise 0.005, buffer 1000, lr 5e-4,
+# trained weights sample (--ema 0), flat data-fitted chain starts; shape adds the label gain on
+# the head and the label-contrastive term (--label-head --label-weight 1). A checkpoint keeps the
+# recipe it was started with: only --fresh changes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=60
@@ -36,9 +38,17 @@ case "$MINUTES" in ''|*[!0-9]*) echo "train_models.sh: --minutes wants a whole n
 V=$PWD/build/vkebm
 [ -x "$V" ] || { echo "train_models.sh: build first (tools/setup.sh)" >&2; exit 1; }
 mkdir -p runs/bin models/ckpt
-cp "$V" runs/bin/vkebm # a rebuild must not change the binary under a running job
-RECIPE=(--data general --config small32 --coords --head flatten --langevin-steps 20 --step-lr 10
-        --noise 0.005 --buffer 1000 --lr 5e-4 --ema 0 --chain-init flat)
+# a rebuild must not change the binary under a running job; a rename leaves a binary another
+# slice is running from in place (a plain cp over it fails: text file busy)
+cp "$V" "runs/bin/vkebm.$$" && mv -f "runs/bin/vkebm.$$" runs/bin/vkebm
+RECIPE=(--data general --config small32 --coords --head flatten --input-norm --langevin-steps 20
+        --step-size 10 --noise 0.005 --buffer 1000 --lr 5e-4 --ema 0 --chain-init flat)
+extra_for() { # what a concept adds to the recipe
+  case "$1" in
+    shape) echo "--label-head --label-weight 1" ;;
+    *) echo "" ;;
+  esac
+}
 BIN=$PWD/runs/bin/vkebm
 LOGS=$PWD/models/ckpt
 step_of() { # the step recorded in a checkpoint's metadata (empty when unreadable)
@@ -52,7 +62,8 @@ for c in $CONCEPTS; do
     args=(--resume "$ck" --steps 10000000)
   else
     rm -f "$ck"
-    args=(--concept "$c" "${RECIPE[@]}" --steps 10000000 --force)
+    read -r -a extra <<<"$(extra_for "$c")"
+    args=(--concept "$c" "${RECIPE[@]}" "${extra[@]}" --steps 10000000 --force)
   fi
   first=$(if [ -f "$ck" ]; then step_of "$ck"; else echo 0; fi)
   (

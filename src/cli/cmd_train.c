@@ -38,8 +38,9 @@ static void usage(FILE *f) {
           "(Langevin negatives from a replay buffer, Adam, EMA weights; docs/training.md).\n\n"
           "recipe (the defaults the flags below change):\n"
           "  --recipe R           practical (default): what trains in hours on a CPU: small32\n"
-          "                       with coordinate planes and the flatten head, 20 Langevin steps\n"
-          "                       of 10, noise 0.005, buffer 1000, lr 5e-4, --ema 0, flat chain\n"
+          "                       with coordinate planes, the flatten head and standardised\n"
+          "                       pixels, 20 Langevin steps of 10, noise 0.005, buffer 1000,\n"
+          "                       lr 5e-4, --ema 0, flat chain\n"
           "                       starts (docs/training.md); or paper: the paper's code. The\n"
           "                       defaults listed below are the paper's\n"
           "data and model:\n"
@@ -58,7 +59,8 @@ static void usage(FILE *f) {
           "  --coords             append two coordinate planes (x, y in [-1, 1]) to the\n"
           "                       network's input (CoordConv), so it can tell where it is\n"
           "  --input-norm         the network reads standardised pixels ((x - mean) / std,\n"
-          "                       fitted to 256 positives when training starts; recorded)\n"
+          "                       fitted to 256 positives when training starts; recorded;\n"
+          "                       the practical recipe's); --no-input-norm: raw [0, 1] pixels\n"
           "  --label-head         scale the head's inputs by a label gain (c·GH + CBH), so\n"
           "                       energies differ between labels as a classifier's logits\n"
           "                       do (pairs with --label-weight)\n"
@@ -179,7 +181,7 @@ static void format_duration(char *out, size_t len, double s) {
 }
 
 enum {
-  O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_HEAD, O_COORDS, O_LABEL_HEAD, O_INPUT_NORM, O_FORCE, O_STEPS, O_BATCH,
+  O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_HEAD, O_COORDS, O_LABEL_HEAD, O_INPUT_NORM, O_NO_INPUT_NORM, O_FORCE, O_STEPS, O_BATCH,
   O_LR, O_NO_ADAM_CLIP, O_GRAD_CLIP, O_LSTEPS, O_STEP_LR, O_NOISE, O_REPLAY, O_BUFFER,
   O_RESERVOIR, O_ALPHA, O_EMA, O_LABEL_W, O_LABEL_T, O_LABEL_K, O_SAMPLE_STEPS, O_FROZEN, O_SEED, O_CKPT, O_CKPT_EVERY, O_RESUME, O_METRICS,
   O_LOG_EVERY, O_BACKEND, O_MAX_ENERGY, O_PREVIEW, O_CHAIN_INIT, O_RECIPE
@@ -217,6 +219,7 @@ int cmd_train(int argc, char **argv) {
       {"head", required_argument, 0, O_HEAD},     {"coords", no_argument, 0, O_COORDS},
       {"label-head", no_argument, 0, O_LABEL_HEAD},
       {"input-norm", no_argument, 0, O_INPUT_NORM},
+      {"no-input-norm", no_argument, 0, O_NO_INPUT_NORM},
       {"batch", required_argument, 0, O_BATCH}, {"lr", required_argument, 0, O_LR},
       {"no-adam-clip", no_argument, 0, O_NO_ADAM_CLIP},
       {"grad-clip", required_argument, 0, O_GRAD_CLIP},
@@ -290,6 +293,7 @@ int cmd_train(int argc, char **argv) {
     case O_COORDS: coords = 1; break;
     case O_LABEL_HEAD: label_head = 1; break;
     case O_INPUT_NORM: input_norm = 1; break;
+    case O_NO_INPUT_NORM: input_norm = -1; break;
     case O_STEPS: INT_OPT(steps, 1, EBM_TRAIN_MAX_STEPS, "steps")
     case O_BATCH: INT_OPT(batch, 1, 4096, "batch")
     case O_LR: FLT_OPT(lr, 1e-12, 1, "lr")
@@ -357,7 +361,7 @@ int cmd_train(int argc, char **argv) {
     if (head) cfg.net.head_flatten = !strcmp(head, "flatten");
     if (coords) cfg.net.coord_channels = 1;
     if (label_head) cfg.net.head_label = 1;
-    if (input_norm) cfg.input_norm = 1;
+    if (input_norm) cfg.input_norm = input_norm > 0;
     if (blocks && ebm_net_config_parse_blocks(&cfg.net, blocks) != 0)
       return cli_usage(CMD_NAME, "--blocks '%s': expected e.g. 1d,2d,2d,2", blocks);
     if (data_dir) {

@@ -148,6 +148,7 @@ int ebm_train_config_recipe(ebm_train_config *cfg, const char *name) {
   cfg->chain_init = 2; /* flat */
   cfg->net.coord_channels = 1;
   cfg->net.head_flatten = 1;
+  cfg->input_norm = 1;
   return 0;
 }
 
