@@ -115,7 +115,16 @@ expect 0 "the practical recipe" -- --concept shape --config tiny --size 8 --batc
 "$VKEBM" inspect "$T/practical.safetensors" >"$T/pr.inspect" 2>&1
 grep -q "coord_channels = 1" "$T/pr.inspect" && grep -q "head = flatten" "$T/pr.inspect" &&
   grep -q "chain_init = flat" "$T/pr.inspect" && grep -q "langevin_step_lr = 10$" "$T/pr.inspect" &&
-  grep -q "sample_steps = 100" "$T/pr.inspect" || fail "practical recipe: $(cat "$T/pr.inspect")"
+  grep -q "sample_steps = 100" "$T/pr.inspect" && grep -q "input_scale = " "$T/pr.inspect" &&
+  grep -q "input_shift = " "$T/pr.inspect" || fail "practical recipe: $(cat "$T/pr.inspect")"
+# standardised pixels off, and the label gain on the head: recorded, and the model samples
+expect 0 "--no-input-norm --label-head" -- --concept shape --config tiny --size 8 --batch 4 --buffer 16 --steps 2 --backend cpu --no-input-norm --label-head --label-weight 1 -o "$T/lh.safetensors"
+"$VKEBM" inspect "$T/lh.safetensors" >"$T/lh.inspect" 2>&1
+grep -q "head_label = 1" "$T/lh.inspect" && ! grep -q "input_scale" "$T/lh.inspect" &&
+  grep -q "head.label_gain .*\[4, " "$T/lh.inspect" || fail "--label-head / --no-input-norm: $(cat "$T/lh.inspect")"
+mkdir -p "$T/lhm" && cp "$T/lh.safetensors" "$T/lhm/"
+"$VKEBM" sample --expr "shape=cube" -n 2 --steps 2 --models "$T/lhm" -o "$T/lh.png" --quiet ||
+  fail "sampling a label-head model"
 expect 2 "--recipe bad" -- --concept shape --recipe fast --steps 1 -o "$T/x.safetensors" --backend cpu
 # a new run does not replace an existing model unless asked
 expect 2 "-o exists" -- --concept color --steps 1 -o "$T/flat.safetensors" "${TINY[@]}"
