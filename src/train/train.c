@@ -106,7 +106,8 @@ int ebm_train_config_default(ebm_train_config *cfg, const char *concept, const c
                              const char *preset, int size, char *err, size_t errlen) {
   memset(cfg, 0, sizeof *cfg);
   int c = scene_concept_parse(concept);
-  if (c < 0) return fail(err, errlen, "unknown concept '%.40s' (position, size, shape, color)", concept);
+  if (c < 0)
+    return fail(err, errlen, "unknown concept '%.40s' (position, size, shape, color, joint)", concept);
   snprintf(cfg->concept, sizeof cfg->concept, "%s", canonical_concept(c));
   snprintf(cfg->data_spec, sizeof cfg->data_spec, "%s", data_spec ? data_spec : "general");
   if (ebm_net_config_preset(&cfg->net, preset, scene_label_dim((scene_concept)c)) != 0)
@@ -188,6 +189,9 @@ int ebm_train_config_validate(const ebm_train_config *cfg, char *err, size_t err
     return fail(err, errlen, "sample steps %d outside 0..1000000", cfg->sample_steps);
   if (cfg->label_negatives < 1 || cfg->label_negatives > 63)
     return fail(err, errlen, "label negatives %d outside 1..63", cfg->label_negatives);
+  if (c == SCENE_CONCEPT_JOINT && cfg->label_weight > 0)
+    return fail(err, errlen, "the label-contrastive term has no candidate labels for the joint "
+                             "concept (use --label-weight 0)");
   if (!cfg->data_dir[0]) {
     scene_spec spec;
     if (scene_spec_parse(cfg->data_spec, &spec, why, sizeof why) != 0)
@@ -217,18 +221,22 @@ int ebm_train_label_info(const ebm_train_config *cfg, ebm_model_info *info, char
   if (k != cfg->net.label_dim)
     return fail(err, errlen, "concept %s has %d label names for label_dim %d", cfg->concept, k,
                 cfg->net.label_dim);
-  if (c == SCENE_CONCEPT_POSITION) {
+  if (c == SCENE_CONCEPT_POSITION || c == SCENE_CONCEPT_JOINT) {
     for (int i = 0; i < 2; i++) info->label_min[i] = -1.0f, info->label_max[i] = 1.0f;
-  } else if (c == SCENE_CONCEPT_SIZE) {
+  }
+  if (c == SCENE_CONCEPT_SIZE || c == SCENE_CONCEPT_JOINT) {
     scene_spec spec;
     char why[256];
     float lo = 0.3f, hi = 0.7f;
     if (!cfg->data_dir[0] && scene_spec_parse(cfg->data_spec, &spec, why, sizeof why) == 0 &&
         spec.size_min < spec.size_max)
       lo = spec.size_min, hi = spec.size_max;
-    info->label_min[0] = lo;
-    info->label_max[0] = hi;
+    const int at = c == SCENE_CONCEPT_JOINT ? 2 : 0;
+    info->label_min[at] = lo;
+    info->label_max[at] = hi;
   }
+  if (c == SCENE_CONCEPT_JOINT) /* the shape and colour one-hots, as numbers */
+    for (int i = 3; i < cfg->net.label_dim; i++) info->label_min[i] = 0.0f, info->label_max[i] = 1.0f;
   if (cfg->data_dir[0])
     snprintf(info->data_spec, sizeof info->data_spec, "dir:%.240s", cfg->data_dir);
   else
