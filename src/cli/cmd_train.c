@@ -45,9 +45,14 @@ static void usage(FILE *f) {
           "data and model:\n"
           "  --concept C          position | size | shape | color, or joint: one model of\n"
           "                       all four (label x,y,size,shape one-hot,colour one-hot; the\n"
-          "                       baseline of docs/experiments.md, it cannot compose)\n"
+          "                       baseline of docs/experiments.md, it cannot compose); with\n"
+          "                       --data celeba:DIR an attribute of the data set (Smiling,\n"
+          "                       Male, ...), label no/yes\n"
           "  --data SPEC          scene spec rendered each iteration, default general\n"
-          "                       (%s)\n"
+          "                       (%s),\n"
+          "                       or celeba:DIR: CelebA's DIR/list_attr_celeba.txt and\n"
+          "                       DIR/img_align_celeba/ (JPEG or PNG), centre-cropped and\n"
+          "                       resized to --size, all in memory\n"
           "  --data-dir DIR       read positives from a `vkebm data` folder instead\n"
           "  --size PX            image size (default: the preset's)\n"
           "  --config PRESET      tiny | small32 | default32 | paper64 (default: small32 for\n"
@@ -373,7 +378,9 @@ int cmd_train(int argc, char **argv) {
 #undef FLT_OPT
   if (optind < argc) return cli_usage(CMD_NAME, "unexpected argument '%s'", argv[optind]);
   if (!out) return cli_usage(CMD_NAME, "-o OUT.safetensors is required");
-  if (!resume && !concept) return cli_usage(CMD_NAME, "--concept is required (position, size, shape, color)");
+  if (!resume && !concept)
+    return cli_usage(CMD_NAME, "--concept is required (position, size, shape, color, joint; or a "
+                               "CelebA attribute)");
   struct stat ost;
   if (!resume && !force && stat(out, &ost) == 0 && S_ISREG(ost.st_mode))
     return cli_usage(CMD_NAME, "-o %s exists: a new run would replace that model at its end "
