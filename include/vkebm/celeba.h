@@ -59,7 +59,10 @@ int celeba_name_ok(const char *name);
 /* One image file, centre-cropped and resized to R x R (R in 8..256), into chw[3, R, R] as
  * bytes. 0, or -1 with a reason naming the file. */
 int celeba_load_image(const char *path, int R, uint8_t *chw, char *err, size_t errlen);
-/* The same from an interleaved RGB image rgb[H, W, 3] (the crop and resize alone). */
+/* The same from the file's n bytes in memory (path names it in messages). */
+int celeba_decode_image(const void *data, size_t n, const char *path, int R, uint8_t *chw,
+                        char *err, size_t errlen);
+/* The crop and resize alone, of an interleaved RGB image rgb[H, W, 3]. */
 void celeba_crop_resize(const uint8_t *rgb, int W, int H, int R, uint8_t *chw);
 
 typedef struct celeba_data {

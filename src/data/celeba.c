@@ -398,6 +398,14 @@ int celeba_load_image(const char *path, int R, uint8_t *chw, char *err, size_t e
   char why[512];
   if (io_read_file(path, CELEBA_MAX_IMAGE_BYTES, &data, &n, why, sizeof why) != 0)
     return fail(err, errlen, "%s", why);
+  int rc = celeba_decode_image(data, n, path, R, chw, err, errlen);
+  free(data);
+  return rc;
+}
+
+int celeba_decode_image(const void *data, size_t n, const char *path, int R, uint8_t *chw,
+                        char *err, size_t errlen) {
+  if (R < 8 || R > 256) return fail(err, errlen, "image size %d outside 8..256", R);
   const uint8_t *b = data;
   uint8_t *rgb = NULL;
   int W = 0, H = 0, FW = 0, FH = 0, d = 1, rc;
@@ -409,7 +417,6 @@ int celeba_load_image(const char *path, int R, uint8_t *chw, char *err, size_t e
   } else {
     rc = fail(err, errlen, "%s: neither a JPEG nor a PNG file", path);
   }
-  free(data);
   if (rc) return -1;
   /* the centre square in full-size pixels, mapped onto the (possibly 1/d-scaled) decode */
   const int S = FW < FH ? FW : FH;
