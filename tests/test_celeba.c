@@ -3,7 +3,7 @@
  * the 40 attribute names with the trailing space, rows "000001.jpg -1  1 ..." with values
  * right-aligned in two columns) and img_align_celeba/ with 178x218 JPEGs (colour and
  * grey) and PNGs.
- *   - the attribute list reads back exactly (names, file names, every value; CRLF too), and 20
+ *   - the attribute list reads back exactly (names, file names, every value; CRLF too), and 21
  *     malformed variants are refused, each naming its line;
  *   - images: a PNG is cropped to its centre square and area-resized exactly (2x2 blocks ->
  *     their colours; the rows outside the square never leak in); JPEGs agree with the PNG of the
