@@ -141,7 +141,20 @@ static void test_labels(void) {
     sum = 0;
     for (int k = 0; k < SCENE_NCOLOURS; k++) sum += l[k];
     TU_CHECK(sum == 1.0f && l[d.obj[0].colour] == 1.0f, "colour one-hot");
+    /* joint: the four labels concatenated, in the order of its names */
+    float j[16], parts[16];
+    TU_CHECK(scene_label_dim(SCENE_CONCEPT_JOINT) == 15, "joint dim %d", scene_label_dim(SCENE_CONCEPT_JOINT));
+    scene_label(&d, 0, SCENE_CONCEPT_JOINT, j);
+    int at = 0;
+    for (int c = SCENE_CONCEPT_POSITION; c <= SCENE_CONCEPT_COLOUR; c++) {
+      scene_label(&d, 0, (scene_concept)c, parts);
+      TU_CHECK(!memcmp(j + at, parts, sizeof(float) * scene_label_dim(c)), "joint part %d", c);
+      at += scene_label_dim(c);
+    }
   }
+  TU_CHECK(!strncmp(scene_label_names(SCENE_CONCEPT_JOINT), "x,y,size,cube,", 14) &&
+               strstr(scene_label_names(SCENE_CONCEPT_JOINT), ",cone,red,") != NULL,
+           "joint names: %s", scene_label_names(SCENE_CONCEPT_JOINT));
   /* the batch helper agrees with scene-by-scene sampling */
   scene_spec multi = spec_of("multi 3");
   float packed[5 * VKEBM_SCENE_FLOATS], labels[5 * 2], one[VKEBM_SCENE_FLOATS];

@@ -5,13 +5,13 @@
 # for VKEBM_FUZZ_SECONDS (default 8) from a copy of it. Any crash, sanitizer report, leak,
 # timeout (10 s per input) or allocation past 2.5 GB fails the script, and the input that did it
 # is kept in build-fuzz/findings/. Called by tools/test.sh; VKEBM_TEST_FUZZ=0 skips it there.
-# usage: tools/fuzz.sh [TARGET...]   (default: safetensors png from checkpoint)
+# usage: tools/fuzz.sh [TARGET...]   (default: safetensors png from checkpoint celeba)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SRC=$PWD
 SECONDS_EACH=${VKEBM_FUZZ_SECONDS:-8}
 TARGETS=("$@")
-((${#TARGETS[@]})) || TARGETS=(safetensors png from checkpoint)
+((${#TARGETS[@]})) || TARGETS=(safetensors png from checkpoint celeba)
 command -v clang >/dev/null || { echo "fuzz.sh: clang is missing (tools/setup.sh installs it)" >&2; exit 1; }
 CC=clang cmake -S . -B build-fuzz -DVKEBM_FUZZ=ON -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
 cmake --build build-fuzz -j"$(nproc)" --target "${TARGETS[@]/#/fuzz_}" >/dev/null

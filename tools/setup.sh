@@ -9,6 +9,7 @@ PACKAGES=(
   libvulkan-dev mesa-vulkan-drivers vulkan-validationlayers vulkan-tools
   glslc glslang-tools spirv-tools
   libsdl2-dev libpng-dev libcglm-dev libjansson-dev libcmocka-dev libgif-dev
+  libjpeg62-turbo-dev     # CelebA's JPEGs (src/data/celeba.c)
   libblis-dev libopenblas-dev
   python3 python3-numpy xvfb xauth
   clang libclang-rt-dev   # tools/fuzz.sh: libFuzzer with ASan/UBSan

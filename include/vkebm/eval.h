@@ -75,6 +75,9 @@ typedef struct ebm_eval_settings {
   ebm_eval_scoring scoring;
   int frechet;            /* 1: also compute the Frechet distances (default) */
   int or_mixture;         /* 1: sample each OR as a mixture (ebm_composition_set_or_mixture) */
+  const char *score_expr; /* non-NULL: score the samples (and render the Frechet references) for
+                             this expression instead of the sampled one: a joint model's
+                             `joint=(...)` samples against the composition its label stands for */
   ebm_eval_progress_fn progress; /* optional */
   void *progress_ctx;
 } ebm_eval_settings;
@@ -86,13 +89,16 @@ void ebm_eval_settings_default(ebm_eval_settings *s);
 typedef struct ebm_eval_row {
   char text[256];          /* canonical text of the conjunct */
   double satisfied;        /* fraction of samples (faithful ones only count) */
+  double read_satisfied;   /* what the judge's readings alone say of the row: samples its scene
+                              output reads as renders that satisfy it (not verified) */
   int nsides;              /* > 0 for an OR row */
   char side_text[EBM_EVAL_MAX_SIDES][128];
   double side_share[EBM_EVAL_MAX_SIDES];
 } ebm_eval_row;
 
 typedef struct ebm_eval_result {
-  char expr[1024];         /* canonical */
+  char expr[1024];         /* canonical: the expression scored */
+  char sampled[1024];      /* canonical: the expression sampled (= expr without score_expr) */
   int n, nrows;
   ebm_eval_row rows[EBM_EVAL_MAX_ROWS];
   double strict;           /* faithful and the whole expression satisfied */

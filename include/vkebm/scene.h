@@ -147,14 +147,19 @@ typedef enum scene_concept {
   SCENE_CONCEPT_SIZE,     /* half-extent, raw */
   SCENE_CONCEPT_SHAPE,    /* one-hot over SCENE_NSHAPES */
   SCENE_CONCEPT_COLOUR,   /* one-hot over SCENE_NCOLOURS */
+  SCENE_CONCEPT_JOINT,    /* all four at once, concatenated: x, y, size, shape one-hot, colour
+                             one-hot (15 floats): the label of one model conditioned on the
+                             whole description, the baseline that cannot compose */
   SCENE_NCONCEPTS
 } scene_concept;
 
-/* "position" | "size" | "shape" | "colour" (or "color") -> concept; -1 when unknown. */
+/* "position" | "size" | "shape" | "colour" (or "color") | "joint" -> concept; -1 when
+ * unknown. */
 int scene_concept_parse(const char *name);
 const char *scene_concept_name(scene_concept c);
 int scene_label_dim(scene_concept c);
-/* Comma-separated names of the label's components: "x,y", "size", "cube,sphere,...". */
+/* Comma-separated names of the label's components: "x,y", "size", "cube,sphere,...";
+ * joint: "x,y,size,cube,...,cone,red,...,white". */
 const char *scene_label_names(scene_concept c);
 /* Label of object k of the scene for concept c into out[scene_label_dim(c)]. */
 void scene_label(const scene_desc *d, int k, scene_concept c, float *out);

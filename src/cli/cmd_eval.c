@@ -73,6 +73,10 @@ static void usage(FILE *f) {
           "  --no-frechet       skip the Frechet distances\n"
           "  --or-mixture       sample each OR as a mixture (every chain draws a side) instead\n"
           "                     of the paper's soft -T logsumexp\n"
+          "  --score EXPR       score the samples of --expr against EXPR instead (and render\n"
+          "                     the Frechet references for it): a joint model's\n"
+          "                     joint=(x,y,size,shape..,colour..) samples against the\n"
+          "                     composition its label stands for\n"
           "  --json             one JSON object (--expr) or array (--suite) on stdout\n"
           "  --backend B        cpu (default), vulkan or auto\n"
           "  --quiet            no progress on stderr\n");
@@ -143,6 +147,10 @@ static void json_num(FILE *f, double v) {
 static void print_json(FILE *f, const ebm_eval_result *r) {
   fprintf(f, "{\"expr\": ");
   cli_json_string(f, r->expr);
+  if (strcmp(r->sampled, r->expr)) {
+    fprintf(f, ", \"sampled\": ");
+    cli_json_string(f, r->sampled);
+  }
   fprintf(f, ", \"n\": %d, \"strict\": %.5f, \"faithful\": %.5f, \"scene\": %.5f, "
              "\"read_strict\": %.5f, \"residual_median\": %.5f, \"frechet\": ",
           r->n, r->strict, r->faithful, r->scene, r->read_strict, r->residual_median);
@@ -154,7 +162,8 @@ static void print_json(FILE *f, const ebm_eval_result *r) {
   for (int i = 0; i < r->nrows; i++) {
     fprintf(f, "%s{\"term\": ", i ? ", " : "");
     cli_json_string(f, r->rows[i].text);
-    fprintf(f, ", \"satisfied\": %.5f", r->rows[i].satisfied);
+    fprintf(f, ", \"satisfied\": %.5f, \"unverified\": %.5f", r->rows[i].satisfied,
+            r->rows[i].read_satisfied);
     if (r->rows[i].nsides) {
       fprintf(f, ", \"sides\": [");
       for (int k = 0; k < r->rows[i].nsides; k++) {
@@ -172,9 +181,11 @@ static void print_json(FILE *f, const ebm_eval_result *r) {
 static void print_table(const ebm_eval_result *r) {
   printf("%s  (%d samples, %.1f s%s)\n", r->expr, r->n, r->seconds,
          r->masked_positions ? "; positions judged on masked copies" : "");
-  printf("  %-56s %9s\n", "term (faithful samples only)", "satisfied");
+  if (strcmp(r->sampled, r->expr)) printf("  sampled: %s\n", r->sampled);
+  printf("  %-56s %9s %11s\n", "term (faithful samples only)", "satisfied", "unverified");
   for (int i = 0; i < r->nrows; i++) {
-    printf("  %-56s %8.1f%%\n", r->rows[i].text, 100 * r->rows[i].satisfied);
+    printf("  %-56s %8.1f%% %10.1f%%\n", r->rows[i].text, 100 * r->rows[i].satisfied,
+           100 * r->rows[i].read_satisfied);
     for (int k = 0; k < r->rows[i].nsides; k++)
       printf("    side %-51s %8.1f%%\n", r->rows[i].side_text[k], 100 * r->rows[i].side_share[k]);
   }
@@ -322,7 +333,7 @@ int cmd_eval(int argc, char **argv) {
   enum {
     O_EXPR = 256, O_SUITE, O_OUT, O_BATCH, O_STEPS, O_SEED, O_MODELS, O_ANALYTIC, O_JUDGE,
     O_SIZE_TOL, O_POS_TOL, O_JSON, O_BACKEND, O_QUIET, O_STEP, O_NOISE, O_SAVE, O_NO_FRECHET,
-    O_OR_MIXTURE
+    O_OR_MIXTURE, O_SCORE
   };
   static const struct option opts[] = {
       {"expr", required_argument, 0, O_EXPR},     {"suite", no_argument, 0, O_SUITE},
@@ -334,7 +345,7 @@ int cmd_eval(int argc, char **argv) {
       {"backend", required_argument, 0, O_BACKEND}, {"quiet", no_argument, 0, O_QUIET},
       {"step-size", required_argument, 0, O_STEP}, {"noise", required_argument, 0, O_NOISE},
       {"save", required_argument, 0, O_SAVE},     {"no-frechet", no_argument, 0, O_NO_FRECHET},
-      {"or-mixture", no_argument, 0, O_OR_MIXTURE},
+      {"or-mixture", no_argument, 0, O_OR_MIXTURE}, {"score", required_argument, 0, O_SCORE},
       {"help", no_argument, 0, 'h'},              {0, 0, 0, 0}};
   runner run;
   memset(&run, 0, sizeof run);
@@ -360,6 +371,7 @@ int cmd_eval(int argc, char **argv) {
     case O_SAVE: run.save = optarg; break;
     case O_NO_FRECHET: st->frechet = 0; break;
     case O_OR_MIXTURE: st->or_mixture = 1; break;
+    case O_SCORE: st->score_expr = optarg; break;
     case 'n':
       if (cli_parse_int(optarg, 1, 1000000, &l))
         return cli_usage(CMD_NAME, "-n: expected 1..1000000, got '%s'", optarg);
@@ -421,13 +433,16 @@ int cmd_eval(int argc, char **argv) {
   if (!judge_path) judge_path = judge_default;
   if (!expr == !run_suite) return cli_usage(CMD_NAME, "give exactly one of --expr or --suite");
   if (out && !run_suite) return cli_usage(CMD_NAME, "--out is for --suite");
-  if (expr) {
+  if (st->score_expr && run_suite) return cli_usage(CMD_NAME, "--score is for --expr");
+  const char *to_check[2] = {expr, st->score_expr};
+  for (int i = 0; i < 2; i++) {
+    if (!to_check[i]) continue;
     expr_error perr;
-    expr_node *t = expr_parse(expr, &perr);
+    expr_node *t = expr_parse(to_check[i], &perr);
     if (!t) {
       char msg[2048];
-      expr_error_format(expr, &perr, msg, sizeof msg);
-      return cli_usage(CMD_NAME, "bad expression: %s", msg);
+      expr_error_format(to_check[i], &perr, msg, sizeof msg);
+      return cli_usage(CMD_NAME, "bad %sexpression: %s", i ? "--score " : "", msg);
     }
     expr_free(t);
   }

@@ -44,9 +44,16 @@ static void usage(FILE *f) {
           "                       starts (docs/training.md); or paper: the paper's code. The\n"
           "                       defaults listed below are the paper's\n"
           "data and model:\n"
-          "  --concept C          position | size | shape | color\n"
+          "  --concept C          position | size | shape | color, or joint: one model of\n"
+          "                       all four (label x,y,size,shape one-hot,colour one-hot; the\n"
+          "                       baseline of docs/experiments.md, it cannot compose); with\n"
+          "                       --data celeba:DIR an attribute of the data set (Smiling,\n"
+          "                       Male, ...), label no/yes\n"
           "  --data SPEC          scene spec rendered each iteration, default general\n"
-          "                       (%s)\n"
+          "                       (%s),\n"
+          "                       or celeba:DIR: CelebA's DIR/list_attr_celeba.txt and\n"
+          "                       DIR/img_align_celeba/ (JPEG or PNG), centre-cropped and\n"
+          "                       resized to --size, all in memory\n"
           "  --data-dir DIR       read positives from a `vkebm data` folder instead\n"
           "  --size PX            image size (default: the preset's)\n"
           "  --config PRESET      tiny | small32 | default32 | paper64 (default: small32 for\n"
@@ -102,6 +109,10 @@ static void usage(FILE *f) {
           "  --checkpoint FILE    default OUT with .ckpt.safetensors\n"
           "  --checkpoint-every K default 500 (also on SIGINT/SIGTERM, then exit 130)\n"
           "  --resume FILE        continue a checkpoint (its settings win; --steps may extend)\n"
+          "  --init MODEL         start from a trained model's weights (same concept; the\n"
+          "                       network comes from the file) with fresh Adam moments and\n"
+          "                       buffer, on this run's data: fine-tuning, e.g. a joint model\n"
+          "                       stage by stage (docs/experiments.md)\n"
           "  --metrics FILE       CSV per step, default OUT with .metrics.csv\n"
           "  --log-every K        progress lines when stderr is not a terminal, default 50\n"
           "  --preview FILE.png   a grid of the current negatives, at every checkpoint\n"
@@ -184,8 +195,34 @@ enum {
   O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_HEAD, O_COORDS, O_LABEL_HEAD, O_INPUT_NORM, O_NO_INPUT_NORM, O_FORCE, O_STEPS, O_BATCH,
   O_LR, O_NO_ADAM_CLIP, O_GRAD_CLIP, O_LSTEPS, O_STEP_LR, O_NOISE, O_REPLAY, O_BUFFER,
   O_RESERVOIR, O_ALPHA, O_EMA, O_LABEL_W, O_LABEL_T, O_LABEL_K, O_SAMPLE_STEPS, O_FROZEN, O_SEED, O_CKPT, O_CKPT_EVERY, O_RESUME, O_METRICS,
-  O_LOG_EVERY, O_BACKEND, O_MAX_ENERGY, O_PREVIEW, O_CHAIN_INIT, O_RECIPE
+  O_LOG_EVERY, O_BACKEND, O_MAX_ENERGY, O_PREVIEW, O_CHAIN_INIT, O_RECIPE, O_INIT
 };
+
+/* --init: the trained (or fine-tuned) model's parameters and spectral-norm vectors into the
+ * fresh trainer's network, and its EMA copy when there is one. */
+static int init_from_model(ebm_trainer *tr, ebm_backend *be, const char *path, char *err,
+                           size_t errlen) {
+  ebm_net *loaded = NULL, *net = ebm_trainer_net(tr), *ema = ebm_trainer_ema_net(tr);
+  char why[512];
+  if (ebm_model_load(path, be, 1, &loaded, NULL, NULL, 0, why, sizeof why) != 0) {
+    snprintf(err, errlen, "--init %s: %s", path, why);
+    return -1;
+  }
+  size_t np = ebm_net_param_count(net), nu = ebm_net_sn_u_count(net);
+  float *p = malloc(np * sizeof *p), *u = malloc((nu + 1) * sizeof *u);
+  int rc = -1;
+  if (!p || !u) snprintf(err, errlen, "--init: out of memory");
+  else if (ebm_net_param_count(loaded) != np || ebm_net_sn_u_count(loaded) != nu)
+    snprintf(err, errlen, "--init %s: the network differs from this run's", path);
+  else if (ebm_net_get_params(loaded, p, u) || ebm_net_set_params(net, p, nu ? u : NULL) ||
+           (ema && ebm_net_set_params(ema, p, nu ? u : NULL)))
+    snprintf(err, errlen, "--init %s: copying the parameters failed", path);
+  else
+    rc = 0;
+  free(p), free(u);
+  ebm_net_destroy(loaded);
+  return rc;
+}
 
 /* The last iteration's negatives as a grid PNG (atomic), to watch what the sampler makes. */
 static int write_preview(ebm_trainer *tr, const char *path, char *err, size_t errlen) {
@@ -241,12 +278,12 @@ int cmd_train(int argc, char **argv) {
       {"max-energy", required_argument, 0, O_MAX_ENERGY},
       {"preview", required_argument, 0, O_PREVIEW},
       {"chain-init", required_argument, 0, O_CHAIN_INIT},
-      {"recipe", required_argument, 0, O_RECIPE},
+      {"recipe", required_argument, 0, O_RECIPE}, {"init", required_argument, 0, O_INIT},
       {"backend", required_argument, 0, O_BACKEND}, {"quiet", no_argument, 0, 'q'},
       {"force", no_argument, 0, O_FORCE},
       {"help", no_argument, 0, 'h'}, {0, 0, 0, 0}};
   const char *concept = NULL, *data = "general", *data_dir = NULL, *preset = NULL, *recipe = "practical";
-  const char *preview = NULL;
+  const char *preview = NULL, *init = NULL;
   const char *blocks = NULL, *head = NULL, *out = NULL, *ckpt_arg = NULL, *resume = NULL, *metrics_arg = NULL;
   const char *frozen_args[EBM_TRAIN_MAX_FROZEN];
   int force = 0, nfrozen = 0, quiet = 0, no_adam_clip = 0, reservoir = 0, chain_init = -1, coords = 0,
@@ -321,6 +358,7 @@ int cmd_train(int argc, char **argv) {
     case O_CKPT: ckpt_arg = optarg; break;
     case O_CKPT_EVERY: INT_OPT(ckpt_every, 1, 100000000L, "checkpoint-every")
     case O_RESUME: resume = optarg; break;
+    case O_INIT: init = optarg; break;
     case O_METRICS: metrics_arg = optarg; break;
     case O_PREVIEW: preview = optarg; break;
     case O_CHAIN_INIT:
@@ -344,7 +382,9 @@ int cmd_train(int argc, char **argv) {
 #undef FLT_OPT
   if (optind < argc) return cli_usage(CMD_NAME, "unexpected argument '%s'", argv[optind]);
   if (!out) return cli_usage(CMD_NAME, "-o OUT.safetensors is required");
-  if (!resume && !concept) return cli_usage(CMD_NAME, "--concept is required (position, size, shape, color)");
+  if (!resume && !concept)
+    return cli_usage(CMD_NAME, "--concept is required (position, size, shape, color, joint; or a "
+                               "CelebA attribute)");
   struct stat ost;
   if (!resume && !force && stat(out, &ost) == 0 && S_ISREG(ost.st_mode))
     return cli_usage(CMD_NAME, "-o %s exists: a new run would replace that model at its end "
@@ -353,6 +393,7 @@ int cmd_train(int argc, char **argv) {
   char err[1024];
   ebm_train_config cfg;
   if (!resume) {
+    const int preset_given = preset != NULL;
     if (!preset) preset = strcmp(recipe, "paper") ? "small32" : "default32";
     if (ebm_train_config_default(&cfg, concept, data, preset, (int)size, err, sizeof err) != 0)
       return cli_usage(CMD_NAME, "%s", err);
@@ -364,6 +405,19 @@ int cmd_train(int argc, char **argv) {
     if (input_norm) cfg.input_norm = input_norm > 0;
     if (blocks && ebm_net_config_parse_blocks(&cfg.net, blocks) != 0)
       return cli_usage(CMD_NAME, "--blocks '%s': expected e.g. 1d,2d,2d,2", blocks);
+    if (init) { /* the network is the file's (its input normalisation included) */
+      const char *arch = preset_given ? "--config" : size ? "--size" : width ? "--width" : blocks ? "--blocks"
+                         : head ? "--head" : coords ? "--coords" : label_head ? "--label-head"
+                         : input_norm ? "--input-norm" : NULL;
+      if (arch) return cli_usage(CMD_NAME, "%s with --init: the network comes from %s", arch, init);
+      ebm_model_info ii;
+      if (ebm_model_read_info(init, &ii, err, sizeof err) != 0)
+        return cli_usage(CMD_NAME, "--init %s: %s", init, err);
+      if (strcmp(ii.concept, cfg.concept))
+        return cli_usage(CMD_NAME, "--init %s is a %s model; this run trains %s", init, ii.concept,
+                         cfg.concept);
+      cfg.net = ii.config;
+    }
     if (data_dir) {
       if (strlen(data_dir) >= sizeof cfg.data_dir) return cli_usage(CMD_NAME, "--data-dir: path too long");
       snprintf(cfg.data_dir, sizeof cfg.data_dir, "%s", data_dir);
@@ -388,6 +442,8 @@ int cmd_train(int argc, char **argv) {
     if (seed >= 0) cfg.seed = (uint32_t)seed;
     if (max_energy > 0) cfg.diverge_energy = (float)max_energy;
     if (ebm_train_config_validate(&cfg, err, sizeof err) != 0) return cli_usage(CMD_NAME, "%s", err);
+  } else if (init) {
+    return cli_usage(CMD_NAME, "--init is for a new run; --resume continues a checkpoint");
   } else if (concept || data_dir || size || width || blocks || batch > 0 || lr > 0 || lsteps > 0) {
     fprintf(stderr, "vkebm train: --resume: the checkpoint's settings are used; data and model flags are ignored\n");
   }
@@ -423,6 +479,10 @@ int cmd_train(int argc, char **argv) {
   if (ebm_trainer_create(&tr, be, resume ? NULL : &cfg, resume, frozen, nfrozen, err, sizeof err) != 0) {
     rc = cli_fail(CMD_NAME, "%s", err);
     return cli_backend_close(be, rc);
+  }
+  if (init && init_from_model(tr, be, init, err, sizeof err) != 0) {
+    ebm_trainer_destroy(tr);
+    return cli_backend_close(be, cli_fail(CMD_NAME, "%s", err));
   }
   const ebm_train_config *c = ebm_trainer_config(tr);
   int64_t start = ebm_trainer_step_count(tr);

@@ -298,6 +298,7 @@ int ebm_eval_score(ebm_judge *judge, const char *expr, const float *images, int 
   }
   if (collect(tree, &s, err, errlen)) goto done;
   expr_print(tree, out->expr, sizeof out->expr);
+  snprintf(out->sampled, sizeof out->sampled, "%s", out->expr);
   out->n = n;
   const expr_node *const *rows;
   const expr_node *root = tree;
@@ -349,6 +350,7 @@ int ebm_eval_score(ebm_judge *judge, const char *expr, const float *images, int 
     for (int r = 0; r < nrows; r++) {
       int sat = ok && node_ok(&s, rows[r]);
       out->rows[r].satisfied += sat;
+      out->rows[r].read_satisfied += v.scene_prob >= 0.5f && node_ok(&s, rows[r]);
       if (sat && r < 32) v.rows |= 1u << r;
       for (int k = 0; k < out->rows[r].nsides; k++)
         out->rows[r].side_share[k] += ok && node_ok(&s, rows[r]->children[k]);
@@ -361,6 +363,7 @@ int ebm_eval_score(ebm_judge *judge, const char *expr, const float *images, int 
   out->strict /= n;
   for (int r = 0; r < nrows; r++) {
     out->rows[r].satisfied /= n;
+    out->rows[r].read_satisfied /= n;
     for (int k = 0; k < out->rows[r].nsides; k++) out->rows[r].side_share[k] /= n;
   }
   qsort(resid, (size_t)n, sizeof *resid, cmp_double);
@@ -659,9 +662,15 @@ int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge,
     return -1;
   }
   expr_error perr;
-  expr_node *tree = expr_parse(expr, &perr);
+  expr_node *tree = expr_parse(expr, &perr), *score_tree = NULL;
   if (!tree) {
     expr_error_format(expr, &perr, err, errlen);
+    return -1;
+  }
+  const char *score = s->score_expr ? s->score_expr : expr;
+  if (!(score_tree = expr_parse(score, &perr))) {
+    expr_error_format(score, &perr, err, errlen);
+    expr_free(tree);
     return -1;
   }
   int B = s->batch < s->n ? s->batch : s->n;
@@ -708,9 +717,10 @@ int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge,
     memcpy(all + (size_t)first * N, x, (size_t)m * N * sizeof *x);
     if (s->progress) s->progress(s->progress_ctx, "sampled", first + m, s->n);
   }
-  if (ebm_eval_score(judge, expr, all, s->n, &s->scoring, out, detail, err, errlen)) goto done;
+  if (ebm_eval_score(judge, score, all, s->n, &s->scoring, out, detail, err, errlen)) goto done;
+  expr_print(tree, out->sampled, sizeof out->sampled);
   if (s->progress) s->progress(s->progress_ctx, "verified", s->n, s->n);
-  if (s->frechet && frechet(judge, tree, s, all, s->n, out, err, errlen)) goto done;
+  if (s->frechet && frechet(judge, score_tree, s, all, s->n, out, err, errlen)) goto done;
   out->seconds = now_s() - t0;
   rc = 0;
 done:
@@ -719,5 +729,6 @@ done:
   ebm_free(be, xb);
   ebm_composition_destroy(comp);
   expr_free(tree);
+  expr_free(score_tree);
   return rc;
 }

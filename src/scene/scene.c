@@ -437,7 +437,8 @@ void scene_sample_packed(const scene_spec *spec, uint32_t seed, uint32_t first, 
 
 /* ---- labels ------------------------------------------------------------------------------ */
 
-static const char *const concept_names[SCENE_NCONCEPTS] = {"position", "size", "shape", "colour"};
+static const char *const concept_names[SCENE_NCONCEPTS] = {"position", "size", "shape", "colour",
+                                                            "joint"};
 
 int scene_concept_parse(const char *name) {
   for (int c = 0; c < SCENE_NCONCEPTS; c++)
@@ -456,6 +457,7 @@ int scene_label_dim(scene_concept c) {
   case SCENE_CONCEPT_SIZE: return 1;
   case SCENE_CONCEPT_SHAPE: return SCENE_NSHAPES;
   case SCENE_CONCEPT_COLOUR: return SCENE_NCOLOURS;
+  case SCENE_CONCEPT_JOINT: return 3 + SCENE_NSHAPES + SCENE_NCOLOURS;
   default: return 0;
   }
 }
@@ -466,6 +468,8 @@ const char *scene_label_names(scene_concept c) {
   case SCENE_CONCEPT_SIZE: return "size";
   case SCENE_CONCEPT_SHAPE: return "cube,sphere,cylinder,cone";
   case SCENE_CONCEPT_COLOUR: return "red,green,blue,yellow,purple,cyan,orange,white";
+  case SCENE_CONCEPT_JOINT:
+    return "x,y,size,cube,sphere,cylinder,cone,red,green,blue,yellow,purple,cyan,orange,white";
   default: return "";
   }
 }
@@ -480,6 +484,12 @@ void scene_label(const scene_desc *d, int k, scene_concept c, float *out) {
   case SCENE_CONCEPT_COLOUR:
     for (int i = 0; i < n; i++) out[i] = 0.0f;
     out[c == SCENE_CONCEPT_SHAPE ? o->shape : o->colour] = 1.0f;
+    break;
+  case SCENE_CONCEPT_JOINT: /* the four labels above, in that order */
+    scene_label(d, k, SCENE_CONCEPT_POSITION, out);
+    scene_label(d, k, SCENE_CONCEPT_SIZE, out + 2);
+    scene_label(d, k, SCENE_CONCEPT_SHAPE, out + 3);
+    scene_label(d, k, SCENE_CONCEPT_COLOUR, out + 3 + SCENE_NSHAPES);
     break;
   default: break;
   }

@@ -14,6 +14,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "vkebm/celeba.h"
 #include "vkebm/image.h"
 #include "vkebm/fileio.h"
 #include "vkebm/push.h"
@@ -47,7 +48,7 @@ struct ebm_trainer {
   ebm_backend *be;
   ebm_train_config cfg;
   scene_spec spec;
-  int concept;           /* scene_concept */
+  int concept;           /* scene_concept; -1 for a CelebA attribute */
   ebm_model_info label_info;
   ebm_net *net;          /* trained, max batch 2B */
   ebm_net *ema;          /* sampling weights, max batch B; NULL when cfg.ema == 0 */
@@ -80,7 +81,7 @@ struct ebm_trainer {
   float *h_frozen_c;     /* [B, EBM_MAX_LABEL] */
   float *h_scenes;       /* [B, VKEBM_SCENE_FLOATS] */
   scene_desc *h_desc;    /* [B] */
-  /* dataset (data_dir) */
+  /* dataset in memory (data_dir, or CelebA: --data celeba:DIR); NULL when rendered */
   uint8_t *data_images;  /* [n, npix] CHW uint8 */
   float *data_labels;    /* [n, L] */
   scene_desc *data_desc; /* [n] (object 0 filled: for frozen labels) */
@@ -105,11 +106,20 @@ static const char *canonical_concept(int c) {
 int ebm_train_config_default(ebm_train_config *cfg, const char *concept, const char *data_spec,
                              const char *preset, int size, char *err, size_t errlen) {
   memset(cfg, 0, sizeof *cfg);
-  int c = scene_concept_parse(concept);
-  if (c < 0) return fail(err, errlen, "unknown concept '%.40s' (position, size, shape, color)", concept);
-  snprintf(cfg->concept, sizeof cfg->concept, "%s", canonical_concept(c));
+  /* CelebA (--data celeba:DIR): the concept is an attribute of the data set, label (no, yes) */
+  const int celeba = celeba_spec_dir(data_spec) != NULL;
+  int c = celeba ? -1 : scene_concept_parse(concept);
+  if (celeba && !celeba_name_ok(concept))
+    return fail(err, errlen, "'%.40s' cannot be a CelebA attribute (letters, digits and _)", concept);
+  if (!celeba && c < 0)
+    return fail(err, errlen, "unknown concept '%.40s' (position, size, shape, color, joint; or "
+                             "an attribute with --data celeba:DIR)", concept);
+  snprintf(cfg->concept, sizeof cfg->concept, "%s", celeba ? concept : canonical_concept(c));
   snprintf(cfg->data_spec, sizeof cfg->data_spec, "%s", data_spec ? data_spec : "general");
-  if (ebm_net_config_preset(&cfg->net, preset, scene_label_dim((scene_concept)c)) != 0)
+  if (strlen(data_spec ? data_spec : "") >= sizeof cfg->data_spec)
+    return fail(err, errlen, "--data: longer than %zu characters", sizeof cfg->data_spec - 1);
+  if (ebm_net_config_preset(&cfg->net, preset,
+                            celeba ? CELEBA_LABEL_DIM : scene_label_dim((scene_concept)c)) != 0)
     return fail(err, errlen, "unknown network preset '%.40s' (tiny, small32, default32, paper64)", preset);
   if (size > 0) cfg->net.resolution = size;
   cfg->batch = 16;
@@ -156,11 +166,16 @@ int ebm_train_config_validate(const ebm_train_config *cfg, char *err, size_t err
   char why[256];
   if (ebm_net_config_validate(&cfg->net, why, sizeof why) != 0)
     return fail(err, errlen, "network: %s", why);
-  int c = scene_concept_parse(cfg->concept);
-  if (c < 0) return fail(err, errlen, "unknown concept '%.40s'", cfg->concept);
-  if (cfg->net.label_dim != scene_label_dim((scene_concept)c))
+  const int celeba = celeba_spec_dir(cfg->data_spec) != NULL;
+  int c = celeba ? -1 : scene_concept_parse(cfg->concept);
+  if (!celeba && c < 0) return fail(err, errlen, "unknown concept '%.40s'", cfg->concept);
+  const int want_dim = celeba ? CELEBA_LABEL_DIM : scene_label_dim((scene_concept)c);
+  if (cfg->net.label_dim != want_dim)
     return fail(err, errlen, "label_dim %d does not match concept %s (%d)", cfg->net.label_dim,
-                cfg->concept, scene_label_dim((scene_concept)c));
+                cfg->concept, want_dim);
+  if (celeba && (!celeba_name_ok(cfg->concept) || !celeba_spec_dir(cfg->data_spec)[0] || cfg->data_dir[0]))
+    return fail(err, errlen, "celeba: needs a folder (--data celeba:DIR), an attribute as the "
+                             "concept, and no --data-dir");
   if (cfg->net.in_channels != 3) return fail(err, errlen, "in_channels must be 3");
   if (cfg->net.resolution < 8 || cfg->net.resolution > 256)
     return fail(err, errlen, "size %d outside 8..256", cfg->net.resolution);
@@ -189,10 +204,13 @@ int ebm_train_config_validate(const ebm_train_config *cfg, char *err, size_t err
     return fail(err, errlen, "sample steps %d outside 0..1000000", cfg->sample_steps);
   if (cfg->label_negatives < 1 || cfg->label_negatives > 63)
     return fail(err, errlen, "label negatives %d outside 1..63", cfg->label_negatives);
-  if (!cfg->data_dir[0]) {
+  if (c == SCENE_CONCEPT_JOINT && cfg->label_weight > 0)
+    return fail(err, errlen, "the label-contrastive term has no candidate labels for the joint "
+                             "concept (use --label-weight 0)");
+  if (!cfg->data_dir[0] && !celeba) {
     scene_spec spec;
     if (scene_spec_parse(cfg->data_spec, &spec, why, sizeof why) != 0)
-      return fail(err, errlen, "data: %s", why);
+      return fail(err, errlen, "data: %s (or celeba:DIR)", why);
   }
   return 0;
 }
@@ -200,12 +218,13 @@ int ebm_train_config_validate(const ebm_train_config *cfg, char *err, size_t err
 int ebm_train_label_info(const ebm_train_config *cfg, ebm_model_info *info, char *err,
                          size_t errlen) {
   ebm_model_info_default(info, &cfg->net);
-  int c = scene_concept_parse(cfg->concept);
-  if (c < 0) return fail(err, errlen, "unknown concept '%.40s'", cfg->concept);
+  const int celeba = celeba_spec_dir(cfg->data_spec) != NULL;
+  int c = celeba ? -1 : scene_concept_parse(cfg->concept);
+  if (!celeba && c < 0) return fail(err, errlen, "unknown concept '%.40s'", cfg->concept);
   snprintf(info->concept, sizeof info->concept, "%s", cfg->concept);
-  info->label_kind = (c == SCENE_CONCEPT_SHAPE || c == SCENE_CONCEPT_COLOUR) ? EBM_LABEL_ONEHOT
-                                                                             : EBM_LABEL_VECTOR;
-  const char *names = scene_label_names((scene_concept)c);
+  info->label_kind = (celeba || c == SCENE_CONCEPT_SHAPE || c == SCENE_CONCEPT_COLOUR)
+                         ? EBM_LABEL_ONEHOT : EBM_LABEL_VECTOR;
+  const char *names = celeba ? CELEBA_LABEL_NAMES : scene_label_names((scene_concept)c);
   int k = 0;
   for (const char *p = names; *p && k < EBM_MAX_LABEL; k++) {
     const char *e = strchr(p, ',');
@@ -218,18 +237,22 @@ int ebm_train_label_info(const ebm_train_config *cfg, ebm_model_info *info, char
   if (k != cfg->net.label_dim)
     return fail(err, errlen, "concept %s has %d label names for label_dim %d", cfg->concept, k,
                 cfg->net.label_dim);
-  if (c == SCENE_CONCEPT_POSITION) {
+  if (c == SCENE_CONCEPT_POSITION || c == SCENE_CONCEPT_JOINT) {
     for (int i = 0; i < 2; i++) info->label_min[i] = -1.0f, info->label_max[i] = 1.0f;
-  } else if (c == SCENE_CONCEPT_SIZE) {
+  }
+  if (c == SCENE_CONCEPT_SIZE || c == SCENE_CONCEPT_JOINT) {
     scene_spec spec;
     char why[256];
     float lo = 0.3f, hi = 0.7f;
     if (!cfg->data_dir[0] && scene_spec_parse(cfg->data_spec, &spec, why, sizeof why) == 0 &&
         spec.size_min < spec.size_max)
       lo = spec.size_min, hi = spec.size_max;
-    info->label_min[0] = lo;
-    info->label_max[0] = hi;
+    const int at = c == SCENE_CONCEPT_JOINT ? 2 : 0;
+    info->label_min[at] = lo;
+    info->label_max[at] = hi;
   }
+  if (c == SCENE_CONCEPT_JOINT) /* the shape and colour one-hots, as numbers */
+    for (int i = 3; i < cfg->net.label_dim; i++) info->label_min[i] = 0.0f, info->label_max[i] = 1.0f;
   if (cfg->data_dir[0])
     snprintf(info->data_spec, sizeof info->data_spec, "dir:%.240s", cfg->data_dir);
   else
@@ -500,11 +523,33 @@ done:
   return rc;
 }
 
+/* CelebA (--data celeba:DIR): every listed image, cropped and resized to R x R, with the
+ * concept's attribute as the one-hot label (no, yes); scene descriptions stay zero (frozen models
+ * take given labels there). */
+static int read_celeba(ebm_trainer *tr, const char *dir, char *err, size_t errlen) {
+  celeba_data d;
+  if (celeba_load(dir, tr->cfg.concept, tr->cfg.net.resolution, &d, err, errlen) != 0) return -1;
+  tr->data_images = d.images; /* [n, 3, R, R], as read_dataset's */
+  tr->data_n = d.n;
+  tr->data_labels = malloc((size_t)d.n * CELEBA_LABEL_DIM * sizeof(float));
+  tr->data_desc = calloc((size_t)d.n, sizeof(scene_desc));
+  if (!tr->data_labels || !tr->data_desc) {
+    free(d.yes);
+    return fail(err, errlen, "out of memory for the labels of %d images", d.n);
+  }
+  for (int i = 0; i < d.n; i++) {
+    tr->data_labels[(size_t)i * 2] = d.yes[i] ? 0.0f : 1.0f;
+    tr->data_labels[(size_t)i * 2 + 1] = d.yes[i] ? 1.0f : 0.0f;
+  }
+  free(d.yes);
+  return 0;
+}
+
 /* Positives of iteration `step` into x[0:B], labels into c[0:B] and the frozen label buffers. */
 static int load_positives(ebm_trainer *tr) {
   const int B = tr->cfg.batch, L = tr->cfg.net.label_dim, R = tr->cfg.net.resolution;
   const uint32_t seed = tr->cfg.seed, step = (uint32_t)tr->step;
-  if (!tr->cfg.data_dir[0]) {
+  if (!tr->data_images) {
     for (int b = 0; b < B; b++) {
       scene_sample(&tr->spec, seed, step * (uint32_t)B + (uint32_t)b, &tr->h_desc[b]);
       scene_pack(&tr->h_desc[b], tr->h_scenes + (size_t)b * VKEBM_SCENE_FLOATS);
@@ -546,7 +591,7 @@ static int load_positives(ebm_trainer *tr) {
 static int fit_chain_init(ebm_trainer *tr, char *err, size_t errlen) {
   const int R = tr->cfg.net.resolution, HW = R * R;
   int n = 256;
-  if (tr->cfg.data_dir[0] && tr->data_n < n) n = (int)tr->data_n;
+  if (tr->data_images && tr->data_n < n) n = (int)tr->data_n;
   float *img = malloc(sizeof(float) * (size_t)3 * HW), *packed = malloc(sizeof(float) * VKEBM_SCENE_FLOATS);
   if (!img || !packed) {
     free(img), free(packed);
@@ -554,7 +599,7 @@ static int fit_chain_init(ebm_trainer *tr, char *err, size_t errlen) {
   }
   double s1[3] = {0}, s2[3] = {0};
   for (int i = 0; i < n; i++) {
-    if (tr->cfg.data_dir[0]) {
+    if (tr->data_images) {
       const uint8_t *src = tr->data_images + (size_t)i * tr->npix;
       for (size_t p = 0; p < tr->npix; p++) img[p] = src[p] * (1.0f / 255.0f);
     } else {
@@ -589,7 +634,7 @@ static int fit_input_norm(ebm_trainer *tr, char *err, size_t errlen) {
   const int R = tr->cfg.net.resolution;
   const size_t npix = (size_t)3 * R * R;
   int n = 256;
-  if (tr->cfg.data_dir[0] && tr->data_n < n) n = (int)tr->data_n;
+  if (tr->data_images && tr->data_n < n) n = (int)tr->data_n;
   float *img = malloc(sizeof(float) * npix), *packed = malloc(sizeof(float) * VKEBM_SCENE_FLOATS);
   if (!img || !packed) {
     free(img), free(packed);
@@ -597,7 +642,7 @@ static int fit_input_norm(ebm_trainer *tr, char *err, size_t errlen) {
   }
   double s1 = 0, s2 = 0;
   for (int i = 0; i < n; i++) {
-    if (tr->cfg.data_dir[0]) {
+    if (tr->data_images) {
       const uint8_t *src = tr->data_images + (size_t)i * npix;
       for (size_t p = 0; p < npix; p++) img[p] = src[p] * (1.0f / 255.0f);
     } else {
@@ -684,7 +729,7 @@ static void store_negatives(ebm_trainer *tr) {
 /* ---- the label-contrastive term ------------------------------------------------------------ */
 
 static int one_hot_concept(const ebm_trainer *tr) {
-  return tr->concept == SCENE_CONCEPT_SHAPE || tr->concept == SCENE_CONCEPT_COLOUR;
+  return tr->label_info.label_kind == EBM_LABEL_ONEHOT;
 }
 
 /* Candidate labels per positive: every one-hot label, or the true one plus the negatives. */
@@ -909,8 +954,9 @@ int ebm_trainer_create(ebm_trainer **out, ebm_backend *be, const ebm_train_confi
     if (ebm_train_config_validate(&tr->cfg, err, errlen) != 0) goto fail_out;
   }
   const ebm_train_config *c = &tr->cfg;
-  tr->concept = scene_concept_parse(c->concept);
-  if (!c->data_dir[0] && scene_spec_parse(c->data_spec, &tr->spec, why, sizeof why) != 0) {
+  const char *celeba_dir = celeba_spec_dir(c->data_spec);
+  tr->concept = celeba_dir ? -1 : scene_concept_parse(c->concept);
+  if (!c->data_dir[0] && !celeba_dir && scene_spec_parse(c->data_spec, &tr->spec, why, sizeof why) != 0) {
     fail(err, errlen, "data: %s", why);
     goto fail_out;
   }
@@ -919,6 +965,7 @@ int ebm_trainer_create(ebm_trainer **out, ebm_backend *be, const ebm_train_confi
   tr->npix = (size_t)3 * R * R;
 
   if (c->data_dir[0] && read_dataset(tr, err, errlen) != 0) goto fail_out;
+  if (celeba_dir && read_celeba(tr, celeba_dir, err, errlen) != 0) goto fail_out;
   if (!resume_path && c->input_norm && fit_input_norm(tr, err, errlen) != 0) goto fail_out;
   if (ebm_net_create(&tr->net, be, &c->net, 2 * B, c->seed, why, sizeof why) != 0 ||
       (c->ema > 0 && ebm_net_create(&tr->ema, be, &c->net, B, c->seed, why, sizeof why) != 0)) {
@@ -971,6 +1018,11 @@ int ebm_trainer_create(ebm_trainer **out, ebm_backend *be, const ebm_train_confi
     }
     fm->concept = scene_concept_parse(fm->info.concept);
     fm->label_from_data = frozen[f].label_from_data;
+    if (celeba_dir && fm->label_from_data) {
+      fail(err, errlen, "--frozen %s=data: CelebA rows carry no scene labels; give the frozen "
+                        "model's label (e.g. =yes)", frozen[f].path);
+      goto fail_out;
+    }
     memcpy(fm->label, frozen[f].label, sizeof fm->label);
     fm->labels = ebm_alloc(be, (size_t)B * fm->info.config.label_dim);
     if (!fm->labels) {

@@ -122,6 +122,25 @@ for t in d["terms"]:
 for r in rows:
     assert int(r["strict"]) <= int(r["faithful"]), r
 PY
+# --score: the samples of one expression scored against another (a joint model's samples
+# against the composition it stands for); per-term "unverified" is the judge's reading alone
+run 0 "eval --score" -- eval --expr color=red --score "color=blue AND NOT color=red" -n 6 --batch 3 --steps 2 --models "$T/models" --judge "$T/models/judge.safetensors" --save "$T/scored" --json --quiet
+python3 - "$T/out" "$T/scored/samples.csv" <<'PY' || fail "eval --score: $(cat "$T/out")"
+import csv, json, sys
+d = json.load(open(sys.argv[1]))
+rows = list(csv.DictReader(open(sys.argv[2])))
+assert d["sampled"] == "color=red" and d["expr"] == "color=blue AND NOT color=red", d
+assert [t["term"] for t in d["terms"]] == ["color=blue", "NOT color=red"], d
+read = [float(r["scene_prob"]) >= 0.5 for r in rows]
+want = [sum(s and r["judged_color"] == "blue" for s, r in zip(read, rows)) / 6,
+        sum(s and r["judged_color"] != "red" for s, r in zip(read, rows)) / 6]
+for t, w in zip(d["terms"], want):
+    assert abs(t["unverified"] - w) < 1e-4 and t["satisfied"] <= t["unverified"] + 1e-9, (t, w)
+PY
+run 2 "eval --score with --suite" -- eval --suite --score color=red --judge "$T/models/judge.safetensors"
+one_line "eval --score with --suite"
+run 2 "eval bad --score" -- eval --expr color=red --score "color=" --judge "$T/models/judge.safetensors"
+grep -q "bad --score expression" "$T/err" || fail "bad --score message: $(cat "$T/err")"
 run 0 "eval --json" -- eval --expr "color=red OR color=blue" -n 4 --batch 2 --steps 2 --models "$T/models" --judge "$T/models/judge.safetensors" --json --quiet
 python3 -c "
 import json,sys

@@ -6,7 +6,7 @@
 # left alone; on a terminal the progress line is redrawn in place; a runaway energy stops
 # training with a clear message, keeping the last good checkpoint; --data-dir from `vkebm data`;
 # --frozen (continual mode); the model records its training sampler and, with --chain-init
-# data, the chains' start.
+# data, the chains' start; the joint concept's label space; --init starts from a model's weights.
 set -u
 source "$(dirname "${BASH_SOURCE[0]}")/lib/common.bash"
 CLI_COMMAND=train
@@ -126,6 +126,27 @@ mkdir -p "$T/lhm" && cp "$T/lh.safetensors" "$T/lhm/"
 "$VKEBM" sample --expr "shape=cube" -n 2 --steps 2 --models "$T/lhm" -o "$T/lh.png" --quiet ||
   fail "sampling a label-head model"
 expect 2 "--recipe bad" -- --concept shape --recipe fast --steps 1 -o "$T/x.safetensors" --backend cpu
+# the joint concept (one model of x, y, size, shape and colour: the experiments' baseline) and
+# --init (fine-tuning: the weights of a model, fresh optimiser and buffer, this run's data)
+expect 0 "joint" -- --concept joint --data continual-color --steps 2 -o "$T/joint.safetensors" "${TINY[@]}"
+"$VKEBM" inspect "$T/joint.safetensors" >"$T/joint.inspect" 2>&1
+grep -q "label_names = x,y,size,cube,sphere,cylinder,cone,red,green" "$T/joint.inspect" &&
+  grep -q "label_kind = vector" "$T/joint.inspect" && grep -q "label_min = -1,-1,0.3" "$T/joint.inspect" ||
+  fail "joint label space: $(cat "$T/joint.inspect")"
+expect 2 "joint with the label term" -- --concept joint --label-weight 1 --steps 1 -o "$T/x.safetensors" "${TINY[@]}"
+INIT=(--recipe paper --batch 4 --langevin-steps 3 --buffer 16 --backend cpu)
+weights() { "$VKEBM" inspect "$1" 2>&1 | sed -n '/^tensors/,$p' | grep -v "^  sn_u\."; }
+expect 0 "--init" -- --concept joint --data continual-shape --init "$T/joint.safetensors" --lr 1e-12 --steps 1 -o "$T/tuned.safetensors" "${INIT[@]}"
+[ "$(weights "$T/tuned.safetensors")" = "$(weights "$T/joint.safetensors")" ] ||
+  fail "--init with lr 1e-12 did not start from the model's weights"
+grep -q "data_spec = continual-shape" <("$VKEBM" inspect "$T/tuned.safetensors" 2>&1) || fail "--init: not this run's data"
+expect 0 "fresh, same flags" -- --concept joint --data continual-shape --lr 1e-12 --steps 1 --seed 9 -o "$T/fresh.safetensors" "${TINY[@]}"
+[ "$(weights "$T/fresh.safetensors")" != "$(weights "$T/joint.safetensors")" ] || fail "weights() cannot tell models apart"
+expect 2 "--init with --config" -- --concept joint --init "$T/joint.safetensors" --steps 1 -o "$T/x.safetensors" --config tiny
+grep -q "network comes from" "$T/err" || fail "--init --config message: $(cat "$T/err")"
+expect 2 "--init of another concept" -- --concept color --init "$T/joint.safetensors" --steps 1 -o "$T/x.safetensors" "${INIT[@]}"
+expect 2 "--init of a missing file" -- --concept joint --init "$T/none.safetensors" --steps 1 -o "$T/x.safetensors" "${INIT[@]}"
+expect 2 "--init with --resume" -- --resume "$T/models/color.ckpt.safetensors" --init "$T/joint.safetensors" -o "$T/x.safetensors"
 # a new run does not replace an existing model unless asked
 expect 2 "-o exists" -- --concept color --steps 1 -o "$T/flat.safetensors" "${TINY[@]}"
 grep -q "exists.*--force" "$T/err" || fail "-o exists: $(cat "$T/err")"
