@@ -190,4 +190,16 @@ VKEBM_PUSH_BEGIN(sampler, SAMPLER)
 VKEBM_PUSH_END(sampler, SAMPLER)
 #endif
 
+/* softmin_forward / softmin_backward (shaders/softmin_*.comp): k operands of b chains each,
+ * temperature t, and the backward's constant factor alpha. */
+#if !defined(VULKAN) || defined(VKEBM_PC_SOFTMIN)
+VKEBM_PUSH_BEGIN(softmin, SOFTMIN)
+  VKEBM_PUSH_BINDING_OFFSETS
+  u32 k;
+  u32 b;
+  f32 t;
+  f32 alpha;
+VKEBM_PUSH_END(softmin, SOFTMIN)
+#endif
+
 #endif
