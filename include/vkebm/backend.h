@@ -78,6 +78,15 @@ const char *ebm_backend_conv_path(const ebm_backend *be, int direction, int Ci, 
                                   int W);
 /* Vulkan validation messages seen so far (0 on cpu). Tests fail when this is non-zero. */
 uint64_t ebm_backend_validation_errors(const ebm_backend *be);
+/* What has crossed between host and device since the backend was created: calls of
+ * ebm_upload, ebm_download and ebm_sync, and (vulkan; 0 on cpu) the command buffers submitted
+ * and waited on for any reason (those calls, a full descriptor pool, a buffer freed while work
+ * was recorded). Each submit is a host round trip that stalls the queue; tests use the counts
+ * to check that a loop stays on the device. */
+typedef struct ebm_transfer_stats {
+  uint64_t uploads, downloads, syncs, submits;
+} ebm_transfer_stats;
+ebm_transfer_stats ebm_backend_transfer_stats(const ebm_backend *be);
 
 /* ---- buffers and transfers ---------------------------------------------------------------- */
 

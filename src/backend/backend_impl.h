@@ -52,6 +52,8 @@ typedef struct ebm_backend_vtable {
   uint64_t (*validation_errors)(const ebm_backend *be);
   /* optional: NULL answers "shader" */
   const char *(*conv_path)(const ebm_backend *be, int direction, int Ci, int Co, int H, int W);
+  /* optional: queue submissions so far (NULL: none, the cpu backend) */
+  uint64_t (*submits)(const ebm_backend *be);
 
   ebm_buffer *(*alloc)(ebm_backend *be, size_t nfloats);
   void (*free)(ebm_backend *be, ebm_buffer *buf);
@@ -82,6 +84,7 @@ typedef struct ebm_backend_vtable {
 struct ebm_backend {
   const ebm_backend_vtable *vt;
   ebm_backend_kind kind;
+  uint64_t uploads, downloads, syncs; /* counted by backend.c (ebm_backend_transfer_stats) */
 };
 
 /* Constructors (src/backend/cpu.c, src/backend/vulkan.c). Same contract as ebm_backend_create. */

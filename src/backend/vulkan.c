@@ -232,6 +232,9 @@ static const char *vk_describe(const ebm_backend *be) { return ((const vk_backen
 static uint64_t vk_validation_errors(const ebm_backend *be) {
   return vkx_validation_errors(((const vk_backend *)be)->ctx);
 }
+static uint64_t vk_submits(const ebm_backend *be) {
+  return vkx_submit_count(((const vk_backend *)be)->ctx);
+}
 
 static void vk_destroy(ebm_backend *be) {
   vk_backend *b = vkb(be);
@@ -319,6 +322,7 @@ static const ebm_backend_vtable vkb_vtable = {
     .device_name = vk_device_name,
     .describe = vk_describe,
     .validation_errors = vk_validation_errors,
+    .submits = vk_submits,
     .alloc = vk_alloc,
     .free = vk_free,
     .upload = vk_upload,

@@ -85,6 +85,7 @@ struct vkx_context {
   vkx_buffer staging; /* only when buffers are not host visible */
   int mapped_buffers; /* 1: buffers are persistently mapped (no staging) */
   uint64_t validation_messages;
+  uint64_t submits;            /* vkx_submit_count */
   int verbose;
 };
 
@@ -668,6 +669,7 @@ void vkx_destroy(vkx_context *ctx) {
 
 const vkx_device_info *vkx_info(const vkx_context *ctx) { return &ctx->info; }
 uint64_t vkx_validation_errors(const vkx_context *ctx) { return ctx->validation_messages; }
+uint64_t vkx_submit_count(const vkx_context *ctx) { return ctx->submits; }
 VkDeviceSize vkx_offset_alignment(const vkx_context *ctx) { return ctx->offset_alignment; }
 int vkx_buffers_mapped(const vkx_context *ctx) { return ctx->mapped_buffers; }
 
@@ -901,6 +903,7 @@ int vkx_submit_wait(vkx_context *ctx) {
                      .commandBufferCount = 1,
                      .pCommandBuffers = &ctx->cmd};
   VKX_CHECK(vkQueueSubmit(ctx->queue, 1, &si, ctx->fence));
+  ctx->submits++;
   VKX_CHECK(vkWaitForFences(ctx->device, 1, &ctx->fence, VK_TRUE, UINT64_MAX));
   VKX_CHECK(vkResetFences(ctx->device, 1, &ctx->fence));
   VKX_CHECK(vkResetCommandBuffer(ctx->cmd, 0));
