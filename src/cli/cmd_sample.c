@@ -267,8 +267,9 @@ static int write_each(const char *dir, const float *x, int B, int H, int W, char
 
 /* One JSON object: the expression, seed, output and every chain's composed and per-term
  * energies (those of the final step). */
-static void print_energies(const ebm_composition *comp, const settings *s, const char *out, int B) {
-  const float *te = ebm_composition_term_energies(comp);
+static void print_energies(ebm_composition *comp, const settings *s, const char *out, int B) {
+  const float *te = ebm_composition_term_energies(comp); /* fresh: ebm_sample's last evaluation */
+  if (!te) return;
   int T = ebm_composition_num_terms(comp);
   printf("{\"expr\": ");
   cli_json_string(stdout, s->expr);
@@ -715,7 +716,7 @@ int cmd_sample(int argc, char **argv) {
   if (!quiet) {
     const float *te = ebm_composition_term_energies(comp);
     fprintf(stderr, "vkebm sample: mean energy %.6g", st.mean_energy);
-    for (int t = 0; t < ebm_composition_num_terms(comp); t++) {
+    for (int t = 0; te && t < ebm_composition_num_terms(comp); t++) {
       double m = 0;
       for (int b = 0; b < B; b++) m += te[t * B + b];
       fprintf(stderr, "; %s %.6g", ebm_composition_term_text(comp, t), m / B);
