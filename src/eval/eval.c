@@ -275,15 +275,9 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-int ebm_eval_score(ebm_judge *judge, const char *expr, const float *images, int n,
+int ebm_eval_score(ebm_judge *judge, const expr_node *tree, const float *images, int n,
                    const ebm_eval_scoring *sc, ebm_eval_result *out, const ebm_eval_detail *detail,
                    char *err, size_t errlen) {
-  expr_error perr;
-  expr_node *tree = expr_parse(expr, &perr);
-  if (!tree) {
-    expr_error_format(expr, &perr, err, errlen);
-    return -1;
-  }
   memset(out, 0, sizeof *out);
   out->frechet = out->frechet_floor = NAN;
   scorer s = {.size_tol = sc->size_tol, .pos_tol = sc->pos_tol};
@@ -371,7 +365,6 @@ done:
   free(masked);
   free(resid);
   free(vs);
-  expr_free(tree);
   return rc;
 }
 
@@ -649,9 +642,9 @@ done:
   return rc;
 }
 
-int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge, const char *expr,
-                  const ebm_eval_settings *s, ebm_eval_result *out, const ebm_eval_detail *detail,
-                  char *err, size_t errlen) {
+int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge,
+                  const expr_node *tree, const ebm_eval_settings *s, ebm_eval_result *out,
+                  const ebm_eval_detail *detail, expr_error *bind_err, char *err, size_t errlen) {
   double t0 = now_s();
   err[0] = 0;
   if (s->n < 1 || s->batch < 1) {
@@ -659,18 +652,14 @@ int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge,
     return -1;
   }
   expr_error perr;
-  expr_node *tree = expr_parse(expr, &perr);
-  if (!tree) {
-    expr_error_format(expr, &perr, err, errlen);
-    return -1;
-  }
   int B = s->batch < s->n ? s->batch : s->n;
   ebm_composition *comp = ebm_composition_create(be, tree, set, B, &perr);
   float *all = NULL, *x = NULL;
   ebm_buffer *xb = NULL;
   int rc = -1;
   if (!comp) {
-    expr_error_format(expr, &perr, err, errlen);
+    snprintf(err, errlen, "%s", perr.msg);
+    if (bind_err) *bind_err = perr;
     goto done;
   }
   int C, H, W;
@@ -708,7 +697,7 @@ int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge,
     memcpy(all + (size_t)first * N, x, (size_t)m * N * sizeof *x);
     if (s->progress) s->progress(s->progress_ctx, "sampled", first + m, s->n);
   }
-  if (ebm_eval_score(judge, expr, all, s->n, &s->scoring, out, detail, err, errlen)) goto done;
+  if (ebm_eval_score(judge, tree, all, s->n, &s->scoring, out, detail, err, errlen)) goto done;
   if (s->progress) s->progress(s->progress_ctx, "verified", s->n, s->n);
   if (s->frechet && frechet(judge, tree, s, all, s->n, out, err, errlen)) goto done;
   out->seconds = now_s() - t0;
@@ -718,6 +707,5 @@ done:
   free(x);
   ebm_free(be, xb);
   ebm_composition_destroy(comp);
-  expr_free(tree);
   return rc;
 }
