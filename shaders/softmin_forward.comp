@@ -5,7 +5,7 @@
  * Dispatch: vkb_grid_1d(b, 64), one invocation per chain. CPU twin: softmin_forward_cpu. */
 #extension GL_GOOGLE_include_directive : require
 #define VKEBM_PC_SOFTMIN
-#include "vkebm/push.h"
+#include "push.h"
 #include "common.glsl"
 
 layout(local_size_x = 64) in;

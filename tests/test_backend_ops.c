@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/backend/backend_impl.h"
+#include "backend/backend_impl.h"
 #include "testutil.h"
 #include "vkebm/scene.h"
 

@@ -5,7 +5,7 @@
  * fixed tree, so results are bitwise repeatable on one device. */
 #include <stdint.h>
 
-#include "vkebm/push.h"
+#include "push.h"
 #include "vulkan_impl.h"
 
 #define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))

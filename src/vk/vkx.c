@@ -1,4 +1,4 @@
-/* vkx.c: the Vulkan compute layer (include/vkebm/vkx.h).
+/* vkx.c: the Vulkan compute layer (src/vk/vkx.h).
  *
  * Owns: the instance (Vulkan 1.2, optional validation layer, debug-utils messenger that counts
  * warnings and errors), physical-device choice, the logical device and its compute queue,
@@ -8,14 +8,14 @@
  * from a pool reset after each submit, one command buffer, a fence, and teardown in reverse
  * order. Knows nothing of energy models.
  */
-#include "vkebm/vkx.h"
+#include "vkx.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "vkebm/spirv_table.h"
+#include "spirv_table.h"
 
 #define VKX_PUSH_RANGE 128u       /* the spec minimum for maxPushConstantsSize */
 #define VKX_SETS_PER_POOL 1024u   /* dispatches recorded before an early submit */

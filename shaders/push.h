@@ -1,5 +1,6 @@
 /* push.h: the push-constant struct of every kernel, shared by C and GLSL (see shared.h).
- * A shader defines VKEBM_PC_<NAME> before including this file and reads its block as `pc`.
+ * An internal contract between src/backend and the shaders beside it, not public API: C code
+ * reaches it through the private include path (CMakeLists.txt, VKEBM_PRIVATE_INCLUDES). A shader defines VKEBM_PC_<NAME> before including this file and reads its block as `pc`.
  *
  * Every struct starts with VKEBM_PUSH_BINDING_OFFSETS: the vulkan backend binds each tensor
  * from the nearest offset below it that meets minStorageBufferOffsetAlignment and writes the
