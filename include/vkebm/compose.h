@@ -52,14 +52,9 @@ int ebm_composition_eval(ebm_composition *c, ebm_ref x, double *energy, ebm_ref 
  * here when that evaluation did not fetch them; NULL when the download fails). */
 const float *ebm_composition_term_energies(ebm_composition *c);
 
-/* The composed energy evaluated on the host from given term energies (one chain): the tree's
- * value, and d value / d term_k into coef[num_terms] (optional). Exposed for tests and the
- * viewer. */
-double ebm_composition_tree_value(const ebm_composition *c, const double *term_energy,
-                                  double *coef);
-
-/* The same for chain `chain` of the composition: with the OR mixture on, each OR takes the side
- * that chain samples (chain < 0: the soft OR). */
+/* The composed energy evaluated on the host from given term energies of chain `chain`: the
+ * tree's value, and d value / d term_k into coef[num_terms] (optional). With the OR mixture on,
+ * each OR takes the side that chain samples (chain < 0: the soft OR). */
 double ebm_composition_tree_value_chain(const ebm_composition *c, const double *term_energy,
                                         double *coef, int chain);
 
@@ -73,7 +68,5 @@ void ebm_composition_set_or_mixture(ebm_composition *c, int on, uint32_t seed);
 /* Writes the parsed tree, one node a line, with each term's model, and the energy formula the
  * tree stands for. */
 void ebm_composition_explain(const ebm_composition *c, char *out, size_t len);
-/* The same for a tree not bound to models (no model names). */
-void expr_explain(const expr_node *tree, char *out, size_t len);
 
 #endif

@@ -409,11 +409,6 @@ double ebm_composition_tree_value_chain(const ebm_composition *c, const double *
   return v;
 }
 
-double ebm_composition_tree_value(const ebm_composition *c, const double *term_energy,
-                                  double *coef) {
-  return ebm_composition_tree_value_chain(c, term_energy, coef, -1);
-}
-
 void ebm_composition_set_or_mixture(ebm_composition *c, int on, uint32_t seed) {
   if (c->or_mixture != on || (on && c->or_seed != seed)) c->coef_uploaded = 0;
   c->or_mixture = on;
@@ -610,11 +605,9 @@ static void explain_node(sbuf *b, const expr_node *n, int depth, int *k,
     char text[96];
     term_to_text(n, text, sizeof text);
     put(b, "E%d = E(x | %s)", *k + 1, text);
-    if (c) {
-      const ebm_concept_info *info = ebm_concept_info_of(ebm_composition_term_model(c, *k));
-      put(b, "    [%s model '%s', %dx%dx%d, %s]", info->kind, info->name, info->channels,
-          info->height, info->width, info->hash);
-    }
+    const ebm_concept_info *info = ebm_concept_info_of(ebm_composition_term_model(c, *k));
+    put(b, "    [%s model '%s', %dx%dx%d, %s]", info->kind, info->name, info->channels,
+        info->height, info->width, info->hash);
     (*k)++;
     put(b, "\n");
     return;
@@ -676,26 +669,16 @@ static void formula(sbuf *b, const expr_node *n, int *k, int nested) {
   }
 }
 
-static void explain_common(sbuf *b, const expr_node *tree, const ebm_composition *c) {
-  char text[2048];
-  expr_print(tree, text, sizeof text);
-  put(b, "expression: %s\ntree:\n", text);
-  int k = 0;
-  explain_node(b, tree, 0, &k, c);
-  put(b, "energy:\n  E(x) = ");
-  k = 0;
-  formula(b, tree, &k, 0);
-  put(b, "\n  p(x) ~ exp(-E(x))\n");
-}
-
 void ebm_composition_explain(const ebm_composition *c, char *out, size_t len) {
   sbuf b = {out, len, 0};
   if (len) out[0] = 0;
-  explain_common(&b, c->tree, c);
-}
-
-void expr_explain(const expr_node *tree, char *out, size_t len) {
-  sbuf b = {out, len, 0};
-  if (len) out[0] = 0;
-  explain_common(&b, tree, NULL);
+  char text[2048];
+  expr_print(c->tree, text, sizeof text);
+  put(&b, "expression: %s\ntree:\n", text);
+  int k = 0;
+  explain_node(&b, c->tree, 0, &k, c);
+  put(&b, "energy:\n  E(x) = ");
+  k = 0;
+  formula(&b, c->tree, &k, 0);
+  put(&b, "\n  p(x) ~ exp(-E(x))\n");
 }
