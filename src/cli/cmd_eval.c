@@ -47,7 +47,7 @@ static void usage(FILE *f) {
           "hold an object at each.\n\n"
           "options:\n"
           "  --expr EXPR        the composition\n"
-          "  --suite            the fixed suite: every colour, shape, size and place (mean and\n"
+          "  --suite            the fixed suite: every color, shape, size and place (mean and\n"
           "                     worst value per family), then 2-, 3-, 4-term conjunctions,\n"
           "                     negation, disjunction and two objects, as a markdown table\n"
           "  --out FILE.md      --suite: write the table there (default: stdout)\n"
