@@ -52,12 +52,14 @@ static ebm_concept *make_gauss(ebm_backend *be, const char *name, int N, gauss_c
   return c;
 }
 
-/* Concepts "a" and "b" of N values with precisions ga and gb (which must outlive the set). */
-static void add_gauss_pair(ebm_backend *be, ebm_concept_set *set, int N, gauss_ctx *ga,
-                           gauss_ctx *gb) {
+/* Concepts "a" and "b" of N values, precisions 4 and 9. */
+static ebm_concept_set gauss_pair(ebm_backend *be, int N) {
+  static gauss_ctx ga = {4.0f}, gb = {9.0f};
+  ebm_concept_set set = {0};
   char err[256];
-  ebm_concept_set_add(set, make_gauss(be, "a", N, ga), 1, err, sizeof err);
-  ebm_concept_set_add(set, make_gauss(be, "b", N, gb), 1, err, sizeof err);
+  ebm_concept_set_add(&set, make_gauss(be, "a", N, &ga), 1, err, sizeof err);
+  ebm_concept_set_add(&set, make_gauss(be, "b", N, &gb), 1, err, sizeof err);
+  return set;
 }
 
 static ebm_composition *compose(ebm_backend *be, const ebm_concept_set *set, const char *src,
@@ -94,10 +96,8 @@ static double lse2(double a, double b) {
 /* ---- energy and gradient of a nested expression --------------------------------------------- */
 static void check_nested(ebm_backend *be) {
   enum { N = 5, B = 3 };
-  static gauss_ctx ga = {4.0f}, gb = {9.0f};
-  ebm_concept_set set = {0};
+  ebm_concept_set set = gauss_pair(be, N);
   char err[256];
-  add_gauss_pair(be, &set, N, &ga, &gb);
   const float m1[N] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f}, m2[N] = {0.9f, 0.1f, 0.5f, 0.5f, 0.2f},
               m3[N] = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
   const char *src = "(2*a=(0.1,0.2,0.3,0.4,0.5) AND NOT[0.3] b=(0.9,0.1,0.5,0.5,0.2)) OR[0.5] "
@@ -239,10 +239,8 @@ static void check_nested(ebm_backend *be) {
  * with one; a second step at another scale must not reuse the first scale's constants. */
 static void check_coefficient_paths(ebm_backend *be) {
   enum { N = 5, B = 7 };
-  static gauss_ctx ga = {4.0f}, gb = {9.0f};
-  ebm_concept_set set = {0};
+  ebm_concept_set set = gauss_pair(be, N);
   char err[256];
-  add_gauss_pair(be, &set, N, &ga, &gb);
   const char *srcs[] = {
       "2*a=(0.1,0.2,0.3,0.4,0.5) AND NOT[0.3] (b=(0.9,0.1,0.5,0.5,0.2) AND 0.5*a=(1,1,1,1,1)) "
       "AND b=(0.5,0.5,0.5,0.5,0.5)",
