@@ -368,13 +368,11 @@ int cmd_eval(int argc, char **argv) {
       st->n = (int)l;
       break;
     case O_BATCH:
-      if (cli_parse_int(optarg, 1, 4096, &l))
-        return cli_usage(CMD_NAME, "--batch: expected 1..4096, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "batch", optarg, 1, 4096, &l)) return EXIT_USAGE;
       st->batch = (int)l;
       break;
     case O_STEPS:
-      if (cli_parse_int(optarg, 0, 1000000, &l))
-        return cli_usage(CMD_NAME, "--steps: expected 0..1000000, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "steps", optarg, 0, 1000000, &l)) return EXIT_USAGE;
       st->sc.steps = (int)l;
       st->sc.adapt_steps = (int)l / 2;
       st->steps_given = 1;
@@ -392,8 +390,7 @@ int cmd_eval(int argc, char **argv) {
       st->noise_given = 1;
       break;
     case O_SEED:
-      if (cli_parse_int(optarg, 0, 4294967295L, &l))
-        return cli_usage(CMD_NAME, "--seed: expected 0..4294967295, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "seed", optarg, 0, 4294967295L, &l)) return EXIT_USAGE;
       st->seed = (uint32_t)l;
       break;
     case O_MODELS: models = optarg; break;

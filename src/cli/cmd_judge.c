@@ -134,20 +134,17 @@ static int parse(int argc, char **argv, opts *o) {
   while ((c = getopt_long(argc, argv, ":o:n:h", longopts, NULL)) != -1) {
     switch (c) {
     case OPT_STEPS:
-      if (cli_parse_int(optarg, 1, 10000000, &o->steps))
-        return cli_usage(CMD_NAME, "--steps: expected 1..10000000, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "steps", optarg, 1, 10000000, &o->steps)) return EXIT_USAGE;
       break;
     case OPT_BATCH:
-      if (cli_parse_int(optarg, 1, 4096, &o->batch))
-        return cli_usage(CMD_NAME, "--batch: expected 1..4096, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "batch", optarg, 1, 4096, &o->batch)) return EXIT_USAGE;
       break;
     case OPT_LR:
       if (cli_parse_float(optarg, 1e-7, 1.0, &o->lr))
         return cli_usage(CMD_NAME, "--lr: expected a number in 1e-7..1, got '%s'", optarg);
       break;
     case OPT_SEED:
-      if (cli_parse_int(optarg, 0, 4294967295L, &o->seed))
-        return cli_usage(CMD_NAME, "--seed: expected 0..4294967295, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "seed", optarg, 0, 4294967295L, &o->seed)) return EXIT_USAGE;
       o->seed_given = 1;
       break;
     case OPT_DATA: o->data = optarg; break;
@@ -174,8 +171,7 @@ static int parse(int argc, char **argv, opts *o) {
         return cli_usage(CMD_NAME, "--quantile: expected 0.5..1, got '%s'", optarg);
       break;
     case OPT_PADDING:
-      if (cli_parse_int(optarg, 0, 1024, &o->padding))
-        return cli_usage(CMD_NAME, "--padding: expected 0..1024, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "padding", optarg, 0, 1024, &o->padding)) return EXIT_USAGE;
       break;
     case 'o': o->out = optarg, o->out_given = 1; break;
     case OPT_INIT: o->init = optarg; break;

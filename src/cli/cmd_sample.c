@@ -418,13 +418,13 @@ int cmd_sample(int argc, char **argv) {
       sampling_opts++;
       break;
     case O_STEPS:
-      if (cli_parse_int(optarg, 0, 1000000, &l)) return cli_usage(CMD_NAME, "--steps: expected 0..1000000, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "steps", optarg, 0, 1000000, &l)) return EXIT_USAGE;
       s.steps = l;
       s.steps_given = 1;
       sampling_opts++;
       break;
     case O_SEED:
-      if (cli_parse_int(optarg, 0, 4294967295L, &l)) return cli_usage(CMD_NAME, "--seed: expected 0..4294967295, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "seed", optarg, 0, 4294967295L, &l)) return EXIT_USAGE;
       s.seed = (uint32_t)l;
       s.seed_given = 1;
       sampling_opts++;
@@ -436,7 +436,7 @@ int cmd_sample(int argc, char **argv) {
       break;
     case O_ANALYTIC: s.analytic = 1; sampling_opts++; break;
     case O_RES:
-      if (cli_parse_int(optarg, 4, 512, &l)) return cli_usage(CMD_NAME, "--resolution: expected 4..512, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "resolution", optarg, 4, 512, &l)) return EXIT_USAGE;
       s.resolution = l;
       resolution_given = 1;
       sampling_opts++;
@@ -466,17 +466,17 @@ int cmd_sample(int argc, char **argv) {
       if (cli_parse_int(optarg, 1, 1000000, &every)) return cli_usage(CMD_NAME, "--every: expected a positive count, got '%s'", optarg);
       break;
     case O_NROW:
-      if (cli_parse_int(optarg, 1, 4096, &l)) return cli_usage(CMD_NAME, "--nrow: expected 1..4096, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "nrow", optarg, 1, 4096, &l)) return EXIT_USAGE;
       s.nrow = l;
       sampling_opts++;
       break;
     case O_SCALE:
-      if (cli_parse_int(optarg, 1, 16, &l)) return cli_usage(CMD_NAME, "--scale: expected 1..16, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "scale", optarg, 1, 16, &l)) return EXIT_USAGE;
       s.scale = l;
       sampling_opts++;
       break;
     case O_PAD:
-      if (cli_parse_int(optarg, 0, 1024, &l)) return cli_usage(CMD_NAME, "--padding: expected 0..1024, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "padding", optarg, 0, 1024, &l)) return EXIT_USAGE;
       s.padding = l;
       sampling_opts++;
       break;
