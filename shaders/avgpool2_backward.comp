@@ -4,7 +4,7 @@
  * Dispatch: vkb_grid_1d(planes * h * w, 256), one input element per invocation. */
 #extension GL_GOOGLE_include_directive : require
 #define VKEBM_PC_AVGPOOL2
-#include "vkebm/push.h"
+#include "push.h"
 #include "common.glsl"
 
 layout(local_size_x = 256) in;

@@ -6,7 +6,7 @@
  * Invocation t sums p = t, t+64, ... serially; then a fixed shared-memory tree: repeatable. */
 #extension GL_GOOGLE_include_directive : require
 #define VKEBM_PC_CHANNEL_SUM
-#include "vkebm/push.h"
+#include "push.h"
 #include "common.glsl"
 
 layout(local_size_x = 64) in;

@@ -5,7 +5,7 @@
  * in order (L is small), so every element of a channel gets the same bias bits. */
 #extension GL_GOOGLE_include_directive : require
 #define VKEBM_PC_COND
-#include "vkebm/push.h"
+#include "push.h"
 #include "common.glsl"
 
 layout(local_size_x = 256) in;

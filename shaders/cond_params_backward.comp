@@ -9,7 +9,7 @@
  * serially in index order, so the result is bitwise repeatable. */
 #extension GL_GOOGLE_include_directive : require
 #define VKEBM_PC_COND
-#include "vkebm/push.h"
+#include "push.h"
 #include "common.glsl"
 
 layout(local_size_x = 64) in;

@@ -5,7 +5,7 @@
  * It is conv3x3_tile.glsl with OUT_CH = Ci, IN_CH = Co and the kernel flipped (same geometry). */
 #extension GL_GOOGLE_include_directive : require
 #define VKEBM_PC_CONV3X3
-#include "vkebm/push.h"
+#include "push.h"
 #include "common.glsl"
 
 #define IN_CH pc.cout

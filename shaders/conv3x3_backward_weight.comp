@@ -15,7 +15,7 @@
 #extension GL_GOOGLE_include_directive : require
 #extension GL_EXT_control_flow_attributes : require
 #define VKEBM_PC_CONV3X3
-#include "vkebm/push.h"
+#include "push.h"
 #include "common.glsl"
 
 #define WG_OT VKEBM_CONVW_OT

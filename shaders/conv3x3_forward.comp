@@ -4,7 +4,7 @@
  * Register tiling and dispatch geometry: conv3x3_tile.glsl (OUT_CH = Co, IN_CH = Ci). */
 #extension GL_GOOGLE_include_directive : require
 #define VKEBM_PC_CONV3X3
-#include "vkebm/push.h"
+#include "push.h"
 #include "common.glsl"
 
 #define IN_CH pc.cin

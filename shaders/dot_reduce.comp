@@ -7,7 +7,7 @@
  * chunk's elements t, t+256, ... serially, then a fixed shared-memory tree: bitwise repeatable. */
 #extension GL_GOOGLE_include_directive : require
 #define VKEBM_PC_DOT
-#include "vkebm/push.h"
+#include "push.h"
 #include "common.glsl"
 
 layout(local_size_x = 256) in;

@@ -4,7 +4,7 @@
  * Dispatch: vkb_grid_1d(B*C*HW, 256), one element per invocation. */
 #extension GL_GOOGLE_include_directive : require
 #define VKEBM_PC_HEAD
-#include "vkebm/push.h"
+#include "push.h"
 #include "common.glsl"
 
 layout(local_size_x = 256) in;

@@ -7,7 +7,7 @@
  * each sums over b in order (repeatable). */
 #extension GL_GOOGLE_include_directive : require
 #define VKEBM_PC_HEAD
-#include "vkebm/push.h"
+#include "push.h"
 #include "common.glsl"
 
 layout(local_size_x = 64) in;

@@ -4,7 +4,7 @@
  * Dispatch: vkb_grid_1d(B, 64), one invocation per batch element, serial over ch. */
 #extension GL_GOOGLE_include_directive : require
 #define VKEBM_PC_HEAD
-#include "vkebm/push.h"
+#include "push.h"
 #include "common.glsl"
 
 layout(local_size_x = 64) in;

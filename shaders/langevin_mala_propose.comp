@@ -5,7 +5,7 @@
  * Dispatch: vkb_grid_1d(rows * cols, 256). */
 #extension GL_GOOGLE_include_directive : require
 #define VKEBM_PC_SAMPLER
-#include "vkebm/push.h"
+#include "push.h"
 #include "common.glsl"
 
 layout(local_size_x = 256) in;

@@ -5,7 +5,7 @@
  * Dispatch: one workgroup of 256 per row (langevin_rows.glsl), gx * gy >= rows. */
 #extension GL_GOOGLE_include_directive : require
 #define VKEBM_PC_SAMPLER
-#include "vkebm/push.h"
+#include "push.h"
 #include "common.glsl"
 #include "langevin_rows.glsl"
 

@@ -7,7 +7,7 @@
  * Dispatch: local 8 x 8 pixels; groups (ceil(size/8), ceil(size/8), n). */
 #extension GL_GOOGLE_include_directive : require
 #define VKEBM_PC_SCENE_RENDER
-#include "vkebm/push.h"
+#include "push.h"
 #include "common.glsl"
 
 layout(local_size_x = 8, local_size_y = 8) in;

@@ -9,7 +9,7 @@
  * so the result is bitwise repeatable. */
 #extension GL_GOOGLE_include_directive : require
 #define VKEBM_PC_SPECTRAL
-#include "vkebm/push.h"
+#include "push.h"
 #include "common.glsl"
 
 layout(local_size_x = 256) in;

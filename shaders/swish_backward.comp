@@ -3,7 +3,7 @@
  * Dispatch: vkb_grid_1d(n, 256): groups of 256 along x, rows of groups along y. */
 #extension GL_GOOGLE_include_directive : require
 #define VKEBM_PC_ELTWISE
-#include "vkebm/push.h"
+#include "push.h"
 #include "common.glsl"
 
 layout(local_size_x = 256) in;

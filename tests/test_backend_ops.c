@@ -16,7 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/backend/backend_impl.h"
+#include "backend/backend_impl.h"
 #include "testutil.h"
 #include "vkebm/scene.h"
 
@@ -156,6 +156,12 @@ static const op_case cases_mala_propose[] = {
     CASE(mala_propose, 1e-5, 1e-5, .B = 3, .N = 13, .seed = 7, .step = 2)};
 static const op_case cases_mala_log_q[] = {CASE(mala_log_q, 1e-4, 1e-5, .B = 3, .N = 13)};
 static const op_case cases_chain_select[] = {CASE(chain_select, 0, 0, .B = 4, .N = 13)};
+static const op_case cases_softmin_forward[] = {
+    CASE(softmin_forward, 1e-5, 1e-5, .K = 3, .B = 13, .T = 0.3f),
+    CASE(softmin_forward, 1e-5, 1e-5, .K = 1, .B = 70, .T = 0.01f)};
+static const op_case cases_softmin_backward[] = {
+    CASE(softmin_backward, 1e-5, 1e-5, .K = 3, .B = 13, .T = 0.3f, .alpha = -1.5f),
+    CASE(softmin_backward, 1e-5, 1e-5, .K = 2, .B = 70, .T = 0.01f, .alpha = 1.0f)};
 static const op_case cases_adam_step[] = {
     CASE(adam_step, 1e-6, 1e-5, .n = 1037, .hp = &adam_hp),
     CASE(adam_step, 1e-6, 1e-5, .n = 70001, .hp = &adam_hp)}; /* split over the threads */

@@ -52,6 +52,16 @@ static ebm_concept *make_gauss(ebm_backend *be, const char *name, int N, gauss_c
   return c;
 }
 
+/* Concepts "a" and "b" of N values, precisions 4 and 9. */
+static ebm_concept_set gauss_pair(ebm_backend *be, int N) {
+  static gauss_ctx ga = {4.0f}, gb = {9.0f};
+  ebm_concept_set set = {0};
+  char err[256];
+  ebm_concept_set_add(&set, make_gauss(be, "a", N, &ga), 1, err, sizeof err);
+  ebm_concept_set_add(&set, make_gauss(be, "b", N, &gb), 1, err, sizeof err);
+  return set;
+}
+
 static ebm_composition *compose(ebm_backend *be, const ebm_concept_set *set, const char *src,
                                 int B) {
   expr_error err;
@@ -86,11 +96,8 @@ static double lse2(double a, double b) {
 /* ---- energy and gradient of a nested expression --------------------------------------------- */
 static void check_nested(ebm_backend *be) {
   enum { N = 5, B = 3 };
-  gauss_ctx ga = {4.0f}, gb = {9.0f};
-  ebm_concept_set set = {0};
+  ebm_concept_set set = gauss_pair(be, N);
   char err[256];
-  ebm_concept_set_add(&set, make_gauss(be, "a", N, &ga), 1, err, sizeof err);
-  ebm_concept_set_add(&set, make_gauss(be, "b", N, &gb), 1, err, sizeof err);
   const float m1[N] = {0.1f, 0.2f, 0.3f, 0.4f, 0.5f}, m2[N] = {0.9f, 0.1f, 0.5f, 0.5f, 0.2f},
               m3[N] = {0.5f, 0.5f, 0.5f, 0.5f, 0.5f};
   const char *src = "(2*a=(0.1,0.2,0.3,0.4,0.5) AND NOT[0.3] b=(0.9,0.1,0.5,0.5,0.2)) OR[0.5] "
@@ -225,6 +232,49 @@ static void check_nested(ebm_backend *be) {
   ebm_concept_set_clear(&set);
 }
 
+/* ---- where the coefficients are computed ------------------------------------------------------
+ * eval with energies evaluates the tree per chain on the host in double precision; without, a
+ * tree with a soft OR runs on the device (softmin ops, float) and one without uses constants
+ * uploaded once. The gradients must agree: bit for bit without a soft OR, to float rounding
+ * with one; a second step at another scale must not reuse the first scale's constants. */
+static void check_coefficient_paths(ebm_backend *be) {
+  enum { N = 5, B = 7 };
+  ebm_concept_set set = gauss_pair(be, N);
+  char err[256];
+  const char *srcs[] = {
+      "2*a=(0.1,0.2,0.3,0.4,0.5) AND NOT[0.3] (b=(0.9,0.1,0.5,0.5,0.2) AND 0.5*a=(1,1,1,1,1)) "
+      "AND b=(0.5,0.5,0.5,0.5,0.5)",
+      "0.5*(a=(0.1,0.2,0.3,0.4,0.5) OR[0.5] (b=(0.9,0.1,0.5,0.5,0.2) AND NOT[0.3] "
+      "a=(0.5,0.5,0.5,0.5,0.5))) AND (2*b=(0.5,0.5,0.5,0.5,0.5) OR[2] 3*(a=(0.3,0.3,0.3,0.3,0.3) "
+      "OR[0.1] b=(0.2,0.8,0.2,0.8,0.2)))"};
+  float x[B * N], gh[B * N], gd[B * N];
+  tu_fill_uniform(x, B * N, 5, -0.5f, 1.5f);
+  ebm_buffer *xb = ebm_alloc(be, B * N), *g = ebm_alloc(be, B * N);
+  ebm_upload(be, ebm_ref_of(xb), x, B * N);
+  for (int k = 0; k < 2; k++) {
+    ebm_composition *c = compose(be, &set, srcs[k], B);
+    for (int s = 0; s < 2; s++) {
+      double E[B], scale = s ? 0.7 : 1.0;
+      TU_CHECK(!ebm_composition_eval(c, ebm_ref_of(xb), NULL, ebm_ref_of(g), scale, err, sizeof err),
+               "%s", err);
+      ebm_download(be, gd, ebm_ref_of(g), B * N);
+      TU_CHECK(!ebm_composition_eval(c, ebm_ref_of(xb), E, ebm_ref_of(g), scale, err, sizeof err),
+               "%s", err);
+      ebm_download(be, gh, ebm_ref_of(g), B * N);
+      char l[96];
+      snprintf(l, sizeof l, "%s coefficients, scale %g: device vs host", k ? "soft OR" : "AND/NOT",
+               scale);
+      if (k == 0)
+        TU_CHECK(!memcmp(gd, gh, sizeof gd), "%s: not the same bits", l);
+      tu_compare(l, gd, gh, B * N, 1e-6, 1e-5);
+    }
+    ebm_composition_destroy(c);
+  }
+  ebm_free(be, xb);
+  ebm_free(be, g);
+  ebm_concept_set_clear(&set);
+}
+
 /* ---- distributions ---------------------------------------------------------------------------- */
 
 typedef struct moments {
@@ -353,6 +403,7 @@ static void check_distributions(ebm_backend *be) {
 int main(void) {
   ebm_backend *be = tu_cpu_backend();
   check_nested(be);
+  check_coefficient_paths(be);
   check_distributions(be);
   tu_backend_done(be);
   return tu_finish("test_compose");

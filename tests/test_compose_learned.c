@@ -1,7 +1,8 @@
 /* test_compose_learned.c: learned concept models (tiny networks saved as model files and loaded
  * back) behind the concept interface: terms sharing a model are evaluated in one batched pass
  * and match separate evaluations; the composed energy of a nested expression matches the formula
- * over single-term energies; its gradient matches finite differences; MALA runs on it. */
+ * over single-term energies; its gradient matches finite differences; MALA runs on it; sampler
+ * steps on it transfer nothing between host and device. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -168,6 +169,23 @@ int main(void) {
   TU_CHECK(!ebm_sample(c, ebm_ref_of(xb), &cfg, NULL, NULL, &st, err, sizeof err), "%s", err);
   printf("  mala on learned models: acceptance %.2f, mean energy %.4g\n", st.accept_rate, st.mean_energy);
   TU_CHECK(isfinite(st.mean_energy), "finite energies");
+
+  /* paper steps on learned models transfer nothing: the labels go up once, the soft OR's
+   * coefficients are computed by backend ops (test_vk_sampler counts the same on vulkan) */
+  ebm_sampler_defaults(&cfg, EBM_SAMPLER_PAPER);
+  cfg.step_size = 1.0f;
+  int rc = ebm_sampler_step_composition(c, ebm_ref_of(xb), ebm_ref_of(gb), &cfg, 1.0f, 0, err,
+                                        sizeof err);
+  ebm_transfer_stats t0 = ebm_backend_transfer_stats(be);
+  for (uint32_t k = 1; k <= 5 && rc == 0; k++)
+    rc = ebm_sampler_step_composition(c, ebm_ref_of(xb), ebm_ref_of(gb), &cfg, 1.0f, k, err,
+                                      sizeof err);
+  ebm_transfer_stats t1 = ebm_backend_transfer_stats(be);
+  TU_CHECK(rc == 0 && ebm_sync(be) == 0, "paper steps: %s", err);
+  TU_CHECK(t1.uploads == t0.uploads && t1.downloads == t0.downloads,
+           "5 paper steps on learned models: %llu uploads, %llu downloads",
+           (unsigned long long)(t1.uploads - t0.uploads),
+           (unsigned long long)(t1.downloads - t0.downloads));
 
   ebm_free(be, xb);
   ebm_free(be, gb);

@@ -11,8 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/backend/cpu_ops.h"
-#include "../src/backend/cpu_reference.h"
+#include "backend/cpu_ops.h"
+#include "backend/cpu_reference.h"
 #include "testutil.h"
 
 static void check_shape(const char *path, int B, int Ci, int Co, int H, int W, uint32_t seed) {

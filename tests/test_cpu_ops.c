@@ -13,8 +13,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "../src/backend/cpu_ops.h"
-#include "../src/backend/cpu_reference.h"
+#include "backend/cpu_ops.h"
+#include "backend/cpu_reference.h"
 #include "testutil.h"
 #include "vkebm/backend.h"
 

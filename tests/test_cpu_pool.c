@@ -3,7 +3,7 @@
  * after every thread finished, and pools of any size start and stop cleanly. */
 #include <stdlib.h>
 
-#include "../src/backend/cpu_pool.h"
+#include "backend/cpu_pool.h"
 #include "testutil.h"
 
 enum { MAXT = 5, RUNS = 3000 };

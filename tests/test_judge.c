@@ -200,7 +200,7 @@ static void test_training(ebm_backend *be) {
      * reading is tested on its own (the faithful check has its own tests) */
     ebm_eval_scoring sc = {.size_tol = 0.1f, .pos_tol = 0.25f,
                            .thr = {{INFINITY, INFINITY}, {INFINITY, INFINITY}, "test"}};
-    if (ebm_eval_score(k, expr, img, 8, &sc, &res, NULL, err, sizeof err)) {
+    if (tu_eval_score_text(k, expr, img, 8, &sc, &res, NULL, err, sizeof err)) {
       TU_CHECK(0, "score: %s", err);
     } else {
       int want_shape = 0, want_notc = 0, want_or = 0, want_strict = 0, want_side0 = 0,
@@ -230,13 +230,13 @@ static void test_training(ebm_backend *be) {
       if (r[0].scene_prob >= 0.5f)
         TU_CHECK(res.rows[0].satisfied >= 1.0 / 8, "the first image satisfies its own shape");
     }
-    TU_CHECK(ebm_eval_score(k, "smell=rose", img, 8, &sc, &res, NULL, err, sizeof err) != 0 &&
+    TU_CHECK(tu_eval_score_text(k, "smell=rose", img, 8, &sc, &res, NULL, err, sizeof err) != 0 &&
                  strstr(err, "smell"),
              "unknown concept accepted (%s)", err);
-    TU_CHECK(ebm_eval_score(k, "shape=pyramid", img, 8, &sc, &res, NULL, err, sizeof err) != 0,
+    TU_CHECK(tu_eval_score_text(k, "shape=pyramid", img, 8, &sc, &res, NULL, err, sizeof err) != 0,
              "unknown shape accepted");
     /* two places: judged on masked copies */
-    TU_CHECK(ebm_eval_score(k, "pos=(-0.5,0) AND pos=(0.5,0)", img, 8, &sc, &res, NULL, err,
+    TU_CHECK(tu_eval_score_text(k, "pos=(-0.5,0) AND pos=(0.5,0)", img, 8, &sc, &res, NULL, err,
                             sizeof err) == 0 && res.masked_positions == 1,
              "two positions not masked: %s", err);
     ebm_judge_destroy(k);

@@ -58,7 +58,7 @@ static int score_refs(ebm_judge *j, const ebm_eval_scoring *sc, const char *expr
   expr_node *t = expr_parse(expr, &perr);
   int R = ebm_judge_config_of(j)->resolution;
   int rc = !t || ebm_eval_reference_images(t, sc->size_tol, sc->pos_tol, seed, n, R, img) ||
-           ebm_eval_score(j, expr, img, n, sc, res, NULL, err, errlen);
+           ebm_eval_score(j, t, img, n, sc, res, NULL, err, errlen);
   expr_free(t);
   return rc;
 }
@@ -149,7 +149,7 @@ int main(void) {
     ebm_eval_result res;
     ebm_eval_sample *v = malloc((size_t)nneg * sizeof *v);
     ebm_eval_detail det = {.samples = v};
-    if (ebm_eval_score(j, probes[p], neg, nneg, &sc, &res, &det, err, sizeof err)) {
+    if (tu_eval_score_text(j, probes[p], neg, nneg, &sc, &res, &det, err, sizeof err)) {
       TU_CHECK(0, "%s: %s", probes[p], err);
       free(v);
       continue;
@@ -186,7 +186,7 @@ int main(void) {
     scene_render_cpu(img, packed, NFAMILY, R, NULL, 0);
     free(packed);
     ebm_eval_result one;
-    TU_CHECK(ebm_eval_score(j, expr, img, NFAMILY, &sc, &one, NULL, err, sizeof err) == 0, "%s",
+    TU_CHECK(tu_eval_score_text(j, expr, img, NFAMILY, &sc, &one, NULL, err, sizeof err) == 0, "%s",
              err);
     printf("one object at (-0.5,0) for `%s`: %.1f%% strict (unverified %.1f%%)\n", expr,
            100 * one.strict, 100 * one.read_strict);

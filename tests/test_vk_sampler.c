@@ -3,7 +3,9 @@
  * 1000 values, 1 and 3 rows per group) with fixed seeds, printing the worst element; every tensor
  * at an unaligned offset between guard floats; every vulkan run repeated for the same bits
  * (tu_check_op, testutil.h). Then whole compositions sampled with each sampler on both backends: same seed, close images (the
- * normals' transcendental functions may differ in the last ulps; MALA's decisions match). */
+ * normals' transcendental functions may differ in the last ulps; MALA's decisions match). Last,
+ * a composed step (AND/NOT, soft OR, mixture OR) makes no host round trip on vulkan (counted with
+ * ebm_backend_transfer_stats). */
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,19 +66,30 @@ static void ops(ebm_backend *cpu, ebm_backend *vk) {
 
 /* ---- whole compositions on both backends ---------------------------------------------------- */
 
-static void run_composition(ebm_backend *be, ebm_sampler_kind kind, float *out, int B,
-                            ebm_sampler_stats *st) {
-  ebm_concept_set set = {0};
+/* src over the analytic color and position concepts at 8x8, for B chains (NULL on failure) */
+static ebm_composition *builtin_composition(ebm_backend *be, ebm_concept_set *set, const char *src,
+                                            int B) {
   char err[256];
   const char *names[] = {"color", "position"};
   for (int i = 0; i < 2; i++) {
     ebm_concept *c = ebm_concept_create_builtin(be, names[i], 8, 100.0f, 4, err, sizeof err);
-    TU_CHECK(c && !ebm_concept_set_add(&set, c, 1, err, sizeof err), "%s", err);
+    TU_CHECK(c && !ebm_concept_set_add(set, c, 1, err, sizeof err), "%s", err);
   }
   expr_error e;
-  expr_node *t = expr_parse("(color=red AND pos=(0.3,-0.5)) OR[1] (color=blue AND pos=(-0.5,0.5)) AND pos=(0,0)", &e);
-  ebm_composition *comp = t ? ebm_composition_create(be, t, &set, B, &e) : NULL;
-  TU_CHECK(comp, "composition: %s", e.msg);
+  expr_node *t = expr_parse(src, &e);
+  ebm_composition *comp = t ? ebm_composition_create(be, t, set, B, &e) : NULL;
+  TU_CHECK(comp, "%s: %s", src, e.msg);
+  expr_free(t);
+  return comp;
+}
+
+static void run_composition(ebm_backend *be, ebm_sampler_kind kind, float *out, int B,
+                            ebm_sampler_stats *st) {
+  ebm_concept_set set = {0};
+  char err[256];
+  ebm_composition *comp = builtin_composition(
+      be, &set, "(color=red AND pos=(0.3,-0.5)) OR[1] (color=blue AND pos=(-0.5,0.5)) AND pos=(0,0)",
+      B);
   if (comp) {
     int N = ebm_composition_image_size(comp);
     float *x = malloc(sizeof(float) * B * N);
@@ -94,7 +107,6 @@ static void run_composition(ebm_backend *be, ebm_sampler_kind kind, float *out, 
     free(x);
     ebm_composition_destroy(comp);
   }
-  expr_free(t);
   ebm_concept_set_clear(&set);
 }
 
@@ -116,11 +128,63 @@ static void compositions(ebm_backend *cpu, ebm_backend *vk) {
   }
 }
 
+/* ---- a composed step stays on the device ----------------------------------------------------
+ * Ten paper-sampler steps of a composition after one to warm up (the labels and constant
+ * coefficients go up once): no upload, download or sync, and no queue submission (each would be
+ * a host round trip stalling the queue between the models' forward and backward passes). */
+static void no_round_trips(ebm_backend *be, const char *src, int or_mixture) {
+  enum { B = 4, STEPS = 10 };
+  ebm_concept_set set = {0};
+  char err[256];
+  ebm_composition *comp = builtin_composition(be, &set, src, B);
+  if (comp) {
+    ebm_composition_set_or_mixture(comp, or_mixture, 9);
+    int N = ebm_composition_image_size(comp);
+    float *x = malloc(sizeof(float) * B * N);
+    ebm_sampler_init_uniform(x, B, N, 42);
+    ebm_buffer *xb = ebm_alloc(be, (size_t)B * N), *gb = ebm_alloc(be, (size_t)B * N);
+    ebm_upload(be, ebm_ref_of(xb), x, (size_t)B * N);
+    ebm_sampler_config cfg;
+    ebm_sampler_defaults(&cfg, EBM_SAMPLER_PAPER);
+    cfg.step_size = 1e-3f;
+    int rc = ebm_sampler_step_composition(comp, ebm_ref_of(xb), ebm_ref_of(gb), &cfg, 1e-3f, 0,
+                                          err, sizeof err);
+    TU_CHECK(rc == 0 && ebm_sync(be) == 0, "%s: warm-up step: %s", src, err);
+    ebm_transfer_stats a = ebm_backend_transfer_stats(be);
+    for (uint32_t k = 1; k <= STEPS && rc == 0; k++)
+      rc = ebm_sampler_step_composition(comp, ebm_ref_of(xb), ebm_ref_of(gb), &cfg, 1e-3f, k, err,
+                                        sizeof err);
+    ebm_transfer_stats b = ebm_backend_transfer_stats(be);
+    TU_CHECK(rc == 0 && ebm_sync(be) == 0, "%s: steps: %s", src, err);
+    printf("  %-60s%s: per %d steps %llu uploads, %llu downloads, %llu syncs, %llu submits\n",
+           src, or_mixture ? " (OR as a mixture)" : "", STEPS, (unsigned long long)(b.uploads - a.uploads),
+           (unsigned long long)(b.downloads - a.downloads), (unsigned long long)(b.syncs - a.syncs),
+           (unsigned long long)(b.submits - a.submits));
+    TU_CHECK(b.uploads == a.uploads && b.downloads == a.downloads && b.syncs == a.syncs &&
+                 b.submits == a.submits,
+             "%s: a composed step went to the host", src);
+    /* what the steps computed is still there to read */
+    TU_CHECK(ebm_composition_term_energies(comp) != NULL, "%s: term energies", src);
+    ebm_free(be, xb);
+    ebm_free(be, gb);
+    free(x);
+    ebm_composition_destroy(comp);
+  }
+  ebm_concept_set_clear(&set);
+}
+
 int main(void) {
   ebm_backend *vk = tu_vulkan_backend();
   ebm_backend *cpu = tu_cpu_backend();
   ops(cpu, vk);
   compositions(cpu, vk);
+  const char *and_not = "color=red AND NOT[0.5] pos=(0.3,-0.5) AND 2*pos=(0,0)";
+  const char *with_or =
+      "(color=red AND pos=(0.3,-0.5)) OR[1] (color=blue AND 0.5*pos=(-0.5,0.5)) AND pos=(0,0)";
+  no_round_trips(vk, and_not, 0);
+  no_round_trips(vk, with_or, 0); /* soft OR: the tree on the device */
+  no_round_trips(vk, with_or, 1); /* mixture: constants again */
+  no_round_trips(cpu, and_not, 0);
   ebm_backend_destroy(cpu);
   tu_backend_done(vk);
   return tu_finish("test_vk_sampler");

@@ -13,7 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../src/backend/backend_impl.h"
+#include "backend/backend_impl.h"
 #include "testutil.h"
 #include "vkebm/train.h"
 

@@ -7,6 +7,7 @@ if(NOT VKEBM_VIEW)
 endif()
 add_library(vkebm_testutil STATIC ${CMAKE_SOURCE_DIR}/tests/testutil.c)
 target_link_libraries(vkebm_testutil PUBLIC vkebm_lib)
+target_include_directories(vkebm_testutil PUBLIC ${VKEBM_PRIVATE_INCLUDES}) # tests see the internals
 foreach(src ${TEST_SOURCES})
   get_filename_component(name ${src} NAME_WE)
   add_executable(${name} ${src})

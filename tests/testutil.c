@@ -268,3 +268,17 @@ void tu_source_path(char *out, size_t len, const char *rel) {
   if (rl >= 11 && !strcmp(root + rl - 11, "/tests/data")) root[rl - 11] = 0;
   snprintf(out, len, "%s/%s", root, rel);
 }
+
+int tu_eval_score_text(ebm_judge *judge, const char *expr, const float *images, int n,
+                       const ebm_eval_scoring *sc, ebm_eval_result *out,
+                       const ebm_eval_detail *detail, char *err, size_t errlen) {
+  expr_error perr;
+  expr_node *t = expr_parse(expr, &perr);
+  if (!t) {
+    expr_error_format(expr, &perr, err, errlen);
+    return -1;
+  }
+  int rc = ebm_eval_score(judge, t, images, n, sc, out, detail, err, errlen);
+  expr_free(t);
+  return rc;
+}

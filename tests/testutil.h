@@ -9,6 +9,7 @@
 
 #include "vkebm/backend.h"
 #include "vkebm/compose.h"
+#include "vkebm/eval.h"
 
 extern int tu_failures;
 
@@ -97,5 +98,10 @@ void tu_check_op(const char *label, ebm_backend *cpu, ebm_backend *vk, tu_op_fn 
     const tu_tensor ts_[] = {__VA_ARGS__};                                                     \
     tu_check_op(label, cpu, vk, fn, ts_, (int)(sizeof ts_ / sizeof ts_[0]), shape, atol, rtol); \
   } while (0)
+
+/* ebm_eval_score of an expression given as text (the parse error, caret and all, in err). */
+int tu_eval_score_text(ebm_judge *judge, const char *expr, const float *images, int n,
+                       const ebm_eval_scoring *sc, ebm_eval_result *out,
+                       const ebm_eval_detail *detail, char *err, size_t errlen);
 
 #endif

@@ -13,7 +13,7 @@
 #include <time.h>
 #include <unistd.h>
 
-#include "../src/backend/cpu_ops.h"
+#include "backend/cpu_ops.h"
 #include "vkebm/shared.h"
 
 static double now(void) {

@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # fuzz.sh: builds the libFuzzer targets (tests/fuzz/fuzz_*.c) with clang under ASan + UBSan
 # (+ float-cast-overflow) into build-fuzz/, replays the committed seed corpus
-# (tests/fuzz/corpus/TARGET/, which holds issue 11's crashing inputs), then fuzzes each target
-# for VKEBM_FUZZ_SECONDS (default 8) from a copy of it. Any crash, sanitizer report, leak,
+# (tests/fuzz/corpus/TARGET/, with the crashing inputs of docs/reliability.md), then fuzzes
+# each target for VKEBM_FUZZ_SECONDS (default 8) from a copy of it. Any crash, sanitizer report, leak,
 # timeout (10 s per input) or allocation past 2.5 GB fails the script, and the input that did it
 # is kept in build-fuzz/findings/. Called by tools/test.sh; VKEBM_TEST_FUZZ=0 skips it there.
 # usage: tools/fuzz.sh [TARGET...]   (default: safetensors png from checkpoint celeba)
@@ -26,7 +26,7 @@ for t in "${TARGETS[@]}"; do
   bin="$SRC/build-fuzz/fuzz_$t"
   mkdir -p "$W/$t/corpus" "$W/$t/cwd"
   cp "$SRC/tests/fuzz/corpus/$t/"* "$W/$t/corpus/"
-  # the committed inputs first, each once: they crashed vkebm before issue 11
+  # the committed inputs first, each once: they crashed vkebm before the fixes docs/reliability.md lists
   (cd "$W/$t/cwd" && "$bin" -close_fd_mask=3 -rss_limit_mb=2560 -malloc_limit_mb=2560 -timeout=10 \
      -artifact_prefix="$SRC/build-fuzz/findings/$t-" "$SRC/tests/fuzz/corpus/$t/"* >"$W/$t/replay.log" 2>&1) || {
     tail -40 "$W/$t/replay.log"; echo "fuzz.sh: $t: a seed input fails (log above)"; exit 1; }

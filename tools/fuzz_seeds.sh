@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fuzz_seeds.sh: regenerates the committed seed corpus of the fuzz targets (tests/fuzz/corpus/)
-# with a built vkebm: valid files of every kind, and the hostile inputs of issue 11 (a model
-# header asking for 9 GB, checkpoints whose replay counters divided by zero or read past the
+# with a built vkebm: valid files of every kind, and the hostile inputs of docs/reliability.md
+# (a model header asking for 9 GB, checkpoints whose replay counters divided by zero or read past the
 # buffer, a --from PNG whose expression was cut at 4095 bytes, one with two expressions).
 # usage: tools/fuzz_seeds.sh [BUILD_DIR]   (default build/)
 set -euo pipefail
@@ -34,14 +34,14 @@ def st_write(path, header, data):
     h += b" " * (-len(h) % 8)
     open(path, "wb").write(struct.pack("<Q", len(h)) + h + bytes(data))
 
-# the 387-byte model whose header asks for a 2.3 G-weight network (issue 11, item 4)
+# the 387-byte model whose header asks for a 2.3 G-weight network (docs/reliability.md)
 meta = {"format": "vkebm-model", "format_version": "1", "resolution": "1", "in_channels": "3",
         "base_width": "1024", "blocks": "4,4,4,4,4,4,4,4", "label_dim": "1", "spectral_norm": "0",
         "concept": "color", "label_kind": "vector", "label_names": "a", "label_min": "-1",
         "label_max": "1", "step": "0", "seed": "0"}
 st_write(f"{C}/safetensors/bomb.safetensors", {"__metadata__": meta}, b"")
 
-# checkpoints with crafted train.state counters (issue 11, item 2)
+# checkpoints with crafted train.state counters (docs/reliability.md)
 header, data = st_read(f"{C}/checkpoint/valid.ckpt")
 b, e = header["extra.train.state"]["data_offsets"]
 for name, edits in {"count_2_32": {17: 0.0, 18: 256.0}, "count_2_31": {18: 128.0},
@@ -52,7 +52,7 @@ for name, edits in {"count_2_32": {17: 0.0, 18: 256.0}, "count_2_31": {18: 128.0
         d[b + 4 * i:b + 4 * i + 4] = struct.pack("<f", v)
     st_write(f"{C}/checkpoint/{name}.ckpt", json.loads(json.dumps(header)), d)
 
-# --from PNGs: an expression past 4095 bytes, and two expressions (issue 11, item 6)
+# --from PNGs: an expression past 4095 bytes, and two expressions (docs/reliability.md)
 def chunk(t, d):
     return struct.pack(">I", len(d)) + t + d + struct.pack(">I", zlib.crc32(t + d) & 0xffffffff)
 def with_text(src, dst, key, value, dup=False):

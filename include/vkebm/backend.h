@@ -78,6 +78,33 @@ const char *ebm_backend_conv_path(const ebm_backend *be, int direction, int Ci, 
                                   int W);
 /* Vulkan validation messages seen so far (0 on cpu). Tests fail when this is non-zero. */
 uint64_t ebm_backend_validation_errors(const ebm_backend *be);
+/* The Vulkan devices `vkebm devices` lists, without Vulkan types: their compute limits and which
+ * one the vulkan backend uses by default (`chosen`: discrete > integrated > virtual > cpu, or
+ * the index in env VKEBM_DEVICE). `hardware`: a real GPU (not a CPU implementation such as
+ * lavapipe): what --backend auto takes. */
+typedef struct ebm_vulkan_device {
+  char name[256];
+  const char *type; /* "discrete", "integrated", "virtual", "cpu" or "other" */
+  int hardware, chosen, has_compute_queue;
+  unsigned api_major, api_minor, api_patch;
+  char driver_name[256], driver_info[256]; /* "" when unknown */
+  uint32_t subgroup_size, max_workgroup_invocations, max_workgroup_size[3];
+  uint32_t max_shared_memory, max_push_constants, min_storage_offset_alignment;
+  uint64_t max_storage_buffer_range, device_local_bytes;
+} ebm_vulkan_device;
+/* Fills up to max devices; returns how many there are (at most max), or -1 when Vulkan has no
+ * loader or driver that can create an instance. */
+int ebm_vulkan_devices(ebm_vulkan_device *out, int max);
+
+/* What has crossed between host and device since the backend was created: calls of
+ * ebm_upload, ebm_download and ebm_sync, and (vulkan; 0 on cpu) the command buffers submitted
+ * and waited on for any reason (those calls, a full descriptor pool, a buffer freed while work
+ * was recorded). Each submit is a host round trip that stalls the queue; tests use the counts
+ * to check that a loop stays on the device. */
+typedef struct ebm_transfer_stats {
+  uint64_t uploads, downloads, syncs, submits;
+} ebm_transfer_stats;
+ebm_transfer_stats ebm_backend_transfer_stats(const ebm_backend *be);
 
 /* ---- buffers and transfers ---------------------------------------------------------------- */
 

@@ -8,9 +8,12 @@
  *         (or, as a mixture, each chain's drawn side: ebm_composition_set_or_mixture)
  *   NOT   E = -alpha E_child
  *   w*e   E = w E_e
- * Per step, only per-chain numbers cross to the host: each term's energy per chain comes down,
- * the tree is evaluated per chain in double precision, and each term's coefficient dE/dE_k per
- * chain goes back up as the dE of that model's backward pass. Images stay on the device.
+ * The gradient is each model's backward pass with the coefficients dE/dE_k per chain as its dE.
+ * A sampler step stays on the device: without a soft OR (AND, NOT, weights, mixture ORs) the
+ * coefficients are constants, computed on the host once per scale and uploaded once; with one,
+ * the tree runs on the device (the backend's softmin ops, in float). Energies come to the host
+ * only when asked for (ebm_composition_eval's energy, ebm_composition_term_energies); then the
+ * tree is evaluated per chain in double precision there.
  */
 #ifndef VKEBM_COMPOSE_H
 #define VKEBM_COMPOSE_H
@@ -39,22 +42,19 @@ int ebm_composition_num_terms(const ebm_composition *c);
 const char *ebm_composition_term_text(const ebm_composition *c, int k);
 const ebm_concept *ebm_composition_term_model(const ebm_composition *c, int k);
 
-/* Composed energy of x[B, N] (device): energy[B] on the host (optional, NULL to skip); grad
- * [B, N] (device, overwritten) when grad.buf != NULL, scaled by `scale` (energies too): the
- * sampler's inverse temperature. 0 or -1 with a message. */
+/* Composed energy of x[B, N] (device): energy[B] on the host (optional, NULL to skip: then
+ * nothing waits for the device); grad [B, N] (device, overwritten) when grad.buf != NULL, scaled
+ * by `scale` (energies too): the sampler's inverse temperature. With energy, a composed energy
+ * that is not finite is an error. 0 or -1 with a message. */
 int ebm_composition_eval(ebm_composition *c, ebm_ref x, double *energy, ebm_ref grad,
                          double scale, char *err, size_t errlen);
-/* Per-term energies of the last evaluation, unscaled: [num_terms, B] host floats. */
-const float *ebm_composition_term_energies(const ebm_composition *c);
+/* Per-term energies of the last evaluation, unscaled: [num_terms, B] host floats (downloaded
+ * here when that evaluation did not fetch them; NULL when the download fails). */
+const float *ebm_composition_term_energies(ebm_composition *c);
 
-/* The composed energy evaluated on the host from given term energies (one chain): the tree's
- * value, and d value / d term_k into coef[num_terms] (optional). Exposed for tests and the
- * viewer. */
-double ebm_composition_tree_value(const ebm_composition *c, const double *term_energy,
-                                  double *coef);
-
-/* The same for chain `chain` of the composition: with the OR mixture on, each OR takes the side
- * that chain samples (chain < 0: the soft OR). */
+/* The composed energy evaluated on the host from given term energies of chain `chain`: the
+ * tree's value, and d value / d term_k into coef[num_terms] (optional). With the OR mixture on,
+ * each OR takes the side that chain samples (chain < 0: the soft OR). */
 double ebm_composition_tree_value_chain(const ebm_composition *c, const double *term_energy,
                                         double *coef, int chain);
 
@@ -68,7 +68,5 @@ void ebm_composition_set_or_mixture(ebm_composition *c, int on, uint32_t seed);
 /* Writes the parsed tree, one node a line, with each term's model, and the energy formula the
  * tree stands for. */
 void ebm_composition_explain(const ebm_composition *c, char *out, size_t len);
-/* The same for a tree not bound to models (no model names). */
-void expr_explain(const expr_node *tree, char *out, size_t len);
 
 #endif

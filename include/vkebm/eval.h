@@ -136,15 +136,17 @@ typedef struct ebm_eval_detail {
 void ebm_eval_sampler(const ebm_eval_settings *s, const ebm_concept_set *set,
                       ebm_sampler_config *sc);
 
-/* Samples expr with the models of set and judges it. 0, or -1 with a one-line reason
- * (expression errors carry the caret-formatted message). */
-int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge, const char *expr,
-                  const ebm_eval_settings *s, ebm_eval_result *out, const ebm_eval_detail *detail,
-                  char *err, size_t errlen);
+/* Samples the parsed expression tree with the models of set and judges it. 0, or -1 with a
+ * one-line reason; when a term does not bind to the models, also *bind_err (optional) with its
+ * position in the text the tree was parsed from (for expr_error_format), as
+ * ebm_composition_create gives it. */
+int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge,
+                  const expr_node *tree, const ebm_eval_settings *s, ebm_eval_result *out,
+                  const ebm_eval_detail *detail, expr_error *bind_err, char *err, size_t errlen);
 
-/* Judges given images [n, 3, R, R] against expr (no sampling, no Frechet distance): the scoring
+/* Judges given images [n, 3, R, R] against the tree (no sampling, no Frechet distance): the scoring
  * half of ebm_eval_expr, for tests and for scoring images made elsewhere. */
-int ebm_eval_score(ebm_judge *judge, const char *expr, const float *images, int n,
+int ebm_eval_score(ebm_judge *judge, const expr_node *tree, const float *images, int n,
                    const ebm_eval_scoring *sc, ebm_eval_result *out, const ebm_eval_detail *detail,
                    char *err, size_t errlen);
 

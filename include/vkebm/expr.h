@@ -55,6 +55,8 @@ typedef struct expr_error {
  * that negations are grounded (see expr_grounded). */
 expr_node *expr_parse(const char *src, expr_error *err);
 void expr_free(expr_node *n);
+/* A deep copy (positions included); NULL when out of memory. */
+expr_node *expr_clone(const expr_node *n);
 
 /* 1 when the expression's distribution can be normalised: a term is grounded; NOT never is;
  * AND is when any child is; OR is when every child is (each mode must be). */

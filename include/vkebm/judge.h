@@ -106,7 +106,6 @@ int ebm_judge_save(ebm_judge *j, const char *path, char *err, size_t errlen);
 void ebm_judge_destroy(ebm_judge *j);
 
 const ebm_judge_config *ebm_judge_config_of(const ebm_judge *j);
-int ebm_judge_max_batch(const ebm_judge *j);
 int64_t ebm_judge_step(const ebm_judge *j);  /* training steps done */
 uint64_t ebm_judge_seed(const ebm_judge *j);
 const char *ebm_judge_data_spec(const ebm_judge *j);

@@ -1,8 +1,9 @@
 /* sampler.h: Langevin-type samplers over a composed energy.
  *
- * Owns the three update rules and their settings. Each step is backend ops plus per-chain
- * numbers on the host (energies, accept/reject, step sizes): images never leave the device
- * during sampling.
+ * Owns the three update rules and their settings. A paper or langevin step is backend ops only
+ * (compose.h: the composition's coefficients stay on the device), so the queue never waits for
+ * the host; MALA adds per-chain numbers on the host (energies, accept/reject, step sizes). Images
+ * never leave the device during sampling.
  *   paper     (the released code; the default): x += sigma*xi; x -= eta*grad E(x); clip to [0,1].
  *             Decoupled constants eta = 100, sigma = 0.005: a noisy gradient descent that works
  *             with learned EBMs whose gradients are small; it does not sample exp(-E) exactly.

@@ -44,12 +44,21 @@ void ebm_free(ebm_backend *be, ebm_buffer *buf) {
 size_t ebm_buffer_size(const ebm_buffer *buf) { return buf->nfloats; }
 ebm_ref ebm_ref_of(ebm_buffer *buf) { return (ebm_ref){buf, 0}; }
 int ebm_upload(ebm_backend *be, ebm_ref dst, const float *src, size_t n) {
+  be->uploads++;
   return be->vt->upload(be, dst, src, n);
 }
 int ebm_download(ebm_backend *be, float *dst, ebm_ref src, size_t n) {
+  be->downloads++;
   return be->vt->download(be, dst, src, n);
 }
-int ebm_sync(ebm_backend *be) { return be->vt->sync(be); }
+int ebm_sync(ebm_backend *be) {
+  be->syncs++;
+  return be->vt->sync(be);
+}
+ebm_transfer_stats ebm_backend_transfer_stats(const ebm_backend *be) {
+  return (ebm_transfer_stats){be->uploads, be->downloads, be->syncs,
+                              be->vt->submits ? be->vt->submits(be) : 0};
+}
 
 /* ---- ops: checked once here, then the backend's entry ---------------------------------------- */
 

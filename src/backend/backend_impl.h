@@ -52,6 +52,8 @@ typedef struct ebm_backend_vtable {
   uint64_t (*validation_errors)(const ebm_backend *be);
   /* optional: NULL answers "shader" */
   const char *(*conv_path)(const ebm_backend *be, int direction, int Ci, int Co, int H, int W);
+  /* optional: queue submissions so far (NULL: none, the cpu backend) */
+  uint64_t (*submits)(const ebm_backend *be);
 
   ebm_buffer *(*alloc)(ebm_backend *be, size_t nfloats);
   void (*free)(ebm_backend *be, ebm_buffer *buf);
@@ -82,6 +84,7 @@ typedef struct ebm_backend_vtable {
 struct ebm_backend {
   const ebm_backend_vtable *vt;
   ebm_backend_kind kind;
+  uint64_t uploads, downloads, syncs; /* counted by backend.c (ebm_backend_transfer_stats) */
 };
 
 /* Constructors (src/backend/cpu.c, src/backend/vulkan.c). Same contract as ebm_backend_create. */
@@ -91,7 +94,7 @@ int ebm_vulkan_backend_create(ebm_backend **out, const ebm_backend_options *opt,
 int ebm_vulkan_hardware_gpu_present(void);
 
 /* CPU twins that other code calls on plain host arrays (argument meaning as in ops.def):
- * the sampler ops (src/backend/cpu_sampler.c) and Adam (src/backend/cpu_optim.c, which also
+ * the sampler and composition ops (src/backend/cpu_sampler.c) and Adam (src/backend/cpu_optim.c, which also
  * packs the push constants adam_step.comp reads, so both see the same rounded constants). */
 void quadratic_energy_cpu(float *e, const float *x, const float *mu, const float *prec, int n,
                           int N, int rows_per_group);
@@ -104,6 +107,9 @@ void mala_propose_cpu(float *xp, const float *x, const float *grad, const float 
 void mala_log_q_cpu(float *out, const float *to, const float *from, const float *grad_from,
                     const float *tau, int B, int N);
 void chain_select_cpu(float *x, const float *src, const float *mask, int B, int N);
+void softmin_forward_cpu(float *v, const float *e, int K, int B, float T);
+void softmin_backward_cpu(float *de, const float *dv, const float *e, int K, int B, float T,
+                          float alpha);
 void adam_push_from_params(const ebm_adam_params *hp, size_t n, void *push /* vkebm_pc_adam_step */);
 /* Adam on elements [begin, end) of the arrays (so threads can share a step). */
 void adam_step_cpu_range(float *params, const float *grads, float *m, float *v, size_t begin,

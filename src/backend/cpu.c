@@ -297,6 +297,17 @@ void cpu_chain_select(ebm_backend *be, ebm_tensor x, ebm_tensor src, ebm_tensor 
   if (x.n) chain_select_cpu(P(x), P(src), P(mask), B, N);
 }
 
+/* composition ops: the twins of cpu_sampler.c */
+void cpu_softmin_forward(ebm_backend *be, ebm_tensor v, ebm_tensor e, int K, int B, float T) {
+  op_begin(be);
+  if (B) softmin_forward_cpu(P(v), P(e), K, B, T);
+}
+void cpu_softmin_backward(ebm_backend *be, ebm_tensor de, ebm_tensor dv, ebm_tensor e, int K,
+                          int B, float T, float alpha) {
+  op_begin(be);
+  if (B) softmin_backward_cpu(P(de), P(dv), P(e), K, B, T, alpha);
+}
+
 /* optimizer ops: Adam elementwise, split over the pool's threads (each element on its own, so
  * the split changes no bits) */
 typedef struct adam_job {

@@ -8,7 +8,7 @@
 #include <math.h>
 
 #include "backend_impl.h"
-#include "vkebm/push.h"
+#include "push.h"
 
 void adam_push_from_params(const ebm_adam_params *hp, size_t n, void *push) {
   vkebm_pc_adam_step *pc = push;

@@ -1,5 +1,6 @@
-/* cpu_sampler.c: CPU twins of the sampler ops (backend.h, "sampler ops"), in plain C on host
- * arrays. They are the reference the shaders/langevin_*.comp kernels are tested against, and the
+/* cpu_sampler.c: CPU twins of the sampler and composition ops (ops.def, "sampler ops",
+ * "composition"), in plain C on host arrays. They are the reference the shaders/langevin_*.comp
+ * and shaders/softmin_*.comp kernels are tested against, and the
  * cpu backend's vtable entries call them on its buffers. Reductions run in index order, so the
  * results are bitwise repeatable. */
 #include <math.h>
@@ -83,4 +84,29 @@ void chain_select_cpu(float *x, const float *src, const float *mask, int B, int 
   for (int b = 0; b < B; b++)
     if (mask[b] > 0.5f)
       for (int i = 0; i < N; i++) x[(size_t)b * N + i] = src[(size_t)b * N + i];
+}
+
+/* v[b] = -T log sum_k exp(-e[k,b]/T),  e: [K,B]; the largest -e/T subtracted first, k in order */
+void softmin_forward_cpu(float *v, const float *e, int K, int B, float T) {
+  for (int b = 0; b < B; b++) {
+    float m = -INFINITY, s = 0.0f;
+    for (int k = 0; k < K; k++) m = fmaxf(m, -e[(size_t)k * B + b] / T);
+    for (int k = 0; k < K; k++) s += expf(-e[(size_t)k * B + b] / T - m);
+    v[b] = -T * (m + logf(s));
+  }
+}
+
+/* de[k,b] = alpha dv[b] softmax_k(-e[:,b]/T),  de, e: [K,B]  dv: [B] */
+void softmin_backward_cpu(float *de, const float *dv, const float *e, int K, int B, float T,
+                          float alpha) {
+  for (int b = 0; b < B; b++) {
+    float m = -INFINITY, s = 0.0f;
+    for (int k = 0; k < K; k++) m = fmaxf(m, -e[(size_t)k * B + b] / T);
+    for (int k = 0; k < K; k++) s += expf(-e[(size_t)k * B + b] / T - m);
+    const float c = alpha * dv[b] / s;
+    for (int k = 0; k < K; k++) {
+      const size_t i = (size_t)k * B + b;
+      de[i] = c * expf(-e[i] / T - m);
+    }
+  }
 }

@@ -4,7 +4,7 @@
  * vulkan_kernels.def with pipelines created on first use and cached, a scratch buffer for ops
  * that need intermediate sums, and vkb_run: binding tensors at arbitrary float offsets (each is
  * bound from the aligned offset below it; the remainder goes to the shader in push constants,
- * see include/vkebm/push.h), recording the dispatch and remembering any failure so that the
+ * see shaders/push.h), recording the dispatch and remembering any failure so that the
  * next ebm_sync/ebm_download reports it. The ops themselves are in vulkan_ops.c.
  */
 #include <stddef.h>
@@ -12,8 +12,8 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "vkebm/push.h"
-#include "vkebm/vkx.h"
+#include "push.h"
+#include "vk/vkx.h"
 #include "vulkan_impl.h"
 
 typedef struct vk_buffer {
@@ -232,6 +232,9 @@ static const char *vk_describe(const ebm_backend *be) { return ((const vk_backen
 static uint64_t vk_validation_errors(const ebm_backend *be) {
   return vkx_validation_errors(((const vk_backend *)be)->ctx);
 }
+static uint64_t vk_submits(const ebm_backend *be) {
+  return vkx_submit_count(((const vk_backend *)be)->ctx);
+}
 
 static void vk_destroy(ebm_backend *be) {
   vk_backend *b = vkb(be);
@@ -302,13 +305,54 @@ int ebm_vulkan_backend_create(ebm_backend **out, const ebm_backend_options *opt,
   return EBM_OK;
 }
 
+static int hardware_type(VkPhysicalDeviceType t) {
+  return t != VK_PHYSICAL_DEVICE_TYPE_CPU && t != VK_PHYSICAL_DEVICE_TYPE_OTHER;
+}
+
+int ebm_vulkan_devices(ebm_vulkan_device *out, int max) {
+  vkx_device_info infos[16];
+  int n = vkx_enumerate(infos, 16);
+  if (n < 0) return -1;
+  if (n > 16) n = 16;
+  if (n > max) n = max;
+  int chosen = n > 0 ? vkx_choose_device(infos, n) : -1;
+  const char *env = getenv("VKEBM_DEVICE"); /* as vkx_create reads it */
+  if (env && *env) {
+    char *end;
+    long v = strtol(env, &end, 10);
+    if (!*end && v >= 0 && v < n) chosen = (int)v;
+  }
+  for (int i = 0; i < n; i++) {
+    const vkx_device_info *d = &infos[i];
+    ebm_vulkan_device *o = &out[i];
+    memset(o, 0, sizeof *o);
+    snprintf(o->name, sizeof o->name, "%.255s", d->name);
+    o->type = vkx_device_type_name(d->type);
+    o->hardware = hardware_type(d->type);
+    o->chosen = i == chosen;
+    o->has_compute_queue = d->has_compute_queue;
+    o->api_major = VK_API_VERSION_MAJOR(d->api_version);
+    o->api_minor = VK_API_VERSION_MINOR(d->api_version);
+    o->api_patch = VK_API_VERSION_PATCH(d->api_version);
+    snprintf(o->driver_name, sizeof o->driver_name, "%.255s", d->driver_name);
+    snprintf(o->driver_info, sizeof o->driver_info, "%.255s", d->driver_info);
+    o->subgroup_size = d->subgroup_size;
+    o->max_workgroup_invocations = d->max_workgroup_invocations;
+    memcpy(o->max_workgroup_size, d->max_workgroup_size, sizeof o->max_workgroup_size);
+    o->max_shared_memory = d->max_shared_memory;
+    o->max_push_constants = d->max_push_constants;
+    o->min_storage_offset_alignment = d->min_storage_offset_alignment;
+    o->max_storage_buffer_range = d->max_storage_buffer_range;
+    o->device_local_bytes = d->device_local_bytes;
+  }
+  return n;
+}
+
 int ebm_vulkan_hardware_gpu_present(void) {
   vkx_device_info infos[16];
   int n = vkx_enumerate(infos, 16);
   for (int i = 0; i < n && i < 16; i++)
-    if (infos[i].has_compute_queue && infos[i].type != VK_PHYSICAL_DEVICE_TYPE_CPU &&
-        infos[i].type != VK_PHYSICAL_DEVICE_TYPE_OTHER)
-      return 1;
+    if (infos[i].has_compute_queue && hardware_type(infos[i].type)) return 1;
   return 0;
 }
 
@@ -319,6 +363,7 @@ static const ebm_backend_vtable vkb_vtable = {
     .device_name = vk_device_name,
     .describe = vk_describe,
     .validation_errors = vk_validation_errors,
+    .submits = vk_submits,
     .alloc = vk_alloc,
     .free = vk_free,
     .upload = vk_upload,

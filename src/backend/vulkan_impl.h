@@ -2,7 +2,7 @@
  *
  * Every Vulkan op is: one or more dispatches of a kernel named in vulkan_kernels.def, whose
  * bindings are tensors (ebm_ref + length in floats) in binding order, with a push-constant struct
- * from include/vkebm/push*.h. vkb_run records the dispatch into the backend's command buffer
+ * from shaders/push.h. vkb_run records the dispatch into the backend's command buffer
  * (with a barrier before it, so dependent dispatches are ordered) and checks the binding count
  * and push size against the kernel table. Op files (vulkan_ops.c, vulkan_sampler.c, ...) define
  * vk_<op> for every op of include/vkebm/ops.def with only this; they never touch VkBuffer

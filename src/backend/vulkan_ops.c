@@ -2,7 +2,7 @@
  * the kernels in vulkan_kernels.def (shaders/<kernel>.comp), (vulkan.c builds the vtable).
  *
  * Each vk_<op> gets its tensors checked (backend.c) with their extents, fills a push struct
- * (include/vkebm/push.h), lists the tensors in binding order and picks the dispatch grid the
+ * (shaders/push.h), lists the tensors in binding order and picks the dispatch grid the
  * shader's header comment describes. Reductions go through
  * kernels with fixed summation order (channel_sum, dot_reduce, per-invocation serial loops),
  * so results are bitwise repeatable. Ops whose inputs may alias their outputs order their
@@ -11,7 +11,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
-#include "vkebm/push.h"
+#include "push.h"
 #include "vulkan_impl.h"
 
 #define RUN(be, kernel, args, push, gx, gy, gz)                                              \

@@ -2,7 +2,7 @@
  * shaders/adam_step.comp (kernel adam_step in vulkan_kernels.def). The push constants are
  * packed by adam_push_from_params (cpu_optim.c), the same function the CPU twin uses.
  */
-#include "vkebm/push.h"
+#include "push.h"
 #include "vulkan_impl.h"
 
 void vk_adam_step(ebm_backend *be, ebm_tensor params, ebm_tensor grads, ebm_tensor m, ebm_tensor v,

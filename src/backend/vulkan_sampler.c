@@ -1,11 +1,11 @@
-/* vulkan_sampler.c: the sampler ops of include/vkebm/backend.h on the vulkan backend, as
- * dispatches of the shaders/langevin_*.comp kernels (CPU twins: cpu_sampler.c). Each function
- * fills the shared sampler push struct, lists its tensors in binding order and picks the grid
- * its shader's header describes. Reductions (energies, log q) run one workgroup per row with a
+/* vulkan_sampler.c: the sampler and composition ops of include/vkebm/ops.def on the vulkan
+ * backend, as dispatches of the shaders/langevin_*.comp and softmin_*.comp kernels (CPU twins:
+ * cpu_sampler.c). Each function fills its push struct, lists its tensors in binding order and
+ * picks the grid its shader's header describes. Reductions (energies, log q) run one workgroup per row with a
  * fixed tree, so results are bitwise repeatable on one device. */
 #include <stdint.h>
 
-#include "vkebm/push.h"
+#include "push.h"
 #include "vulkan_impl.h"
 
 #define NARGS(a) ((int)(sizeof(a) / sizeof((a)[0])))
@@ -82,4 +82,22 @@ void vk_chain_select(ebm_backend *be, ebm_tensor x, ebm_tensor src, ebm_tensor m
   vkebm_pc_sampler pc = {.rows = (uint32_t)B, .cols = (uint32_t)N};
   vkb_arg a[] = {x, src, mask};
   run_items(be, VKB_K_langevin_chain_select, a, NARGS(a), &pc);
+}
+
+/* composition ops: one invocation per chain (shaders/softmin_*.comp) */
+void vk_softmin_forward(ebm_backend *be, ebm_tensor v, ebm_tensor e, int K, int B, float T) {
+  vkebm_pc_softmin pc = {.k = (uint32_t)K, .b = (uint32_t)B, .t = T};
+  vkb_arg a[] = {v, e};
+  uint32_t gx, gy;
+  vkb_grid_1d((size_t)B, 64, &gx, &gy);
+  if (gx) vkb_run(be, VKB_K_softmin_forward, a, NARGS(a), &pc, (uint32_t)sizeof pc, gx, gy, 1);
+}
+
+void vk_softmin_backward(ebm_backend *be, ebm_tensor de, ebm_tensor dv, ebm_tensor e, int K,
+                         int B, float T, float alpha) {
+  vkebm_pc_softmin pc = {.k = (uint32_t)K, .b = (uint32_t)B, .t = T, .alpha = alpha};
+  vkb_arg a[] = {de, dv, e};
+  uint32_t gx, gy;
+  vkb_grid_1d((size_t)B, 64, &gx, &gy);
+  if (gx) vkb_run(be, VKB_K_softmin_backward, a, NARGS(a), &pc, (uint32_t)sizeof pc, gx, gy, 1);
 }

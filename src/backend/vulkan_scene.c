@@ -6,7 +6,7 @@
  * The CPU twin is scene_render_cpu (src/scene/render.c); tests/test_vk_scene.c compares them.
  */
 
-#include "vkebm/push.h"
+#include "push.h"
 #include "vkebm/scene.h"
 #include "vulkan_impl.h"
 

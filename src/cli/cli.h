@@ -41,6 +41,9 @@ int cli_backend_close(ebm_backend *be, int rc);
 
 /* Strict number parsing: the whole string must be a number in range. 0 ok, -1 not. */
 int cli_parse_int(const char *s, long lo, long hi, long *out);
+/* An integer option's value: cli_parse_int, or "vkebm CMD: --NAME: expected LO..HI, got 'ARG'"
+ * on stderr and EXIT_USAGE (for `if (cli_opt_int(...)) return EXIT_USAGE;`). */
+int cli_opt_int(const char *cmd, const char *name, const char *arg, long lo, long hi, long *out);
 int cli_parse_float(const char *s, double lo, double hi, double *out);
 
 /* Seconds on the monotonic clock (for timing; differences only). */

@@ -244,22 +244,18 @@ int cmd_bench(int argc, char **argv) {
     case 'c': snprintf(configs_buf, sizeof configs_buf, "%s", optarg); break;
     case 'n': snprintf(batches_buf, sizeof batches_buf, "%s", optarg); break;
     case 'i':
-      if (cli_parse_int(optarg, 1, 1000, &iters))
-        return cli_usage("bench", "--iters: expected 1..1000, not '%s'", optarg);
+      if (cli_opt_int("bench", "iters", optarg, 1, 1000, &iters)) return EXIT_USAGE;
       break;
     case 'w':
-      if (cli_parse_int(optarg, 0, 1000, &warmup))
-        return cli_usage("bench", "--warmup: expected 0..1000, not '%s'", optarg);
+      if (cli_opt_int("bench", "warmup", optarg, 0, 1000, &warmup)) return EXIT_USAGE;
       break;
     case 'j': json = 1; break;
     case 't': train = 1; break;
     case 'K':
-      if (cli_parse_int(optarg, 0, 10000, &lsteps))
-        return cli_usage("bench", "--langevin-steps: expected 0..10000, not '%s'", optarg);
+      if (cli_opt_int("bench", "langevin-steps", optarg, 0, 10000, &lsteps)) return EXIT_USAGE;
       break;
     case 'S':
-      if (cli_parse_int(optarg, 1, 100000, &train_steps))
-        return cli_usage("bench", "--train-steps: expected 1..100000, not '%s'", optarg);
+      if (cli_opt_int("bench", "train-steps", optarg, 1, 100000, &train_steps)) return EXIT_USAGE;
       break;
     case 'V': validate = 1; break;
     case 'q': quiet = 1; break;

@@ -128,12 +128,10 @@ int cmd_demo(int argc, char **argv) {
     case 'M': models_dir = optarg; break;
     case 'o': save_path = optarg; break;
     case 'n':
-      if (cli_parse_int(optarg, 1, 4096, &batch))
-        return cli_usage("demo", "--batch: expected 1..4096, not '%s'", optarg);
+      if (cli_opt_int("demo", "batch", optarg, 1, 4096, &batch)) return EXIT_USAGE;
       break;
     case 's':
-      if (cli_parse_int(optarg, 0, 1000000, &steps))
-        return cli_usage("demo", "--steps: expected 0..1000000, not '%s'", optarg);
+      if (cli_opt_int("demo", "steps", optarg, 0, 1000000, &steps)) return EXIT_USAGE;
       break;
     case 'l':
       if (cli_parse_float(optarg, 0, 1e9, &step_size))

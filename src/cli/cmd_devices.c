@@ -9,7 +9,6 @@
 
 #include "cli.h"
 #include "vkebm/net.h"
-#include "vkebm/vkx.h"
 
 static void usage(FILE *f) {
   fprintf(f, "usage: vkebm devices [--config PRESET] [--help]\n\n"
@@ -61,15 +60,10 @@ int cmd_devices(int argc, char **argv) {
                      preset);
   if (optind < argc) return cli_usage("devices", "unexpected argument '%s'", argv[optind]);
 
-  vkx_device_info infos[16];
-  int n = vkx_enumerate(infos, 16);
-  if (n > 16) n = 16;
-  int chosen = n > 0 ? vkx_choose_device(infos, n) : -1;
-  const char *env = getenv("VKEBM_DEVICE");
-  if (env && *env) {
-    long v;
-    if (cli_parse_int(env, 0, 15, &v) == 0 && v < n) chosen = (int)v;
-  }
+  ebm_vulkan_device infos[16];
+  int n = ebm_vulkan_devices(infos, 16), chosen = -1;
+  for (int i = 0; i < n; i++)
+    if (infos[i].chosen) chosen = i;
   if (n < 0)
     printf("vulkan: no Vulkan loader or driver could create an instance\n");
   else if (n == 0)
@@ -77,11 +71,10 @@ int cmd_devices(int argc, char **argv) {
   else
     printf("vulkan devices (* = used by the vulkan backend):\n");
   for (int i = 0; i < n; i++) {
-    const vkx_device_info *d = &infos[i];
+    const ebm_vulkan_device *d = &infos[i];
     printf("%c %d: %s\n", i == chosen ? '*' : ' ', i, d->name);
-    printf("     type %s, Vulkan %u.%u.%u, driver %s%s%s\n", vkx_device_type_name(d->type),
-           VK_API_VERSION_MAJOR(d->api_version), VK_API_VERSION_MINOR(d->api_version),
-           VK_API_VERSION_PATCH(d->api_version), d->driver_name[0] ? d->driver_name : "?",
+    printf("     type %s, Vulkan %u.%u.%u, driver %s%s%s\n", d->type, d->api_major, d->api_minor,
+           d->api_patch, d->driver_name[0] ? d->driver_name : "?",
            d->driver_info[0] ? " " : "", d->driver_info);
     printf("     subgroup %u, workgroup <= %u invocations (%u x %u x %u), shared memory %u KiB, "
            "push constants %u B\n", d->subgroup_size, d->max_workgroup_invocations,
@@ -93,9 +86,7 @@ int cmd_devices(int argc, char **argv) {
            d->has_compute_queue ? "" : ", NO compute queue");
   }
   const char *auto_choice = "cpu";
-  if (chosen >= 0 && infos[chosen].type != VK_PHYSICAL_DEVICE_TYPE_CPU &&
-      infos[chosen].type != VK_PHYSICAL_DEVICE_TYPE_OTHER)
-    auto_choice = "vulkan";
+  if (chosen >= 0 && infos[chosen].hardware) auto_choice = "vulkan";
   printf("--backend auto uses: %s (vulkan only on a hardware GPU)\n", auto_choice);
 
   ebm_backend_options o = {.kind = EBM_BACKEND_CPU};

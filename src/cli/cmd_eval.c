@@ -47,7 +47,7 @@ static void usage(FILE *f) {
           "hold an object at each.\n\n"
           "options:\n"
           "  --expr EXPR        the composition\n"
-          "  --suite            the fixed suite: every colour, shape, size and place (mean and\n"
+          "  --suite            the fixed suite: every color, shape, size and place (mean and\n"
           "                     worst value per family), then 2-, 3-, 4-term conjunctions,\n"
           "                     negation, disjunction and two objects, as a markdown table\n"
           "  --out FILE.md      --suite: write the table there (default: stdout)\n"
@@ -299,13 +299,15 @@ static void on_progress(void *ctx, const char *phase, int done, int total) {
   cli_progress_update(&r->prog, label, done, total);
 }
 
-/* Evaluates one expression (saved into save/sub when --save). */
-static int run_one(runner *run, const char *expr, const char *sub, ebm_eval_result *res, char *err,
-                   size_t errlen) {
+/* Evaluates one expression, parsed once by the caller (saved into save/sub when --save). */
+static int run_one(runner *run, const char *expr, const expr_node *tree, const char *sub,
+                   ebm_eval_result *res, char *err, size_t errlen) {
   snprintf(run->label, sizeof run->label, "%s", expr);
   cli_progress_init(&run->prog, CMD_NAME, run->prog.quiet); /* elapsed and ETA per expression */
-  int rc = ebm_eval_expr(run->be, run->set, run->judge, expr, &run->st, res,
-                         run->save ? &run->detail : NULL, err, errlen);
+  expr_error bind = {.pos = -1};
+  int rc = ebm_eval_expr(run->be, run->set, run->judge, tree, &run->st, res,
+                         run->save ? &run->detail : NULL, &bind, err, errlen);
+  if (rc && bind.pos >= 0) expr_error_format(expr, &bind, err, errlen); /* a caret under it */
   cli_progress_end(&run->prog);
   if (rc || !run->save) return rc;
   char dir[4200];
@@ -378,13 +380,11 @@ int cmd_eval(int argc, char **argv) {
       st->n = (int)l;
       break;
     case O_BATCH:
-      if (cli_parse_int(optarg, 1, 4096, &l))
-        return cli_usage(CMD_NAME, "--batch: expected 1..4096, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "batch", optarg, 1, 4096, &l)) return EXIT_USAGE;
       st->batch = (int)l;
       break;
     case O_STEPS:
-      if (cli_parse_int(optarg, 0, 1000000, &l))
-        return cli_usage(CMD_NAME, "--steps: expected 0..1000000, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "steps", optarg, 0, 1000000, &l)) return EXIT_USAGE;
       st->sc.steps = (int)l;
       st->sc.adapt_steps = (int)l / 2;
       st->steps_given = 1;
@@ -402,8 +402,7 @@ int cmd_eval(int argc, char **argv) {
       st->noise_given = 1;
       break;
     case O_SEED:
-      if (cli_parse_int(optarg, 0, 4294967295L, &l))
-        return cli_usage(CMD_NAME, "--seed: expected 0..4294967295, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "seed", optarg, 0, 4294967295L, &l)) return EXIT_USAGE;
       st->seed = (uint32_t)l;
       break;
     case O_MODELS: models = optarg; break;
@@ -434,24 +433,36 @@ int cmd_eval(int argc, char **argv) {
   if (!expr == !run_suite) return cli_usage(CMD_NAME, "give exactly one of --expr or --suite");
   if (out && !run_suite) return cli_usage(CMD_NAME, "--out is for --suite");
   if (st->score_expr && run_suite) return cli_usage(CMD_NAME, "--score is for --expr");
-  const char *to_check[2] = {expr, st->score_expr};
-  for (int i = 0; i < 2; i++) {
-    if (!to_check[i]) continue;
+  if (st->score_expr) { /* checked here for a usage error; eval parses it once more */
     expr_error perr;
-    expr_node *t = expr_parse(to_check[i], &perr);
+    expr_node *t = expr_parse(st->score_expr, &perr);
     if (!t) {
       char msg[2048];
-      expr_error_format(to_check[i], &perr, msg, sizeof msg);
-      return cli_usage(CMD_NAME, "bad %sexpression: %s", i ? "--score " : "", msg);
+      expr_error_format(st->score_expr, &perr, msg, sizeof msg);
+      return cli_usage(CMD_NAME, "bad --score expression: %s", msg);
     }
     expr_free(t);
   }
-  if (run.save && cli_mkdir_p(run.save))
+  expr_node *tree = NULL; /* --expr, parsed once */
+  if (expr) {
+    expr_error perr;
+    if (!(tree = expr_parse(expr, &perr))) {
+      char msg[2048];
+      expr_error_format(expr, &perr, msg, sizeof msg);
+      return cli_usage(CMD_NAME, "bad expression: %s", msg);
+    }
+  }
+  if (run.save && cli_mkdir_p(run.save)) {
+    expr_free(tree);
     return cli_fail(CMD_NAME, "--save: cannot create %s: %s", run.save, strerror(errno));
+  }
 
   char err[2048];
   int rc = cli_backend_open(CMD_NAME, &run.be, (ebm_backend_kind)backend, -1, 0, quiet);
-  if (rc) return rc;
+  if (rc) {
+    expr_free(tree);
+    return rc;
+  }
   ebm_concept_set set = {0};
   run.set = &set;
   char *md = NULL, *pv = NULL;
@@ -480,12 +491,12 @@ int cmd_eval(int argc, char **argv) {
   }
   /* a learned model evaluates (terms bound to it) x chains rows at once: size it for the most
    * terms any expression here has */
-  int most_terms = 1;
-  for (int i = 0; i < (expr ? 1 : SUITE_ROWS); i++) {
+  int most_terms = tree ? expr_count_terms(tree) : 1;
+  for (int i = 0; !tree && i < SUITE_ROWS; i++) {
     char text[256];
-    if (!expr) row_expr(&suite[i], 0, text, sizeof text);
+    row_expr(&suite[i], 0, text, sizeof text);
     expr_error perr;
-    expr_node *t = expr_parse(expr ? expr : text, &perr);
+    expr_node *t = expr_parse(text, &perr);
     if (t && expr_count_terms(t) > most_terms) most_terms = expr_count_terms(t);
     expr_free(t);
   }
@@ -498,7 +509,7 @@ int cmd_eval(int argc, char **argv) {
 
   if (expr) {
     ebm_eval_result r;
-    if (run_one(&run, expr, NULL, &r, err, sizeof err)) {
+    if (run_one(&run, expr, tree, NULL, &r, err, sizeof err)) {
       rc = cli_fail(CMD_NAME, "%s", err);
       goto done;
     }
@@ -535,14 +546,14 @@ int cmd_eval(int argc, char **argv) {
     char text[256];
     row_expr(row, 0, text, sizeof text);
     expr_error perr;
-    expr_node *t = expr_parse(text, &perr);
+    expr_node *t = expr_parse(text, &perr); /* the first value's tree, evaluated below */
     /* copy the name out before the tree it points into is freed */
     char miss_buf[64] = "";
     const char *m = t ? missing_concept(t, &set) : "?";
     if (m) snprintf(miss_buf, sizeof miss_buf, "%s", m);
-    expr_free(t);
     int nv = row_count(row);
     if (m) {
+      expr_free(t);
       fprintf(mf, "| %d | %s | `%s%s` | skipped | %.0f%% | - | - | - | - | no `%s` model in %s |\n",
               i + 1, row->kind, row->expr, row->values ? "*" : "", 100 * row->target, miss_buf,
               st->analytic ? "analytic" : models);
@@ -563,7 +574,12 @@ int cmd_eval(int argc, char **argv) {
         fprintf(stderr, "vkebm eval: [%d/%d] %s\n", ++done_evals, total_evals, text);
       char sub[300];
       slug(sub, sizeof sub, ++saved, text);
-      if (run_one(&run, text, sub, &r, err, sizeof err)) {
+      expr_node *tv = v == 0 ? t : expr_parse(text, &perr);
+      int failed = !tv || run_one(&run, text, tv, sub, &r, err, sizeof err);
+      if (!tv) snprintf(err, sizeof err, "%s", perr.msg);
+      if (tv != t) expr_free(tv);
+      if (failed) {
+        expr_free(t);
         rc = cli_fail(CMD_NAME, "%s: %s", text, err);
         goto done;
       }
@@ -588,6 +604,7 @@ int cmd_eval(int argc, char **argv) {
         first_json = 0;
       }
     }
+    expr_free(t);
     double strict = sum_strict / nv, faithful = sum_faith / nv, unverified = sum_read / nv;
     char fd[64] = "-";
     if (row->values) {
@@ -664,5 +681,6 @@ done:
   free(run.detail.rerenders);
   ebm_judge_destroy(run.judge);
   ebm_concept_set_clear(&set);
+  expr_free(tree);
   return cli_backend_close(run.be, rc);
 }

@@ -615,7 +615,7 @@ static int infer_data(opts *o, ebm_concept_set *set, ebm_backend *be, int R) {
            "coordinate, found: every object within %.2f per coordinate\n\n",
            n, o->data, maxobj, secs,
            o->objects < 0 ? "the labels' count" : o->objects ? "fixed" : "auto", POS_TOL);
-    printf("| reader           | objects| colour  | shape   | pos MAE  | size MAE |%s\n",
+    printf("| reader           | objects| color   | shape   | pos MAE  | size MAE |%s\n",
            multi ? " found   | count   |" : "");
     printf("|------------------|-------:|--------:|--------:|---------:|---------:|%s\n",
            multi ? "--------:|--------:|" : "");

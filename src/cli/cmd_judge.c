@@ -53,7 +53,7 @@ static void usage(FILE *f) {
           "       vkebm judge train [options]\n"
           "       vkebm judge eval [--model FILE] [-n N] [--seed S] [--json]\n"
           "       vkebm judge calibrate [--model FILE] [-n N] [--seed S] [--quantile Q] [-o FILE]\n\n"
-          "The judge reads a rendered scene's object back: shape, colour (with the softmax\n"
+          "The judge reads a rendered scene's object back: shape, color (with the softmax\n"
           "confidence), position x, y, size, and the probability that the image is a render at\n"
           "all (\"scene\"; below 0.5 it is marked \"not a scene\"). Sample grids from `vkebm\n"
           "sample` are split into their cells using the PNG's vkebm:* text chunks; --grid splits\n"
@@ -134,20 +134,17 @@ static int parse(int argc, char **argv, opts *o) {
   while ((c = getopt_long(argc, argv, ":o:n:h", longopts, NULL)) != -1) {
     switch (c) {
     case OPT_STEPS:
-      if (cli_parse_int(optarg, 1, 10000000, &o->steps))
-        return cli_usage(CMD_NAME, "--steps: expected 1..10000000, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "steps", optarg, 1, 10000000, &o->steps)) return EXIT_USAGE;
       break;
     case OPT_BATCH:
-      if (cli_parse_int(optarg, 1, 4096, &o->batch))
-        return cli_usage(CMD_NAME, "--batch: expected 1..4096, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "batch", optarg, 1, 4096, &o->batch)) return EXIT_USAGE;
       break;
     case OPT_LR:
       if (cli_parse_float(optarg, 1e-7, 1.0, &o->lr))
         return cli_usage(CMD_NAME, "--lr: expected a number in 1e-7..1, got '%s'", optarg);
       break;
     case OPT_SEED:
-      if (cli_parse_int(optarg, 0, 4294967295L, &o->seed))
-        return cli_usage(CMD_NAME, "--seed: expected 0..4294967295, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "seed", optarg, 0, 4294967295L, &o->seed)) return EXIT_USAGE;
       o->seed_given = 1;
       break;
     case OPT_DATA: o->data = optarg; break;
@@ -174,8 +171,7 @@ static int parse(int argc, char **argv, opts *o) {
         return cli_usage(CMD_NAME, "--quantile: expected 0.5..1, got '%s'", optarg);
       break;
     case OPT_PADDING:
-      if (cli_parse_int(optarg, 0, 1024, &o->padding))
-        return cli_usage(CMD_NAME, "--padding: expected 0..1024, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "padding", optarg, 0, 1024, &o->padding)) return EXIT_USAGE;
       break;
     case 'o': o->out = optarg, o->out_given = 1; break;
     case OPT_INIT: o->init = optarg; break;
@@ -277,7 +273,7 @@ static int judge_train(opts *o) {
     if (done_steps % o->log_every == 0 || done_steps == o->steps) {
       if (!o->quiet)
         fprintf(stderr,
-                "step %ld/%ld  loss %.4f  shape acc %.3f  colour acc %.3f  pos rmse %.4f  "
+                "step %ld/%ld  loss %.4f  shape acc %.3f  color acc %.3f  pos rmse %.4f  "
                 "size rmse %.4f  scene acc %.3f  lr %.2g  %.1f s\n",
                 done_steps, o->steps, run_loss / run_n, run_sacc / run_n, run_cacc / run_n,
                 sqrt(run_pos / run_n), JUDGE_SIZE_HALF_RANGE * sqrt(run_size / run_n),
@@ -413,7 +409,7 @@ static int judge_eval(opts *o) {
     printf("judge %s on %d fresh renders of '%s' (seed %u, %.1f s)\n", o->model, ev.n, data,
            seed, secs);
     printf("  shape accuracy    %6.2f %%\n", 100 * ev.shape_acc);
-    printf("  colour accuracy   %6.2f %%\n", 100 * ev.colour_acc);
+    printf("  color accuracy    %6.2f %%\n", 100 * ev.colour_acc);
     printf("  position MAE      %.4f  RMSE %.4f  max %.4f  (per coordinate; %.1f %% within 0.05)\n",
            ev.pos_mae, ev.pos_rmse, ev.pos_max, 100 * ev.pos_within_005);
     printf("  size MAE          %.4f  RMSE %.4f  (%.1f %% within 0.03)\n", ev.size_mae,

@@ -267,8 +267,9 @@ static int write_each(const char *dir, const float *x, int B, int H, int W, char
 
 /* One JSON object: the expression, seed, output and every chain's composed and per-term
  * energies (those of the final step). */
-static void print_energies(const ebm_composition *comp, const settings *s, const char *out, int B) {
-  const float *te = ebm_composition_term_energies(comp);
+static void print_energies(ebm_composition *comp, const settings *s, const char *out, int B) {
+  const float *te = ebm_composition_term_energies(comp); /* fresh: ebm_sample's last evaluation */
+  if (!te) return;
   int T = ebm_composition_num_terms(comp);
   printf("{\"expr\": ");
   cli_json_string(stdout, s->expr);
@@ -417,13 +418,13 @@ int cmd_sample(int argc, char **argv) {
       sampling_opts++;
       break;
     case O_STEPS:
-      if (cli_parse_int(optarg, 0, 1000000, &l)) return cli_usage(CMD_NAME, "--steps: expected 0..1000000, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "steps", optarg, 0, 1000000, &l)) return EXIT_USAGE;
       s.steps = l;
       s.steps_given = 1;
       sampling_opts++;
       break;
     case O_SEED:
-      if (cli_parse_int(optarg, 0, 4294967295L, &l)) return cli_usage(CMD_NAME, "--seed: expected 0..4294967295, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "seed", optarg, 0, 4294967295L, &l)) return EXIT_USAGE;
       s.seed = (uint32_t)l;
       s.seed_given = 1;
       sampling_opts++;
@@ -435,7 +436,7 @@ int cmd_sample(int argc, char **argv) {
       break;
     case O_ANALYTIC: s.analytic = 1; sampling_opts++; break;
     case O_RES:
-      if (cli_parse_int(optarg, 4, 512, &l)) return cli_usage(CMD_NAME, "--resolution: expected 4..512, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "resolution", optarg, 4, 512, &l)) return EXIT_USAGE;
       s.resolution = l;
       resolution_given = 1;
       sampling_opts++;
@@ -465,17 +466,17 @@ int cmd_sample(int argc, char **argv) {
       if (cli_parse_int(optarg, 1, 1000000, &every)) return cli_usage(CMD_NAME, "--every: expected a positive count, got '%s'", optarg);
       break;
     case O_NROW:
-      if (cli_parse_int(optarg, 1, 4096, &l)) return cli_usage(CMD_NAME, "--nrow: expected 1..4096, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "nrow", optarg, 1, 4096, &l)) return EXIT_USAGE;
       s.nrow = l;
       sampling_opts++;
       break;
     case O_SCALE:
-      if (cli_parse_int(optarg, 1, 16, &l)) return cli_usage(CMD_NAME, "--scale: expected 1..16, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "scale", optarg, 1, 16, &l)) return EXIT_USAGE;
       s.scale = l;
       sampling_opts++;
       break;
     case O_PAD:
-      if (cli_parse_int(optarg, 0, 1024, &l)) return cli_usage(CMD_NAME, "--padding: expected 0..1024, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "padding", optarg, 0, 1024, &l)) return EXIT_USAGE;
       s.padding = l;
       sampling_opts++;
       break;
@@ -715,7 +716,7 @@ int cmd_sample(int argc, char **argv) {
   if (!quiet) {
     const float *te = ebm_composition_term_energies(comp);
     fprintf(stderr, "vkebm sample: mean energy %.6g", st.mean_energy);
-    for (int t = 0; t < ebm_composition_num_terms(comp); t++) {
+    for (int t = 0; te && t < ebm_composition_num_terms(comp); t++) {
       double m = 0;
       for (int b = 0; b < B; b++) m += te[t * B + b];
       fprintf(stderr, "; %s %.6g", ebm_composition_term_text(comp, t), m / B);

@@ -351,8 +351,7 @@ int cmd_view(int argc, char **argv) {
     case O_MODELS: o.models = optarg; break;
     case O_ANALYTIC: o.analytic = 1; break;
     case O_RES:
-      if (cli_parse_int(optarg, 4, 512, &o.resolution))
-        return cli_usage(CMD_NAME, "--resolution: expected 4..512, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "resolution", optarg, 4, 512, &o.resolution)) return EXIT_USAGE;
       break;
     case O_SAMPLER:
       o.sampler = ebm_sampler_parse(optarg);
@@ -374,12 +373,11 @@ int cmd_view(int argc, char **argv) {
         return cli_usage(CMD_NAME, "--beta: expected a positive number, got '%s'", optarg);
       break;
     case O_SEED:
-      if (cli_parse_int(optarg, 0, 4294967295L, &o.seed))
-        return cli_usage(CMD_NAME, "--seed: expected 0..4294967295, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "seed", optarg, 0, 4294967295L, &o.seed)) return EXIT_USAGE;
       break;
     case O_SPF:
-      if (cli_parse_int(optarg, 1, 1024, &o.steps_per_frame))
-        return cli_usage(CMD_NAME, "--steps-per-frame: expected 1..1024, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "steps-per-frame", optarg, 1, 1024, &o.steps_per_frame))
+        return EXIT_USAGE;
       o.spf_given = 1;
       break;
     case O_FRAMES:
@@ -392,8 +390,7 @@ int cmd_view(int argc, char **argv) {
     case O_GRID_ONLY: o.grid_only = 1; break;
     case O_SHOT: o.screenshot = optarg; break;
     case O_SCALE:
-      if (cli_parse_int(optarg, 1, 64, &o.scale))
-        return cli_usage(CMD_NAME, "--scale: expected 1..64, got '%s'", optarg);
+      if (cli_opt_int(CMD_NAME, "scale", optarg, 1, 64, &o.scale)) return EXIT_USAGE;
       break;
     case O_MAXFPS:
       if (cli_parse_float(optarg, 0, 10000, &o.max_fps))

@@ -164,6 +164,11 @@ int cli_parse_int(const char *s, long lo, long hi, long *out) {
   return 0;
 }
 
+int cli_opt_int(const char *cmd, const char *name, const char *arg, long lo, long hi, long *out) {
+  if (cli_parse_int(arg, lo, hi, out) == 0) return 0;
+  return cli_usage(cmd, "--%s: expected %ld..%ld, got '%s'", name, lo, hi, arg);
+}
+
 int cli_parse_float(const char *s, double lo, double hi, double *out) {
   char *end;
   errno = 0;

@@ -1,6 +1,7 @@
 /* compose.c: a bound expression's energy and gradient over the backend (compose.h).
  * Owns the per-model groups (stacked inputs, energies, coefficients, input gradients), the
- * per-chain evaluation of the tree on the host, and the explanation text. */
+ * coefficients dE/dE_k (constants uploaded once, or the tree evaluated on the device for soft
+ * ORs), the per-chain evaluation of the tree on the host, and the explanation text. */
 #include "vkebm/compose.h"
 #include "vkebm/fileio.h"
 #include "vkebm/shared.h"
@@ -25,6 +26,15 @@ typedef struct group {
   float *host_e, *host_dE;
 } group;
 
+/* A node of the tree as the device evaluates it (soft ORs): nodes are numbered breadth first,
+ * so a node's children are consecutive and every OR's operands form one [count, B] tensor. */
+typedef struct dev_node {
+  const expr_node *n;
+  int first, count;   /* children: nodes first .. first + count - 1 */
+  int term;           /* EXPR_TERM: its index in reading order */
+  int need_value;     /* its value is an operand of a soft OR (here or above) */
+} dev_node;
+
 struct ebm_composition {
   ebm_backend *be;
   expr_node *tree;     /* our own copy */
@@ -32,12 +42,22 @@ struct ebm_composition {
   int num_terms;
   char (*term_text)[96];
   int *term_group;
+  int *term_slot;      /* the term's row block in its group's stacked rows */
   int num_groups;
   group groups[32];
-  float *term_energy;  /* [num_terms, B] */
+  float *term_energy;  /* [num_terms, B]: the last evaluation's, when term_energy_fresh */
+  int term_energy_fresh;
   double *E, *coef;    /* [num_terms] scratch */
   int or_mixture;      /* 1: each chain samples one side of every OR (ebm_composition_set_or_mixture) */
   uint32_t or_seed;
+  int has_or;
+  /* constant coefficients (no soft OR): in the groups' dE since the last upload, for this scale */
+  int coef_uploaded;
+  double coef_scale;
+  /* the tree on the device (soft ORs) */
+  int num_nodes;
+  dev_node *nodes;
+  ebm_buffer *node_value, *node_coef; /* [num_nodes, B] */
 };
 
 #define OR_STREAM 0x4f52u
@@ -94,9 +114,13 @@ void ebm_composition_destroy(ebm_composition *c) {
     free(gr->host_e);
     free(gr->host_dE);
   }
+  ebm_free(c->be, c->node_value);
+  ebm_free(c->be, c->node_coef);
+  free(c->nodes);
   expr_free(c->tree);
   free(c->term_text);
   free(c->term_group);
+  free(c->term_slot);
   free(c->term_energy);
   free(c->E);
   free(c->coef);
@@ -112,6 +136,47 @@ static void set_err(expr_error *err, int pos, const char *fmt, ...) {
   va_start(ap, fmt);
   vsnprintf(err->msg, sizeof err->msg, fmt, ap);
   va_end(ap);
+}
+
+static int count_nodes(const expr_node *n) {
+  int k = 1;
+  for (int i = 0; i < n->num_children; i++) k += count_nodes(n->children[i]);
+  return k;
+}
+
+/* Numbers c->tree's nodes breadth first (dev_node) and, when it has an OR, allocates the node
+ * values and coefficients the device evaluation of a soft OR needs. 0, or -1 out of memory. */
+static int plan_device_tree(ebm_composition *c) {
+  int n = count_nodes(c->tree), next = 1, T = c->num_terms;
+  const expr_node **leaves = calloc((size_t)T, sizeof *leaves);
+  c->nodes = calloc((size_t)n, sizeof *c->nodes);
+  if (!leaves || !c->nodes) {
+    free(leaves);
+    return -1;
+  }
+  int k = 0;
+  collect_terms(c->tree, leaves, &k);
+  c->num_nodes = n;
+  c->nodes[0].n = c->tree;
+  for (int i = 0; i < n; i++) {
+    dev_node *d = &c->nodes[i];
+    d->first = next;
+    d->count = d->n->num_children;
+    if (d->n->kind == EXPR_OR) c->has_or = 1;
+    if (d->n->kind == EXPR_TERM)
+      for (int t = 0; t < T; t++)
+        if (leaves[t] == d->n) d->term = t;
+    for (int j = 0; j < d->count; j++) {
+      dev_node *ch = &c->nodes[next++];
+      ch->n = d->n->children[j];
+      ch->need_value = d->n->kind == EXPR_OR || d->need_value;
+    }
+  }
+  free(leaves);
+  if (!c->has_or) return 0;
+  c->node_value = ebm_alloc(c->be, (size_t)n * c->B);
+  c->node_coef = ebm_alloc(c->be, (size_t)n * c->B);
+  return c->node_value && c->node_coef ? 0 : -1;
 }
 
 ebm_composition *ebm_composition_create(ebm_backend *be, const expr_node *tree,
@@ -144,10 +209,11 @@ ebm_composition *ebm_composition_create(ebm_backend *be, const expr_node *tree,
   collect_terms(tree, leaves, &k);
   c->term_text = calloc((size_t)T, sizeof *c->term_text);
   c->term_group = calloc((size_t)T, sizeof *c->term_group);
+  c->term_slot = calloc((size_t)T, sizeof *c->term_slot);
   c->term_energy = calloc((size_t)T * chains, sizeof *c->term_energy);
   c->E = calloc((size_t)T, sizeof *c->E);
   c->coef = calloc((size_t)T, sizeof *c->coef);
-  if (!c->term_text || !c->term_group || !c->term_energy || !c->E || !c->coef) {
+  if (!c->term_text || !c->term_group || !c->term_slot || !c->term_energy || !c->E || !c->coef) {
     set_err(err, -1, "out of memory");
     goto fail;
   }
@@ -202,6 +268,7 @@ ebm_composition *ebm_composition_create(ebm_backend *be, const expr_node *tree,
       goto fail;
     }
     gr->terms[gr->num_terms] = t;
+    c->term_slot[t] = gr->num_terms;
     memcpy(gr->labels + (size_t)gr->num_terms * L, label, sizeof(float) * L);
     gr->num_terms++;
     c->term_group[t] = g;
@@ -227,20 +294,7 @@ ebm_composition *ebm_composition_create(ebm_backend *be, const expr_node *tree,
     gr->host_dE = calloc(rows, sizeof(float));
     if (!gr->host_e || !gr->host_dE) goto oom;
   }
-  /* our own copy of the tree: printing round trips (tested), so reparse the canonical text */
-  {
-    char text[4096];
-    if (expr_print(tree, text, sizeof text) >= (int)sizeof text) {
-      set_err(err, -1, "expression too long");
-      goto fail;
-    }
-    expr_error e2;
-    c->tree = expr_parse(text, &e2);
-    if (!c->tree) {
-      set_err(err, -1, "internal: canonical text does not parse: %s", e2.msg);
-      goto fail;
-    }
-  }
+  if (!(c->tree = expr_clone(tree)) || plan_device_tree(c)) goto oom;
   free(leaves);
   return c;
 oom:
@@ -264,7 +318,26 @@ const char *ebm_composition_term_text(const ebm_composition *c, int k) { return 
 const ebm_concept *ebm_composition_term_model(const ebm_composition *c, int k) {
   return c->groups[c->term_group[k]].model;
 }
-const float *ebm_composition_term_energies(const ebm_composition *c) { return c->term_energy; }
+
+/* The groups' energies of the last evaluation into term_energy (a download: waits for the
+ * device). 0, or -1. */
+static int fetch_term_energies(ebm_composition *c) {
+  int B = c->B;
+  for (int g = 0; g < c->num_groups; g++) {
+    group *gr = &c->groups[g];
+    if (ebm_download(c->be, gr->host_e, ebm_ref_of(gr->e), (size_t)gr->num_terms * B)) return -1;
+    for (int t = 0; t < gr->num_terms; t++)
+      memcpy(c->term_energy + (size_t)gr->terms[t] * B, gr->host_e + (size_t)t * B,
+             sizeof(float) * B);
+  }
+  c->term_energy_fresh = 1;
+  return 0;
+}
+
+const float *ebm_composition_term_energies(ebm_composition *c) {
+  if (!c->term_energy_fresh && fetch_term_energies(c)) return NULL;
+  return c->term_energy;
+}
 
 /* ---- the tree on the host, per chain -------------------------------------------------------- */
 
@@ -336,14 +409,104 @@ double ebm_composition_tree_value_chain(const ebm_composition *c, const double *
   return v;
 }
 
-double ebm_composition_tree_value(const ebm_composition *c, const double *term_energy,
-                                  double *coef) {
-  return ebm_composition_tree_value_chain(c, term_energy, coef, -1);
-}
-
 void ebm_composition_set_or_mixture(ebm_composition *c, int on, uint32_t seed) {
+  if (c->or_mixture != on || (on && c->or_seed != seed)) c->coef_uploaded = 0;
   c->or_mixture = on;
   c->or_seed = seed;
+}
+
+/* 1 when some OR is soft: the coefficients then depend on the energies. Without one (AND, NOT,
+ * weights, mixture ORs) they are constants of the tree, the chain and the scale. */
+static int soft_or(const ebm_composition *c) { return c->has_or && !c->or_mixture; }
+
+/* Term t's B energies and coefficients: its rows of its group's stacked evaluation. */
+static ebm_ref term_energy_ref(const ebm_composition *c, int t) {
+  return ebm_at(ebm_ref_of(c->groups[c->term_group[t]].e), (size_t)c->term_slot[t] * c->B);
+}
+static ebm_ref term_coef_ref(const ebm_composition *c, int t) {
+  return ebm_at(ebm_ref_of(c->groups[c->term_group[t]].dE), (size_t)c->term_slot[t] * c->B);
+}
+
+/* The coefficients of the host's per-chain evaluation into the groups' dE: scale * dE/dE_k. */
+static int upload_host_coefficients(ebm_composition *c) {
+  for (int g = 0; g < c->num_groups; g++) {
+    group *gr = &c->groups[g];
+    if (ebm_upload(c->be, ebm_ref_of(gr->dE), gr->host_dE, (size_t)gr->num_terms * c->B))
+      return -1;
+  }
+  return 0;
+}
+
+static void set_host_coefficients(ebm_composition *c, int b, double scale) {
+  for (int t = 0; t < c->num_terms; t++)
+    c->groups[c->term_group[t]].host_dE[(size_t)c->term_slot[t] * c->B + b] =
+        (float)(scale * c->coef[t]);
+}
+
+/* Without a soft OR the coefficients do not depend on the energies: computed on the host once
+ * per scale (the same doubles rounded the same way as the per-step evaluation did) and left in
+ * the groups' dE, so a step never waits for the device. 0, or -1. */
+static int constant_coefficients(ebm_composition *c, double scale) {
+  if (c->coef_uploaded && c->coef_scale == scale) return 0;
+  for (int t = 0; t < c->num_terms; t++) c->E[t] = 0.0;
+  for (int b = 0; b < c->B; b++) {
+    ebm_composition_tree_value_chain(c, c->E, c->coef, b);
+    set_host_coefficients(c, b, scale);
+  }
+  c->coef_uploaded = 0;
+  if (upload_host_coefficients(c)) return -1;
+  c->coef_uploaded = 1;
+  c->coef_scale = scale;
+  return 0;
+}
+
+/* With a soft OR: the tree on the device, from the groups' energies to their dE (scale times
+ * d E / d E_k), in float. Values bottom up where a soft OR needs them (its operands, stacked
+ * [count, B]), then coefficients top down, coef(node) = d (scale E) / d value(node):
+ *   term  value = w E_k              dE_k = w coef
+ *   AND   value = w sum_i child_i    coef(child_i) = w coef
+ *   NOT   value = -alpha w child     coef(child) = -alpha w coef
+ *   OR    value = w softmin_T(child) coef(child_i) = w coef softmax_i(-child/T)
+ * Nothing comes back to the host. */
+static void device_coefficients(ebm_composition *c, double scale) {
+  ebm_backend *be = c->be;
+  size_t B = (size_t)c->B;
+  ebm_ref value = ebm_ref_of(c->node_value), coef = ebm_ref_of(c->node_coef);
+  for (int i = c->num_nodes - 1; i >= 0; i--) {
+    const dev_node *d = &c->nodes[i];
+    if (!d->need_value) continue;
+    const float w = d->n->weight;
+    ebm_ref v = ebm_at(value, i * B), first = ebm_at(value, d->first * B);
+    switch (d->n->kind) {
+    case EXPR_TERM: ebm_scale(be, v, w, term_energy_ref(c, d->term), B); break;
+    case EXPR_AND:
+      ebm_scale(be, v, w, first, B);
+      for (int j = 1; j < d->count; j++) ebm_axpy(be, v, w, ebm_at(first, j * B), B);
+      break;
+    case EXPR_NOT: ebm_scale(be, v, -d->n->param * w, first, B); break;
+    case EXPR_OR:
+      ebm_softmin_forward(be, v, first, d->count, (int)B, d->n->param);
+      if (w != 1.0f) ebm_scale(be, v, w, v, B);
+      break;
+    }
+  }
+  ebm_fill(be, coef, (float)scale, B);
+  for (int i = 0; i < c->num_nodes; i++) {
+    const dev_node *d = &c->nodes[i];
+    const float w = d->n->weight;
+    ebm_ref ci = ebm_at(coef, i * B), first = ebm_at(coef, d->first * B);
+    switch (d->n->kind) {
+    case EXPR_TERM: ebm_scale(be, term_coef_ref(c, d->term), w, ci, B); break;
+    case EXPR_AND:
+      for (int j = 0; j < d->count; j++) ebm_scale(be, ebm_at(first, j * B), w, ci, B);
+      break;
+    case EXPR_NOT: ebm_scale(be, first, -d->n->param * w, ci, B); break;
+    case EXPR_OR:
+      ebm_softmin_backward(be, first, ci, ebm_at(value, d->first * B), d->count, (int)B,
+                           d->n->param, w);
+      break;
+    }
+  }
 }
 
 int ebm_composition_eval(ebm_composition *c, ebm_ref x, double *energy, ebm_ref grad,
@@ -351,6 +514,7 @@ int ebm_composition_eval(ebm_composition *c, ebm_ref x, double *energy, ebm_ref 
   int B = c->B;
   size_t BN = (size_t)B * c->N;
   /* 1. every model once, on all its terms' rows */
+  c->term_energy_fresh = 0;
   for (int g = 0; g < c->num_groups; g++) {
     group *gr = &c->groups[g];
     ebm_ref in = x;
@@ -363,42 +527,44 @@ int ebm_composition_eval(ebm_composition *c, ebm_ref x, double *energy, ebm_ref 
                            errlen))
       return -1;
   }
-  for (int g = 0; g < c->num_groups; g++) {
-    group *gr = &c->groups[g];
-    if (ebm_download(c->be, gr->host_e, ebm_ref_of(gr->e), (size_t)gr->num_terms * B)) {
+  /* 2. the coefficients dE/dE_k into the groups' dE. The energies come to the host only when
+   * the caller asks for them: then the tree runs per chain there in double precision (and gives
+   * a soft OR's coefficients too, as the download has already waited for the device). */
+  int soft = soft_or(c);
+  if (energy) {
+    if (fetch_term_energies(c)) {
       snprintf(err, errlen, "download of energies failed");
       return -1;
     }
-    for (int t = 0; t < gr->num_terms; t++)
-      memcpy(c->term_energy + (size_t)gr->terms[t] * B, gr->host_e + (size_t)t * B,
-             sizeof(float) * B);
-  }
-  /* 2. the tree per chain */
-  for (int b = 0; b < B; b++) {
-    for (int t = 0; t < c->num_terms; t++) c->E[t] = c->term_energy[(size_t)t * B + b];
-    double v = ebm_composition_tree_value_chain(c, c->E, grad.buf ? c->coef : NULL, b);
-    if (energy) energy[b] = scale * v;
-    if (!isfinite(v)) {
-      snprintf(err, errlen, "the composed energy of chain %d is not finite", b);
-      return -1;
-    }
-    if (grad.buf)
-      for (int t = 0; t < c->num_terms; t++) {
-        group *gr = &c->groups[c->term_group[t]];
-        int slot = 0;
-        while (gr->terms[slot] != t) slot++;
-        gr->host_dE[(size_t)slot * B + b] = (float)(scale * c->coef[t]);
+    for (int b = 0; b < B; b++) {
+      for (int t = 0; t < c->num_terms; t++) c->E[t] = c->term_energy[(size_t)t * B + b];
+      double v = ebm_composition_tree_value_chain(c, c->E, grad.buf && soft ? c->coef : NULL, b);
+      energy[b] = scale * v;
+      if (!isfinite(v)) {
+        snprintf(err, errlen, "the composed energy of chain %d is not finite", b);
+        return -1;
       }
+      if (grad.buf && soft) set_host_coefficients(c, b, scale);
+    }
   }
   if (!grad.buf) return 0;
+  if (soft && energy) {
+    c->coef_uploaded = 0; /* dE now holds this evaluation's */
+    if (upload_host_coefficients(c)) {
+      snprintf(err, errlen, "upload of coefficients failed");
+      return -1;
+    }
+  } else if (soft) {
+    c->coef_uploaded = 0;
+    device_coefficients(c, scale);
+  } else if (constant_coefficients(c, scale)) {
+    snprintf(err, errlen, "upload of coefficients failed");
+    return -1;
+  }
   /* 3. each model's backward with its coefficients; the slices summed into grad in fixed order */
   int first = 1;
   for (int g = 0; g < c->num_groups; g++) {
     group *gr = &c->groups[g];
-    if (ebm_upload(c->be, ebm_ref_of(gr->dE), gr->host_dE, (size_t)gr->num_terms * B)) {
-      snprintf(err, errlen, "upload of coefficients failed");
-      return -1;
-    }
     int direct = first && gr->num_terms == 1;
     if (ebm_concept_grad(gr->model, direct ? grad : ebm_ref_of(gr->dx), ebm_ref_of(gr->dE), err,
                          errlen))
@@ -439,11 +605,9 @@ static void explain_node(sbuf *b, const expr_node *n, int depth, int *k,
     char text[96];
     term_to_text(n, text, sizeof text);
     put(b, "E%d = E(x | %s)", *k + 1, text);
-    if (c) {
-      const ebm_concept_info *info = ebm_concept_info_of(ebm_composition_term_model(c, *k));
-      put(b, "    [%s model '%s', %dx%dx%d, %s]", info->kind, info->name, info->channels,
-          info->height, info->width, info->hash);
-    }
+    const ebm_concept_info *info = ebm_concept_info_of(ebm_composition_term_model(c, *k));
+    put(b, "    [%s model '%s', %dx%dx%d, %s]", info->kind, info->name, info->channels,
+        info->height, info->width, info->hash);
     (*k)++;
     put(b, "\n");
     return;
@@ -505,26 +669,16 @@ static void formula(sbuf *b, const expr_node *n, int *k, int nested) {
   }
 }
 
-static void explain_common(sbuf *b, const expr_node *tree, const ebm_composition *c) {
-  char text[2048];
-  expr_print(tree, text, sizeof text);
-  put(b, "expression: %s\ntree:\n", text);
-  int k = 0;
-  explain_node(b, tree, 0, &k, c);
-  put(b, "energy:\n  E(x) = ");
-  k = 0;
-  formula(b, tree, &k, 0);
-  put(b, "\n  p(x) ~ exp(-E(x))\n");
-}
-
 void ebm_composition_explain(const ebm_composition *c, char *out, size_t len) {
   sbuf b = {out, len, 0};
   if (len) out[0] = 0;
-  explain_common(&b, c->tree, c);
-}
-
-void expr_explain(const expr_node *tree, char *out, size_t len) {
-  sbuf b = {out, len, 0};
-  if (len) out[0] = 0;
-  explain_common(&b, tree, NULL);
+  char text[2048];
+  expr_print(c->tree, text, sizeof text);
+  put(&b, "expression: %s\ntree:\n", text);
+  int k = 0;
+  explain_node(&b, c->tree, 0, &k, c);
+  put(&b, "energy:\n  E(x) = ");
+  k = 0;
+  formula(&b, c->tree, &k, 0);
+  put(&b, "\n  p(x) ~ exp(-E(x))\n");
 }

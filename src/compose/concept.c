@@ -35,7 +35,8 @@ struct ebm_concept {
   /* learned */
   ebm_net *net;
   ebm_buffer *labels_dev;   /* [max_rows, L] expanded labels */
-  float *labels_host;
+  float *labels_host;       /* what labels_dev holds: its first labels_rows rows */
+  int labels_rows;          /* 0: nothing uploaded yet (or the last upload failed) */
   /* ebm_concept_label_grad, allocated on first use */
   ebm_buffer *dlabels_dev;  /* learned: [max_rows, L] */
   ebm_buffer *ones;         /* learned: [max_rows] of 1 (dE) */
@@ -125,11 +126,22 @@ int ebm_concept_energy(ebm_concept *c, ebm_ref e, ebm_ref x, const float *labels
                c->max_rows);
       return -1;
     }
-    for (int r = 0; r < n; r++)
-      memcpy(c->labels_host + (size_t)r * L, labels + (size_t)(r / R) * L, sizeof(float) * L);
-    if (ebm_upload(c->be, ebm_ref_of(c->labels_dev), c->labels_host, (size_t)n * L)) {
-      snprintf(err, errlen, "model '%s': label upload failed", c->info.name);
-      return -1;
+    /* the labels go up only when they change: an upload waits for the recorded work, so a
+     * sampler step with the same labels stays on the device */
+    int same = n == c->labels_rows;
+    for (int r = 0; r < n; r++) {
+      float *dst = c->labels_host + (size_t)r * L;
+      const float *src = labels + (size_t)(r / R) * L;
+      if (same && memcmp(dst, src, sizeof(float) * L)) same = 0;
+      memcpy(dst, src, sizeof(float) * L);
+    }
+    if (!same) {
+      c->labels_rows = 0;
+      if (ebm_upload(c->be, ebm_ref_of(c->labels_dev), c->labels_host, (size_t)n * L)) {
+        snprintf(err, errlen, "model '%s': label upload failed", c->info.name);
+        return -1;
+      }
+      c->labels_rows = n;
     }
     ebm_net_forward(c->net, e, x, ebm_ref_of(c->labels_dev), n);
     c->last_x = x;

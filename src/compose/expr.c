@@ -103,6 +103,26 @@ void expr_free(expr_node *n) {
   free(n);
 }
 
+expr_node *expr_clone(const expr_node *n) {
+  expr_node *c = malloc(sizeof *c);
+  if (!c) return NULL;
+  *c = *n;
+  c->num_children = 0;
+  c->children = n->num_children ? calloc((size_t)n->num_children, sizeof *c->children) : NULL;
+  if (n->num_children && !c->children) {
+    free(c);
+    return NULL;
+  }
+  for (int i = 0; i < n->num_children; i++) {
+    if (!(c->children[i] = expr_clone(n->children[i]))) {
+      expr_free(c);
+      return NULL;
+    }
+    c->num_children++;
+  }
+  return c;
+}
+
 /* A finite number (strtod syntax, no hex, no inf/nan). */
 static int parse_number(parser *p, float *out) {
   skip_ws(p);

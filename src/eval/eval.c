@@ -275,15 +275,9 @@ static int cmp_double(const void *a, const void *b) {
   return (x > y) - (x < y);
 }
 
-int ebm_eval_score(ebm_judge *judge, const char *expr, const float *images, int n,
+int ebm_eval_score(ebm_judge *judge, const expr_node *tree, const float *images, int n,
                    const ebm_eval_scoring *sc, ebm_eval_result *out, const ebm_eval_detail *detail,
                    char *err, size_t errlen) {
-  expr_error perr;
-  expr_node *tree = expr_parse(expr, &perr);
-  if (!tree) {
-    expr_error_format(expr, &perr, err, errlen);
-    return -1;
-  }
   memset(out, 0, sizeof *out);
   out->frechet = out->frechet_floor = NAN;
   scorer s = {.size_tol = sc->size_tol, .pos_tol = sc->pos_tol};
@@ -374,7 +368,6 @@ done:
   free(masked);
   free(resid);
   free(vs);
-  expr_free(tree);
   return rc;
 }
 
@@ -652,9 +645,9 @@ done:
   return rc;
 }
 
-int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge, const char *expr,
-                  const ebm_eval_settings *s, ebm_eval_result *out, const ebm_eval_detail *detail,
-                  char *err, size_t errlen) {
+int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge,
+                  const expr_node *tree, const ebm_eval_settings *s, ebm_eval_result *out,
+                  const ebm_eval_detail *detail, expr_error *bind_err, char *err, size_t errlen) {
   double t0 = now_s();
   err[0] = 0;
   if (s->n < 1 || s->batch < 1) {
@@ -662,24 +655,20 @@ int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge,
     return -1;
   }
   expr_error perr;
-  expr_node *tree = expr_parse(expr, &perr), *score_tree = NULL;
-  if (!tree) {
-    expr_error_format(expr, &perr, err, errlen);
+  expr_node *score_tree = NULL; /* --score: what the samples are scored against */
+  if (s->score_expr && !(score_tree = expr_parse(s->score_expr, &perr))) {
+    expr_error_format(s->score_expr, &perr, err, errlen);
     return -1;
   }
-  const char *score = s->score_expr ? s->score_expr : expr;
-  if (!(score_tree = expr_parse(score, &perr))) {
-    expr_error_format(score, &perr, err, errlen);
-    expr_free(tree);
-    return -1;
-  }
+  const expr_node *scored = score_tree ? score_tree : tree;
   int B = s->batch < s->n ? s->batch : s->n;
   ebm_composition *comp = ebm_composition_create(be, tree, set, B, &perr);
   float *all = NULL, *x = NULL;
   ebm_buffer *xb = NULL;
   int rc = -1;
   if (!comp) {
-    expr_error_format(expr, &perr, err, errlen);
+    snprintf(err, errlen, "%s", perr.msg);
+    if (bind_err) *bind_err = perr;
     goto done;
   }
   int C, H, W;
@@ -717,10 +706,10 @@ int ebm_eval_expr(ebm_backend *be, const ebm_concept_set *set, ebm_judge *judge,
     memcpy(all + (size_t)first * N, x, (size_t)m * N * sizeof *x);
     if (s->progress) s->progress(s->progress_ctx, "sampled", first + m, s->n);
   }
-  if (ebm_eval_score(judge, score, all, s->n, &s->scoring, out, detail, err, errlen)) goto done;
+  if (ebm_eval_score(judge, scored, all, s->n, &s->scoring, out, detail, err, errlen)) goto done;
   expr_print(tree, out->sampled, sizeof out->sampled);
   if (s->progress) s->progress(s->progress_ctx, "verified", s->n, s->n);
-  if (s->frechet && frechet(judge, score_tree, s, all, s->n, out, err, errlen)) goto done;
+  if (s->frechet && frechet(judge, scored, s, all, s->n, out, err, errlen)) goto done;
   out->seconds = now_s() - t0;
   rc = 0;
 done:
@@ -728,7 +717,6 @@ done:
   free(x);
   ebm_free(be, xb);
   ebm_composition_destroy(comp);
-  expr_free(tree);
   expr_free(score_tree);
   return rc;
 }

@@ -172,7 +172,6 @@ void ebm_judge_destroy(ebm_judge *j) {
 }
 
 const ebm_judge_config *ebm_judge_config_of(const ebm_judge *j) { return &j->cfg; }
-int ebm_judge_max_batch(const ebm_judge *j) { return j->max_batch; }
 int64_t ebm_judge_step(const ebm_judge *j) { return j->step; }
 uint64_t ebm_judge_seed(const ebm_judge *j) { return j->seed; }
 const char *ebm_judge_data_spec(const ebm_judge *j) { return j->data_spec; }

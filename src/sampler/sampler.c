@@ -8,6 +8,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "vkebm/fileio.h"
 #include "vkebm/shared.h"
 
 /* Counter-RNG streams: the init and the accept decisions use seeds derived from the run's seed,
@@ -57,12 +58,9 @@ int ebm_sampler_parse(const char *name) {
   return -1;
 }
 
-/* Shortest decimal that reads back as the same float. */
+/* io_float_text into buf, returned for use in one printf */
 static const char *short_float(char *buf, size_t len, float v) {
-  for (int digits = 1; digits <= 9; digits++) {
-    snprintf(buf, len, "%.*g", digits, v);
-    if (strtof(buf, NULL) == v) break;
-  }
+  io_float_text(buf, len, v);
   return buf;
 }
 

@@ -17,7 +17,6 @@
 #include "vkebm/celeba.h"
 #include "vkebm/image.h"
 #include "vkebm/fileio.h"
-#include "vkebm/push.h"
 #include "vkebm/sampler.h"
 #include "vkebm/scene.h"
 #include "vkebm/scene_shade.h"

@@ -155,6 +155,10 @@ int view_engine_step(view_engine *e, int steps, float step_size, char *err, size
     if (k == steps - 1) {
       /* the per-term energies (unscaled) of this step's evaluation: [terms, B] */
       const float *te = ebm_composition_term_energies(e->comp);
+      if (!te) {
+        snprintf(err, errlen, "download of the term energies failed");
+        return -1;
+      }
       for (int t = 0; t < e->num_active; t++) {
         double s = 0;
         for (int b = 0; b < e->B; b++) s += te[(size_t)t * e->B + b];

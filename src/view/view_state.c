@@ -20,7 +20,7 @@ const view_binding view_bindings[] = {
     {VIEW_KEY_TAB, VIEW_KEY_TAB, VIEW_SELECT_NEXT, "Tab", "select the next term"},
     {VIEW_KEY_RIGHT, VIEW_KEY_RIGHT, VIEW_SELECT_NEXT, "Right", "select the next term"},
     {VIEW_KEY_LEFT, VIEW_KEY_LEFT, VIEW_SELECT_PREV, "Left", "select the previous term"},
-    {'c', 'c', VIEW_CYCLE_NEXT, "C", "selected term: next value (colour, shape, ...)"},
+    {'c', 'c', VIEW_CYCLE_NEXT, "C", "selected term: next value (color, shape, ...)"},
     {'x', 'x', VIEW_CYCLE_PREV, "X", "selected term: previous value"},
     {'o', 'o', VIEW_SWITCH_OP, "O", "switch the operator above the term: AND <-> OR"},
     {'n', 'n', VIEW_TOGGLE_NOT, "N", "toggle NOT on the selected term"},

@@ -1,4 +1,4 @@
-/* vkx.c: the Vulkan compute layer (include/vkebm/vkx.h).
+/* vkx.c: the Vulkan compute layer (src/vk/vkx.h).
  *
  * Owns: the instance (Vulkan 1.2, optional validation layer, debug-utils messenger that counts
  * warnings and errors), physical-device choice, the logical device and its compute queue,
@@ -8,14 +8,14 @@
  * from a pool reset after each submit, one command buffer, a fence, and teardown in reverse
  * order. Knows nothing of energy models.
  */
-#include "vkebm/vkx.h"
+#include "vkx.h"
 
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-#include "vkebm/spirv_table.h"
+#include "spirv_table.h"
 
 #define VKX_PUSH_RANGE 128u       /* the spec minimum for maxPushConstantsSize */
 #define VKX_SETS_PER_POOL 1024u   /* dispatches recorded before an early submit */
@@ -85,6 +85,7 @@ struct vkx_context {
   vkx_buffer staging; /* only when buffers are not host visible */
   int mapped_buffers; /* 1: buffers are persistently mapped (no staging) */
   uint64_t validation_messages;
+  uint64_t submits;            /* vkx_submit_count */
   int verbose;
 };
 
@@ -668,6 +669,7 @@ void vkx_destroy(vkx_context *ctx) {
 
 const vkx_device_info *vkx_info(const vkx_context *ctx) { return &ctx->info; }
 uint64_t vkx_validation_errors(const vkx_context *ctx) { return ctx->validation_messages; }
+uint64_t vkx_submit_count(const vkx_context *ctx) { return ctx->submits; }
 VkDeviceSize vkx_offset_alignment(const vkx_context *ctx) { return ctx->offset_alignment; }
 int vkx_buffers_mapped(const vkx_context *ctx) { return ctx->mapped_buffers; }
 
@@ -901,6 +903,7 @@ int vkx_submit_wait(vkx_context *ctx) {
                      .commandBufferCount = 1,
                      .pCommandBuffers = &ctx->cmd};
   VKX_CHECK(vkQueueSubmit(ctx->queue, 1, &si, ctx->fence));
+  ctx->submits++;
   VKX_CHECK(vkWaitForFences(ctx->device, 1, &ctx->fence, VK_TRUE, UINT64_MAX));
   VKX_CHECK(vkResetFences(ctx->device, 1, &ctx->fence));
   VKX_CHECK(vkResetCommandBuffer(ctx->cmd, 0));

@@ -1,5 +1,6 @@
 /* push.h: the push-constant struct of every kernel, shared by C and GLSL (see shared.h).
- * A shader defines VKEBM_PC_<NAME> before including this file and reads its block as `pc`.
+ * An internal contract between src/backend and the shaders beside it, not public API: C code
+ * reaches it through the private include path (CMakeLists.txt, VKEBM_PRIVATE_INCLUDES). A shader defines VKEBM_PC_<NAME> before including this file and reads its block as `pc`.
  *
  * Every struct starts with VKEBM_PUSH_BINDING_OFFSETS: the vulkan backend binds each tensor
  * from the nearest offset below it that meets minStorageBufferOffsetAlignment and writes the
@@ -188,6 +189,18 @@ VKEBM_PUSH_BEGIN(sampler, SAMPLER)
   f32 clip_lo;
   f32 clip_hi;
 VKEBM_PUSH_END(sampler, SAMPLER)
+#endif
+
+/* softmin_forward / softmin_backward (shaders/softmin_*.comp): k operands of b chains each,
+ * temperature t, and the backward's constant factor alpha. */
+#if !defined(VULKAN) || defined(VKEBM_PC_SOFTMIN)
+VKEBM_PUSH_BEGIN(softmin, SOFTMIN)
+  VKEBM_PUSH_BINDING_OFFSETS
+  u32 k;
+  u32 b;
+  f32 t;
+  f32 alpha;
+VKEBM_PUSH_END(softmin, SOFTMIN)
 #endif
 
 #endif

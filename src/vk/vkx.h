@@ -58,6 +58,8 @@ int vkx_create(vkx_context **out, const vkx_options *opt, char *err, size_t errl
 void vkx_destroy(vkx_context *ctx);
 const vkx_device_info *vkx_info(const vkx_context *ctx);
 uint64_t vkx_validation_errors(const vkx_context *ctx);
+/* Command buffers submitted (and waited on) so far. */
+uint64_t vkx_submit_count(const vkx_context *ctx);
 
 /* Buffers: host-visible + coherent and persistently mapped when the device offers such memory
  * as device-local (lavapipe, integrated, resizable BAR); else device-local with staging copies. */
