@@ -15,9 +15,9 @@
 #
 # The recipe (docs/training.md, ablation table): small32 with coordinate planes, the flatten head
 # and standardised input pixels, 20 Langevin steps of 10 with noise 0.005, buffer 1000, lr 5e-4,
-# trained weights sample (--ema 0), flat data-fitted chain starts; shape adds the label gain on
-# the head and the label-contrastive term (--label-head --label-weight 1). A checkpoint keeps the
-# recipe it was started with: only --fresh changes it.
+# trained weights sample (--ema 0), flat data-fitted chain starts, the same for every concept (the
+# label-contrastive term taught shape to classify but filled its samples with textures:
+# docs/training.md). A checkpoint keeps the recipe it was started with: only --fresh changes it.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 MINUTES=60
@@ -43,12 +43,7 @@ mkdir -p runs/bin models/ckpt
 cp "$V" "runs/bin/vkebm.$$" && mv -f "runs/bin/vkebm.$$" runs/bin/vkebm
 RECIPE=(--data general --config small32 --coords --head flatten --input-norm --langevin-steps 20
         --step-size 10 --noise 0.005 --buffer 1000 --lr 5e-4 --ema 0 --chain-init flat)
-extra_for() { # what a concept adds to the recipe
-  case "$1" in
-    shape) echo "--label-head --label-weight 1" ;;
-    *) echo "" ;;
-  esac
-}
+
 BIN=$PWD/runs/bin/vkebm
 LOGS=$PWD/models/ckpt
 step_of() { # the step recorded in a checkpoint's metadata (empty when unreadable)
@@ -62,8 +57,7 @@ for c in $CONCEPTS; do
     args=(--resume "$ck" --steps 10000000)
   else
     rm -f "$ck"
-    read -r -a extra <<<"$(extra_for "$c")"
-    args=(--concept "$c" "${RECIPE[@]}" "${extra[@]}" --steps 10000000 --force)
+    args=(--concept "$c" "${RECIPE[@]}" --steps 10000000 --force)
   fi
   first=$(if [ -f "$ck" ]; then step_of "$ck"; else echo 0; fi)
   (
