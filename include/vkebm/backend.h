@@ -192,6 +192,12 @@ void ebm_quadratic_energy_backward(ebm_backend *be, ebm_ref dx, ebm_ref dE, ebm_
 void ebm_langevin_update(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N, uint32_t seed,
                          uint32_t step, float step_size, float noise_std, float clip_lo,
                          float clip_hi);
+/* The same step for chains chain0 .. chain0 + B - 1 of a larger batch: the noise of row b is
+ * normal(seed, step, chain0 + b, i), so B rows here draw what rows chain0.. of one big call
+ * would (data-parallel training: each rank's chains are a slice of the global batch). */
+void ebm_langevin_update_at(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N,
+                            uint32_t chain0, uint32_t seed, uint32_t step, float step_size,
+                            float noise_std, float clip_lo, float clip_hi);
 /* MALA proposal with per-chain step tau[B]:
  *   xp[b,i] = x[b,i] - tau[b] * grad[b,i] + sqrt(2 tau[b]) * normal(seed, step, b, i) */
 void ebm_mala_propose(ebm_backend *be, ebm_ref xp, ebm_ref x, ebm_ref grad, ebm_ref tau, int B,

@@ -143,7 +143,13 @@ void ebm_quadratic_energy_backward(ebm_backend *be, ebm_ref dx, ebm_ref dE, ebm_
 void ebm_langevin_update(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N, uint32_t seed,
                          uint32_t step, float step_size, float noise_std, float clip_lo,
                          float clip_hi) {
-  be->vt->langevin_update(be, x, grad, B, N, seed, step, step_size, noise_std, clip_lo, clip_hi);
+  be->vt->langevin_update(be, x, grad, B, N, 0, seed, step, step_size, noise_std, clip_lo, clip_hi);
+}
+void ebm_langevin_update_at(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N,
+                            uint32_t chain0, uint32_t seed, uint32_t step, float step_size,
+                            float noise_std, float clip_lo, float clip_hi) {
+  be->vt->langevin_update(be, x, grad, B, N, chain0, seed, step, step_size, noise_std, clip_lo,
+                          clip_hi);
 }
 void ebm_mala_propose(ebm_backend *be, ebm_ref xp, ebm_ref x, ebm_ref grad, ebm_ref tau, int B,
                       int N, uint32_t seed, uint32_t step) {

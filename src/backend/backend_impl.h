@@ -52,7 +52,7 @@ typedef struct ebm_backend_vtable {
   /* sampler ops (src/backend/cpu_sampler.c, src/backend/vulkan_sampler.c) */
   void (*quadratic_energy)(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref mu, ebm_ref prec, int n, int N, int rows_per_group);
   void (*quadratic_energy_backward)(ebm_backend *be, ebm_ref dx, ebm_ref dE, ebm_ref x, ebm_ref mu, ebm_ref prec, int n, int N, int rows_per_group);
-  void (*langevin_update)(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N, uint32_t seed, uint32_t step, float step_size, float noise_std, float clip_lo, float clip_hi);
+  void (*langevin_update)(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N, uint32_t chain0, uint32_t seed, uint32_t step, float step_size, float noise_std, float clip_lo, float clip_hi);
   void (*mala_propose)(ebm_backend *be, ebm_ref xp, ebm_ref x, ebm_ref grad, ebm_ref tau, int B, int N, uint32_t seed, uint32_t step);
   void (*mala_log_q)(ebm_backend *be, ebm_ref out, ebm_ref to, ebm_ref from, ebm_ref grad_from, ebm_ref tau, int B, int N);
   void (*chain_select)(ebm_backend *be, ebm_ref x, ebm_ref src, ebm_ref mask, int B, int N);
@@ -86,7 +86,7 @@ void ebm_quadratic_energy_cpu(float *e, const float *x, const float *mu, const f
 void ebm_quadratic_energy_backward_cpu(float *dx, const float *dE, const float *x,
                                        const float *mu, const float *prec, int n, int N,
                                        int rows_per_group);
-void ebm_langevin_update_cpu(float *x, const float *grad, int B, int N, uint32_t seed,
+void ebm_langevin_update_cpu(float *x, const float *grad, int B, int N, uint32_t chain0, uint32_t seed,
                              uint32_t step, float step_size, float noise_std, float clip_lo,
                              float clip_hi);
 void ebm_mala_propose_cpu(float *xp, const float *x, const float *grad, const float *tau, int B,

@@ -529,7 +529,7 @@ static void cpu_quadratic_energy_backward_op(ebm_backend *be, ebm_ref dx, ebm_re
 }
 
 static void cpu_langevin_update_op(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N,
-                                   uint32_t seed, uint32_t step, float step_size, float noise_std,
+                                   uint32_t chain0, uint32_t seed, uint32_t step, float step_size, float noise_std,
                                    float clip_lo, float clip_hi) {
 #define OP "langevin_update"
   cpu_backend *cb = cpu_of(be);
@@ -538,7 +538,7 @@ static void cpu_langevin_update_op(ebm_backend *be, ebm_ref x, ebm_ref grad, int
   RESOLVE(x, (size_t)B * N, x);
   float *grad_p = opt_ptr(cb, grad, (size_t)B * N, OP, "grad", &ok);
   RETURN_UNLESS(x_p && ok);
-  ebm_langevin_update_cpu(x_p, grad_p, B, N, seed, step, step_size, noise_std, clip_lo, clip_hi);
+  ebm_langevin_update_cpu(x_p, grad_p, B, N, chain0, seed, step, step_size, noise_std, clip_lo, clip_hi);
 #undef OP
 }
 

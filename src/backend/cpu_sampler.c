@@ -37,8 +37,8 @@ void ebm_quadratic_energy_backward_cpu(float *dx, const float *dE, const float *
   }
 }
 
-/* x[b,i] = clip(x - step_size grad + noise_std normal(seed, step, b, i)),  x, grad: [B,N] */
-void ebm_langevin_update_cpu(float *x, const float *grad, int B, int N, uint32_t seed,
+/* x[b,i] = clip(x - step_size grad + noise_std normal(seed, step, chain0 + b, i)),  x, grad: [B,N] */
+void ebm_langevin_update_cpu(float *x, const float *grad, int B, int N, uint32_t chain0, uint32_t seed,
                              uint32_t step, float step_size, float noise_std, float clip_lo,
                              float clip_hi) {
   for (int b = 0; b < B; b++)
@@ -46,7 +46,7 @@ void ebm_langevin_update_cpu(float *x, const float *grad, int B, int N, uint32_t
       size_t k = (size_t)b * N + i;
       float v = x[k];
       if (grad) v -= step_size * grad[k];
-      if (noise_std != 0.0f) v += noise_std * vkebm_rng_normal(seed, step, (u32)b, (u32)i);
+      if (noise_std != 0.0f) v += noise_std * vkebm_rng_normal(seed, step, chain0 + (u32)b, (u32)i);
       if (clip_lo < clip_hi) v = fminf(fmaxf(v, clip_lo), clip_hi);
       x[k] = v;
     }

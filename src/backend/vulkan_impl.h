@@ -75,7 +75,8 @@ void vkb_quadratic_energy(ebm_backend *be, ebm_ref e, ebm_ref x, ebm_ref mu, ebm
                           int N, int rows_per_group);
 void vkb_quadratic_energy_backward(ebm_backend *be, ebm_ref dx, ebm_ref dE, ebm_ref x, ebm_ref mu,
                                    ebm_ref prec, int n, int N, int rows_per_group);
-void vkb_langevin_update(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N, uint32_t seed,
+void vkb_langevin_update(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N, uint32_t chain0,
+                         uint32_t seed,
                          uint32_t step, float step_size, float noise_std, float clip_lo,
                          float clip_hi);
 void vkb_mala_propose(ebm_backend *be, ebm_ref xp, ebm_ref x, ebm_ref grad, ebm_ref tau, int B,

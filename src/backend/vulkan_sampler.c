@@ -52,14 +52,15 @@ void vkb_quadratic_energy_backward(ebm_backend *be, ebm_ref dx, ebm_ref dE, ebm_
   run_items(be, VKB_K_langevin_quadratic_energy_backward, a, NARGS(a), &pc);
 }
 
-void vkb_langevin_update(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N, uint32_t seed,
+void vkb_langevin_update(ebm_backend *be, ebm_ref x, ebm_ref grad, int B, int N, uint32_t chain0,
+                         uint32_t seed,
                          uint32_t step, float step_size, float noise_std, float clip_lo,
                          float clip_hi) {
   if (!dims_fit(B, N)) return;
   vkebm_pc_sampler pc = {.rows = (uint32_t)B, .cols = (uint32_t)N, .seed = seed, .step = step,
                          .flags = grad.buf ? VKEBM_SAMPLER_HAS_GRAD : 0u,
                          .step_size = step_size, .noise_std = noise_std, .clip_lo = clip_lo,
-                         .clip_hi = clip_hi};
+                         .clip_hi = clip_hi, .chain0 = chain0};
   vkb_arg a[] = {VKB_ARG(x, (size_t)B * N), VKB_ARG(grad, (size_t)B * N)};
   run_items(be, VKB_K_langevin_update, a, NARGS(a), &pc);
 }
