@@ -7,8 +7,9 @@
 #     uint8 replay buffer, where a pixel on a quantisation edge may round the other way): within
 #     1e-6 for plain contrastive divergence (measured here: 1.2e-7, N = 2 and 4), within 1e-4
 #     with the label term at temperature 0.01, whose 1/T scales the gradient's rounding 100-fold
-#     (measured: 3.1e-5); also with --data-dir. And the check can fail: one process of batch
-#     B/N (every rank training the same slice) is 3.6e-3 or more away.
+#     (measured: 3.1e-5); also with --data-dir, and on the Vulkan device when there is one. And
+#     the check can fail: one process of batch B/N (every rank training the same slice) is
+#     3.6e-3 or more away.
 #  2. Checkpoint and resume under MPI are exact for the same N: 3 + 3 iterations give the bits
 #     of 6; a checkpoint resumes on another rank count that divides its batch (re-sharded,
 #     within 1e-6) and is refused with one line on one that does not.
@@ -61,6 +62,17 @@ VKEBM_THREADS=1 "$VKEBM" train "${TINY[@]}" --concept color --recipe paper --buf
   -o "$T/slice.safetensors" || fail "one process of batch 2"
 "${CMP[@]}" --skip extra.replay.images --skip extra.train.state --atol 1e9 --differ 1e-3 "$T/cd.1.ckpt.safetensors" \
   "$T/slice.ckpt.safetensors" || fail "a run of one slice is as close as the data-parallel one"
+
+# the same on the Vulkan device (lavapipe here: one device, which both ranks share)
+if "$VKEBM" devices >/dev/null 2>&1; then
+  V=(--config tiny --size 8 --langevin-steps 3 --backend vulkan --seed 3 -q --steps 4 --concept color --recipe paper --buffer 6)
+  LP_NUM_THREADS=1 "$VKEBM" train "${V[@]}" --batch 4 -o "$T/vk.1.safetensors" || fail "vulkan: one process"
+  LP_NUM_THREADS=1 mpi 2 "${V[@]}" --batch 2 -o "$T/vk.2.safetensors" >"$T/err" 2>&1 || fail "vulkan: 2 ranks: $(cat "$T/err")"
+  "${CMP[@]}" --skip extra.replay.images --atol 1e-6 "$T/vk.1.ckpt.safetensors" "$T/vk.2.ckpt.safetensors" ||
+    fail "vulkan: 2 ranks differ from one process"
+else
+  echo "no Vulkan device: the vulkan ranks are not checked"
+fi
 
 # 3. rank 0 alone writes the metrics: 8 rows, not 16
 [ "$(grep -c '^[0-9]' "$T/cd.2.metrics.csv")" -eq 8 ] || fail "metrics rows: $(cat "$T/cd.2.metrics.csv")"
