@@ -5,14 +5,15 @@
 #  1. N ranks of batch B/N against one process of batch B, after 8 iterations, every tensor of
 #     the checkpoint (weights, spectral-norm vectors, Adam moments, EMA, train.state; not the
 #     uint8 replay buffer, where a pixel on a quantisation edge may round the other way): within
-#     1e-6 for plain contrastive divergence (measured here: 1.2e-7, N = 2 and 4), within 1e-4
+#     1e-5 for plain contrastive divergence (measured here: 1.2e-7, N = 2 and 4), within 1e-3
 #     with the label term at temperature 0.01, whose 1/T scales the gradient's rounding 100-fold
-#     (measured: 3.1e-5); also with --data-dir, and on the Vulkan device when there is one. And
-#     the check can fail: one process of batch B/N (every rank training the same slice) is
-#     3.6e-3 or more away.
+#     (measured: 3.1e-5); also with --data-dir, and on the Vulkan device when there is one. The
+#     margins are for other CPUs: Adam divides each gradient element by its own size, so an
+#     element near zero whose rounding differs moves by up to ~lr/100. And the check can fail:
+#     one process of batch B/N (every rank training the same slice) is 3.6e-3 or more away.
 #  2. Checkpoint and resume under MPI are exact for the same N: 3 + 3 iterations give the bits
 #     of 6; a checkpoint resumes on another rank count that divides its batch (re-sharded,
-#     within 1e-6) and is refused with one line on one that does not.
+#     within 1e-5; measured 3e-8) and is refused with one line on one that does not.
 #  3. Only rank 0 writes: one metrics row per iteration.
 #  4. A rank killed with SIGKILL ends the job non-zero within 30 s, and the last checkpoint
 #     loads and trains on; SIGTERM to mpirun likewise.
@@ -54,9 +55,9 @@ check_equal() { # check_equal NAME TOL FLAGS...: one process of batch 4 against 
       "$T/$name.$n.ckpt.safetensors" || fail "$name: $n ranks of batch $((4 / n)) differ from one process of batch 4"
   done
 }
-check_equal cd 1e-6 --concept color --recipe paper --buffer 6
-check_equal label 1e-4 --concept position --recipe practical --reservoir --label-weight 1 --buffer 5
-check_equal dir 1e-6 --concept shape --recipe paper --data-dir "$T/data" --buffer 7 --chain-init data
+check_equal cd 1e-5 --concept color --recipe paper --buffer 6
+check_equal label 1e-3 --concept position --recipe practical --reservoir --label-weight 1 --buffer 5
+check_equal dir 1e-5 --concept shape --recipe paper --data-dir "$T/data" --buffer 7 --chain-init data
 # the comparison can fail: every rank training the same slice is one process of batch 2
 VKEBM_THREADS=1 "$VKEBM" train "${TINY[@]}" --concept color --recipe paper --buffer 6 --batch 2 \
   -o "$T/slice.safetensors" || fail "one process of batch 2"
@@ -68,7 +69,7 @@ if "$VKEBM" devices >/dev/null 2>&1; then
   V=(--config tiny --size 8 --langevin-steps 3 --backend vulkan --seed 3 -q --steps 4 --concept color --recipe paper --buffer 6)
   LP_NUM_THREADS=1 "$VKEBM" train "${V[@]}" --batch 4 -o "$T/vk.1.safetensors" || fail "vulkan: one process"
   LP_NUM_THREADS=1 mpi 2 "${V[@]}" --batch 2 -o "$T/vk.2.safetensors" >"$T/err" 2>&1 || fail "vulkan: 2 ranks: $(cat "$T/err")"
-  "${CMP[@]}" --skip extra.replay.images --atol 1e-6 "$T/vk.1.ckpt.safetensors" "$T/vk.2.ckpt.safetensors" ||
+  "${CMP[@]}" --skip extra.replay.images --atol 1e-5 "$T/vk.1.ckpt.safetensors" "$T/vk.2.ckpt.safetensors" ||
     fail "vulkan: 2 ranks differ from one process"
 else
   echo "no Vulkan device: the vulkan ranks are not checked"
@@ -91,7 +92,7 @@ mpi 2 --resume "$T/half.ckpt.safetensors" --steps 6 -o "$T/resumed.safetensors" 
 cmp -s "$T/full.safetensors" "$T/resumed.safetensors" || fail "resumed model file differs"
 "$VKEBM" train --resume "$T/half3.ckpt.safetensors" --steps 6 -o "$T/one.safetensors" \
   --checkpoint "$T/one.ckpt.safetensors" --backend cpu -q || fail "resume a 2-rank checkpoint in one process"
-"${CMP[@]}" --skip extra.replay.images --atol 1e-6 "$T/full.ckpt.safetensors" "$T/one.ckpt.safetensors" ||
+"${CMP[@]}" --skip extra.replay.images --atol 1e-5 "$T/full.ckpt.safetensors" "$T/one.ckpt.safetensors" ||
   fail "a 2-rank checkpoint resumed in one process strays"
 mpi 3 --resume "$T/half3.ckpt.safetensors" --steps 6 -o "$T/three.safetensors" --backend cpu -q >"$T/out" 2>"$T/err" &&
   fail "resume of batch 4 on 3 ranks was accepted"
