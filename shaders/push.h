@@ -188,6 +188,7 @@ VKEBM_PUSH_BEGIN(sampler, SAMPLER)
   f32 noise_std;
   f32 clip_lo;
   f32 clip_hi;
+  u32 chain0;   /* langevin_update: the first row's chain index in the noise counter */
 VKEBM_PUSH_END(sampler, SAMPLER)
 #endif
 

@@ -152,6 +152,9 @@ static const op_case cases_quadratic_energy_backward[] = {
 static const op_case cases_langevin_update[] = {
     CASE(langevin_update, 1e-5, 1e-5, .B = 3, .N = 13, .seed = 7, .step = 2, .step_size = 0.1f,
          .noise_std = 0.05f, .clip_lo = 0.0f, .clip_hi = 1.0f)};
+static const op_case cases_langevin_update_at[] = {
+    CASE(langevin_update_at, 1e-5, 1e-5, .B = 3, .N = 13, .chain0 = 5, .seed = 7, .step = 2,
+         .step_size = 0.1f, .noise_std = 0.05f, .clip_lo = 0.0f, .clip_hi = 1.0f)};
 static const op_case cases_mala_propose[] = {
     CASE(mala_propose, 1e-5, 1e-5, .B = 3, .N = 13, .seed = 7, .step = 2)};
 static const op_case cases_mala_log_q[] = {CASE(mala_log_q, 1e-4, 1e-5, .B = 3, .N = 13)};

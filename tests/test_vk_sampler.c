@@ -21,6 +21,7 @@ static void op_qe(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_quadrat
 static void op_qe_b(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_quadratic_energy_backward(be, t[0], t[1], t[2], t[3], t[4], s[0], s[1], s[2]); }
 static void op_lu(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_langevin_update(be, t[0], t[1], s[0], s[1], 1234u, 17u, 0.3f, 0.05f, 0.0f, 1.0f); }
 static void op_lu_noise(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_langevin_update(be, t[0], EBM_NOREF, s[0], s[1], 99u, 3u, 0.0f, 0.5f, 0.0f, 0.0f); }
+static void op_lu_at(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_langevin_update_at(be, t[0], t[1], s[0], s[1], 5u, 1234u, 17u, 0.3f, 0.05f, 0.0f, 1.0f); }
 static void op_mp(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_mala_propose(be, t[0], t[1], t[2], t[3], s[0], s[1], 7u, 5u); }
 static void op_lq(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_mala_log_q(be, t[0], t[1], t[2], t[3], t[4], s[0], s[1]); }
 static void op_sel(ebm_backend *be, const ebm_ref *t, const int *s) { ebm_chain_select(be, t[0], t[1], t[2], s[0], s[1]); }
@@ -51,6 +52,8 @@ static void ops(ebm_backend *cpu, ebm_backend *vk) {
       const int s[] = {B, N};
       snprintf(l, sizeof l, "langevin_update B=%d N=%d", B, N);
       CHECK(l, op_lu, s, 1e-5, 1e-5, TR("x", BN, 1, -0.5f, 1.5f), T("grad", BN, 0));
+      snprintf(l, sizeof l, "langevin_update_at chain0=5 B=%d N=%d", B, N);
+      CHECK(l, op_lu_at, s, 1e-5, 1e-5, TR("x", BN, 1, -0.5f, 1.5f), T("grad", BN, 0));
       snprintf(l, sizeof l, "langevin_update noise only B=%d N=%d", B, N);
       CHECK(l, op_lu_noise, s, 1e-5, 1e-5, T("x", BN, 1));
       snprintf(l, sizeof l, "mala_propose B=%d N=%d", B, N);

@@ -13,6 +13,7 @@ PACKAGES=(
   libblis-dev libopenblas-dev
   python3 python3-numpy xvfb xauth
   clang libclang-rt-dev   # tools/fuzz.sh: libFuzzer with ASan/UBSan
+  openmpi-bin libopenmpi-dev   # data-parallel `mpirun -np N vkebm train` (docs/distributed.md)
 )
 
 missing=()

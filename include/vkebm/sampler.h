@@ -79,14 +79,18 @@ int ebm_sample(ebm_composition *comp, ebm_ref x, const ebm_sampler_config *cfg,
 typedef int (*ebm_energy_grad_fn)(void *user, ebm_ref x, ebm_ref grad, double scale, char *err,
                                   size_t errlen);
 
-/* Chains on a backend: x[B, N] and a scratch grad[B, N] for their gradient. */
+/* Chains on a backend: x[B, N] and a scratch grad[B, N] for their gradient. chain0: the first
+ * row's chain index in the noise counter (0, unless these B chains are rows chain0.. of a larger
+ * batch, as a data-parallel rank's are: row b then draws chain chain0 + b's noise). */
 typedef struct ebm_chains {
   ebm_backend *be;
   ebm_ref x, grad;
   int B, N;
+  uint32_t chain0;
 } ebm_chains;
 
-/* Step k of the paper or langevin rule, at step size `step`, noise normal(seed, k, chain, i):
+/* Step k of the paper or langevin rule, at step size `step`, noise
+ * normal(seed, k, chain0 + chain, i):
  *   paper     x += noise_std xi;  x -= step * grad E(x) at the noisy x;  clip when cfg->clip
  *             (the released code's order)
  *   langevin  x += -(step/2) grad E(x) + sqrt(step) xi;                 clip when cfg->clip

@@ -117,6 +117,14 @@ typedef struct ebm_trainer ebm_trainer;
 int ebm_trainer_create(ebm_trainer **out, ebm_backend *be, const ebm_train_config *cfg,
                        const char *resume_path, const ebm_train_frozen *frozen, int nfrozen,
                        char *err, size_t errlen);
+/* The same for one replica of a data-parallel run (train_comm.h; comm NULL or of size 1: one
+ * process, as above). cfg->batch is this rank's batch B; the run's batch is B * comm->size, and
+ * its checkpoints hold that global batch and the whole replay buffer, so a checkpoint resumes on
+ * any rank count that divides its batch (else refused). Collective: every rank calls it. */
+typedef struct ebm_train_comm ebm_train_comm;
+int ebm_trainer_create_comm(ebm_trainer **out, ebm_backend *be, const ebm_train_config *cfg,
+                            const char *resume_path, const ebm_train_frozen *frozen, int nfrozen,
+                            const ebm_train_comm *comm, char *err, size_t errlen);
 void ebm_trainer_destroy(ebm_trainer *tr);
 
 const ebm_train_config *ebm_trainer_config(const ebm_trainer *tr);
@@ -162,7 +170,8 @@ enum { EBM_TRAIN_OK = 0, EBM_TRAIN_ERROR = -1, EBM_TRAIN_DIVERGED = -2 };
 int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t errlen);
 
 /* The whole training state, atomically (write to a temporary, then rename): a failed or
- * interrupted save leaves the previous checkpoint in place. 0 or -1 with err. */
+ * interrupted save leaves the previous checkpoint in place. 0 or -1 with err. Data parallel:
+ * collective (every rank sends its buffer shard), rank 0 writes; the others return 0. */
 int ebm_trainer_save_checkpoint(ebm_trainer *tr, const char *path, char *err, size_t errlen);
 /* The trained model as a plain model file: the EMA weights (use_ema = 1, when there are any)
  * or the trained ones, with the concept's label space. */

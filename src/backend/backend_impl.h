@@ -102,6 +102,9 @@ void quadratic_energy_backward_cpu(float *dx, const float *dE, const float *x, c
                                    const float *prec, int n, int N, int rows_per_group);
 void langevin_update_cpu(float *x, const float *grad, int B, int N, uint32_t seed, uint32_t step,
                          float step_size, float noise_std, float clip_lo, float clip_hi);
+void langevin_update_at_cpu(float *x, const float *grad, int B, int N, uint32_t chain0,
+                            uint32_t seed, uint32_t step, float step_size, float noise_std,
+                            float clip_lo, float clip_hi);
 void mala_propose_cpu(float *xp, const float *x, const float *grad, const float *tau, int B,
                       int N, uint32_t seed, uint32_t step);
 void mala_log_q_cpu(float *out, const float *to, const float *from, const float *grad_from,

@@ -282,6 +282,14 @@ void cpu_langevin_update(ebm_backend *be, ebm_tensor x, ebm_tensor grad, int B, 
   if (x.n)
     langevin_update_cpu(P(x), P(grad), B, N, seed, step, step_size, noise_std, clip_lo, clip_hi);
 }
+void cpu_langevin_update_at(ebm_backend *be, ebm_tensor x, ebm_tensor grad, int B, int N,
+                            uint32_t chain0, uint32_t seed, uint32_t step, float step_size,
+                            float noise_std, float clip_lo, float clip_hi) {
+  op_begin(be);
+  if (x.n)
+    langevin_update_at_cpu(P(x), P(grad), B, N, chain0, seed, step, step_size, noise_std, clip_lo,
+                           clip_hi);
+}
 void cpu_mala_propose(ebm_backend *be, ebm_tensor xp, ebm_tensor x, ebm_tensor grad, ebm_tensor tau,
                       int B, int N, uint32_t seed, uint32_t step) {
   op_begin(be);

@@ -38,19 +38,28 @@ void quadratic_energy_backward_cpu(float *dx, const float *dE, const float *x,
   }
 }
 
-/* x[b,i] = clip(x - step_size grad + noise_std normal(seed, step, b, i)),  x, grad: [B,N] */
-void langevin_update_cpu(float *x, const float *grad, int B, int N, uint32_t seed,
-                             uint32_t step, float step_size, float noise_std, float clip_lo,
-                             float clip_hi) {
+/* x[b,i] = clip(x - step_size grad + noise_std normal(seed, step, chain0 + b, i)),
+ * x, grad: [B,N] */
+void langevin_update_at_cpu(float *x, const float *grad, int B, int N, uint32_t chain0,
+                            uint32_t seed, uint32_t step, float step_size, float noise_std,
+                            float clip_lo, float clip_hi) {
   for (int b = 0; b < B; b++)
     for (int i = 0; i < N; i++) {
       size_t k = (size_t)b * N + i;
       float v = x[k];
       if (grad) v -= step_size * grad[k];
-      if (noise_std != 0.0f) v += noise_std * vkebm_rng_normal(seed, step, (u32)b, (u32)i);
+      if (noise_std != 0.0f)
+        v += noise_std * vkebm_rng_normal(seed, step, chain0 + (u32)b, (u32)i);
       if (clip_lo < clip_hi) v = fminf(fmaxf(v, clip_lo), clip_hi);
       x[k] = v;
     }
+}
+
+/* x[b,i] = clip(x - step_size grad + noise_std normal(seed, step, b, i)),  x, grad: [B,N] */
+void langevin_update_cpu(float *x, const float *grad, int B, int N, uint32_t seed,
+                         uint32_t step, float step_size, float noise_std, float clip_lo,
+                         float clip_hi) {
+  langevin_update_at_cpu(x, grad, B, N, 0, seed, step, step_size, noise_std, clip_lo, clip_hi);
 }
 
 /* xp[b,i] = x - tau[b] grad + sqrt(2 tau[b]) normal(seed, step, b, i),  tau: [B] */

@@ -49,16 +49,22 @@ void vk_quadratic_energy_backward(ebm_backend *be, ebm_tensor dx, ebm_tensor dE,
   run_items(be, VKB_K_langevin_quadratic_energy_backward, a, NARGS(a), &pc);
 }
 
-void vk_langevin_update(ebm_backend *be, ebm_tensor x, ebm_tensor grad, int B, int N,
-                        uint32_t seed, uint32_t step, float step_size, float noise_std,
-                        float clip_lo, float clip_hi) {
+void vk_langevin_update_at(ebm_backend *be, ebm_tensor x, ebm_tensor grad, int B, int N,
+                           uint32_t chain0, uint32_t seed, uint32_t step, float step_size,
+                           float noise_std, float clip_lo, float clip_hi) {
   if (!dims_fit(B, N)) return;
   vkebm_pc_sampler pc = {.rows = (uint32_t)B, .cols = (uint32_t)N, .seed = seed, .step = step,
                          .flags = grad.ref.buf ? VKEBM_SAMPLER_HAS_GRAD : 0u,
                          .step_size = step_size, .noise_std = noise_std, .clip_lo = clip_lo,
-                         .clip_hi = clip_hi};
+                         .clip_hi = clip_hi, .chain0 = chain0};
   vkb_arg a[] = {x, grad};
   run_items(be, VKB_K_langevin_update, a, NARGS(a), &pc);
+}
+
+void vk_langevin_update(ebm_backend *be, ebm_tensor x, ebm_tensor grad, int B, int N,
+                        uint32_t seed, uint32_t step, float step_size, float noise_std,
+                        float clip_lo, float clip_hi) {
+  vk_langevin_update_at(be, x, grad, B, N, 0, seed, step, step_size, noise_std, clip_lo, clip_hi);
 }
 
 void vk_mala_propose(ebm_backend *be, ebm_tensor xp, ebm_tensor x, ebm_tensor grad,

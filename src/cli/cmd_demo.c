@@ -251,7 +251,7 @@ int cmd_demo(int argc, char **argv) {
   ebm_sampler_config sc;
   ebm_sampler_defaults(&sc, EBM_SAMPLER_PAPER);
   sc.noise_std = (float)noise;
-  const ebm_chains chains = {be, ebm_ref_of(io.x), ebm_ref_of(io.dx), B, (int)(nx / (size_t)B)};
+  const ebm_chains chains = {be, ebm_ref_of(io.x), ebm_ref_of(io.dx), B, (int)(nx / (size_t)B), 0};
   demo_grad_ctx ctx = {net, &io};
   for (long k = 0; k <= steps; k++) {
     double t0 = cli_now_s();

@@ -1,6 +1,7 @@
 /* cmd_devices.c: `vkebm devices`: every Vulkan device with the limits that matter for compute,
  * which one `auto`/`--backend vulkan` would choose, the cpu backend's description and its
- * convolution path (direct or im2col + BLAS) for every layer of a preset.
+ * convolution path (direct or im2col + BLAS) for every layer of a preset, and whether MPI
+ * (data-parallel training, docs/distributed.md) is built in.
  * Exit 0, or 77 when there is no Vulkan loader or device (the cpu backend is still listed). */
 #include <getopt.h>
 #include <stdio.h>
@@ -9,6 +10,7 @@
 
 #include "cli.h"
 #include "vkebm/net.h"
+#include "vkebm/train_comm.h"
 
 static void usage(FILE *f) {
   fprintf(f, "usage: vkebm devices [--config PRESET] [--help]\n\n"
@@ -16,8 +18,8 @@ static void usage(FILE *f) {
              "shared memory, push constants, storage-buffer range, device-local memory), marks the\n"
              "one the vulkan backend picks by default (`*`; env VKEBM_DEVICE overrides), and\n"
              "describes the cpu backend with its convolution path for every layer of PRESET\n"
-             "(default small32; tiny, small32, default32, paper64). Exit 77 when no Vulkan\n"
-             "device exists.\n");
+             "(default small32; tiny, small32, default32, paper64), and whether MPI support\n"
+             "(`mpirun -np N vkebm train`) is built in. Exit 77 when no Vulkan device exists.\n");
 }
 
 /* The cpu backend's convolution path per layer of a preset (forward / input gradient /
@@ -99,6 +101,11 @@ int cmd_devices(int argc, char **argv) {
   } else {
     printf("cpu: unavailable: %s\n", err);
   }
+  if (ebm_mpi_built())
+    printf("mpi: built in (%s): `mpirun -np N vkebm train` trains data-parallel, one device per "
+           "rank\n", ebm_mpi_version());
+  else
+    printf("mpi: %s: `vkebm train` runs as one process\n", ebm_mpi_version());
   if (chosen < 0) {
     fprintf(stderr, "vkebm devices: no usable Vulkan device%s\n",
             n < 0 ? " (no Vulkan loader or driver)" : "");

@@ -7,6 +7,11 @@
  * and on SIGINT/SIGTERM (then exits 130), and the EMA model at the end. Exit codes: 0 done,
  * 1 runtime failure or divergence (the last good checkpoint is kept), 2 usage, 77 no Vulkan
  * device, 130 interrupted (after saving).
+ *
+ * Under `mpirun -np N` (docs/distributed.md; src/cli/cli_dist.c) every rank runs this with the
+ * same flags and trains its slice of the batch; rank 0 alone prints progress and writes the
+ * metrics, checkpoints, preview and model. Every rank calls the checkpoint save (it gathers the
+ * replay buffer), and the ranks agree each iteration on whether a signal asked them to stop.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -19,6 +24,7 @@
 #include <unistd.h>
 
 #include "cli.h"
+#include "cli_dist.h"
 #include "vkebm/fileio.h"
 #include "vkebm/image.h"
 #include "vkebm/net.h"
@@ -35,7 +41,9 @@ static void usage(FILE *f) {
           "usage: vkebm train --concept C -o OUT.safetensors [options]\n"
           "       vkebm train --resume CKPT -o OUT.safetensors [--steps N]\n\n"
           "Trains the energy model E(x | c) of one concept by contrastive divergence\n"
-          "(Langevin negatives from a replay buffer, Adam, EMA weights; docs/training.md).\n\n"
+          "(Langevin negatives from a replay buffer, Adam, EMA weights; docs/training.md).\n"
+          "Data parallel: `mpirun -np N vkebm train ...` trains one model on N ranks, one\n"
+          "device each; --batch is per rank, rank 0 writes the files (docs/distributed.md).\n\n"
           "recipe (the defaults the flags below change):\n"
           "  --recipe R           practical (default): what trains in hours on a CPU: small32\n"
           "                       with coordinate planes, the flatten head and standardised\n"
@@ -191,6 +199,32 @@ static void format_duration(char *out, size_t len, double s) {
   else snprintf(out, len, "%lds", t);
 }
 
+/* Rank 0's outputs before the first step: the folders, stale temporaries of killed writers, and
+ * metrics.csv opened (a resumed run continues it from the checkpoint's step: rows after it,
+ * steps the interrupted run did after its last checkpoint and which are about to be redone, are
+ * dropped, and time_s goes on from the last kept row, so the file reads as one run). 0 or an
+ * exit code after printing why. */
+static int open_outputs(const char *out, const char *ckpt, const char *metrics, const char *resume,
+                        int64_t start, double *time_offset, FILE **mf) {
+  char err[1024];
+  const char *dirs_for[] = {out, ckpt, metrics};
+  for (int i = 0; i < 3; i++)
+    if (make_parent_dirs(dirs_for[i]) != 0)
+      return cli_fail(CMD_NAME, "cannot create the folder of %s: %s", dirs_for[i], strerror(errno));
+  io_clean_stale_temps(out);
+  io_clean_stale_temps(ckpt);
+  struct stat st;
+  int metrics_exists = stat(metrics, &st) == 0 && st.st_size > 0;
+  if (resume && metrics_exists &&
+      continue_metrics(metrics, start, time_offset, err, sizeof err) != 0)
+    return cli_fail(CMD_NAME, "%s", err);
+  *mf = fopen(metrics, resume && metrics_exists ? "a" : "w");
+  if (!*mf) return cli_fail(CMD_NAME, "cannot write %s: %s", metrics, strerror(errno));
+  if (!(resume && metrics_exists))
+    fprintf(*mf, "# vkebm train metrics v1\nstep,time_s,loss,e_pos,e_neg,grad_norm,steps_per_s,label_ce,label_acc\n");
+  return 0;
+}
+
 enum {
   O_CONCEPT = 256, O_DATA, O_DATA_DIR, O_SIZE, O_CONFIG, O_WIDTH, O_BLOCKS, O_HEAD, O_COORDS, O_LABEL_HEAD, O_INPUT_NORM, O_NO_INPUT_NORM, O_FORCE, O_STEPS, O_BATCH,
   O_LR, O_NO_ADAM_CLIP, O_GRAD_CLIP, O_LSTEPS, O_STEP_LR, O_NOISE, O_REPLAY, O_BUFFER,
@@ -247,7 +281,7 @@ static int write_preview(ebm_trainer *tr, const char *path, char *err, size_t er
   return rc;
 }
 
-int cmd_train(int argc, char **argv) {
+static int train_command(int argc, char **argv, const cli_dist *dist) {
   static const struct option opts[] = {
       {"concept", required_argument, 0, O_CONCEPT}, {"data", required_argument, 0, O_DATA},
       {"data-dir", required_argument, 0, O_DATA_DIR}, {"size", required_argument, 0, O_SIZE},
@@ -471,27 +505,58 @@ int cmd_train(int argc, char **argv) {
                            flags[i], flags[j], paths[i]);
   }
 
+  /* data parallel: rank 0 writes and talks; the others train their slice quietly */
+  const int root = dist->rank == 0;
   ebm_backend *be = NULL;
-  int rc = cli_backend_open(CMD_NAME, &be, (ebm_backend_kind)backend, -1, 0, quiet);
-  if (rc) return rc;
+  int rc = cli_dist_backend_open(dist, CMD_NAME, &be, (ebm_backend_kind)backend, quiet);
+  if (!cli_dist_agree(dist, CMD_NAME, rc == 0, NULL)) return cli_backend_close(be, rc ? rc : EXIT_FAIL);
+  if (!root) quiet = 1;
   ebm_trainer *tr = NULL;
   FILE *mf = NULL;
-  if (ebm_trainer_create(&tr, be, resume ? NULL : &cfg, resume, frozen, nfrozen, err, sizeof err) != 0) {
-    rc = cli_fail(CMD_NAME, "%s", err);
-    return cli_backend_close(be, rc);
-  }
-  if (init && init_from_model(tr, be, init, err, sizeof err) != 0) {
+  int made = ebm_trainer_create_comm(&tr, be, resume ? NULL : &cfg, resume, frozen, nfrozen,
+                                     cli_dist_comm(dist), err, sizeof err) == 0;
+  /* --init: every rank reads the model (a failure on any ends every rank) */
+  if (made && init && init_from_model(tr, be, init, err, sizeof err) != 0) made = 0;
+  if (!cli_dist_agree(dist, CMD_NAME, made, err)) {
     ebm_trainer_destroy(tr);
-    return cli_backend_close(be, cli_fail(CMD_NAME, "%s", err));
+    return cli_backend_close(be, EXIT_FAIL);
+  }
+  if (cli_dist_comm(dist)) {
+    /* every rank read its own copy of the checkpoint or --init model (or made the network from
+     * the seed): they must hold the same weights at the same step */
+    ebm_net *net = ebm_trainer_net(tr);
+    const size_t np = ebm_net_param_count(net), nu = ebm_net_sn_u_count(net);
+    float *w = malloc((np + nu + 2) * sizeof(float));
+    int same = 0;
+    if (w && ebm_net_get_params(net, w + 2, w + 2 + np) == 0) {
+      const int64_t at = ebm_trainer_step_count(tr);
+      w[0] = (float)(at & 0xffffff), w[1] = (float)(at >> 24);
+      if (ebm_train_comm_same(cli_dist_comm(dist), w, (np + nu + 2) * sizeof(float), &same) != 0)
+        same = -1;
+    }
+    free(w);
+    if (same != 1) {
+      if (root)
+        cli_fail(CMD_NAME, "%s", same < 0 ? "comparing the ranks' starting weights failed"
+                                          : "the ranks did not start from the same weights and "
+                                            "step: every rank must read the same --resume or "
+                                            "--init file (a copy per machine must be identical)");
+      ebm_trainer_destroy(tr);
+      return cli_backend_close(be, EXIT_FAIL);
+    }
   }
   const ebm_train_config *c = ebm_trainer_config(tr);
   int64_t start = ebm_trainer_step_count(tr);
-  if (start > steps) {
+  if (start > steps) { /* every rank resumed the same checkpoint: rank 0 speaks for all */
     ebm_trainer_destroy(tr);
+    if (!root) return cli_backend_close(be, EXIT_USAGE);
     return cli_backend_close(be, cli_usage(CMD_NAME, "--steps %ld is below the checkpoint's step %lld "
                                                      "(give --steps %lld or more)",
                                            steps, (long long)start, (long long)start));
   }
+  if (!quiet && dist->size > 1)
+    fprintf(stderr, "vkebm train: data parallel over %d ranks: batch %d per rank, %d in all\n",
+            dist->size, c->batch, c->batch * dist->size);
   if (!quiet) {
     char desc[256];
     ebm_net_config_describe(&c->net, desc, sizeof desc);
@@ -503,32 +568,12 @@ int cmd_train(int argc, char **argv) {
     fprintf(stderr, "vkebm train: checkpoint %s, metrics %s, model %s\n", ckpt, metrics, out);
   }
 
-  const char *dirs_for[] = {out, ckpt, metrics};
-  for (int i = 0; i < 3; i++)
-    if (make_parent_dirs(dirs_for[i]) != 0) {
-      rc = cli_fail(CMD_NAME, "cannot create the folder of %s: %s", dirs_for[i], strerror(errno));
-      goto done;
-    }
-  io_clean_stale_temps(out);
-  io_clean_stale_temps(ckpt);
-  /* A resumed run continues metrics.csv from the checkpoint's step: rows after it (steps the
-   * interrupted run did after its last checkpoint, which are about to be redone) are dropped,
-   * and time_s goes on from the last kept row, so the file reads as one run. */
   double time_offset = 0;
-  struct stat st;
-  int metrics_exists = stat(metrics, &st) == 0 && st.st_size > 0;
-  if (resume && metrics_exists &&
-      continue_metrics(metrics, start, &time_offset, err, sizeof err) != 0) {
-    rc = cli_fail(CMD_NAME, "%s", err);
+  rc = root ? open_outputs(out, ckpt, metrics, resume, start, &time_offset, &mf) : 0;
+  if (!cli_dist_agree(dist, CMD_NAME, rc == 0, NULL)) {
+    if (!rc) rc = EXIT_FAIL;
     goto done;
   }
-  mf = fopen(metrics, resume && metrics_exists ? "a" : "w");
-  if (!mf) {
-    rc = cli_fail(CMD_NAME, "cannot write %s: %s", metrics, strerror(errno));
-    goto done;
-  }
-  if (!(resume && metrics_exists))
-    fprintf(mf, "# vkebm train metrics v1\nstep,time_s,loss,e_pos,e_neg,grad_norm,steps_per_s,label_ce,label_acc\n");
 
   struct sigaction sa;
   memset(&sa, 0, sizeof sa);
@@ -544,12 +589,21 @@ int cmd_train(int argc, char **argv) {
   /* the newest checkpoint on disk, for the divergence message: none yet on a fresh run */
   const char *good_ckpt = resume;
   int64_t last_saved = start;
-  for (int64_t s = start; s < steps && !g_stop_signal; s++) {
+  int stopped = 0; /* a signal, on any rank: every rank stops after the same step */
+  for (int64_t s = start; s < steps && !(stopped = cli_dist_any(dist, g_stop_signal != 0)); s++) {
     ebm_train_stats st_;
     int src = ebm_trainer_step(tr, &st_, err, sizeof err);
     if (src != EBM_TRAIN_OK) {
       if (tty && !quiet) fputc('\n', stderr);
-      if (src == EBM_TRAIN_DIVERGED && good_ckpt)
+      if (src != EBM_TRAIN_DIVERGED && dist->size > 1) {
+        /* this rank alone (its device, or MPI): the others wait for it in a collective */
+        cli_fail(CMD_NAME, "rank %d: %s; ending the job", dist->rank, err);
+        cli_dist_abort(dist, EXIT_FAIL);
+      }
+      /* divergence is seen alike by every rank (the energies are summed over them) */
+      if (!root)
+        rc = EXIT_FAIL;
+      else if (src == EBM_TRAIN_DIVERGED && good_ckpt)
         rc = cli_fail(CMD_NAME, "training stopped: %s; the last good checkpoint is %s (step %lld)",
                       err, good_ckpt, (long long)last_saved);
       else if (src == EBM_TRAIN_DIVERGED)
@@ -561,10 +615,12 @@ int cmd_train(int argc, char **argv) {
     }
     const double el = cli_now_s() - t0;
     const double rate = (double)(st_.step - start) / (el > 0 ? el : 1e-9);
-    fprintf(mf, "%lld,%.3f,%.6g,%.6g,%.6g,%.6g,%.4g,%.6g,%.4g\n", (long long)st_.step,
-            time_offset + el, st_.loss, st_.e_pos, st_.e_neg, st_.grad_norm, rate, st_.label_ce,
-            st_.label_acc);
-    fflush(mf);
+    if (mf) {
+      fprintf(mf, "%lld,%.3f,%.6g,%.6g,%.6g,%.6g,%.4g,%.6g,%.4g\n", (long long)st_.step,
+              time_offset + el, st_.loss, st_.e_pos, st_.e_neg, st_.grad_norm, rate, st_.label_ce,
+              st_.label_acc);
+      fflush(mf);
+    }
     int last = st_.step == steps;
     if (!quiet) {
       char eta[32];
@@ -592,12 +648,14 @@ int cmd_train(int argc, char **argv) {
     if (st_.step % ckpt_every == 0 && !last) {
       if (ebm_trainer_save_checkpoint(tr, ckpt, err, sizeof err) != 0) {
         rc = cli_fail(CMD_NAME, "checkpoint: %s", err);
+        cli_dist_abort(dist, rc); /* rank 0's write, or one rank's part in gathering the buffer */
         goto done;
       }
       last_saved = st_.step;
       good_ckpt = ckpt;
-      if (preview && write_preview(tr, preview, err, sizeof err) != 0) {
+      if (root && preview && write_preview(tr, preview, err, sizeof err) != 0) {
         rc = cli_fail(CMD_NAME, "preview: %s", err);
+        cli_dist_abort(dist, rc);
         goto done;
       }
     }
@@ -605,21 +663,25 @@ int cmd_train(int argc, char **argv) {
   if (tty && !quiet) fputc('\n', stderr);
   if (ebm_trainer_save_checkpoint(tr, ckpt, err, sizeof err) != 0) {
     rc = cli_fail(CMD_NAME, "checkpoint: %s", err);
+    cli_dist_abort(dist, rc);
     goto done;
   }
-  if (preview && ebm_trainer_step_count(tr) > start && write_preview(tr, preview, err, sizeof err) != 0) {
+  if (root && preview && ebm_trainer_step_count(tr) > start &&
+      write_preview(tr, preview, err, sizeof err) != 0) {
     rc = cli_fail(CMD_NAME, "preview: %s", err);
+    cli_dist_abort(dist, rc);
     goto done;
   }
-  if (g_stop_signal) {
+  if (stopped) {
+    rc = EXIT_INTERRUPTED;
+    if (!root) goto done;
     long long at = (long long)ebm_trainer_step_count(tr);
     fprintf(stderr, "vkebm train: %s at step %lld; checkpoint saved to %s (continue with --resume "
                     "%s; a model of it now: vkebm train --resume %s --steps %lld -o MODEL)\n",
             g_stop_signal == SIGINT ? "interrupted" : "terminated", at, ckpt, ckpt, ckpt, at);
-    rc = EXIT_INTERRUPTED;
     goto done;
   }
-  if (ebm_trainer_save_model(tr, out, 1, err, sizeof err) != 0) {
+  if (root && ebm_trainer_save_model(tr, out, 1, err, sizeof err) != 0) {
     rc = cli_fail(CMD_NAME, "%s", err);
     goto done;
   }
@@ -630,4 +692,11 @@ done:
   if (mf) fclose(mf);
   ebm_trainer_destroy(tr);
   return cli_backend_close(be, rc);
+}
+
+int cmd_train(int argc, char **argv) {
+  cli_dist dist;
+  int rc = cli_dist_start(&dist, CMD_NAME);
+  if (rc) return rc;
+  return cli_dist_end(&dist, train_command(argc, argv, &dist));
 }

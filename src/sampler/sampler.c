@@ -142,15 +142,15 @@ int ebm_sampler_step(const ebm_chains *ch, const ebm_sampler_config *cfg, float 
   float lo = 0.0f, hi = cfg->clip ? 1.0f : 0.0f; /* lo == hi: no clipping */
   if (cfg->kind == EBM_SAMPLER_PAPER) {
     /* the released code's order: noise, then the gradient at the noisy point, then clip */
-    ebm_langevin_update(ch->be, ch->x, EBM_NOREF, ch->B, ch->N, seed, k, 0.0f, cfg->noise_std,
-                        0.0f, 0.0f);
+    ebm_langevin_update_at(ch->be, ch->x, EBM_NOREF, ch->B, ch->N, ch->chain0, seed, k, 0.0f,
+                           cfg->noise_std, 0.0f, 0.0f);
     if (grad(user, ch->x, ch->grad, cfg->energy_scale, err, errlen)) return -1;
     ebm_langevin_update(ch->be, ch->x, ch->grad, ch->B, ch->N, 0, 0, step, 0.0f, lo, hi);
   } else {
     /* x - (lambda/2) grad E + sqrt(lambda) xi */
     if (grad(user, ch->x, ch->grad, cfg->energy_scale, err, errlen)) return -1;
-    ebm_langevin_update(ch->be, ch->x, ch->grad, ch->B, ch->N, seed, k, 0.5f * step, sqrtf(step),
-                        lo, hi);
+    ebm_langevin_update_at(ch->be, ch->x, ch->grad, ch->B, ch->N, ch->chain0, seed, k,
+                           0.5f * step, sqrtf(step), lo, hi);
   }
   return 0;
 }
@@ -164,7 +164,7 @@ int ebm_sampler_step_composition(ebm_composition *comp, ebm_ref x, ebm_ref grad,
                                  const ebm_sampler_config *cfg, float step, uint32_t k, char *err,
                                  size_t errlen) {
   const ebm_chains ch = {ebm_composition_backend(comp), x, grad, ebm_composition_chains(comp),
-                         ebm_composition_image_size(comp)};
+                         ebm_composition_image_size(comp), 0};
   return ebm_sampler_step(&ch, cfg, step, cfg->seed, k, composition_grad, comp, err, errlen);
 }
 

@@ -22,6 +22,8 @@
 #include "vkebm/scene_shade.h"
 #include "vkebm/shared.h"
 #include "vkebm/train.h"
+#include "vkebm/train_comm.h"
+#include "train_shard.h"
 
 /* RNG streams (xor-ed into the seed). */
 #define STREAM_REPLAY_PICK 0x52504b31u
@@ -85,6 +87,16 @@ struct ebm_trainer {
   float *data_labels;    /* [n, L] */
   scene_desc *data_desc; /* [n] (object 0 filled: for frozen labels) */
   int64_t data_n;
+
+  /* data parallel (train_comm.h): comm NULL = one process (rank 0 of 1). This rank's chains are
+   * g = chain0 + b of a global batch of B * nranks; replay holds its shard of the buffer (slot s
+   * at s / nranks when s % nranks == rank). */
+  const ebm_train_comm *comm;
+  int rank, nranks;
+  int64_t chain0;
+  int64_t *plan;         /* [B * nranks] per global chain: the buffer slot it reads or writes */
+  uint8_t *xfer;         /* [B + 2 B nranks, npix]: this rank's images, send and receive scratch */
+  float *h_grad;         /* [nparams] the gradient on the host, averaged over the ranks */
 };
 
 static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
@@ -266,7 +278,7 @@ static void state_pack(const ebm_trainer *tr, float *s) {
   const ebm_train_config *c = &tr->cfg;
   memset(s, 0, TRAIN_STATE_FLOATS * sizeof(float));
   s[0] = TRAIN_STATE_VERSION;
-  s[1] = (float)c->batch;
+  s[1] = (float)c->batch * tr->nranks; /* the global batch: any rank count dividing it resumes */
   s[2] = c->lr;
   s[3] = c->beta1;
   s[4] = c->beta2;
@@ -548,9 +560,10 @@ static int read_celeba(ebm_trainer *tr, const char *dir, char *err, size_t errle
 static int load_positives(ebm_trainer *tr) {
   const int B = tr->cfg.batch, L = tr->cfg.net.label_dim, R = tr->cfg.net.resolution;
   const uint32_t seed = tr->cfg.seed, step = (uint32_t)tr->step;
+  const uint32_t G = (uint32_t)(B * tr->nranks), b0 = (uint32_t)tr->chain0; /* global batch */
   if (!tr->data_images) {
     for (int b = 0; b < B; b++) {
-      scene_sample(&tr->spec, seed, step * (uint32_t)B + (uint32_t)b, &tr->h_desc[b]);
+      scene_sample(&tr->spec, seed, step * G + b0 + (uint32_t)b, &tr->h_desc[b]);
       scene_pack(&tr->h_desc[b], tr->h_scenes + (size_t)b * VKEBM_SCENE_FLOATS);
       scene_label(&tr->h_desc[b], 0, (scene_concept)tr->concept, tr->h_c + (size_t)b * L);
     }
@@ -559,7 +572,7 @@ static int load_positives(ebm_trainer *tr) {
     ebm_scene_render(tr->be, ebm_ref_of(tr->x), ebm_ref_of(tr->scenes), B, R);
   } else {
     for (int b = 0; b < B; b++) {
-      uint32_t r = vkebm_rng_u32(seed ^ STREAM_DATA, step, (uint32_t)b, 0);
+      uint32_t r = vkebm_rng_u32(seed ^ STREAM_DATA, step, b0 + (uint32_t)b, 0);
       int64_t i = (int64_t)(r % (uint32_t)tr->data_n);
       const uint8_t *src = tr->data_images + (size_t)i * tr->npix;
       for (size_t p = 0; p < tr->npix; p++) tr->h_x[(size_t)b * tr->npix + p] = src[p] * (1.0f / 255.0f);
@@ -663,18 +676,28 @@ static int fit_input_norm(ebm_trainer *tr, char *err, size_t errlen) {
 }
 
 /* Chain starts: from the buffer (dequantised with uniform noise), or fresh: uniform noise or
- * the data's channel Gaussian (chain_init). */
+ * the data's channel Gaussian (chain_init). Chain g of the global batch: every rank plans the
+ * picks of all of them, fetches its own chains' images from the ranks keeping those slots
+ * (train_shard.c; one process: a copy), then starts its chains g = chain0 + b. */
 static int init_negatives(ebm_trainer *tr) {
-  const int B = tr->cfg.batch;
+  const int B = tr->cfg.batch, G = B * tr->nranks;
   const uint32_t seed = tr->cfg.seed, step = (uint32_t)tr->step;
+  for (int g = 0; g < G; g++) {
+    const float pick = vkebm_rng_uniform(seed ^ STREAM_REPLAY_PICK, step, (uint32_t)g, 0);
+    tr->plan[g] = -1;
+    if (tr->replay_count > 0 && pick < tr->cfg.replay) {
+      uint32_t r = vkebm_rng_u32(seed ^ STREAM_REPLAY_PICK, step, (uint32_t)g, 1);
+      tr->plan[g] = (int64_t)(r % (uint32_t)tr->replay_count);
+    }
+  }
+  uint8_t *picked = tr->xfer, *scratch = tr->xfer + (size_t)B * tr->npix;
+  if (shard_fetch(tr->comm, tr->replay, tr->npix, tr->plan, B, picked, scratch,
+                  scratch + (size_t)G * tr->npix) != 0)
+    return -1;
   for (int b = 0; b < B; b++) {
     float *dst = tr->h_x + (size_t)b * tr->npix;
-    const float pick = vkebm_rng_uniform(seed ^ STREAM_REPLAY_PICK, step, (uint32_t)b, 0);
-    const uint8_t *src = NULL;
-    if (tr->replay_count > 0 && pick < tr->cfg.replay) {
-      uint32_t r = vkebm_rng_u32(seed ^ STREAM_REPLAY_PICK, step, (uint32_t)b, 1);
-      src = tr->replay + (size_t)(r % (uint32_t)tr->replay_count) * tr->npix;
-    }
+    const uint32_t g = (uint32_t)(tr->chain0 + b);
+    const uint8_t *src = tr->plan[g] >= 0 ? picked + (size_t)b * tr->npix : NULL;
     if (!src && tr->cfg.chain_init) { /* a fresh chain from the data's channel Gaussian */
       const size_t hw = tr->npix / 3;
       const int flat = tr->cfg.chain_init == 2;
@@ -683,13 +706,13 @@ static int init_negatives(ebm_trainer *tr) {
         /* flat: one draw per image and channel (index npix + ch, past the per-value ones) */
         const uint32_t idx = flat ? (uint32_t)(tr->npix + ch) : (uint32_t)p;
         float v = tr->cfg.init_mean[ch] +
-                  tr->cfg.init_std[ch] * vkebm_rng_normal(seed ^ STREAM_INIT, step, (uint32_t)b, idx);
+                  tr->cfg.init_std[ch] * vkebm_rng_normal(seed ^ STREAM_INIT, step, g, idx);
         dst[p] = v < 0.0f ? 0.0f : v > 1.0f ? 1.0f : v;
       }
       continue;
     }
     for (size_t p = 0; p < tr->npix; p++) {
-      const float u = vkebm_rng_uniform(seed ^ STREAM_INIT, step, (uint32_t)b, (uint32_t)p);
+      const float u = vkebm_rng_uniform(seed ^ STREAM_INIT, step, g, (uint32_t)p);
       dst[p] = src ? ((float)src[p] + u) * (1.0f / 256.0f) : u;
     }
   }
@@ -697,11 +720,13 @@ static int init_negatives(ebm_trainer *tr) {
                     (size_t)B * tr->npix);
 }
 
-/* Final samples into the buffer (ring, or reservoir over every sample offered). */
-static void store_negatives(ebm_trainer *tr) {
-  const int B = tr->cfg.batch;
+/* Final samples into the buffer (ring, or reservoir over every sample offered): every rank
+ * plans the slots of all chains of the global batch (the counters are global), then sends its
+ * own chains' images to the ranks keeping those slots (train_shard.c; one process: a copy). */
+static int store_negatives(ebm_trainer *tr) {
+  const int B = tr->cfg.batch, G = B * tr->nranks;
   const int64_t cap = tr->cfg.buffer_size;
-  for (int b = 0; b < B; b++) {
+  for (int b = 0; b < G; b++) { /* b: the chain of the global batch */
     int64_t slot;
     if (!tr->cfg.reservoir) {
       slot = tr->replay_seen % cap;
@@ -715,14 +740,19 @@ static void store_negatives(ebm_trainer *tr) {
     }
     tr->replay_seen++;
     if (tr->replay_count < cap) tr->replay_count++;
-    if (slot < 0) continue;
+    tr->plan[b] = slot;
+  }
+  uint8_t *mine = tr->xfer, *scratch = tr->xfer + (size_t)B * tr->npix;
+  for (int b = 0; b < B; b++) {
     const float *src = tr->h_x + (size_t)b * tr->npix;
-    uint8_t *dst = tr->replay + (size_t)slot * tr->npix;
+    uint8_t *dst = mine + (size_t)b * tr->npix;
     for (size_t p = 0; p < tr->npix; p++) {
       float q = floorf(src[p] * 256.0f);
       dst[p] = (uint8_t)(q < 0 ? 0 : q > 255 ? 255 : q);
     }
   }
+  return shard_store(tr->comm, tr->replay, tr->npix, tr->plan, B, mine, scratch,
+                     scratch + (size_t)G * tr->npix);
 }
 
 /* ---- the label-contrastive term ------------------------------------------------------------ */
@@ -761,7 +791,7 @@ static void fill_candidates(ebm_trainer *tr) {
       for (uint32_t tries = 0;; tries++) {
         int far = 0;
         for (int i = 0; i < L; i++) {
-          float u = vkebm_rng_uniform(seed, step, (uint32_t)(b * 64 + k), tries * 8u + (uint32_t)i);
+          float u = vkebm_rng_uniform(seed, step, (uint32_t)((tr->chain0 + b) * 64 + k), tries * 8u + (uint32_t)i);
           c[i] = tr->concept == SCENE_CONCEPT_SIZE ? 0.3f + 0.4f * u : 2.0f * u - 1.0f;
           float tol = tr->concept == SCENE_CONCEPT_SIZE ? 0.1f : 0.25f;
           far |= fabsf(c[i] - truth[i]) > tol;
@@ -868,6 +898,9 @@ void ebm_trainer_destroy(ebm_trainer *tr) {
   free(tr->data_images);
   free(tr->data_labels);
   free(tr->data_desc);
+  free(tr->plan);
+  free(tr->xfer);
+  free(tr->h_grad);
   free(tr);
 }
 
@@ -905,6 +938,11 @@ static int load_checkpoint(ebm_trainer *tr, const char *path, char *err, size_t 
   ebm_net_destroy(probe);
   if (state_unpack(&tr->cfg, &tr->replay_count, &tr->replay_seen, state, why, sizeof why) != 0)
     return fail(err, errlen, "cannot resume from %s: %s", path, why);
+  if (tr->cfg.batch % tr->nranks != 0) /* the checkpoint holds the global batch */
+    return fail(err, errlen, "cannot resume from %s on %d ranks: its batch of %d does not split "
+                             "evenly (use a rank count that divides %d)",
+                path, tr->nranks, tr->cfg.batch, tr->cfg.batch);
+  tr->cfg.batch /= tr->nranks;
   tr->cfg.net = info.config;
   snprintf(tr->cfg.concept, sizeof tr->cfg.concept, "%s", info.concept);
   if (!strncmp(info.data_spec, "dir:", 4)) {
@@ -935,13 +973,24 @@ static int load_checkpoint(ebm_trainer *tr, const char *path, char *err, size_t 
 int ebm_trainer_create(ebm_trainer **out, ebm_backend *be, const ebm_train_config *cfg,
                        const char *resume_path, const ebm_train_frozen *frozen, int nfrozen,
                        char *err, size_t errlen) {
+  return ebm_trainer_create_comm(out, be, cfg, resume_path, frozen, nfrozen, NULL, err, errlen);
+}
+
+int ebm_trainer_create_comm(ebm_trainer **out, ebm_backend *be, const ebm_train_config *cfg,
+                            const char *resume_path, const ebm_train_frozen *frozen, int nfrozen,
+                            const ebm_train_comm *comm, char *err, size_t errlen) {
   *out = NULL;
   char why[512];
   if (nfrozen < 0 || nfrozen > EBM_TRAIN_MAX_FROZEN)
     return fail(err, errlen, "at most %d frozen models", EBM_TRAIN_MAX_FROZEN);
+  if (comm && (comm->size < 1 || comm->rank < 0 || comm->rank >= comm->size))
+    return fail(err, errlen, "rank %d of %d", comm->rank, comm->size);
   ebm_trainer *tr = calloc(1, sizeof *tr);
   if (!tr) return fail(err, errlen, "out of memory");
   tr->be = be;
+  tr->comm = comm && comm->size > 1 ? comm : NULL;
+  tr->rank = tr->comm ? comm->rank : 0;
+  tr->nranks = tr->comm ? comm->size : 1;
   if (resume_path) {
     if (load_checkpoint(tr, resume_path, err, errlen) != 0) goto fail_out;
   } else {
@@ -962,6 +1011,12 @@ int ebm_trainer_create(ebm_trainer **out, ebm_backend *be, const ebm_train_confi
   if (ebm_train_label_info(c, &tr->label_info, err, errlen) != 0) goto fail_out;
   const int B = c->batch, L = c->net.label_dim, R = c->net.resolution;
   tr->npix = (size_t)3 * R * R;
+  tr->chain0 = (int64_t)tr->rank * B;
+  if ((int64_t)B * tr->nranks > 4096) {
+    fail(err, errlen, "batch %d on %d ranks is a global batch of %lld; at most 4096", B,
+         tr->nranks, (long long)B * tr->nranks);
+    goto fail_out;
+  }
 
   if (c->data_dir[0] && read_dataset(tr, err, errlen) != 0) goto fail_out;
   if (celeba_dir && read_celeba(tr, celeba_dir, err, errlen) != 0) goto fail_out;
@@ -985,7 +1040,11 @@ int ebm_trainer_create(ebm_trainer **out, ebm_backend *be, const ebm_train_confi
   tr->adam_m = ebm_alloc(be, tr->nparams);
   tr->adam_v = ebm_alloc(be, tr->nparams);
   tr->norm = ebm_alloc(be, 1);
-  tr->replay = calloc((size_t)c->buffer_size, tr->npix);
+  const size_t nslots = shard_slots(c->buffer_size, tr->rank, tr->nranks);
+  tr->replay = calloc(nslots ? nslots : 1, tr->npix);
+  tr->plan = malloc((size_t)B * tr->nranks * sizeof(int64_t));
+  tr->xfer = malloc((size_t)B * (1 + 2 * tr->nranks) * tr->npix);
+  tr->h_grad = tr->comm ? malloc(tr->nparams * sizeof(float)) : NULL;
   tr->h_x = calloc((size_t)B * tr->npix, sizeof(float));
   tr->h_c = malloc((size_t)B * L * sizeof(float));
   const int K = label_candidates(tr);
@@ -996,7 +1055,8 @@ int ebm_trainer_create(ebm_trainer **out, ebm_backend *be, const ebm_train_confi
   tr->h_desc = calloc((size_t)B, sizeof(scene_desc));
   if (!tr->x || !tr->c || !tr->energy || !tr->dE || !tr->ones || !tr->e_tmp || !tr->dx ||
       !tr->dx_tmp || !tr->scenes || !tr->adam_m || !tr->adam_v || !tr->norm || !tr->replay ||
-      !tr->h_x || !tr->h_c || !tr->h_cand || !tr->h_cand_e || !tr->h_frozen_c || !tr->h_scenes || !tr->h_desc) {
+      !tr->h_x || !tr->h_c || !tr->h_cand || !tr->h_cand_e || !tr->h_frozen_c || !tr->h_scenes || !tr->h_desc ||
+      !tr->plan || !tr->xfer || (tr->comm && !tr->h_grad)) {
     fail(err, errlen, "out of memory (buffer of %d images at %dx%d, batch %d)", c->buffer_size,
          R, R, B);
     goto fail_out;
@@ -1057,10 +1117,19 @@ int ebm_trainer_create(ebm_trainer **out, ebm_backend *be, const ebm_train_confi
       ok = 0;
       fail(err, errlen, "cannot resume from %s: copying the parameters failed", resume_path);
     }
-    if (ok && unpack_bytes(tr->replay, rp, rbytes) != 0) {
+    /* the whole buffer, of which this rank keeps its slots (any rank count: re-sharded) */
+    uint8_t *full = ok && tr->comm ? malloc(rbytes) : tr->replay;
+    if (ok && !full) {
+      ok = 0;
+      fail(err, errlen, "out of memory reading %s", resume_path);
+    }
+    if (ok && unpack_bytes(full, rp, rbytes) != 0) {
       ok = 0;
       fail(err, errlen, "cannot resume from %s: replay.images is damaged", resume_path);
     }
+    if (ok && full != tr->replay)
+      shard_take(tr->replay, full, tr->npix, c->buffer_size, tr->rank, tr->nranks);
+    if (full != tr->replay) free(full);
     if (ok && (ebm_upload(be, ebm_ref_of(tr->adam_m), m, tr->nparams) ||
                ebm_upload(be, ebm_ref_of(tr->adam_v), v, tr->nparams) ||
                (tr->ema && ebm_net_set_params(tr->ema, ep, tr->nsn_u ? eu : NULL) != 0))) {
@@ -1118,6 +1187,25 @@ static int diverged(char *err, size_t errlen, const char *fmt, ...) {
 
 void ebm_trainer_set_profile(ebm_trainer *tr, ebm_train_profile *p) { tr->profile = p; }
 
+/* Data parallel: the gradient (each rank's is that of its own slice's mean loss) becomes the
+ * mean over the ranks, i.e. the gradient of the global batch's loss, with the same bits on every
+ * rank (train_comm.h); the label term's statistics likewise. */
+static int mean_over_ranks(ebm_trainer *tr, double *label_ce, double *label_acc) {
+  const ebm_train_comm *comm = tr->comm;
+  ebm_ref grads = ebm_net_grads(tr->net);
+  if (ebm_download(tr->be, tr->h_grad, grads, tr->nparams) != 0 ||
+      comm->mean_f32(comm->ctx, tr->h_grad, tr->nparams) != 0 ||
+      ebm_upload(tr->be, grads, tr->h_grad, tr->nparams) != 0)
+    return -1;
+  if (tr->cfg.label_weight > 0) {
+    double v[2] = {*label_ce, *label_acc};
+    if (comm->sum_f64(comm->ctx, v, 2) != 0) return -1;
+    *label_ce = v[0] / comm->size;
+    *label_acc = v[1] / comm->size;
+  }
+  return 0;
+}
+
 /* Profiling: at a phase's end, sync and add the time since the last mark to *slot. */
 static void profile_mark(ebm_trainer *tr, double *t, double *slot) {
   if (!tr->profile) return;
@@ -1165,14 +1253,16 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
 
   if (load_positives(tr) != 0) return fail(err, errlen, "uploading the batch failed");
   profile_mark(tr, &t, prof ? &prof->data_s : NULL);
-  if (init_negatives(tr) != 0) return fail(err, errlen, "uploading the batch failed");
+  if (init_negatives(tr) != 0) return fail(err, errlen, "starting the chains failed");
   profile_mark(tr, &t, prof ? &prof->buffer_s : NULL);
 
   /* Langevin: the paper sampler's step (ebm_sampler_step: noise, then the gradient of the
-   * sampler's energy at the noisy point, then clip to [0, 1]) on the trainer's noise stream */
+   * sampler's energy at the noisy point, then clip to [0, 1]) on the trainer's noise stream;
+   * this rank's chains are chain0.. of the global batch, so they draw that batch's noise */
   const ebm_sampler_config lcfg = {.kind = EBM_SAMPLER_PAPER, .noise_std = c->noise, .clip = 1,
                                    .energy_scale = 1.0f};
-  const ebm_chains chains = {be, x_neg, ebm_ref_of(tr->dx), B, (int)tr->npix};
+  const ebm_chains chains = {be, x_neg, ebm_ref_of(tr->dx), B, (int)tr->npix,
+                             (uint32_t)tr->chain0};
   for (int k = 0; k < c->langevin_steps; k++) {
     const uint32_t lstep = (uint32_t)(tr->step * c->langevin_steps + k);
     if (ebm_sampler_step(&chains, &lcfg, c->step_lr, c->seed ^ STREAM_LANGEVIN, lstep,
@@ -1192,8 +1282,13 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
     sp += e[b], sp2 += (double)e[b] * e[b];
     sn += e[B + b], sn2 += (double)e[B + b] * e[B + b];
   }
-  const double ep = sp / B, en = sn / B;
-  double loss = ep - en + c->alpha * (sp2 / B + sn2 / B);
+  /* the means over the global batch: every rank gets the same sums, so all agree on divergence */
+  double sums[4] = {sp, sn, sp2, sn2};
+  if (tr->comm && tr->comm->sum_f64(tr->comm->ctx, sums, 4) != 0)
+    return fail(err, errlen, "summing the energies over %d ranks failed", tr->nranks);
+  const int G = B * tr->nranks;
+  const double ep = sums[0] / G, en = sums[1] / G;
+  double loss = ep - en + c->alpha * (sums[2] / G + sums[3] / G);
   if (!isfinite(loss) || !isfinite(ep) || !isfinite(en))
     return diverged(err, errlen, "diverged at step %lld: energies are not finite (E+ %g, E- %g)",
                     (long long)tr->step + 1, ep, en);
@@ -1201,7 +1296,8 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
     return diverged(err, errlen, "diverged at step %lld: |mean E| beyond %g (E+ %g, E- %g)",
                     (long long)tr->step + 1, c->diverge_energy, ep, en);
   profile_mark(tr, &t, prof ? &prof->param_s : NULL);
-  store_negatives(tr);
+  if (store_negatives(tr) != 0)
+    return fail(err, errlen, "storing the chains in the replay buffer failed");
   profile_mark(tr, &t, prof ? &prof->buffer_s : NULL);
 
   /* dL/dE per sample */
@@ -1217,6 +1313,8 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
   double label_ce = 0, label_acc = 0;
   if (c->label_weight > 0 && label_contrastive(tr, &label_ce, &label_acc) != 0)
     return fail(err, errlen, "the %s backend failed in the label term", ebm_backend_name(be));
+  if (tr->comm && mean_over_ranks(tr, &label_ce, &label_acc) != 0)
+    return fail(err, errlen, "averaging the gradient over %d ranks failed", tr->nranks);
   if (!isfinite(label_ce))
     return diverged(err, errlen, "diverged at step %lld: the label term is not finite",
                     (long long)tr->step + 1);
@@ -1275,7 +1373,27 @@ static ebm_model_info saved_info(const ebm_trainer *tr) {
   return info;
 }
 
+static int save_checkpoint_file(ebm_trainer *tr, const char *path, const uint8_t *replay,
+                                char *err, size_t errlen);
+
 int ebm_trainer_save_checkpoint(ebm_trainer *tr, const char *path, char *err, size_t errlen) {
+  const size_t rbytes = (size_t)tr->cfg.buffer_size * tr->npix;
+  if (tr->comm) { /* every rank sends its shard; rank 0 writes the file */
+    uint8_t *full = tr->rank == 0 ? malloc(rbytes) : NULL;
+    int rc = (tr->rank != 0 || full) &&
+                     shard_gather(tr->comm, tr->replay, tr->npix, tr->cfg.buffer_size, full) == 0
+                 ? 0
+                 : fail(err, errlen, "gathering the replay buffer from %d ranks failed", tr->nranks);
+    if (rc == 0 && tr->rank == 0) rc = save_checkpoint_file(tr, path, full, err, errlen);
+    free(full);
+    return rc;
+  }
+  return save_checkpoint_file(tr, path, tr->replay, err, errlen);
+}
+
+/* The checkpoint file, with the whole replay buffer `replay` [buffer_size, npix]. */
+static int save_checkpoint_file(ebm_trainer *tr, const char *path, const uint8_t *replay,
+                                char *err, size_t errlen) {
   const size_t rbytes = (size_t)tr->cfg.buffer_size * tr->npix;
   float *m = malloc(tr->nparams * sizeof(float)), *v = malloc(tr->nparams * sizeof(float));
   float *ep = malloc(tr->nparams * sizeof(float)), *eu = malloc((tr->nsn_u + 1) * sizeof(float));
@@ -1292,7 +1410,7 @@ int ebm_trainer_save_checkpoint(ebm_trainer *tr, const char *path, char *err, si
     fail(err, errlen, "reading the training state from the %s backend failed", ebm_backend_name(tr->be));
     goto done;
   }
-  pack_bytes(rp, tr->replay, rbytes);
+  pack_bytes(rp, replay, rbytes);
   state_pack(tr, state);
   ebm_model_info info = saved_info(tr);
   ebm_model_extra ex[6] = {{"train.state", state, TRAIN_STATE_FLOATS, 1, 0},
