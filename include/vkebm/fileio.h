@@ -77,5 +77,8 @@ int io_open_regular(const char *path, long long *size, char *err, size_t errlen)
 /* The shortest %g text (fewest characters, over every precision) that reads back as the same
  * float, into out: recorded settings and printed expressions reproduce exactly. */
 void io_float_text(char *out, size_t len, float v);
+/* Formats a one-line error into err (when err and errlen) and returns -1: the `return
+ * io_fail(err, errlen, "...", ...)` of every reader and writer. */
+int io_fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
 
 #endif

@@ -26,14 +26,6 @@
 #define CELEBA_MAX_IMAGE_BYTES ((size_t)64 << 20)
 #define CELEBA_MAX_PIXELS ((size_t)1 << 26)
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  if (err && errlen) vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-  return -1;
-}
 
 const char *celeba_spec_dir(const char *spec) {
   return spec && !strncmp(spec, "celeba:", 7) ? spec + 7 : NULL;
@@ -109,7 +101,7 @@ int celeba_parse_attrs(const char *text, size_t len, const char *name, celeba_at
     line++;
     if (le > p && le[-1] == '\r') le--;
     if (memchr(p, 0, (size_t)(le - p))) {
-      fail(err, errlen, "%s line %ld: a NUL byte (not a text file)", name, line);
+      io_fail(err, errlen, "%s line %ld: a NUL byte (not a text file)", name, line);
       goto out;
     }
     const char *q = p;
@@ -120,7 +112,7 @@ int celeba_parse_attrs(const char *text, size_t len, const char *name, celeba_at
       char num[24];
       tok extra;
       if (!any || t.n >= sizeof num) {
-        fail(err, errlen, "%s line 1: expected the number of images", name);
+        io_fail(err, errlen, "%s line 1: expected the number of images", name);
         goto out;
       }
       next_tok(&q, le, &t);
@@ -130,7 +122,7 @@ int celeba_parse_attrs(const char *text, size_t len, const char *name, celeba_at
       errno = 0;
       long v = strtol(num, &e, 10);
       if (*e || errno || v < 1 || v > CELEBA_MAX_IMAGES || next_tok(&q, le, &extra)) {
-        fail(err, errlen, "%s line 1: expected the number of images (1..%d), got '%.*s'", name,
+        io_fail(err, errlen, "%s line 1: expected the number of images (1..%d), got '%.*s'", name,
              CELEBA_MAX_IMAGES, (int)(le - p > 40 ? 40 : le - p), p);
         goto out;
       }
@@ -138,42 +130,42 @@ int celeba_parse_attrs(const char *text, size_t len, const char *name, celeba_at
     } else if (line == 2) { /* the attribute names */
       while (next_tok(&q, le, &t)) {
         if (out->nattr == CELEBA_MAX_ATTRS) {
-          fail(err, errlen, "%s line 2: more than %d attribute names", name, CELEBA_MAX_ATTRS);
+          io_fail(err, errlen, "%s line 2: more than %d attribute names", name, CELEBA_MAX_ATTRS);
           goto out;
         }
         char *dst = out->names[out->nattr];
         if (t.n >= CELEBA_NAME_MAX) {
-          fail(err, errlen, "%s line 2: attribute name '%.40s...' is longer than %d characters",
+          io_fail(err, errlen, "%s line 2: attribute name '%.40s...' is longer than %d characters",
                name, t.s, CELEBA_NAME_MAX - 1);
           goto out;
         }
         memcpy(dst, t.s, t.n);
         dst[t.n] = 0;
         if (!celeba_name_ok(dst)) {
-          fail(err, errlen, "%s line 2: attribute name '%s' has characters other than letters, "
+          io_fail(err, errlen, "%s line 2: attribute name '%s' has characters other than letters, "
                             "digits and _", name, dst);
           goto out;
         }
         for (int k = 0; k < out->nattr; k++)
           if (!strcmp(out->names[k], dst)) {
-            fail(err, errlen, "%s line 2: attribute '%s' is named twice", name, dst);
+            io_fail(err, errlen, "%s line 2: attribute '%s' is named twice", name, dst);
             goto out;
           }
         out->nattr++;
       }
       if (!out->nattr) {
-        fail(err, errlen, "%s line 2: expected the attribute names", name);
+        io_fail(err, errlen, "%s line 2: expected the attribute names", name);
         goto out;
       }
     } else if (!any) { /* blank: only at the end */
       if (!blank_at) blank_at = line;
     } else {
       if (blank_at) {
-        fail(err, errlen, "%s line %ld: an empty line before more rows", name, blank_at);
+        io_fail(err, errlen, "%s line %ld: an empty line before more rows", name, blank_at);
         goto out;
       }
       if (out->n == announced) {
-        fail(err, errlen, "%s line %ld: more rows than the %ld images line 1 announces", name,
+        io_fail(err, errlen, "%s line %ld: more rows than the %ld images line 1 announces", name,
              line, announced);
         goto out;
       }
@@ -184,7 +176,7 @@ int celeba_parse_attrs(const char *text, size_t len, const char *name, celeba_at
         if (f) out->files = f;
         void *v = f ? realloc(out->values, nc * (size_t)out->nattr) : NULL;
         if (!f || !v) {
-          fail(err, errlen, "%s: out of memory at line %ld", name, line);
+          io_fail(err, errlen, "%s: out of memory at line %ld", name, line);
           goto out;
         }
         out->values = v;
@@ -192,7 +184,7 @@ int celeba_parse_attrs(const char *text, size_t len, const char *name, celeba_at
       }
       next_tok(&q, le, &t);
       if (!file_name_ok(t.s, t.n)) {
-        fail(err, errlen, "%s line %ld: expected an image file name first, got '%.*s'", name,
+        io_fail(err, errlen, "%s line %ld: expected an image file name first, got '%.*s'", name,
              line, (int)(t.n > 40 ? 40 : t.n), t.s);
         goto out;
       }
@@ -202,21 +194,21 @@ int celeba_parse_attrs(const char *text, size_t len, const char *name, celeba_at
       int k = 0;
       while (next_tok(&q, le, &t)) {
         if (k == out->nattr) {
-          fail(err, errlen, "%s line %ld: more than %d values (one per attribute of line 2)",
+          io_fail(err, errlen, "%s line %ld: more than %d values (one per attribute of line 2)",
                name, line, out->nattr);
           goto out;
         }
         if (t.n == 1 && t.s[0] == '1') row[k] = 1;
         else if (t.n == 2 && t.s[0] == '-' && t.s[1] == '1') row[k] = -1;
         else {
-          fail(err, errlen, "%s line %ld: value %d (%s) is '%.*s', expected 1 or -1", name, line,
+          io_fail(err, errlen, "%s line %ld: value %d (%s) is '%.*s', expected 1 or -1", name, line,
                k + 1, out->names[k], (int)(t.n > 20 ? 20 : t.n), t.s);
           goto out;
         }
         k++;
       }
       if (k != out->nattr) {
-        fail(err, errlen, "%s line %ld: %d values for %d attributes", name, line, k, out->nattr);
+        io_fail(err, errlen, "%s line %ld: %d values for %d attributes", name, line, k, out->nattr);
         goto out;
       }
       out->n++;
@@ -224,18 +216,18 @@ int celeba_parse_attrs(const char *text, size_t len, const char *name, celeba_at
     p = next;
   }
   if (line < 2) {
-    fail(err, errlen, "%s: %s", name, line ? "no attribute names (line 2)" : "empty file");
+    io_fail(err, errlen, "%s: %s", name, line ? "no attribute names (line 2)" : "empty file");
     goto out;
   }
   if (out->n != announced) {
-    fail(err, errlen, "%s line 1: announces %ld images, the file has %d rows", name, announced,
+    io_fail(err, errlen, "%s line 1: announces %ld images, the file has %d rows", name, announced,
          out->n);
     goto out;
   }
   /* every file once: sorted by name, neighbours differ; the message names both rows */
   int *order = malloc((size_t)out->n * sizeof *order);
   if (!order) {
-    fail(err, errlen, "%s: out of memory", name);
+    io_fail(err, errlen, "%s: out of memory", name);
     goto out;
   }
   for (int i = 0; i < out->n; i++) order[i] = i;
@@ -244,7 +236,7 @@ int celeba_parse_attrs(const char *text, size_t len, const char *name, celeba_at
   g_sort_attrs = NULL;
   for (int i = 1; i < out->n; i++)
     if (!strcmp(out->files[order[i]], out->files[order[i - 1]])) {
-      fail(err, errlen, "%s line %d: %s is listed again (first on line %d)", name, order[i] + 3,
+      io_fail(err, errlen, "%s line %d: %s is listed again (first on line %d)", name, order[i] + 3,
            out->files[order[i]], order[i - 1] + 3);
       free(order);
       goto out;
@@ -262,7 +254,7 @@ int celeba_read_attrs(const char *path, celeba_attrs *out, char *err, size_t err
   char why[512];
   memset(out, 0, sizeof *out);
   if (io_read_file(path, CELEBA_MAX_FILE_BYTES, &data, &n, why, sizeof why) != 0)
-    return fail(err, errlen, "%s", why);
+    return io_fail(err, errlen, "%s", why);
   int rc = celeba_parse_attrs(data, n, path, out, err, errlen);
   free(data);
   return rc;
@@ -348,14 +340,14 @@ static int decode_jpeg(const uint8_t *data, size_t n, const char *path, int R, u
   if (setjmp(jf.jb)) {
     jpeg_destroy_decompress(&ci);
     free(buf);
-    return fail(err, errlen, "%s: not a readable JPEG (%s)", path, jf.msg);
+    return io_fail(err, errlen, "%s: not a readable JPEG (%s)", path, jf.msg);
   }
   jpeg_create_decompress(&ci);
   jpeg_mem_src(&ci, data, (unsigned long)n);
   jpeg_read_header(&ci, TRUE);
   if ((size_t)ci.image_width * ci.image_height > CELEBA_MAX_PIXELS) {
     jpeg_destroy_decompress(&ci);
-    return fail(err, errlen, "%s: %ux%u is more than %zu pixels", path, ci.image_width,
+    return io_fail(err, errlen, "%s: %ux%u is more than %zu pixels", path, ci.image_width,
                 ci.image_height, CELEBA_MAX_PIXELS);
   }
   const unsigned side = ci.image_width < ci.image_height ? ci.image_width : ci.image_height;
@@ -367,14 +359,14 @@ static int decode_jpeg(const uint8_t *data, size_t n, const char *path, int R, u
   jpeg_start_decompress(&ci);
   if (ci.output_components != 3) {
     jpeg_destroy_decompress(&ci);
-    return fail(err, errlen, "%s: %d colour components after conversion to RGB", path,
+    return io_fail(err, errlen, "%s: %d colour components after conversion to RGB", path,
                 ci.output_components);
   }
   const size_t stride = (size_t)ci.output_width * 3;
   buf = malloc(stride * ci.output_height);
   if (!buf) {
     jpeg_destroy_decompress(&ci);
-    return fail(err, errlen, "%s: out of memory", path);
+    return io_fail(err, errlen, "%s: out of memory", path);
   }
   while (ci.output_scanline < ci.output_height) {
     JSAMPROW row = buf + stride * ci.output_scanline;
@@ -392,12 +384,12 @@ static int decode_jpeg(const uint8_t *data, size_t n, const char *path, int R, u
 }
 
 int celeba_load_image(const char *path, int R, uint8_t *chw, char *err, size_t errlen) {
-  if (R < 8 || R > 256) return fail(err, errlen, "image size %d outside 8..256", R);
+  if (R < 8 || R > 256) return io_fail(err, errlen, "image size %d outside 8..256", R);
   void *data = NULL;
   size_t n = 0;
   char why[512];
   if (io_read_file(path, CELEBA_MAX_IMAGE_BYTES, &data, &n, why, sizeof why) != 0)
-    return fail(err, errlen, "%s", why);
+    return io_fail(err, errlen, "%s", why);
   int rc = celeba_decode_image(data, n, path, R, chw, err, errlen);
   free(data);
   return rc;
@@ -405,7 +397,7 @@ int celeba_load_image(const char *path, int R, uint8_t *chw, char *err, size_t e
 
 int celeba_decode_image(const void *data, size_t n, const char *path, int R, uint8_t *chw,
                         char *err, size_t errlen) {
-  if (R < 8 || R > 256) return fail(err, errlen, "image size %d outside 8..256", R);
+  if (R < 8 || R > 256) return io_fail(err, errlen, "image size %d outside 8..256", R);
   const uint8_t *b = data;
   uint8_t *rgb = NULL;
   int W = 0, H = 0, FW = 0, FH = 0, d = 1, rc;
@@ -415,7 +407,7 @@ int celeba_decode_image(const void *data, size_t n, const char *path, int R, uin
     rc = img_decode_png_rgb8(b, n, path, &rgb, &W, &H, NULL, NULL, err, errlen);
     FW = W, FH = H;
   } else {
-    rc = fail(err, errlen, "%s: neither a JPEG nor a PNG file", path);
+    rc = io_fail(err, errlen, "%s: neither a JPEG nor a PNG file", path);
   }
   if (rc) return -1;
   /* the centre square in full-size pixels, mapped onto the (possibly 1/d-scaled) decode */
@@ -468,7 +460,7 @@ void celeba_data_free(celeba_data *d) {
 int celeba_load(const char *dir, const char *attribute, int R, celeba_data *out, char *err,
                 size_t errlen) {
   memset(out, 0, sizeof *out);
-  if (R < 8 || R > 256) return fail(err, errlen, "image size %d outside 8..256", R);
+  if (R < 8 || R > 256) return io_fail(err, errlen, "image size %d outside 8..256", R);
   char path[4096];
   snprintf(path, sizeof path, "%s/%s", dir, CELEBA_ATTR_FILE);
   celeba_attrs a;
@@ -489,7 +481,7 @@ int celeba_load(const char *dir, const char *attribute, int R, celeba_data *out,
   out->yes = malloc((size_t)a.n);
   if (!out->images || !out->yes) {
     celeba_data_free(out);
-    fail(err, errlen, "out of memory for %d images at %dx%d (%.2f GB)", a.n, R, R,
+    io_fail(err, errlen, "out of memory for %d images at %dx%d (%.2f GB)", a.n, R, R,
          (double)per * a.n / 1e9);
     celeba_attrs_free(&a);
     return -1;
@@ -515,7 +507,7 @@ int celeba_load(const char *dir, const char *attribute, int R, celeba_data *out,
   pthread_mutex_destroy(&job.lock);
   int rc = 0;
   if (job.failed_row < a.n) {
-    fail(err, errlen, "%s (listed on line %d of %s)", job.err, job.failed_row + 3, path);
+    io_fail(err, errlen, "%s (listed on line %d of %s)", job.err, job.failed_row + 3, path);
     celeba_data_free(out);
     rc = -1;
   }

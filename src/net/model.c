@@ -22,16 +22,6 @@
 #define EXTRA_PREFIX "extra."
 #define SN_U_PREFIX "sn_u."
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-  if (err && errlen) {
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(err, errlen, fmt, ap);
-    va_end(ap);
-  }
-  return -1;
-}
 
 /* ---- label space ------------------------------------------------------------------------- */
 
@@ -56,22 +46,22 @@ static int name_ok(const char *s) {
 
 int ebm_model_info_validate(const ebm_model_info *info, char *err, size_t errlen) {
   int L = info->config.label_dim;
-  if (L < 1 || L > EBM_MAX_LABEL) return fail(err, errlen, "label_dim %d out of range", L);
+  if (L < 1 || L > EBM_MAX_LABEL) return io_fail(err, errlen, "label_dim %d out of range", L);
   if (!info->concept[0] || !name_ok(info->concept))
-    return fail(err, errlen, "concept name '%s' is empty or has spaces/commas", info->concept);
+    return io_fail(err, errlen, "concept name '%s' is empty or has spaces/commas", info->concept);
   if (info->label_kind != EBM_LABEL_ONEHOT && info->label_kind != EBM_LABEL_VECTOR)
-    return fail(err, errlen, "unknown label kind %d", (int)info->label_kind);
+    return io_fail(err, errlen, "unknown label kind %d", (int)info->label_kind);
   for (int k = 0; k < L; k++) {
     if (!name_ok(info->label_names[k]))
-      return fail(err, errlen, "label name %d ('%s') is empty or has spaces/commas", k,
+      return io_fail(err, errlen, "label name %d ('%s') is empty or has spaces/commas", k,
                   info->label_names[k]);
     for (int j = 0; j < k; j++)
       if (!strcmp(info->label_names[j], info->label_names[k]))
-        return fail(err, errlen, "label name '%s' appears twice", info->label_names[k]);
+        return io_fail(err, errlen, "label name '%s' appears twice", info->label_names[k]);
     if (info->label_kind == EBM_LABEL_VECTOR &&
         !(isfinite(info->label_min[k]) && isfinite(info->label_max[k]) &&
           info->label_min[k] < info->label_max[k]))
-      return fail(err, errlen, "label '%s': range [%g, %g] is not a finite interval",
+      return io_fail(err, errlen, "label '%s': range [%g, %g] is not a finite interval",
                   info->label_names[k], info->label_min[k], info->label_max[k]);
   }
   return 0;
@@ -87,7 +77,7 @@ int ebm_model_label_index(const ebm_model_info *info, const char *name) {
 
 static const char *need(const st_file *f, const char *key, char *err, size_t errlen) {
   const char *v = st_meta_get(f, key);
-  if (!v) fail(err, errlen, "model metadata lacks '%s'", key);
+  if (!v) io_fail(err, errlen, "model metadata lacks '%s'", key);
   return v;
 }
 
@@ -99,7 +89,7 @@ static int meta_int(const st_file *f, const char *key, long lo, long hi, int *ou
   errno = 0;
   long x = strtol(v, &end, 10);
   if (errno || end == v || *end || x < lo || x > hi)
-    return fail(err, errlen, "model metadata '%s' = '%.40s' is not an integer in %ld..%ld", key, v,
+    return io_fail(err, errlen, "model metadata '%s' = '%.40s' is not an integer in %ld..%ld", key, v,
                 lo, hi);
   *out = (int)x;
   return 0;
@@ -114,9 +104,9 @@ static int split_list(const char *s, int n, char (*fields)[EBM_LABEL_NAME_MAX], 
     const char *comma = strchr(p, ',');
     size_t len = comma ? (size_t)(comma - p) : strlen(p);
     if (count >= n)
-      return fail(err, errlen, "model metadata '%s' has more than %d entries", key, n);
+      return io_fail(err, errlen, "model metadata '%s' has more than %d entries", key, n);
     if (len == 0 || len >= EBM_LABEL_NAME_MAX)
-      return fail(err, errlen, "model metadata '%s': entry %d is empty or longer than %d", key,
+      return io_fail(err, errlen, "model metadata '%s': entry %d is empty or longer than %d", key,
                   count, EBM_LABEL_NAME_MAX - 1);
     memcpy(fields[count], p, len);
     fields[count][len] = 0;
@@ -125,7 +115,7 @@ static int split_list(const char *s, int n, char (*fields)[EBM_LABEL_NAME_MAX], 
     p = comma + 1;
   }
   if (count != n)
-    return fail(err, errlen, "model metadata '%s' has %d entries, label_dim is %d", key, count, n);
+    return io_fail(err, errlen, "model metadata '%s' has %d entries, label_dim is %d", key, count, n);
   return 0;
 }
 
@@ -138,7 +128,7 @@ static int parse_floats(const char *s, int n, float *out, const char *key, char 
     errno = 0;
     double v = strtod(fields[k], &end);
     if (errno || end == fields[k] || *end || !isfinite(v))
-      return fail(err, errlen, "model metadata '%s': '%s' is not a finite number", key, fields[k]);
+      return io_fail(err, errlen, "model metadata '%s': '%s' is not a finite number", key, fields[k]);
     out[k] = (float)v;
   }
   return 0;
@@ -147,14 +137,14 @@ static int parse_floats(const char *s, int n, float *out, const char *key, char 
 static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t errlen) {
   memset(info, 0, sizeof *info);
   const char *fmt = st_meta_get(f, "format");
-  if (!fmt) return fail(err, errlen, "not a vkebm model file: no 'format' in the metadata");
+  if (!fmt) return io_fail(err, errlen, "not a vkebm model file: no 'format' in the metadata");
   if (strcmp(fmt, EBM_MODEL_FORMAT))
-    return fail(err, errlen, "not a vkebm model file: format is '%.40s', expected '%s'", fmt,
+    return io_fail(err, errlen, "not a vkebm model file: format is '%.40s', expected '%s'", fmt,
                 EBM_MODEL_FORMAT);
   const char *ver = need(f, "format_version", err, errlen);
   if (!ver) return -1;
   if (strcmp(ver, EBM_MODEL_FORMAT_VERSION))
-    return fail(err, errlen, "model format version '%.20s' is not supported (this build reads %s)",
+    return io_fail(err, errlen, "model format version '%.20s' is not supported (this build reads %s)",
                 ver, EBM_MODEL_FORMAT_VERSION);
 
   ebm_net_config *cfg = &info->config;
@@ -166,40 +156,40 @@ static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t 
     return -1;
   const char *head = st_meta_get(f, "head"); /* absent in files older than the option: mean */
   if (head && strcmp(head, "mean") && strcmp(head, "flatten"))
-    return fail(err, errlen, "model metadata 'head' = '%.20s' (expected mean or flatten)", head);
+    return io_fail(err, errlen, "model metadata 'head' = '%.20s' (expected mean or flatten)", head);
   cfg->head_flatten = head && !strcmp(head, "flatten");
   const char *coords = st_meta_get(f, "coord_channels"); /* absent: none */
   if (coords && strcmp(coords, "0") && strcmp(coords, "1"))
-    return fail(err, errlen, "model metadata 'coord_channels' = '%.20s' (expected 0 or 1)", coords);
+    return io_fail(err, errlen, "model metadata 'coord_channels' = '%.20s' (expected 0 or 1)", coords);
   cfg->coord_channels = coords && !strcmp(coords, "1");
   const char *hl = st_meta_get(f, "head_label"); /* absent: none */
   if (hl && strcmp(hl, "0") && strcmp(hl, "1"))
-    return fail(err, errlen, "model metadata 'head_label' = '%.20s' (expected 0 or 1)", hl);
+    return io_fail(err, errlen, "model metadata 'head_label' = '%.20s' (expected 0 or 1)", hl);
   cfg->head_label = hl && !strcmp(hl, "1");
   const char *ish = st_meta_get(f, "input_shift"), *isc = st_meta_get(f, "input_scale");
   if (!ish != !isc)
-    return fail(err, errlen, "model metadata: input_shift and input_scale go together, one is missing");
+    return io_fail(err, errlen, "model metadata: input_shift and input_scale go together, one is missing");
   if (isc) { /* absent: the network reads x as given */
     if (parse_floats(ish, 1, &cfg->in_shift, "input_shift", err, errlen) ||
         parse_floats(isc, 1, &cfg->in_scale, "input_scale", err, errlen))
       return -1;
     if (!(cfg->in_scale > 0.0f && cfg->in_scale <= 1000.0f) || fabsf(cfg->in_shift) > 1000.0f)
-      return fail(err, errlen, "model metadata: input_scale %g / input_shift %g out of range",
+      return io_fail(err, errlen, "model metadata: input_scale %g / input_shift %g out of range",
                   (double)cfg->in_scale, (double)cfg->in_shift);
   }
   const char *blocks = need(f, "blocks", err, errlen);
   if (!blocks) return -1;
   if (ebm_net_config_parse_blocks(cfg, blocks))
-    return fail(err, errlen, "model metadata 'blocks' = '%.40s' is not a block list like 1d,2d,2",
+    return io_fail(err, errlen, "model metadata 'blocks' = '%.40s' is not a block list like 1d,2d,2",
                 blocks);
   char why[200];
   if (ebm_net_config_validate(cfg, why, sizeof why))
-    return fail(err, errlen, "model configuration is invalid: %s", why);
+    return io_fail(err, errlen, "model configuration is invalid: %s", why);
 
   const char *concept = need(f, "concept", err, errlen);
   if (!concept) return -1;
   if (strlen(concept) >= sizeof info->concept)
-    return fail(err, errlen, "model metadata 'concept' is longer than %zu characters",
+    return io_fail(err, errlen, "model metadata 'concept' is longer than %zu characters",
                 sizeof info->concept - 1);
   strcpy(info->concept, concept);
   const char *kind = need(f, "label_kind", err, errlen);
@@ -209,7 +199,7 @@ static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t 
   else if (!strcmp(kind, "vector"))
     info->label_kind = EBM_LABEL_VECTOR;
   else
-    return fail(err, errlen, "model metadata 'label_kind' = '%.20s' (expected onehot or vector)",
+    return io_fail(err, errlen, "model metadata 'label_kind' = '%.20s' (expected onehot or vector)",
                 kind);
   const char *names = need(f, "label_names", err, errlen);
   if (!names || split_list(names, cfg->label_dim, info->label_names, "label_names", err, errlen))
@@ -226,12 +216,12 @@ static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t 
   errno = 0;
   long long st = strtoll(step, &end, 10);
   if (errno || end == step || *end || st < 0)
-    return fail(err, errlen, "model metadata 'step' = '%.30s' is not a non-negative integer", step);
+    return io_fail(err, errlen, "model metadata 'step' = '%.30s' is not a non-negative integer", step);
   info->step = st;
   errno = 0;
   unsigned long long sd = strtoull(seed, &end, 10);
   if (errno || end == seed || *end || seed[0] == '-')
-    return fail(err, errlen, "model metadata 'seed' = '%.30s' is not an unsigned integer", seed);
+    return io_fail(err, errlen, "model metadata 'seed' = '%.30s' is not an unsigned integer", seed);
   info->seed = sd;
   const char *spec = st_meta_get(f, "data_spec");
   if (spec) snprintf(info->data_spec, sizeof info->data_spec, "%s", spec);
@@ -243,7 +233,7 @@ static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t 
     errno = 0;
     double d = strtod(v, &end);
     if (errno || end == v || *end || !(d >= 0.0) || d > 1e30)
-      return fail(err, errlen, "model metadata '%s' = '%.30s' is not a non-negative number",
+      return io_fail(err, errlen, "model metadata '%s' = '%.30s' is not a non-negative number",
                   lkeys[i], v);
     *lvals[i] = (float)d;
   }
@@ -252,7 +242,7 @@ static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t 
     errno = 0;
     long v = strtol(ss, &end, 10);
     if (errno || end == ss || *end || v < 1 || v > 1000000)
-      return fail(err, errlen, "model metadata 'sample_steps' = '%.30s' is not a count in "
+      return io_fail(err, errlen, "model metadata 'sample_steps' = '%.30s' is not a count in "
                                "1..1000000", ss);
     info->sample_steps = (int)v;
   }
@@ -260,7 +250,7 @@ static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t 
   if (im || is) {
     const int C = cfg->in_channels;
     if (!im || !is || C > EBM_MODEL_MAX_INIT)
-      return fail(err, errlen, "model metadata: chain_init_mean and chain_init_std go together, "
+      return io_fail(err, errlen, "model metadata: chain_init_mean and chain_init_std go together, "
                                "for at most %d channels", EBM_MODEL_MAX_INIT);
     if (parse_floats(im, C, info->init_mean, "chain_init_mean", err, errlen) ||
         parse_floats(is, C, info->init_std, "chain_init_std", err, errlen))
@@ -268,11 +258,11 @@ static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t 
     for (int c = 0; c < C; c++)
       if (!(info->init_mean[c] >= 0.0f && info->init_mean[c] <= 1.0f) ||
           !(info->init_std[c] >= 0.0f && info->init_std[c] <= 1.0f))
-        return fail(err, errlen, "model metadata: chain_init_mean/std outside [0, 1]");
+        return io_fail(err, errlen, "model metadata: chain_init_mean/std outside [0, 1]");
     info->init_channels = C;
     const char *kind = st_meta_get(f, "chain_init");
     if (kind && strcmp(kind, "flat") && strcmp(kind, "pixel"))
-      return fail(err, errlen, "model metadata 'chain_init' = '%.20s' (expected flat or pixel)", kind);
+      return io_fail(err, errlen, "model metadata 'chain_init' = '%.20s' (expected flat or pixel)", kind);
     info->init_flat = kind && !strcmp(kind, "flat");
   }
   return ebm_model_info_validate(info, err, errlen);
@@ -281,10 +271,10 @@ static int parse_info(const st_file *f, ebm_model_info *info, char *err, size_t 
 int ebm_model_read_info(const char *path, ebm_model_info *info, char *err, size_t errlen) {
   st_file f;
   char why[300];
-  if (st_read(&f, path, 0, why, sizeof why)) return fail(err, errlen, "%s", why); /* st_read names the file */
+  if (st_read(&f, path, 0, why, sizeof why)) return io_fail(err, errlen, "%s", why); /* st_read names the file */
   int rc = parse_info(&f, info, why, sizeof why);
   st_free(&f);
-  if (rc) return fail(err, errlen, "%s: %s", path, why);
+  if (rc) return io_fail(err, errlen, "%s: %s", path, why);
   return 0;
 }
 
@@ -317,10 +307,10 @@ int ebm_model_save(const char *path, ebm_net *net, const ebm_model_info *info,
   meta.config = *ebm_net_config_of(net);
   char why[300];
   if (ebm_model_info_validate(&meta, why, sizeof why))
-    return fail(err, errlen, "%s: %s", path, why);
+    return io_fail(err, errlen, "%s: %s", path, why);
   for (int i = 0; i < nextras; i++)
     if (!extra_name_ok(extras[i].name) || !extras[i].data || !extras[i].numel)
-      return fail(err, errlen, "%s: extra tensor name '%.60s' is invalid or empty", path,
+      return io_fail(err, errlen, "%s: extra tensor name '%.60s' is invalid or empty", path,
                   extras[i].name);
 
   size_t np = ebm_net_param_count(net), nu = ebm_net_sn_u_count(net);
@@ -328,11 +318,11 @@ int ebm_model_save(const char *path, ebm_net *net, const ebm_model_info *info,
   st_writer *w = st_writer_new();
   int rc = -1;
   if (!host || !host_u || !w) {
-    fail(err, errlen, "%s: out of memory", path);
+    io_fail(err, errlen, "%s: out of memory", path);
     goto done;
   }
   if (ebm_net_get_params(net, host, nu ? host_u : NULL)) {
-    fail(err, errlen, "%s: cannot read the parameters back from the device", path);
+    io_fail(err, errlen, "%s: cannot read the parameters back from the device", path);
     goto done;
   }
   int nparams = ebm_net_num_params(net);
@@ -434,13 +424,13 @@ int ebm_model_save(const char *path, ebm_net *net, const ebm_model_info *info,
 #undef META
 #undef META_INT
   if (st_writer_save(w, path, why, sizeof why)) {
-    fail(err, errlen, "%s", why);
+    io_fail(err, errlen, "%s", why);
     goto done;
   }
   rc = 0;
   goto done;
 oom:
-  fail(err, errlen, "%s: out of memory while collecting tensors", path);
+  io_fail(err, errlen, "%s: out of memory while collecting tensors", path);
 done:
   st_writer_free(w);
   free(host);
@@ -487,14 +477,14 @@ static int check_tensors(const st_file *f, const ebm_net_config *cfg, char *err,
   ebm_param params[EBM_MAX_PARAMS];
   size_t act = 0;
   int np = ebm_net_config_params(cfg, params, &act);
-  if (np < 0) return fail(err, errlen, "the configuration needs more than %d tensors", EBM_MAX_PARAMS);
+  if (np < 0) return io_fail(err, errlen, "the configuration needs more than %d tensors", EBM_MAX_PARAMS);
   size_t weights = 0;
   for (int i = 0; i < np; i++) weights += params[i].numel;
   if (weights > MODEL_MAX_WEIGHTS)
-    return fail(err, errlen, "the configuration has %zu weights, more than the %zu a model may have",
+    return io_fail(err, errlen, "the configuration has %zu weights, more than the %zu a model may have",
                 weights, MODEL_MAX_WEIGHTS);
   if (act > MODEL_MAX_ACT_PER_IMAGE)
-    return fail(err, errlen, "the configuration needs %zu activation floats per image, more than "
+    return io_fail(err, errlen, "the configuration needs %zu activation floats per image, more than "
                              "the %zu a model may ask for", act, MODEL_MAX_ACT_PER_IMAGE);
   for (int i = 0; i < np; i++) {
     const ebm_param *p = &params[i];
@@ -506,11 +496,11 @@ static int check_tensors(const st_file *f, const ebm_net_config *cfg, char *err,
       const int *shape = pass == 0 ? p->shape : usize;
       int ndim = pass == 0 ? p->ndim : 1;
       const st_tensor *t = st_find(f, name);
-      if (!t) return fail(err, errlen, "missing tensor '%s'", name);
+      if (!t) return io_fail(err, errlen, "missing tensor '%s'", name);
       if (!shape_matches(t, shape, ndim)) {
         shape_str(got, sizeof got, t->shape, NULL, t->ndim);
         shape_str(want, sizeof want, NULL, shape, ndim);
-        return fail(err, errlen, "tensor '%s' has shape %s, expected %s", name, got, want);
+        return io_fail(err, errlen, "tensor '%s' has shape %s, expected %s", name, got, want);
       }
     }
   }
@@ -530,7 +520,7 @@ static int check_tensors(const st_file *f, const ebm_net_config *cfg, char *err,
     if (!known) {
       char clean[80];
       clean_name(clean, sizeof clean, name);
-      return fail(err, errlen, "unexpected tensor '%s' (not part of a %s network)", clean,
+      return io_fail(err, errlen, "unexpected tensor '%s' (not part of a %s network)", clean,
                   cfg->spectral_norm ? "spectrally normalised" : "plain");
     }
   }
@@ -540,10 +530,10 @@ static int check_tensors(const st_file *f, const ebm_net_config *cfg, char *err,
 int ebm_model_check(const char *path, ebm_model_info *info, char *err, size_t errlen) {
   st_file f;
   char why[300];
-  if (st_read(&f, path, 1, why, sizeof why)) return fail(err, errlen, "%s", why);
+  if (st_read(&f, path, 1, why, sizeof why)) return io_fail(err, errlen, "%s", why);
   int rc = parse_info(&f, info, why, sizeof why) || check_tensors(&f, &info->config, why, sizeof why);
   st_free(&f);
-  return rc ? fail(err, errlen, "%s: %s", path, why) : 0;
+  return rc ? io_fail(err, errlen, "%s: %s", path, why) : 0;
 }
 
 int ebm_model_load(const char *path, ebm_backend *be, int max_batch, ebm_net **out,
@@ -552,28 +542,28 @@ int ebm_model_load(const char *path, ebm_backend *be, int max_batch, ebm_net **o
   *out = NULL;
   st_file f;
   char why[300];
-  if (st_read(&f, path, 1, why, sizeof why)) return fail(err, errlen, "%s", why); /* st_read names the file */
+  if (st_read(&f, path, 1, why, sizeof why)) return io_fail(err, errlen, "%s", why); /* st_read names the file */
   ebm_model_info info;
   ebm_net *net = NULL;
   float *host = NULL, *host_u = NULL;
   int rc = -1;
   if (parse_info(&f, &info, why, sizeof why)) {
-    fail(err, errlen, "%s: %s", path, why);
+    io_fail(err, errlen, "%s: %s", path, why);
     goto done;
   }
   if (check_tensors(&f, &info.config, why, sizeof why)) {
-    fail(err, errlen, "%s: %s", path, why);
+    io_fail(err, errlen, "%s: %s", path, why);
     goto done;
   }
   if (ebm_net_create(&net, be, &info.config, max_batch, info.seed, why, sizeof why)) {
-    fail(err, errlen, "%s: %s", path, why);
+    io_fail(err, errlen, "%s: %s", path, why);
     goto done;
   }
   size_t np = ebm_net_param_count(net), nu = ebm_net_sn_u_count(net);
   host = calloc(np, sizeof *host);
   host_u = calloc(nu ? nu : 1, sizeof *host_u);
   if (!host || !host_u) {
-    fail(err, errlen, "%s: out of memory", path);
+    io_fail(err, errlen, "%s: out of memory", path);
     goto done;
   }
   /* check_tensors found every one with its shape: copy them into the flat layout */
@@ -595,7 +585,7 @@ int ebm_model_load(const char *path, ebm_backend *be, int max_batch, ebm_net **o
     extras[i].found = 0;
     if (!t) {
       if (extras[i].required) {
-        fail(err, errlen, "%s: missing tensor '%s'", path, name);
+        io_fail(err, errlen, "%s: missing tensor '%s'", path, name);
         goto done;
       }
       continue;
@@ -608,7 +598,7 @@ int ebm_model_load(const char *path, ebm_backend *be, int max_batch, ebm_net **o
     if (t->ndim != 1 || (size_t)t->shape[0] != extras[i].numel) {
       char got[96];
       shape_str(got, sizeof got, t->shape, NULL, t->ndim);
-      fail(err, errlen, "%s: tensor '%s' has shape %s, expected [%zu]", path, name, got,
+      io_fail(err, errlen, "%s: tensor '%s' has shape %s, expected [%zu]", path, name, got,
            extras[i].numel);
       goto done;
     }
@@ -616,7 +606,7 @@ int ebm_model_load(const char *path, ebm_backend *be, int max_batch, ebm_net **o
     extras[i].found = 1;
   }
   if (ebm_net_set_params(net, host, nu ? host_u : NULL) || ebm_sync(be)) {
-    fail(err, errlen, "%s: cannot upload the parameters", path);
+    io_fail(err, errlen, "%s: cannot upload the parameters", path);
     goto done;
   }
   if (info_out) *info_out = info;

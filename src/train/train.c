@@ -99,14 +99,6 @@ struct ebm_trainer {
   float *h_grad;         /* [nparams] the gradient on the host, averaged over the ranks */
 };
 
-static int fail(char *err, size_t errlen, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-static int fail(char *err, size_t errlen, const char *fmt, ...) {
-  va_list ap;
-  va_start(ap, fmt);
-  if (err && errlen) vsnprintf(err, errlen, fmt, ap);
-  va_end(ap);
-  return -1;
-}
 
 /* ---- configuration ------------------------------------------------------------------------ */
 
@@ -121,17 +113,17 @@ int ebm_train_config_default(ebm_train_config *cfg, const char *concept, const c
   const int celeba = celeba_spec_dir(data_spec) != NULL;
   int c = celeba ? -1 : scene_concept_parse(concept);
   if (celeba && !celeba_name_ok(concept))
-    return fail(err, errlen, "'%.40s' cannot be a CelebA attribute (letters, digits and _)", concept);
+    return io_fail(err, errlen, "'%.40s' cannot be a CelebA attribute (letters, digits and _)", concept);
   if (!celeba && c < 0)
-    return fail(err, errlen, "unknown concept '%.40s' (position, size, shape, color, joint; or "
+    return io_fail(err, errlen, "unknown concept '%.40s' (position, size, shape, color, joint; or "
                              "an attribute with --data celeba:DIR)", concept);
   snprintf(cfg->concept, sizeof cfg->concept, "%s", celeba ? concept : canonical_concept(c));
   snprintf(cfg->data_spec, sizeof cfg->data_spec, "%s", data_spec ? data_spec : "general");
   if (strlen(data_spec ? data_spec : "") >= sizeof cfg->data_spec)
-    return fail(err, errlen, "--data: longer than %zu characters", sizeof cfg->data_spec - 1);
+    return io_fail(err, errlen, "--data: longer than %zu characters", sizeof cfg->data_spec - 1);
   if (ebm_net_config_preset(&cfg->net, preset,
                             celeba ? CELEBA_LABEL_DIM : scene_label_dim((scene_concept)c)) != 0)
-    return fail(err, errlen, "unknown network preset '%.40s' (tiny, small32, default32, paper64)", preset);
+    return io_fail(err, errlen, "unknown network preset '%.40s' (tiny, small32, default32, paper64)", preset);
   if (size > 0) cfg->net.resolution = size;
   cfg->batch = 16;
   cfg->lr = 3e-4f;
@@ -176,52 +168,52 @@ int ebm_train_config_recipe(ebm_train_config *cfg, const char *name) {
 int ebm_train_config_validate(const ebm_train_config *cfg, char *err, size_t errlen) {
   char why[256];
   if (ebm_net_config_validate(&cfg->net, why, sizeof why) != 0)
-    return fail(err, errlen, "network: %s", why);
+    return io_fail(err, errlen, "network: %s", why);
   const int celeba = celeba_spec_dir(cfg->data_spec) != NULL;
   int c = celeba ? -1 : scene_concept_parse(cfg->concept);
-  if (!celeba && c < 0) return fail(err, errlen, "unknown concept '%.40s'", cfg->concept);
+  if (!celeba && c < 0) return io_fail(err, errlen, "unknown concept '%.40s'", cfg->concept);
   const int want_dim = celeba ? CELEBA_LABEL_DIM : scene_label_dim((scene_concept)c);
   if (cfg->net.label_dim != want_dim)
-    return fail(err, errlen, "label_dim %d does not match concept %s (%d)", cfg->net.label_dim,
+    return io_fail(err, errlen, "label_dim %d does not match concept %s (%d)", cfg->net.label_dim,
                 cfg->concept, want_dim);
   if (celeba && (!celeba_name_ok(cfg->concept) || !celeba_spec_dir(cfg->data_spec)[0] || cfg->data_dir[0]))
-    return fail(err, errlen, "celeba: needs a folder (--data celeba:DIR), an attribute as the "
+    return io_fail(err, errlen, "celeba: needs a folder (--data celeba:DIR), an attribute as the "
                              "concept, and no --data-dir");
-  if (cfg->net.in_channels != 3) return fail(err, errlen, "in_channels must be 3");
+  if (cfg->net.in_channels != 3) return io_fail(err, errlen, "in_channels must be 3");
   if (cfg->net.resolution < 8 || cfg->net.resolution > 256)
-    return fail(err, errlen, "size %d outside 8..256", cfg->net.resolution);
-  if (cfg->batch < 1 || cfg->batch > 4096) return fail(err, errlen, "batch %d outside 1..4096", cfg->batch);
-  if (!(cfg->lr > 0 && cfg->lr < 1)) return fail(err, errlen, "lr %g outside (0, 1)", cfg->lr);
-  if (!(cfg->beta1 >= 0 && cfg->beta1 < 1)) return fail(err, errlen, "beta1 %g outside [0, 1)", cfg->beta1);
-  if (!(cfg->beta2 >= 0 && cfg->beta2 < 1)) return fail(err, errlen, "beta2 %g outside [0, 1)", cfg->beta2);
-  if (!(cfg->eps > 0)) return fail(err, errlen, "eps must be positive");
+    return io_fail(err, errlen, "size %d outside 8..256", cfg->net.resolution);
+  if (cfg->batch < 1 || cfg->batch > 4096) return io_fail(err, errlen, "batch %d outside 1..4096", cfg->batch);
+  if (!(cfg->lr > 0 && cfg->lr < 1)) return io_fail(err, errlen, "lr %g outside (0, 1)", cfg->lr);
+  if (!(cfg->beta1 >= 0 && cfg->beta1 < 1)) return io_fail(err, errlen, "beta1 %g outside [0, 1)", cfg->beta1);
+  if (!(cfg->beta2 >= 0 && cfg->beta2 < 1)) return io_fail(err, errlen, "beta2 %g outside [0, 1)", cfg->beta2);
+  if (!(cfg->eps > 0)) return io_fail(err, errlen, "eps must be positive");
   if (!(cfg->grad_clip >= 0 && isfinite(cfg->grad_clip)))
-    return fail(err, errlen, "grad clip %g must be >= 0 (0 = off)", cfg->grad_clip);
+    return io_fail(err, errlen, "grad clip %g must be >= 0 (0 = off)", cfg->grad_clip);
   if (cfg->langevin_steps < 1 || cfg->langevin_steps > 100000)
-    return fail(err, errlen, "langevin steps %d outside 1..100000", cfg->langevin_steps);
-  if (!(cfg->step_lr >= 0 && isfinite(cfg->step_lr))) return fail(err, errlen, "step lr must be >= 0");
-  if (!(cfg->noise >= 0 && isfinite(cfg->noise))) return fail(err, errlen, "noise must be >= 0");
-  if (!(cfg->replay >= 0 && cfg->replay <= 1)) return fail(err, errlen, "replay %g outside [0, 1]", cfg->replay);
+    return io_fail(err, errlen, "langevin steps %d outside 1..100000", cfg->langevin_steps);
+  if (!(cfg->step_lr >= 0 && isfinite(cfg->step_lr))) return io_fail(err, errlen, "step lr must be >= 0");
+  if (!(cfg->noise >= 0 && isfinite(cfg->noise))) return io_fail(err, errlen, "noise must be >= 0");
+  if (!(cfg->replay >= 0 && cfg->replay <= 1)) return io_fail(err, errlen, "replay %g outside [0, 1]", cfg->replay);
   if (cfg->buffer_size < 1 || cfg->buffer_size > 10000000)
-    return fail(err, errlen, "buffer %d outside 1..10000000", cfg->buffer_size);
-  if (!(cfg->alpha >= 0 && isfinite(cfg->alpha))) return fail(err, errlen, "alpha must be >= 0");
-  if (!(cfg->ema >= 0 && cfg->ema < 1)) return fail(err, errlen, "ema %g outside [0, 1)", cfg->ema);
-  if (!(cfg->diverge_energy > 0)) return fail(err, errlen, "divergence threshold must be positive");
+    return io_fail(err, errlen, "buffer %d outside 1..10000000", cfg->buffer_size);
+  if (!(cfg->alpha >= 0 && isfinite(cfg->alpha))) return io_fail(err, errlen, "alpha must be >= 0");
+  if (!(cfg->ema >= 0 && cfg->ema < 1)) return io_fail(err, errlen, "ema %g outside [0, 1)", cfg->ema);
+  if (!(cfg->diverge_energy > 0)) return io_fail(err, errlen, "divergence threshold must be positive");
   if (!(cfg->label_weight >= 0 && isfinite(cfg->label_weight)))
-    return fail(err, errlen, "label weight %g must be >= 0", cfg->label_weight);
+    return io_fail(err, errlen, "label weight %g must be >= 0", cfg->label_weight);
   if (!(cfg->label_temp > 0 && isfinite(cfg->label_temp)))
-    return fail(err, errlen, "label temperature %g must be positive", cfg->label_temp);
+    return io_fail(err, errlen, "label temperature %g must be positive", cfg->label_temp);
   if (cfg->sample_steps < 0 || cfg->sample_steps > 1000000)
-    return fail(err, errlen, "sample steps %d outside 0..1000000", cfg->sample_steps);
+    return io_fail(err, errlen, "sample steps %d outside 0..1000000", cfg->sample_steps);
   if (cfg->label_negatives < 1 || cfg->label_negatives > 63)
-    return fail(err, errlen, "label negatives %d outside 1..63", cfg->label_negatives);
+    return io_fail(err, errlen, "label negatives %d outside 1..63", cfg->label_negatives);
   if (c == SCENE_CONCEPT_JOINT && cfg->label_weight > 0)
-    return fail(err, errlen, "the label-contrastive term has no candidate labels for the joint "
+    return io_fail(err, errlen, "the label-contrastive term has no candidate labels for the joint "
                              "concept (use --label-weight 0)");
   if (!cfg->data_dir[0] && !celeba) {
     scene_spec spec;
     if (scene_spec_parse(cfg->data_spec, &spec, why, sizeof why) != 0)
-      return fail(err, errlen, "data: %s (or celeba:DIR)", why);
+      return io_fail(err, errlen, "data: %s (or celeba:DIR)", why);
   }
   return 0;
 }
@@ -231,7 +223,7 @@ int ebm_train_label_info(const ebm_train_config *cfg, ebm_model_info *info, char
   ebm_model_info_default(info, &cfg->net);
   const int celeba = celeba_spec_dir(cfg->data_spec) != NULL;
   int c = celeba ? -1 : scene_concept_parse(cfg->concept);
-  if (!celeba && c < 0) return fail(err, errlen, "unknown concept '%.40s'", cfg->concept);
+  if (!celeba && c < 0) return io_fail(err, errlen, "unknown concept '%.40s'", cfg->concept);
   snprintf(info->concept, sizeof info->concept, "%s", cfg->concept);
   info->label_kind = (celeba || c == SCENE_CONCEPT_SHAPE || c == SCENE_CONCEPT_COLOUR)
                          ? EBM_LABEL_ONEHOT : EBM_LABEL_VECTOR;
@@ -246,7 +238,7 @@ int ebm_train_label_info(const ebm_train_config *cfg, ebm_model_info *info, char
     p = e ? e + 1 : p + strlen(p);
   }
   if (k != cfg->net.label_dim)
-    return fail(err, errlen, "concept %s has %d label names for label_dim %d", cfg->concept, k,
+    return io_fail(err, errlen, "concept %s has %d label names for label_dim %d", cfg->concept, k,
                 cfg->net.label_dim);
   if (c == SCENE_CONCEPT_POSITION || c == SCENE_CONCEPT_JOINT) {
     for (int i = 0; i < 2; i++) info->label_min[i] = -1.0f, info->label_max[i] = 1.0f;
@@ -313,7 +305,7 @@ static int state_int(const float *s, int i, const char *name, double lo, double 
                      char *err, size_t errlen) {
   double v = s[i];
   if (!(v >= lo && v <= hi) || v != floor(v))
-    return fail(err, errlen, "train.state: %s = %.9g is not an integer in %.0f..%.0f", name, v,
+    return io_fail(err, errlen, "train.state: %s = %.9g is not an integer in %.0f..%.0f", name, v,
                 lo, hi);
   *out = (int64_t)v;
   return 0;
@@ -325,9 +317,9 @@ static int state_int(const float *s, int i, const char *name, double lo, double 
 static int state_unpack(ebm_train_config *c, int64_t *count, int64_t *seen, const float *s,
                         char *err, size_t errlen) {
   for (int i = 0; i < TRAIN_STATE_FLOATS; i++)
-    if (!isfinite(s[i])) return fail(err, errlen, "train.state[%d] is not finite", i);
+    if (!isfinite(s[i])) return io_fail(err, errlen, "train.state[%d] is not finite", i);
   if (s[0] != TRAIN_STATE_VERSION)
-    return fail(err, errlen, "train.state version %g, expected %d", s[0], TRAIN_STATE_VERSION);
+    return io_fail(err, errlen, "train.state version %g, expected %d", s[0], TRAIN_STATE_VERSION);
   int64_t batch = 0, adam_clip = 0, lsteps = 0, buffer = 0, reservoir = 0, chain_init = 0;
   int64_t count_lo = 0, count_hi = 0, seen_lo = 0, seen_hi = 0;
   const double half = 16777215.0; /* each counter is two 24-bit halves */
@@ -346,15 +338,15 @@ static int state_unpack(ebm_train_config *c, int64_t *count, int64_t *seen, cons
   *seen = seen_lo + (seen_hi << 24);
   /* ring and reservoir both fill the buffer first: count = min(seen, buffer) */
   if (*count > buffer)
-    return fail(err, errlen, "train.state: replay_count %lld exceeds the buffer size %lld",
+    return io_fail(err, errlen, "train.state: replay_count %lld exceeds the buffer size %lld",
                 (long long)*count, (long long)buffer);
   if (*count != (*seen < buffer ? *seen : buffer))
-    return fail(err, errlen, "train.state: replay_count %lld does not match replay_seen %lld "
+    return io_fail(err, errlen, "train.state: replay_count %lld does not match replay_seen %lld "
                              "with a buffer of %lld", (long long)*count, (long long)*seen,
                 (long long)buffer);
   for (int k = 0; k < 3; k++)
     if (!(s[22 + k] >= 0 && s[22 + k] <= 1 && s[25 + k] >= 0 && s[25 + k] <= 1))
-      return fail(err, errlen, "train.state: init_mean/init_std[%d] outside [0, 1]", k);
+      return io_fail(err, errlen, "train.state: init_mean/init_std[%d] outside [0, 1]", k);
   c->batch = (int)batch;
   c->lr = s[2];
   c->beta1 = s[3];
@@ -393,20 +385,20 @@ int ebm_train_frozen_parse(const char *arg, ebm_train_frozen *out, char *err, si
   memset(out, 0, sizeof *out);
   const char *eq = strrchr(arg, '=');
   if (!eq || eq == arg || !eq[1])
-    return fail(err, errlen, "--frozen '%.80s': expected MODEL=LABEL", arg);
+    return io_fail(err, errlen, "--frozen '%.80s': expected MODEL=LABEL", arg);
   size_t plen = (size_t)(eq - arg);
-  if (plen >= sizeof out->path) return fail(err, errlen, "--frozen: path too long");
+  if (plen >= sizeof out->path) return io_fail(err, errlen, "--frozen: path too long");
   memcpy(out->path, arg, plen);
   out->path[plen] = 0;
   const char *path = out->path;
   ebm_model_info info;
   char why[512];
   if (ebm_model_read_info(path, &info, why, sizeof why) != 0)
-    return fail(err, errlen, "--frozen %s: %s", path, why);
+    return io_fail(err, errlen, "--frozen %s: %s", path, why);
   const char *label = eq + 1;
   if (!strcmp(label, "data")) {
     if (scene_concept_parse(info.concept) < 0)
-      return fail(err, errlen, "--frozen %s: concept '%s' is not a scene concept, so its label cannot come from the data",
+      return io_fail(err, errlen, "--frozen %s: concept '%s' is not a scene concept, so its label cannot come from the data",
                   path, info.concept);
     out->label_from_data = 1;
     return 0;
@@ -414,7 +406,7 @@ int ebm_train_frozen_parse(const char *arg, ebm_train_frozen *out, char *err, si
   const int L = info.config.label_dim;
   if (info.label_kind == EBM_LABEL_ONEHOT) {
     int k = ebm_model_label_index(&info, label);
-    if (k < 0) return fail(err, errlen, "--frozen %s: no label '%.40s' in this %s model", path, label, info.concept);
+    if (k < 0) return io_fail(err, errlen, "--frozen %s: no label '%.40s' in this %s model", path, label, info.concept);
     out->label[k] = 1.0f;
     return 0;
   }
@@ -423,7 +415,7 @@ int ebm_train_frozen_parse(const char *arg, ebm_train_frozen *out, char *err, si
     char *end;
     double v = strtod(p, &end);
     if (end == p || !isfinite(v) || (i < L - 1 ? *end != ',' : *end != 0))
-      return fail(err, errlen, "--frozen %s: label '%.40s' must be %d comma-separated numbers", path, label, L);
+      return io_fail(err, errlen, "--frozen %s: label '%.40s' must be %d comma-separated numbers", path, label, L);
     out->label[i] = (float)v;
     p = end + 1;
   }
@@ -438,11 +430,11 @@ static int read_dataset(ebm_trainer *tr, char *err, size_t errlen) {
   void *text = NULL;
   size_t n = 0;
   if (io_read_file(path, (size_t)1 << 30, &text, &n, why, sizeof why) != 0)
-    return fail(err, errlen, "--data-dir: %s", why);
+    return io_fail(err, errlen, "--data-dir: %s", why);
   char *s = realloc(text, n + 1);
   if (!s) {
     free(text);
-    return fail(err, errlen, "out of memory");
+    return io_fail(err, errlen, "out of memory");
   }
   s[n] = 0;
   int64_t rows = 0;
@@ -453,7 +445,7 @@ static int read_dataset(ebm_trainer *tr, char *err, size_t errlen) {
   tr->data_desc = calloc((size_t)(rows ? rows : 1), sizeof(scene_desc));
   int rc = 0;
   if (!tr->data_images || !tr->data_labels || !tr->data_desc) {
-    rc = fail(err, errlen, "out of memory for the dataset");
+    rc = io_fail(err, errlen, "out of memory for the dataset");
     goto done;
   }
   int line_no = 0;
@@ -472,7 +464,7 @@ static int read_dataset(ebm_trainer *tr, char *err, size_t errlen) {
     char shape[32], colour[32];
     if (sscanf(line, "%u,%d,%f,%f,%f,%31[^,],%31[^,\r\n]%n", &index, &nobj, &x, &y, &size, shape,
                colour, &used) != 7 || nobj < 1) {
-      rc = fail(err, errlen, "%s line %d: expected index,nobj,x,y,size,shape,colour", path, line_no);
+      rc = io_fail(err, errlen, "%s line %d: expected index,nobj,x,y,size,shape,colour", path, line_no);
       goto done;
     }
     scene_desc *d = &tr->data_desc[tr->data_n];
@@ -483,7 +475,7 @@ static int read_dataset(ebm_trainer *tr, char *err, size_t errlen) {
     d->obj[0].shape = scene_shape_from_name(shape);
     d->obj[0].colour = scene_colour_from_name(colour);
     if (d->obj[0].shape < 0 || d->obj[0].colour < 0) {
-      rc = fail(err, errlen, "%s line %d: unknown shape '%s' or colour '%s'", path, line_no, shape, colour);
+      rc = io_fail(err, errlen, "%s line %d: unknown shape '%s' or colour '%s'", path, line_no, shape, colour);
       goto done;
     }
     scene_label(d, 0, (scene_concept)tr->concept, tr->data_labels + (size_t)tr->data_n * L);
@@ -493,7 +485,7 @@ static int read_dataset(ebm_trainer *tr, char *err, size_t errlen) {
     int W = 0, H = 0, ntext = 0;
     img_text *text = NULL;
     if (img_read_png_rgb8(png, &rgb, &W, &H, &text, &ntext, why, sizeof why) != 0) {
-      rc = fail(err, errlen, "--data-dir: %s", why);
+      rc = io_fail(err, errlen, "--data-dir: %s", why);
       goto done;
     }
     /* Images from `vkebm data` carry their own index, seed and labels: they must be the row's,
@@ -513,13 +505,13 @@ static int read_dataset(ebm_trainer *tr, char *err, size_t errlen) {
     img_text_free(text, ntext);
     if (mismatch) {
       free(rgb);
-      rc = fail(err, errlen, "--data-dir: %s: its %s differs from labels.csv line %d: the folder "
+      rc = io_fail(err, errlen, "--data-dir: %s: its %s differs from labels.csv line %d: the folder "
                              "mixes two `vkebm data` runs (regenerate it)", png, mismatch, line_no);
       goto done;
     }
     if (W != R || H != R) {
       free(rgb);
-      rc = fail(err, errlen, "%s is %dx%d, the network takes %dx%d (--size)", png, W, H, R, R);
+      rc = io_fail(err, errlen, "%s is %dx%d, the network takes %dx%d (--size)", png, W, H, R, R);
       goto done;
     }
     uint8_t *dst = tr->data_images + (size_t)tr->data_n * tr->npix;
@@ -528,7 +520,7 @@ static int read_dataset(ebm_trainer *tr, char *err, size_t errlen) {
     free(rgb);
     tr->data_n++;
   }
-  if (tr->data_n == 0) rc = fail(err, errlen, "--data-dir %s: no images in labels.csv", tr->cfg.data_dir);
+  if (tr->data_n == 0) rc = io_fail(err, errlen, "--data-dir %s: no images in labels.csv", tr->cfg.data_dir);
 done:
   free(s);
   return rc;
@@ -546,7 +538,7 @@ static int read_celeba(ebm_trainer *tr, const char *dir, char *err, size_t errle
   tr->data_desc = calloc((size_t)d.n, sizeof(scene_desc));
   if (!tr->data_labels || !tr->data_desc) {
     free(d.yes);
-    return fail(err, errlen, "out of memory for the labels of %d images", d.n);
+    return io_fail(err, errlen, "out of memory for the labels of %d images", d.n);
   }
   for (int i = 0; i < d.n; i++) {
     tr->data_labels[(size_t)i * 2] = d.yes[i] ? 0.0f : 1.0f;
@@ -607,7 +599,7 @@ static int fit_chain_init(ebm_trainer *tr, char *err, size_t errlen) {
   float *img = malloc(sizeof(float) * (size_t)3 * HW), *packed = malloc(sizeof(float) * VKEBM_SCENE_FLOATS);
   if (!img || !packed) {
     free(img), free(packed);
-    return fail(err, errlen, "out of memory fitting the chain start");
+    return io_fail(err, errlen, "out of memory fitting the chain start");
   }
   double s1[3] = {0}, s2[3] = {0};
   for (int i = 0; i < n; i++) {
@@ -650,7 +642,7 @@ static int fit_input_norm(ebm_trainer *tr, char *err, size_t errlen) {
   float *img = malloc(sizeof(float) * npix), *packed = malloc(sizeof(float) * VKEBM_SCENE_FLOATS);
   if (!img || !packed) {
     free(img), free(packed);
-    return fail(err, errlen, "out of memory fitting the input normalisation");
+    return io_fail(err, errlen, "out of memory fitting the input normalisation");
   }
   double s1 = 0, s2 = 0;
   for (int i = 0; i < n; i++) {
@@ -669,7 +661,7 @@ static int fit_input_norm(ebm_trainer *tr, char *err, size_t errlen) {
   const double m = s1 / ((double)n * npix), var = s2 / ((double)n * npix) - m * m;
   const double sd = sqrt(var > 0 ? var : 0);
   if (!(sd > 1e-3))
-    return fail(err, errlen, "--input-norm: the data's pixels do not vary (std %g)", sd);
+    return io_fail(err, errlen, "--input-norm: the data's pixels do not vary (std %g)", sd);
   tr->cfg.net.in_shift = (float)m;
   tr->cfg.net.in_scale = (float)(1.0 / sd);
   return 0;
@@ -934,12 +926,12 @@ static int load_checkpoint(ebm_trainer *tr, const char *path, char *err, size_t 
   ebm_net *probe = NULL;
   ebm_model_info info;
   if (ebm_model_load(path, tr->be, 1, &probe, &info, ex0, 2, why, sizeof why) != 0)
-    return fail(err, errlen, "cannot resume from %s: %s", path, why);
+    return io_fail(err, errlen, "cannot resume from %s: %s", path, why);
   ebm_net_destroy(probe);
   if (state_unpack(&tr->cfg, &tr->replay_count, &tr->replay_seen, state, why, sizeof why) != 0)
-    return fail(err, errlen, "cannot resume from %s: %s", path, why);
+    return io_fail(err, errlen, "cannot resume from %s: %s", path, why);
   if (tr->cfg.batch % tr->nranks != 0) /* the checkpoint holds the global batch */
-    return fail(err, errlen, "cannot resume from %s on %d ranks: its batch of %d does not split "
+    return io_fail(err, errlen, "cannot resume from %s on %d ranks: its batch of %d does not split "
                              "evenly (use a rank count that divides %d)",
                 path, tr->nranks, tr->cfg.batch, tr->cfg.batch);
   tr->cfg.batch /= tr->nranks;
@@ -952,20 +944,20 @@ static int load_checkpoint(ebm_trainer *tr, const char *path, char *err, size_t 
     snprintf(tr->cfg.data_spec, sizeof tr->cfg.data_spec, "%s", info.data_spec);
   }
   if (info.seed > 0xffffffffu)
-    return fail(err, errlen, "cannot resume from %s: seed %llu is more than 32 bits", path,
+    return io_fail(err, errlen, "cannot resume from %s: seed %llu is more than 32 bits", path,
                 (unsigned long long)info.seed);
   if (info.step > EBM_TRAIN_MAX_STEPS)
-    return fail(err, errlen, "cannot resume from %s: step %lld is more than %d", path,
+    return io_fail(err, errlen, "cannot resume from %s: step %lld is more than %d", path,
                 (long long)info.step, EBM_TRAIN_MAX_STEPS);
   tr->cfg.seed = (uint32_t)info.seed;
   tr->step = info.step;
   if (ebm_train_config_validate(&tr->cfg, why, sizeof why) != 0)
-    return fail(err, errlen, "cannot resume from %s: %s", path, why);
+    return io_fail(err, errlen, "cannot resume from %s: %s", path, why);
   /* The replay buffer is sized by buffer_size: the file must hold exactly that many images
    * before it is allocated (10^7 images of 256x256 would be 2 TB). */
   size_t rbytes = (size_t)tr->cfg.buffer_size * 3 * (size_t)tr->cfg.net.resolution * tr->cfg.net.resolution;
   if (ex0[1].numel != packed_len(rbytes))
-    return fail(err, errlen, "cannot resume from %s: replay.images holds %zu values, buffer_size %d "
+    return io_fail(err, errlen, "cannot resume from %s: replay.images holds %zu values, buffer_size %d "
                              "needs %zu", path, ex0[1].numel, tr->cfg.buffer_size, packed_len(rbytes));
   return 0;
 }
@@ -982,11 +974,11 @@ int ebm_trainer_create_comm(ebm_trainer **out, ebm_backend *be, const ebm_train_
   *out = NULL;
   char why[512];
   if (nfrozen < 0 || nfrozen > EBM_TRAIN_MAX_FROZEN)
-    return fail(err, errlen, "at most %d frozen models", EBM_TRAIN_MAX_FROZEN);
+    return io_fail(err, errlen, "at most %d frozen models", EBM_TRAIN_MAX_FROZEN);
   if (comm && (comm->size < 1 || comm->rank < 0 || comm->rank >= comm->size))
-    return fail(err, errlen, "rank %d of %d", comm->rank, comm->size);
+    return io_fail(err, errlen, "rank %d of %d", comm->rank, comm->size);
   ebm_trainer *tr = calloc(1, sizeof *tr);
-  if (!tr) return fail(err, errlen, "out of memory");
+  if (!tr) return io_fail(err, errlen, "out of memory");
   tr->be = be;
   tr->comm = comm && comm->size > 1 ? comm : NULL;
   tr->rank = tr->comm ? comm->rank : 0;
@@ -995,7 +987,7 @@ int ebm_trainer_create_comm(ebm_trainer **out, ebm_backend *be, const ebm_train_
     if (load_checkpoint(tr, resume_path, err, errlen) != 0) goto fail_out;
   } else {
     if (!cfg) {
-      fail(err, errlen, "no configuration");
+      io_fail(err, errlen, "no configuration");
       goto fail_out;
     }
     tr->cfg = *cfg;
@@ -1005,7 +997,7 @@ int ebm_trainer_create_comm(ebm_trainer **out, ebm_backend *be, const ebm_train_
   const char *celeba_dir = celeba_spec_dir(c->data_spec);
   tr->concept = celeba_dir ? -1 : scene_concept_parse(c->concept);
   if (!c->data_dir[0] && !celeba_dir && scene_spec_parse(c->data_spec, &tr->spec, why, sizeof why) != 0) {
-    fail(err, errlen, "data: %s", why);
+    io_fail(err, errlen, "data: %s", why);
     goto fail_out;
   }
   if (ebm_train_label_info(c, &tr->label_info, err, errlen) != 0) goto fail_out;
@@ -1013,7 +1005,7 @@ int ebm_trainer_create_comm(ebm_trainer **out, ebm_backend *be, const ebm_train_
   tr->npix = (size_t)3 * R * R;
   tr->chain0 = (int64_t)tr->rank * B;
   if ((int64_t)B * tr->nranks > 4096) {
-    fail(err, errlen, "batch %d on %d ranks is a global batch of %lld; at most 4096", B,
+    io_fail(err, errlen, "batch %d on %d ranks is a global batch of %lld; at most 4096", B,
          tr->nranks, (long long)B * tr->nranks);
     goto fail_out;
   }
@@ -1023,7 +1015,7 @@ int ebm_trainer_create_comm(ebm_trainer **out, ebm_backend *be, const ebm_train_
   if (!resume_path && c->input_norm && fit_input_norm(tr, err, errlen) != 0) goto fail_out;
   if (ebm_net_create(&tr->net, be, &c->net, 2 * B, c->seed, why, sizeof why) != 0 ||
       (c->ema > 0 && ebm_net_create(&tr->ema, be, &c->net, B, c->seed, why, sizeof why) != 0)) {
-    fail(err, errlen, "network: %s", why);
+    io_fail(err, errlen, "network: %s", why);
     goto fail_out;
   }
   tr->nparams = ebm_net_param_count(tr->net);
@@ -1057,7 +1049,7 @@ int ebm_trainer_create_comm(ebm_trainer **out, ebm_backend *be, const ebm_train_
       !tr->dx_tmp || !tr->scenes || !tr->adam_m || !tr->adam_v || !tr->norm || !tr->replay ||
       !tr->h_x || !tr->h_c || !tr->h_cand || !tr->h_cand_e || !tr->h_frozen_c || !tr->h_scenes || !tr->h_desc ||
       !tr->plan || !tr->xfer || (tr->comm && !tr->h_grad)) {
-    fail(err, errlen, "out of memory (buffer of %d images at %dx%d, batch %d)", c->buffer_size,
+    io_fail(err, errlen, "out of memory (buffer of %d images at %dx%d, batch %d)", c->buffer_size,
          R, R, B);
     goto fail_out;
   }
@@ -1066,26 +1058,26 @@ int ebm_trainer_create_comm(ebm_trainer **out, ebm_backend *be, const ebm_train_
   for (int f = 0; f < nfrozen; f++) {
     frozen_model *fm = &tr->frozen[f];
     if (ebm_model_load(frozen[f].path, be, B, &fm->net, &fm->info, NULL, 0, why, sizeof why) != 0) {
-      fail(err, errlen, "--frozen %s: %s", frozen[f].path, why);
+      io_fail(err, errlen, "--frozen %s: %s", frozen[f].path, why);
       goto fail_out;
     }
     tr->nfrozen = f + 1;
     if (fm->info.config.resolution != R) {
-      fail(err, errlen, "--frozen %s: resolution %d, the trained model's is %d", frozen[f].path,
+      io_fail(err, errlen, "--frozen %s: resolution %d, the trained model's is %d", frozen[f].path,
            fm->info.config.resolution, R);
       goto fail_out;
     }
     fm->concept = scene_concept_parse(fm->info.concept);
     fm->label_from_data = frozen[f].label_from_data;
     if (celeba_dir && fm->label_from_data) {
-      fail(err, errlen, "--frozen %s=data: CelebA rows carry no scene labels; give the frozen "
+      io_fail(err, errlen, "--frozen %s=data: CelebA rows carry no scene labels; give the frozen "
                         "model's label (e.g. =yes)", frozen[f].path);
       goto fail_out;
     }
     memcpy(fm->label, frozen[f].label, sizeof fm->label);
     fm->labels = ebm_alloc(be, (size_t)B * fm->info.config.label_dim);
     if (!fm->labels) {
-      fail(err, errlen, "out of memory");
+      io_fail(err, errlen, "out of memory");
       goto fail_out;
     }
   }
@@ -1099,7 +1091,7 @@ int ebm_trainer_create_comm(ebm_trainer **out, ebm_backend *be, const ebm_train_
     float *rp = malloc(packed_len(rbytes) * sizeof(float));
     ebm_net *loaded = NULL;
     int ok = m && v && ep && eu && rp;
-    if (!ok) fail(err, errlen, "out of memory reading %s", resume_path);
+    if (!ok) io_fail(err, errlen, "out of memory reading %s", resume_path);
     ebm_model_extra ex[] = {{"adam.m", m, tr->nparams, 1, 0},
                             {"adam.v", v, tr->nparams, 1, 0},
                             {"replay.images", rp, packed_len(rbytes), 1, 0},
@@ -1108,24 +1100,24 @@ int ebm_trainer_create_comm(ebm_trainer **out, ebm_backend *be, const ebm_train_
     int nex = tr->nsn_u > 0 ? 5 : 4;
     if (ok && ebm_model_load(resume_path, be, 1, &loaded, NULL, ex, nex, why, sizeof why) != 0) {
       ok = 0;
-      fail(err, errlen, "cannot resume from %s: %s", resume_path, why);
+      io_fail(err, errlen, "cannot resume from %s: %s", resume_path, why);
     }
     float *p = ok ? malloc(tr->nparams * sizeof(float)) : NULL;
     float *u = ok ? malloc((tr->nsn_u + 1) * sizeof(float)) : NULL;
     if (ok && (!p || !u || ebm_net_get_params(loaded, p, u) != 0 ||
                ebm_net_set_params(tr->net, p, u) != 0)) {
       ok = 0;
-      fail(err, errlen, "cannot resume from %s: copying the parameters failed", resume_path);
+      io_fail(err, errlen, "cannot resume from %s: copying the parameters failed", resume_path);
     }
     /* the whole buffer, of which this rank keeps its slots (any rank count: re-sharded) */
     uint8_t *full = ok && tr->comm ? malloc(rbytes) : tr->replay;
     if (ok && !full) {
       ok = 0;
-      fail(err, errlen, "out of memory reading %s", resume_path);
+      io_fail(err, errlen, "out of memory reading %s", resume_path);
     }
     if (ok && unpack_bytes(full, rp, rbytes) != 0) {
       ok = 0;
-      fail(err, errlen, "cannot resume from %s: replay.images is damaged", resume_path);
+      io_fail(err, errlen, "cannot resume from %s: replay.images is damaged", resume_path);
     }
     if (ok && full != tr->replay)
       shard_take(tr->replay, full, tr->npix, c->buffer_size, tr->rank, tr->nranks);
@@ -1134,7 +1126,7 @@ int ebm_trainer_create_comm(ebm_trainer **out, ebm_backend *be, const ebm_train_
                ebm_upload(be, ebm_ref_of(tr->adam_v), v, tr->nparams) ||
                (tr->ema && ebm_net_set_params(tr->ema, ep, tr->nsn_u ? eu : NULL) != 0))) {
       ok = 0;
-      fail(err, errlen, "cannot resume from %s: upload failed", resume_path);
+      io_fail(err, errlen, "cannot resume from %s: upload failed", resume_path);
     }
     ebm_net_destroy(loaded);
     free(m), free(v), free(ep), free(eu), free(rp), free(p), free(u);
@@ -1146,12 +1138,12 @@ int ebm_trainer_create_comm(ebm_trainer **out, ebm_backend *be, const ebm_train_
               ebm_net_set_params(tr->ema, p, u) != 0;
     free(p), free(u);
     if (bad) {
-      fail(err, errlen, "initialising the EMA weights failed");
+      io_fail(err, errlen, "initialising the EMA weights failed");
       goto fail_out;
     }
   }
   if (ebm_sync(be) != 0) {
-    fail(err, errlen, "the %s backend failed while setting up training", ebm_backend_name(be));
+    io_fail(err, errlen, "the %s backend failed while setting up training", ebm_backend_name(be));
     goto fail_out;
   }
   *out = tr;
@@ -1251,9 +1243,9 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
   ebm_net_refresh(tr->net, 1);
   if (tr->ema) ebm_net_refresh(tr->ema, 1);
 
-  if (load_positives(tr) != 0) return fail(err, errlen, "uploading the batch failed");
+  if (load_positives(tr) != 0) return io_fail(err, errlen, "uploading the batch failed");
   profile_mark(tr, &t, prof ? &prof->data_s : NULL);
-  if (init_negatives(tr) != 0) return fail(err, errlen, "starting the chains failed");
+  if (init_negatives(tr) != 0) return io_fail(err, errlen, "starting the chains failed");
   profile_mark(tr, &t, prof ? &prof->buffer_s : NULL);
 
   /* Langevin: the paper sampler's step (ebm_sampler_step: noise, then the gradient of the
@@ -1276,7 +1268,7 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
   float e[2 * 4096];
   if (ebm_download(be, e, ebm_ref_of(tr->energy), 2 * (size_t)B) != 0 ||
       ebm_download(be, tr->h_x, x_neg, nneg) != 0)
-    return fail(err, errlen, "the %s backend failed during sampling", ebm_backend_name(be));
+    return io_fail(err, errlen, "the %s backend failed during sampling", ebm_backend_name(be));
   double sp = 0, sn = 0, sp2 = 0, sn2 = 0;
   for (int b = 0; b < B; b++) {
     sp += e[b], sp2 += (double)e[b] * e[b];
@@ -1285,7 +1277,7 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
   /* the means over the global batch: every rank gets the same sums, so all agree on divergence */
   double sums[4] = {sp, sn, sp2, sn2};
   if (tr->comm && tr->comm->sum_f64(tr->comm->ctx, sums, 4) != 0)
-    return fail(err, errlen, "summing the energies over %d ranks failed", tr->nranks);
+    return io_fail(err, errlen, "summing the energies over %d ranks failed", tr->nranks);
   const int G = B * tr->nranks;
   const double ep = sums[0] / G, en = sums[1] / G;
   double loss = ep - en + c->alpha * (sums[2] / G + sums[3] / G);
@@ -1297,7 +1289,7 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
                     (long long)tr->step + 1, c->diverge_energy, ep, en);
   profile_mark(tr, &t, prof ? &prof->param_s : NULL);
   if (store_negatives(tr) != 0)
-    return fail(err, errlen, "storing the chains in the replay buffer failed");
+    return io_fail(err, errlen, "storing the chains in the replay buffer failed");
   profile_mark(tr, &t, prof ? &prof->buffer_s : NULL);
 
   /* dL/dE per sample */
@@ -1307,21 +1299,21 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
     de[B + b] = (float)((-1.0 + 2.0 * c->alpha * e[B + b]) / B);
   }
   if (ebm_upload(be, ebm_ref_of(tr->dE), de, 2 * (size_t)B) != 0)
-    return fail(err, errlen, "upload failed");
+    return io_fail(err, errlen, "upload failed");
   ebm_net_zero_grads(tr->net);
   ebm_net_backward(tr->net, ebm_ref_of(tr->dE), EBM_NOREF, EBM_NOREF, 1, 2 * B);
   double label_ce = 0, label_acc = 0;
   if (c->label_weight > 0 && label_contrastive(tr, &label_ce, &label_acc) != 0)
-    return fail(err, errlen, "the %s backend failed in the label term", ebm_backend_name(be));
+    return io_fail(err, errlen, "the %s backend failed in the label term", ebm_backend_name(be));
   if (tr->comm && mean_over_ranks(tr, &label_ce, &label_acc) != 0)
-    return fail(err, errlen, "averaging the gradient over %d ranks failed", tr->nranks);
+    return io_fail(err, errlen, "averaging the gradient over %d ranks failed", tr->nranks);
   if (!isfinite(label_ce))
     return diverged(err, errlen, "diverged at step %lld: the label term is not finite",
                     (long long)tr->step + 1);
   ebm_sumsq(be, ebm_ref_of(tr->norm), ebm_net_grads(tr->net), tr->nparams);
   float sumsq = 0;
   if (ebm_download(be, &sumsq, ebm_ref_of(tr->norm), 1) != 0)
-    return fail(err, errlen, "the %s backend failed during the backward pass", ebm_backend_name(be));
+    return io_fail(err, errlen, "the %s backend failed during the backward pass", ebm_backend_name(be));
   const double gnorm = sqrt((double)sumsq);
   if (!isfinite(gnorm))
     return diverged(err, errlen, "diverged at step %lld: the gradient is not finite",
@@ -1337,7 +1329,7 @@ int ebm_trainer_step(ebm_trainer *tr, ebm_train_stats *stats, char *err, size_t 
     ebm_scale(be, ema, c->ema, ema, tr->nparams);
     ebm_axpy(be, ema, 1.0f - c->ema, ebm_net_params(tr->net), tr->nparams);
   }
-  if (ebm_sync(be) != 0) return fail(err, errlen, "the %s backend failed during the update", ebm_backend_name(be));
+  if (ebm_sync(be) != 0) return io_fail(err, errlen, "the %s backend failed during the update", ebm_backend_name(be));
   profile_mark(tr, &t, prof ? &prof->optim_s : NULL);
   if (prof) prof->iters++;
   tr->step++;
@@ -1383,7 +1375,7 @@ int ebm_trainer_save_checkpoint(ebm_trainer *tr, const char *path, char *err, si
     int rc = (tr->rank != 0 || full) &&
                      shard_gather(tr->comm, tr->replay, tr->npix, tr->cfg.buffer_size, full) == 0
                  ? 0
-                 : fail(err, errlen, "gathering the replay buffer from %d ranks failed", tr->nranks);
+                 : io_fail(err, errlen, "gathering the replay buffer from %d ranks failed", tr->nranks);
     if (rc == 0 && tr->rank == 0) rc = save_checkpoint_file(tr, path, full, err, errlen);
     free(full);
     return rc;
@@ -1401,13 +1393,13 @@ static int save_checkpoint_file(ebm_trainer *tr, const char *path, const uint8_t
   float state[TRAIN_STATE_FLOATS];
   int rc = -1;
   if (!m || !v || !ep || !eu || !rp) {
-    fail(err, errlen, "out of memory writing a checkpoint");
+    io_fail(err, errlen, "out of memory writing a checkpoint");
     goto done;
   }
   if (ebm_download(tr->be, m, ebm_ref_of(tr->adam_m), tr->nparams) ||
       ebm_download(tr->be, v, ebm_ref_of(tr->adam_v), tr->nparams) ||
       (tr->ema && ebm_net_get_params(tr->ema, ep, eu) != 0)) {
-    fail(err, errlen, "reading the training state from the %s backend failed", ebm_backend_name(tr->be));
+    io_fail(err, errlen, "reading the training state from the %s backend failed", ebm_backend_name(tr->be));
     goto done;
   }
   pack_bytes(rp, replay, rbytes);
