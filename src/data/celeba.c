@@ -296,7 +296,9 @@ static void resample(const uint8_t *rgb, int W, int H, double fx0, double fy0, d
       double acc[3] = {0, 0, 0};
       for (int k = (int)a; k < b; k++) {
         const double w = (k + 1 < b ? k + 1 : b) - (k > a ? k : a);
-        for (int c = 0; c < 3; c++) acc[c] += w * tmp[((size_t)(k - ky0) * R + x) * 3 + c];
+        /* (o + 1) * step can round past fy0 + side: the row past the last one repeats it */
+        const int r = k - ky0 < rows ? k - ky0 : rows - 1;
+        for (int c = 0; c < 3; c++) acc[c] += w * tmp[((size_t)r * R + x) * 3 + c];
       }
       for (int c = 0; c < 3; c++) {
         const double v = acc[c] / step + 0.5;
